@@ -1,0 +1,35 @@
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup test lint unit demo bench e2e schema crd clean
+
+setup:
+	bash scripts/setup.sh
+
+## The README's test command: lint, types, and every test (real FFmpeg, real broker, KMock).
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
+
+unit: setup
+	$(BIN)/pytest tests/unit
+
+demo: setup
+	$(BIN)/python scripts/demo.py
+
+bench: setup
+	$(BIN)/python bench/overhead.py
+
+e2e: setup
+	$(BIN)/pytest -m e2e tests/e2e
+
+schema: setup
+	$(BIN)/ffpool schema > service/ffpool/schema/protocol.json
+
+clean:
+	rm -rf $(VENV) media .mypy_cache .ruff_cache .pytest_cache

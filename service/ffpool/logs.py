@@ -1,0 +1,47 @@
+"""Structured key=value logs (`timestamp='...' message='...'`) with secrets masked."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from urllib.parse import urlsplit, urlunsplit
+
+import structlog
+
+
+def mask_url(url: str) -> str:
+    """`amqp://guest:guest@host/` → `amqp://guest:***@host/`: never log a password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    netloc = f"{parts.username or ''}:***@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def configure(level: str = "INFO") -> None:
+    """Render every log line as key=value pairs, timestamp and message first."""
+    logging.basicConfig(stream=sys.stderr, level=level.upper(), format="%(message)s", force=True)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.EventRenamer("message"),
+            structlog.processors.KeyValueRenderer(
+                key_order=["timestamp", "level", "message"], drop_missing=True
+            ),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+        ),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get(name: str) -> structlog.typing.FilteringBoundLogger:
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(name)
+    return logger

@@ -1,0 +1,54 @@
+"""One home for every name the service and the operator share.
+
+Queue, exchange, header, label and annotation names live here and nowhere else, so the worker
+that reads a header and the operator that writes a label can never disagree on a spelling.
+"""
+
+from typing import Final
+
+# RabbitMQ topology defaults (the original service's names).
+JOB_EXCHANGE: Final = "ffmpeg_jobs"
+JOB_QUEUE: Final = "ffmpeg_job_queue"
+JOB_ROUTING_KEY: Final = "ffmpeg_job"
+DLQ_QUEUE: Final = "ffmpeg_job_dlq"
+EVENTS_EXCHANGE: Final = "ffmpeg_job_events"
+CONTROL_EXCHANGE: Final = "ffmpeg_job_control"
+
+# AMQP message headers written by ffpool.
+HEADER_ATTEMPT: Final = "x-ffpool-attempt"
+HEADER_FAILURE_CODE: Final = "x-ffpool-failure-code"
+HEADER_FAILURE_REASON: Final = "x-ffpool-failure-reason"
+HEADER_ORIGIN: Final = "x-ffpool-origin"
+
+# Kubernetes API group and the labels/annotations the operator puts on what it owns.
+API_GROUP: Final = "ffpool.dev"
+API_VERSION: Final = "v1alpha1"
+CRD_KIND: Final = "FFmpegPool"
+CRD_PLURAL: Final = "ffmpegpools"
+CRD_SINGULAR: Final = "ffmpegpool"
+CRD_SHORT_NAME: Final = "ffp"
+
+LABEL_POOL: Final = "ffpool.dev/pool"
+LABEL_COMPONENT: Final = "ffpool.dev/component"
+LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+LABEL_NAME: Final = "app.kubernetes.io/name"
+LABEL_INSTANCE: Final = "app.kubernetes.io/instance"
+COMPONENT_SERVER: Final = "server"
+COMPONENT_WORKER: Final = "worker"
+MANAGER: Final = "ffpool-operator"
+
+# Kubernetes' own annotation: on scale-down a ReplicaSet removes the lowest-cost pods first.
+# https://kubernetes.io/docs/reference/labels-annotations-taints/#pod-deletion-cost
+ANNOTATION_DELETION_COST: Final = "controller.kubernetes.io/pod-deletion-cost"
+
+# Worker connection names as shown by the RabbitMQ management API: "<prefix><host>".
+WORKER_CONNECTION_PREFIX: Final = "ffpool-worker:"
+SERVER_CONNECTION_PREFIX: Final = "ffpool-server:"
+
+# HTTP paths.
+WS_PATH: Final = "/ws"
+HEALTH_PATH: Final = "/health"
+LIVE_PATH: Final = "/livez"
+READY_PATH: Final = "/readyz"
+METRICS_PATH: Final = "/metrics"
+SCHEMA_PATH: Final = "/schema/protocol.json"
