@@ -52,3 +52,8 @@ LIVE_PATH: Final = "/livez"
 READY_PATH: Final = "/readyz"
 METRICS_PATH: Final = "/metrics"
 SCHEMA_PATH: Final = "/schema/protocol.json"
+# aiohttp route templates; the output one is also the download URL put into `completed`.
+JOB_PATH: Final = "/jobs/{job_id}"
+OUTPUT_PATH: Final = "/jobs/{job_id}/outputs/{name}"
+UPLOADS_PATH: Final = "/uploads"
+DEAD_LETTERS_PATH: Final = "/dead-letters"
