@@ -1,0 +1,255 @@
+"""Runs one job: input → FFmpeg → outputs, reported as a `completed` or `failed` event.
+
+Hot path per job: one FFmpeg process (its stderr gives the input duration for the progress
+percentage), plus one ffprobe of the output for video/audio results; a thumbnail's metadata is
+read from the image header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+from ffpool import logs
+from ffpool.jobs import executor_outcome as outcome
+from ffpool.jobs.argv import FFmpegPlan, PlannedOutput, build_plan
+from ffpool.jobs.binaries import Binaries, BinariesNotFound, resolve
+from ffpool.jobs.events import (
+    CompletedEvent,
+    FailedEvent,
+    FailureCode,
+    MediaInfo,
+    OutputFile,
+    ProgressEvent,
+)
+from ffpool.jobs.inputs import InputError, materialize
+from ffpool.jobs.models import Job, ProbeOp
+from ffpool.jobs.probe import ProbeError, probe, read_image_info
+from ffpool.jobs.progress import ProgressTracker
+from ffpool.jobs.runner import run
+from ffpool.settings import Settings
+from ffpool.storage import Storage, StorageError
+
+log = logs.get(__name__)
+
+# The output probe reads our own fresh file: it needs seconds, never the whole job budget.
+OUTPUT_PROBE_TIMEOUT_S: Final = 60.0
+
+ProgressCallback = Callable[[ProgressEvent], None]
+
+
+@dataclass
+class _Attempt:
+    """What one execution has created so far, to be removed if it does not complete."""
+
+    job: Job
+    started: float
+    outputs: tuple[PlannedOutput, ...] = field(default=())
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.started
+
+
+class _ProgressRelay:
+    """Forwards FFmpeg's progress, and repeats the last one when FFmpeg is quiet: a slow
+    encoder can hold FFmpeg's main loop (which writes -progress) for seconds, and clients are
+    promised an event at least once a second."""
+
+    def __init__(self, tracker: ProgressTracker, sink: ProgressCallback, quiet_s: float):
+        self._tracker = tracker
+        self._sink = sink
+        self._quiet_s = quiet_s
+        self._last = time.monotonic()
+
+    def feed(self, chunk: bytes) -> None:
+        for event in self._tracker.feed(chunk):
+            self._emit(event)
+
+    def _emit(self, event: ProgressEvent) -> None:
+        self._last = time.monotonic()
+        self._sink(event)
+
+    async def heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self._quiet_s / 2)
+            if time.monotonic() - self._last >= self._quiet_s:
+                self._emit(self._tracker.heartbeat())
+
+
+class Executor:
+    def __init__(self, settings: Settings, storage: Storage, binaries: Binaries | None = None):
+        self.settings = settings
+        self.storage = storage
+        self._binaries = binaries
+
+    @property
+    def binaries(self) -> Binaries:
+        """Resolved on first use, so a process that never runs jobs (a RabbitMQ-backed server)
+        needs no FFmpeg; a worker reads it at start-up to fail fast. Raises BinariesNotFound."""
+        if self._binaries is None:
+            self._binaries = resolve(self.settings)
+        return self._binaries
+
+    async def execute(
+        self, job: Job, on_progress: ProgressCallback
+    ) -> CompletedEvent | FailedEvent:
+        """Never raises, except CancelledError (after removing the job's partial outputs)."""
+        attempt = _Attempt(job=job, started=time.monotonic())
+        log.info("job started", job_id=job.id, operation=job.spec.operation.op)
+        try:
+            event: CompletedEvent | FailedEvent = await self._execute(attempt, on_progress)
+        except asyncio.CancelledError:
+            await asyncio.shield(asyncio.to_thread(_remove, attempt.outputs))
+            log.info("job cancelled", job_id=job.id, elapsed_s=round(attempt.elapsed_s, 3))
+            raise
+        except (outcome.JobFailure, InputError, StorageError, ProbeError) as exc:
+            event = self._failure(exc).event(job.id)
+        except Exception:
+            log.exception("job failed unexpectedly", job_id=job.id)
+            event = FailedEvent(
+                job_id=job.id, code=FailureCode.INTERNAL_ERROR, message="internal error"
+            )
+        if isinstance(event, FailedEvent):
+            await asyncio.to_thread(_remove, attempt.outputs)
+            log.info("job failed", job_id=job.id, code=event.code, reason=event.message)
+        else:
+            log.info("job completed", job_id=job.id, seconds=event.processing_time_s)
+        return event
+
+    async def _execute(self, attempt: _Attempt, on_progress: ProgressCallback) -> CompletedEvent:
+        job = attempt.job
+        self._require_binaries()
+        src = await materialize(job.spec.input, job.id, self.storage, self.settings)
+        if isinstance(job.spec.operation, ProbeOp):
+            info = await probe(self.binaries, src, self._remaining(attempt))
+            return self._completed(attempt, (), info)
+        job_dir = await asyncio.to_thread(self.storage.job_dir, job.id)
+        plan = build_plan(job.spec.operation, src, job_dir, self.binaries, self.settings)
+        attempt.outputs = plan.outputs
+        tracker = await self._run(attempt, plan, on_progress)
+        sizes = await asyncio.to_thread(_finalize, plan.outputs, self.settings.max_output_bytes)
+        on_progress(tracker.completed())
+        files = tuple(
+            self._output_file(job.id, out, size)
+            for out, size in zip(plan.outputs, sizes, strict=True)
+        )
+        return self._completed(attempt, files, await self._metadata(plan, attempt))
+
+    async def _run(
+        self, attempt: _Attempt, plan: FFmpegPlan, on_progress: ProgressCallback
+    ) -> ProgressTracker:
+        tracker = ProgressTracker(
+            attempt.job.id,
+            expected_duration_s=plan.expected_duration_s,
+            input_seek_s=plan.input_seek_s,
+            track_percent=plan.track_percent,
+        )
+
+        relay = _ProgressRelay(
+            tracker, on_progress, min(self.settings.progress_interval_seconds, 0.5)
+        )
+        heartbeat = asyncio.create_task(relay.heartbeat())
+        try:
+            result = await run(
+                plan.argv,
+                timeout_s=self._remaining(attempt),
+                grace_s=self.settings.cancel_grace_seconds,
+                on_stdout=relay.feed,
+                on_stderr_line=tracker.stderr_line,
+            )
+        finally:
+            heartbeat.cancel()
+            await asyncio.wait([heartbeat])
+        if not heartbeat.cancelled() and (error := heartbeat.exception()) is not None:
+            raise error
+        failure = outcome.classify(result, self.settings.job_timeout_seconds, self.storage.root)
+        if failure is not None:
+            raise failure
+        return tracker
+
+    async def _metadata(self, plan: FFmpegPlan, attempt: _Attempt) -> MediaInfo | None:
+        """The first output's metadata; a job whose output cannot be probed still succeeded."""
+        if not plan.outputs:
+            return None
+        path = plan.outputs[0].final_path
+        if not plan.probe_output:
+            info = await asyncio.to_thread(read_image_info, path)
+            if info is not None:
+                return info
+        timeout_s = min(OUTPUT_PROBE_TIMEOUT_S, self._remaining(attempt))
+        try:
+            return await probe(self.binaries, path, timeout_s)
+        except ProbeError as exc:
+            log.warning("output probe failed", job_id=attempt.job.id, reason=exc.message)
+            return None
+
+    def _require_binaries(self) -> None:
+        try:
+            self.binaries  # noqa: B018 - resolves and caches
+        except BinariesNotFound as exc:
+            raise outcome.JobFailure(FailureCode.INTERNAL_ERROR, str(exc)) from exc
+
+    def _remaining(self, attempt: _Attempt) -> float:
+        remaining = self.settings.job_timeout_seconds - attempt.elapsed_s
+        if remaining <= 0:
+            raise outcome.JobFailure(FailureCode.TIMEOUT, "the job ran out of its time limit")
+        return remaining
+
+    def _failure(
+        self, exc: outcome.JobFailure | InputError | StorageError | ProbeError
+    ) -> outcome.JobFailure:
+        if isinstance(exc, outcome.JobFailure):
+            return exc
+        tail = exc.stderr_tail if isinstance(exc, ProbeError) else ""
+        return outcome.JobFailure(
+            exc.code, exc.message, outcome.useful_tail(tail, self.storage.root)
+        )
+
+    def _output_file(self, job_id: str, out: PlannedOutput, size: int) -> OutputFile:
+        url = outcome.output_url(job_id, out.name, self.settings.public_http_url)
+        return OutputFile(name=out.name, size=size, content_type=out.content_type, url=url)
+
+    def _completed(
+        self, attempt: _Attempt, files: tuple[OutputFile, ...], info: MediaInfo | None
+    ) -> CompletedEvent:
+        return CompletedEvent(
+            job_id=attempt.job.id,
+            outputs=files,
+            processing_time_s=round(attempt.elapsed_s, 3),
+            metadata=info,
+        )
+
+
+def _finalize(outputs: tuple[PlannedOutput, ...], max_bytes: int) -> list[int]:
+    """Blocking: check each temporary output, then rename it to its final name."""
+    sizes = []
+    for out in outputs:
+        size = _size(out)
+        failure = outcome.size_failure(out.name, size, max_bytes)
+        if failure is not None:
+            raise failure
+        sizes.append(size or 0)
+    for out in outputs:
+        os.replace(out.temp_path, out.final_path)
+    return sizes
+
+
+def _size(out: PlannedOutput) -> int | None:
+    try:
+        return out.temp_path.stat().st_size
+    except FileNotFoundError:
+        return None
+
+
+def _remove(outputs: tuple[PlannedOutput, ...]) -> None:
+    """Blocking: remove what an unfinished job wrote (temporary and final names)."""
+    for out in outputs:
+        for path in (out.temp_path, out.final_path):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()

@@ -1,0 +1,335 @@
+"""argv building: exact argv per operation, and properties over every valid operation."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import given, reject, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from ffpool.jobs.argv import (
+    FORMAT_WHITELIST,
+    FFmpegPlan,
+    Tool,
+    build_plan,
+    file_url,
+    trim_container,
+)
+from ffpool.jobs.argv_codecs import num
+from ffpool.jobs.binaries import Binaries
+from ffpool.jobs.models import (
+    AudioCodec,
+    AudioFormat,
+    Container,
+    ExtractAudioOp,
+    ImageFormat,
+    Operation,
+    Preset,
+    ProbeOp,
+    ThumbnailOp,
+    TranscodeOp,
+    TrimMode,
+    TrimOp,
+    VideoCodec,
+)
+from ffpool.settings import Settings
+
+BIN = Binaries(ffmpeg="/opt/ff/ffmpeg", ffprobe="/opt/ff/ffprobe")
+SRC = Path("/media/clips/in.mp4")
+JOB_DIR = Path("/media/jobs/0123456789abcdef0123456789abcdef")
+SETTINGS = Settings(_env_file=None, max_output_bytes=1_000_000, progress_interval_seconds=0.5)
+HEAD = [
+    "/opt/ff/ffmpeg", "-hide_banner", "-nostdin", "-y", "-nostats",
+    "-progress", "pipe:1", "-stats_period", "0.5",
+]  # fmt: skip
+INPUT = [
+    "-protocol_whitelist", "file", "-format_whitelist", FORMAT_WHITELIST, "-i", f"file:{SRC}",
+]  # fmt: skip
+
+
+def tail(muxer: str, name: str) -> list[str]:
+    return [
+        "-map_metadata", "-1", "-map_chapters", "-1", "-fs", "1000000",
+        "-f", muxer, f"file:{JOB_DIR}/.{name}.part",
+    ]  # fmt: skip
+
+
+def plan(op: Operation, src: Path = SRC, s: Settings = SETTINGS) -> FFmpegPlan:
+    return build_plan(op, src, JOB_DIR, BIN, s)
+
+
+def test_probe_runs_ffprobe_on_the_file_only() -> None:
+    p = plan(ProbeOp())
+    assert p.tool is Tool.FFPROBE
+    assert list(p.argv) == [
+        "/opt/ff/ffprobe", "-v", "error", "-hide_banner", "-protocol_whitelist", "file",
+        "-format_whitelist", FORMAT_WHITELIST, "-show_format", "-show_streams", "-of", "json",
+        f"file:{SRC}",
+    ]  # fmt: skip
+    assert p.outputs == ()
+
+
+def test_default_transcode() -> None:
+    p = plan(TranscodeOp())
+    assert list(p.argv) == [
+        *HEAD, *INPUT, "-map", "0:v:0?", "-map", "0:a:0?",
+        "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
+        "-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", *tail("mp4", "output.mp4"),
+    ]  # fmt: skip
+    (out,) = p.outputs
+    assert (out.name, out.content_type) == ("output.mp4", "video/mp4")
+    assert out.final_path == JOB_DIR / "output.mp4"
+    assert out.temp_path == JOB_DIR / ".output.mp4.part"
+    assert p.probe_output
+    assert p.expected_duration_s is None
+
+
+def test_transcode_h265_bitrate_height_fps_in_mov() -> None:
+    op = TranscodeOp(
+        container=Container.MOV, video_codec=VideoCodec.H265, video_bitrate_kbps=2500,
+        height=721, fps=29.97, preset=Preset.SLOW, audio_codec=AudioCodec.MP3,
+        audio_bitrate_kbps=96,
+    )  # fmt: skip
+    assert list(plan(op).argv) == [
+        *HEAD, *INPUT, "-map", "0:v:0?", "-map", "0:a:0?",
+        "-c:v", "libx265", "-preset", "slow", "-b:v", "2500k", "-pix_fmt", "yuv420p",
+        "-x265-params", "log-level=error", "-tag:v", "hvc1", "-vf", "scale=-2:720,fps=29.97",
+        "-c:a", "libmp3lame", "-b:a", "96k", "-movflags", "+faststart",
+        *tail("mov", "output.mov"),
+    ]  # fmt: skip
+
+
+def test_transcode_vp9_webm_constant_quality() -> None:
+    op = TranscodeOp(
+        container=Container.WEBM, video_codec=VideoCodec.VP9, audio_codec=AudioCodec.OPUS,
+        crf=40, preset=Preset.ULTRAFAST,
+    )  # fmt: skip
+    assert list(plan(op).argv) == [
+        *HEAD, *INPUT, "-map", "0:v:0?", "-map", "0:a:0?",
+        "-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1",
+        "-crf", "40", "-b:v", "0", "-pix_fmt", "yuv420p",
+        "-c:a", "libopus", "-b:a", "128k", *tail("webm", "output.webm"),
+    ]  # fmt: skip
+
+
+def test_transcode_copy_and_none() -> None:
+    op = TranscodeOp(container=Container.MKV, video_codec=VideoCodec.COPY, audio_codec="none")
+    assert list(plan(op).argv) == [
+        *HEAD, *INPUT, "-map", "0:v:0?", "-c:v", "copy", *tail("matroska", "output.mkv"),
+    ]  # fmt: skip
+    audio_only = TranscodeOp(container=Container.MKV, video_codec="none", audio_codec="copy")
+    assert list(plan(audio_only).argv) == [
+        *HEAD, *INPUT, "-map", "0:a:0?", "-c:a", "copy", *tail("matroska", "output.mkv"),
+    ]  # fmt: skip
+
+
+def test_threads_only_when_configured() -> None:
+    assert "-threads" not in plan(TranscodeOp()).argv
+    argv = list(plan(TranscodeOp(), s=Settings(_env_file=None, ffmpeg_threads=2)).argv)
+    assert argv[argv.index("-threads") + 1] == "2"
+    assert argv.index("-threads") > argv.index("-i")  # an output option
+
+
+def test_thumbnail_seeks_before_the_input() -> None:
+    op = ThumbnailOp(time=12.5, width=320, height=180, format=ImageFormat.WEBP)
+    p = plan(op)
+    assert list(p.argv) == [
+        *HEAD, "-ss", "12.5", *INPUT, "-map", "0:v:0", "-frames:v", "1",
+        "-vf", "scale=320:180:force_original_aspect_ratio=decrease", "-c:v", "libwebp",
+        "-update", "1", *tail("image2", "thumbnail.webp"),
+    ]  # fmt: skip
+    assert not p.probe_output
+    assert not p.track_percent
+    assert p.outputs[0].content_type == "image/webp"
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "expected"),
+    [
+        (None, None, None),
+        (200, None, "scale=200:-1"),
+        (None, 90, "scale=-1:90"),
+    ],
+)
+def test_thumbnail_scale(width: int | None, height: int | None, expected: str | None) -> None:
+    argv = list(plan(ThumbnailOp(width=width, height=height)).argv)
+    assert "-ss" not in argv  # time 0: no seek
+    assert (argv[argv.index("-vf") + 1] if "-vf" in argv else None) == expected
+    assert argv[argv.index("-c:v") : argv.index("-c:v") + 4] == ["-c:v", "mjpeg", "-q:v", "2"]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "codec", "muxer", "name", "bitrate"),
+    [
+        (AudioFormat.MP3, "libmp3lame", "mp3", "audio.mp3", True),
+        (AudioFormat.AAC, "aac", "adts", "audio.aac", True),
+        (AudioFormat.OPUS, "libopus", "opus", "audio.opus", True),
+        (AudioFormat.FLAC, "flac", "flac", "audio.flac", False),
+        (AudioFormat.WAV, "pcm_s16le", "wav", "audio.wav", False),
+    ],
+)
+def test_extract_audio(fmt: AudioFormat, codec: str, muxer: str, name: str, bitrate: bool) -> None:
+    p = plan(ExtractAudioOp(format=fmt, bitrate_kbps=160))
+    rate = ["-b:a", "160k"] if bitrate else []
+    assert list(p.argv) == [
+        *HEAD, *INPUT, "-map", "0:a:0", "-c:a", codec, *rate, *tail(muxer, name),
+    ]  # fmt: skip
+    assert p.probe_output
+
+
+def test_trim_copy_keeps_the_container() -> None:
+    p = plan(TrimOp(start=1.25, duration=2))
+    assert list(p.argv) == [
+        *HEAD, "-ss", "1.25", *INPUT, "-t", "2", "-map", "0:v:0?", "-map", "0:a:0?",
+        "-c", "copy", *tail("mp4", "trim.mp4"),
+    ]  # fmt: skip
+    assert (p.expected_duration_s, p.input_seek_s) == (2.0, 1.25)
+
+
+def test_trim_reencode() -> None:
+    argv = list(plan(TrimOp(duration=1, mode=TrimMode.REENCODE)).argv)
+    assert argv[argv.index("-c:v") + 1] == "libx264"
+    webm = list(plan(TrimOp(duration=1, mode="reencode"), src=Path("/m/x.WEBM")).argv)
+    assert webm[webm.index("-c:v") + 1] == "libvpx-vp9"
+    assert webm[webm.index("-c:a") + 1] == "libopus"
+    assert webm[-3:] == ["-f", "webm", f"file:{JOB_DIR}/.trim.webm.part"]
+
+
+@pytest.mark.parametrize(
+    ("name", "container"),
+    [("a.mp4", "mp4"), ("a.M4V", "mp4"), ("a.mov", "mov"), ("a.webm", "webm"),
+     ("a.mkv", "mkv"), ("a.avi", "mkv"), (".input", "mkv"), ("0123abcd", "mkv")],
+)  # fmt: skip
+def test_trim_container(name: str, container: str) -> None:
+    assert trim_container(Path("/m") / name) == container
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(0, "0"), (1e-7, "0"), (0.1, "0.1"), (3600.5, "3600.5"), (1 / 3, "0.333333"),
+     (604800.0, "604800"), (29.97, "29.97")],
+)  # fmt: skip
+def test_num_never_uses_an_exponent(value: float, text: str) -> None:
+    assert num(value) == text
+
+
+def test_paths_must_be_absolute() -> None:
+    with pytest.raises(ValueError, match="absolute"):
+        file_url(Path("clips/in.mp4"))
+    with pytest.raises(ValueError, match="absolute"):
+        build_plan(TranscodeOp(), SRC, Path("jobs/x"), BIN, SETTINGS)
+
+
+def test_odd_input_names_stay_one_file_element() -> None:
+    src = Path("/media/clips/-i concat:a|b,movie=x;subfile,,start,0:.mp4")
+    argv = plan(TranscodeOp(), src=src).argv
+    assert argv[argv.index("-i") + 1] == f"file:{src}"
+    assert sum(1 for a in argv if "concat" in a) == 1
+
+
+# --- properties over every valid operation -------------------------------------------------
+
+seconds = st.floats(min_value=0, max_value=7 * 24 * 3600, allow_nan=False)
+
+
+@st.composite
+def transcodes(draw: st.DrawFn) -> TranscodeOp:
+    fields = {
+        "container": draw(st.sampled_from(Container)),
+        "video_codec": draw(st.sampled_from(VideoCodec)),
+        "audio_codec": draw(st.sampled_from(AudioCodec)),
+        "preset": draw(st.sampled_from(Preset)),
+        "audio_bitrate_kbps": draw(st.integers(8, 512)),
+        "height": draw(st.none() | st.integers(16, 4320)),
+        "fps": draw(st.none() | st.floats(1, 120, allow_nan=False)),
+    }
+    rate = draw(st.sampled_from(["crf", "bitrate", "none"]))
+    if rate == "crf":
+        fields["crf"] = draw(st.integers(0, 63))
+    elif rate == "bitrate":
+        fields["video_bitrate_kbps"] = draw(st.integers(8, 100_000))
+    try:
+        return TranscodeOp(**fields)
+    except ValidationError:
+        reject()
+
+
+operations = st.one_of(
+    st.just(ProbeOp()),
+    st.builds(
+        ThumbnailOp,
+        time=seconds,
+        width=st.none() | st.integers(16, 7680),
+        height=st.none() | st.integers(16, 4320),
+        format=st.sampled_from(ImageFormat),
+    ),
+    transcodes(),
+    st.builds(
+        ExtractAudioOp, format=st.sampled_from(AudioFormat), bitrate_kbps=st.integers(8, 512)
+    ),
+    st.builds(
+        TrimOp,
+        start=seconds,
+        duration=st.floats(0.001, 7 * 24 * 3600, allow_nan=False),
+        mode=st.sampled_from(TrimMode),
+    ),
+)
+
+# Every argv element that is not a number, a path we chose, or a filter made of numbers.
+VOCABULARY = {
+    "-hide_banner", "-nostdin", "-y", "-nostats", "-progress", "pipe:1", "-stats_period",
+    "-protocol_whitelist", "file", "-format_whitelist", FORMAT_WHITELIST, "-i", "-ss", "-t",
+    "-v", "error", "-show_format", "-show_streams", "-of", "json",
+    "-map", "0:v:0?", "0:a:0?", "0:v:0", "0:a:0", "-frames:v", "-update", "-vf",
+    "-c", "-c:v", "-c:a", "copy", "-b:v", "-b:a", "-crf", "-preset", "-pix_fmt", "yuv420p",
+    "-q:v", "-deadline", "realtime", "good", "-cpu-used", "-row-mt", "-x265-params",
+    "log-level=error", "-tag:v", "hvc1", "-movflags", "+faststart",
+    "-map_metadata", "-map_chapters", "-fs", "-f",
+    "libx264", "libx265", "libvpx-vp9", "aac", "libopus", "libmp3lame", "flac", "pcm_s16le",
+    "mjpeg", "png", "libwebp", "mp4", "mov", "matroska", "webm", "image2", "mp3", "adts",
+    "opus", "wav", *(p.value for p in Preset),
+}  # fmt: skip
+NUMBER = re.compile(r"-?\d+(\.\d+)?k?")
+FILTER = re.compile(
+    r"scale=-2:\d+(,fps=\d+(\.\d+)?)?|fps=\d+(\.\d+)?"
+    r"|scale=\d+:-1|scale=-1:\d+|scale=\d+:\d+:force_original_aspect_ratio=decrease"
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(op=operations)
+def test_every_element_is_vocabulary_number_or_our_path(op: Operation) -> None:
+    p = plan(op)
+    ours = {BIN.ffmpeg, BIN.ffprobe, f"file:{SRC}", *(f"file:{o.temp_path}" for o in p.outputs)}
+    for element in p.argv:
+        assert (
+            element in VOCABULARY
+            or element in ours
+            or NUMBER.fullmatch(element)
+            or FILTER.fullmatch(element)
+        ), element
+
+
+@settings(max_examples=300, deadline=None)
+@given(op=operations)
+def test_input_is_whitelisted_local_file_and_output_is_last(op: Operation) -> None:
+    argv = list(plan(op).argv)
+    i = argv.index(f"file:{SRC}")
+    before_input = argv[:i]
+    assert argv.count("-i") == (0 if isinstance(op, ProbeOp) else 1)
+    assert next(a for a in argv if a.startswith("file:")) == f"file:{SRC}"
+    assert before_input[before_input.index("-protocol_whitelist") + 1] == "file"
+    assert before_input[before_input.index("-format_whitelist") + 1] == FORMAT_WHITELIST
+    if not isinstance(op, ProbeOp):
+        assert argv[:9] == HEAD
+        assert argv[i - 1] == "-i"
+        out = plan(op).outputs[0]
+        assert argv[-1] == f"file:{out.temp_path}"
+        assert out.temp_path.parent == JOB_DIR
+        assert out.temp_path.name.startswith(".")
+        assert argv[-3] == "-f"
+        assert argv[argv.index("-fs") + 1] == "1000000"
+        assert argv.index("-fs") > i
