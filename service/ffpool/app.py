@@ -1,0 +1,149 @@
+"""Composition: build the backend for a role, run the WebSocket and HTTP servers, stop cleanly.
+
+`serve` = servers + workers in one process, `server` = WebSocket/HTTP only, `worker` = workers
+with a small health/metrics HTTP side for Kubernetes probes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from aiohttp import web
+from websockets.asyncio.server import Server
+
+from ffpool import __version__, logs, names
+from ffpool.backends.base import JobBackend
+from ffpool.jobs.executor import Executor
+from ffpool.metrics import Metrics
+from ffpool.protocol import json_schema
+from ffpool.server.http import make_http_app
+from ffpool.server.ws import start_ws_server
+from ffpool.settings import BackendKind, Settings
+from ffpool.storage import LocalStorage
+
+log = logs.get(__name__)
+
+
+class Role(enum.StrEnum):
+    SERVE = "serve"
+    SERVER = "server"
+    WORKER = "worker"
+
+
+def build_backend(
+    settings: Settings, role: Role, metrics: Metrics, executor: Executor
+) -> JobBackend:
+    if settings.backend is BackendKind.MEMORY:
+        if role is not Role.SERVE:
+            raise SystemExit(f"`ffpool {role}` needs BACKEND=rabbitmq: memory jobs are in-process")
+        from ffpool.backends.memory import MemoryBackend
+
+        return MemoryBackend(settings, executor, metrics)
+    from ffpool.backends.rabbitmq import RabbitBackend
+
+    return RabbitBackend(
+        settings,
+        metrics,
+        executor if role is not Role.SERVER else None,
+        serve_clients=role is not Role.WORKER,
+    )
+
+
+@dataclass
+class Running:
+    """A started service: its backend and the ports it actually bound (port 0 → ephemeral)."""
+
+    settings: Settings
+    backend: JobBackend
+    ws_port: int | None
+    http_port: int
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.ws_port}{names.WS_PATH}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings, role: Role = Role.SERVE) -> AsyncIterator[Running]:
+    """Start backend, HTTP and (unless worker-only) WebSocket servers; stop them on exit."""
+    storage = LocalStorage(settings.media_root)
+    metrics = Metrics()
+    backend = build_backend(settings, role, metrics, Executor(settings, storage))
+    await backend.start()
+    ws: Server | None = None
+    runner: web.AppRunner | None = None
+    try:
+        http_app = make_http_app(
+            settings=settings,
+            backend=backend if role is not Role.WORKER else None,
+            storage=storage,
+            metrics=metrics,
+            version=__version__,
+            schema=json_schema(),
+        )
+        runner = web.AppRunner(http_app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, settings.host, settings.http_port)
+        await site.start()
+        if role is not Role.WORKER:
+            ws = await start_ws_server(backend, settings, metrics)
+        yield Running(settings, backend, _ws_port(ws), _http_port(runner))
+    finally:
+        if ws is not None:
+            ws.close()
+            await ws.wait_closed()
+        await _drain(backend, settings)
+        await backend.stop()
+        if runner is not None:
+            await runner.cleanup()
+
+
+async def _drain(backend: JobBackend, settings: Settings) -> None:
+    drain = getattr(backend, "drain", None)
+    if drain is not None:
+        await drain(settings.drain_seconds)
+
+
+def _ws_port(ws: Server | None) -> int | None:
+    if ws is None:
+        return None
+    return int(next(iter(ws.sockets)).getsockname()[1])
+
+
+def _http_port(runner: web.AppRunner) -> int:
+    for site in runner.sites:
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            return int(server.sockets[0].getsockname()[1])
+    raise RuntimeError("HTTP server has no socket")
+
+
+async def serve_forever(settings: Settings, role: Role) -> None:
+    """Run until SIGTERM/SIGINT; then stop taking jobs, drain, and exit."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info(
+        f"Starting FFmpeg WebSocket Media Processing Service ({settings.backend.value} backend, "
+        f"{role.value})",
+        version=__version__,
+    )
+    async with running(settings, role) as svc:
+        log.info(
+            "service ready",
+            ws_port=svc.ws_port,
+            http_port=svc.http_port,
+            media_root=str(settings.media_root),
+        )
+        await stop.wait()
+        log.info("stopping: draining running jobs", drain_seconds=settings.drain_seconds)

@@ -1,0 +1,126 @@
+"""`ffpool`: run the service (serve/server/worker), submit jobs, print the protocol schema."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ffpool import logs
+from ffpool.settings import Settings
+
+OPERATIONS = ("probe", "thumbnail", "transcode", "extract_audio", "trim")
+# CLI flag → operation field; only the flags given are sent, the model supplies defaults.
+OP_FLAGS: dict[str, tuple[str, type]] = {
+    "time": ("time", float),
+    "width": ("width", int),
+    "height": ("height", int),
+    "format": ("format", str),
+    "container": ("container", str),
+    "video_codec": ("video_codec", str),
+    "audio_codec": ("audio_codec", str),
+    "crf": ("crf", int),
+    "video_bitrate": ("video_bitrate_kbps", int),
+    "audio_bitrate": ("audio_bitrate_kbps", int),
+    "bitrate": ("bitrate_kbps", int),
+    "fps": ("fps", float),
+    "preset": ("preset", str),
+    "start": ("start", float),
+    "duration": ("duration", float),
+    "mode": ("mode", str),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ffpool", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (
+        ("serve", "WebSocket/HTTP servers and workers in one process"),
+        ("server", "WebSocket/HTTP servers only (BACKEND=rabbitmq)"),
+        ("worker", "workers only, with health/metrics HTTP (BACKEND=rabbitmq)"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--backend", choices=("memory", "rabbitmq"))
+        p.add_argument("--host")
+        p.add_argument("--ws-port", type=int)
+        p.add_argument("--http-port", type=int)
+        p.add_argument("--media-root")
+    sub.add_parser("schema", help="print the protocol's JSON Schema")
+    sub.add_parser("operator", help="run the FFmpegPool Kubernetes operator")
+    _submit_parser(sub.add_parser("submit", help="submit a job, show progress, download"))
+    return parser
+
+
+def _submit_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("operation", choices=OPERATIONS)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--file", type=Path, help="a local file, uploaded first")
+    src.add_argument("--path", help="a path under the server's MEDIA_ROOT")
+    src.add_argument("--url", help="an http(s) URL the worker downloads")
+    p.add_argument("--server", default="ws://127.0.0.1:8080/ws")
+    p.add_argument("--http", help="HTTP base URL (default: the server's host, port 8081)")
+    p.add_argument("-o", "--output-dir", type=Path, default=Path("."))
+    p.add_argument("--priority", type=int, default=0)
+    p.add_argument("--key", help="idempotency key: resubmitting it returns the same job")
+    p.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    for flag, (_, kind) in OP_FLAGS.items():
+        p.add_argument(f"--{flag.replace('_', '-')}", dest=flag, type=kind)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "backend": args.backend,
+            "host": args.host,
+            "ws_port": args.ws_port,
+            "http_port": args.http_port,
+            "media_root": args.media_root,
+        }.items()
+        if v is not None
+    }
+    return Settings(**overrides)
+
+
+def operation_from(args: argparse.Namespace) -> dict[str, Any]:
+    op: dict[str, Any] = {"op": args.operation}
+    for flag, (field, _) in OP_FLAGS.items():
+        value = getattr(args, flag)
+        if value is not None:
+            op[field] = value
+    return op
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    if args.command == "schema":
+        from ffpool.protocol import json_schema
+
+        print(json.dumps(json_schema(), indent=2, sort_keys=True))
+    elif args.command == "operator":
+        from ffpool_operator.main import main as operator_main
+
+        operator_main()
+    elif args.command == "submit":
+        from ffpool.submit import run_submit
+
+        try:
+            code = asyncio.run(run_submit(args, operation_from(args)))
+        except ValidationError as exc:
+            print(f"invalid job: {exc}", file=sys.stderr)
+            code = 2
+        sys.exit(code)
+    else:
+        from ffpool.app import Role, serve_forever
+
+        try:
+            settings = settings_from(args)
+        except ValidationError as exc:
+            sys.exit(f"invalid configuration: {exc}")
+        logs.configure(settings.log_level)
+        asyncio.run(serve_forever(settings, Role(args.command)))
