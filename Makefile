@@ -31,5 +31,10 @@ e2e: setup
 schema: setup
 	$(BIN)/ffpool schema > service/ffpool/schema/protocol.json
 
+## The CRD from the operator's models, and its byte-identical copy in the Helm chart.
+crd: setup
+	$(BIN)/python -m ffpool_operator.crd > crds/ffmpegpools.ffpool.dev.yaml
+	cp crds/ffmpegpools.ffpool.dev.yaml charts/ffpool-operator/crds/ffmpegpools.ffpool.dev.yaml
+
 clean:
 	rm -rf $(VENV) media .mypy_cache .ruff_cache .pytest_cache

@@ -24,7 +24,7 @@ from ffpool.protocol import json_schema
 from ffpool.server.http import make_http_app
 from ffpool.server.ws import start_ws_server
 from ffpool.settings import BackendKind, Settings
-from ffpool.storage import LocalStorage
+from ffpool.storage import LocalStorage, Storage
 
 log = logs.get(__name__)
 
@@ -36,14 +36,14 @@ class Role(enum.StrEnum):
 
 
 def build_backend(
-    settings: Settings, role: Role, metrics: Metrics, executor: Executor
+    settings: Settings, role: Role, metrics: Metrics, executor: Executor, storage: Storage
 ) -> JobBackend:
     if settings.backend is BackendKind.MEMORY:
         if role is not Role.SERVE:
             raise SystemExit(f"`ffpool {role}` needs BACKEND=rabbitmq: memory jobs are in-process")
         from ffpool.backends.memory import MemoryBackend
 
-        return MemoryBackend(settings, executor, metrics)
+        return MemoryBackend(settings, executor, metrics, storage.remove_job)
     from ffpool.backends.rabbitmq import RabbitBackend
 
     return RabbitBackend(
@@ -77,14 +77,15 @@ async def running(settings: Settings, role: Role = Role.SERVE) -> AsyncIterator[
     """Start backend, HTTP and (unless worker-only) WebSocket servers; stop them on exit."""
     storage = LocalStorage(settings.media_root)
     metrics = Metrics()
-    backend = build_backend(settings, role, metrics, Executor(settings, storage))
+    backend = build_backend(settings, role, metrics, Executor(settings, storage), storage)
     await backend.start()
     ws: Server | None = None
     runner: web.AppRunner | None = None
     try:
         http_app = make_http_app(
             settings=settings,
-            backend=backend if role is not Role.WORKER else None,
+            backend=backend,
+            job_routes=role is not Role.WORKER,
             storage=storage,
             metrics=metrics,
             version=__version__,

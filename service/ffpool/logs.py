@@ -24,6 +24,9 @@ def mask_url(url: str) -> str:
 def configure(level: str = "INFO") -> None:
     """Render every log line as key=value pairs, timestamp and message first."""
     logging.basicConfig(stream=sys.stderr, level=level.upper(), format="%(message)s", force=True)
+    # Library chatter ("connection open", per-request lines) is not the service's story.
+    for noisy in ("websockets", "aiohttp.access", "aio_pika", "aiormq"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

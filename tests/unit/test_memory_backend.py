@@ -130,3 +130,17 @@ async def test_retention_forgets_finished_jobs_only() -> None:
         assert await backend.get(done[2].id) is None
     finally:
         await backend.stop()
+
+
+async def test_sweeper_removes_forgotten_jobs_files() -> None:
+    removed: list[str] = []
+    settings = Settings(max_concurrent_jobs=1, job_retention_seconds=0)
+    backend = MemoryBackend(settings, FakeExecutor(), NullMetrics(), removed.append)
+    await backend.start()
+    try:
+        j = job()
+        await backend.submit(j)
+        await until(lambda: removed == [j.id], timeout=5)
+        assert await backend.get(j.id) is None
+    finally:
+        await backend.stop()

@@ -10,6 +10,7 @@ import asyncio
 import itertools
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -53,8 +54,15 @@ class FinishObserver(Protocol):
 class MemoryBackend:
     name = "memory"
 
-    def __init__(self, settings: Settings, executor: JobExecutor, metrics: FinishObserver) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        executor: JobExecutor,
+        metrics: FinishObserver,
+        remove_files: Callable[[str], None] | None = None,
+    ) -> None:
         self._settings = settings
+        self._remove_files = remove_files
         self._executor = executor
         self._metrics = metrics
         self._hub = EventHub()
@@ -188,9 +196,13 @@ class MemoryBackend:
         period = max(1.0, min(60.0, self._settings.job_retention_seconds / 4))
         while True:
             await asyncio.sleep(period)
-            self.forget_expired(time.time())
+            doomed = self.forget_expired(time.time())
+            if self._remove_files is not None:
+                for job_id in doomed:
+                    await asyncio.to_thread(self._remove_files, job_id)
 
     def forget_expired(self, now: float) -> list[str]:
+        """Drop expired records; returns their ids (their files go too, in `_sweep`)."""
         retention = self._settings.job_retention_seconds
         finished = [r for r in self._records.values() if r.finished_at is not None]
         excess = max(0, len(self._records) - self._settings.max_retained_jobs)

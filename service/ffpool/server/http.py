@@ -176,7 +176,10 @@ def make_http_app(
     version: str,
     schema: dict[str, Any],
     ready: Ready | None = None,
+    job_routes: bool = True,
 ) -> web.Application:
+    """With `job_routes=False` (a worker-only process) the backend still answers health,
+    readiness and metrics, but clients are not served jobs, uploads or downloads here."""
     h = _Handlers(settings, backend, storage, metrics, version, schema, ready)
     app = web.Application()
     app.router.add_get(names.HEALTH_PATH, h.health)
@@ -184,7 +187,7 @@ def make_http_app(
     app.router.add_get(names.READY_PATH, h.readyz)
     app.router.add_get(names.METRICS_PATH, h.metrics_text)
     app.router.add_get(names.SCHEMA_PATH, h.schema_json)
-    if backend is not None:
+    if backend is not None and job_routes:
         app.router.add_get(names.JOB_PATH, h.job)
         app.router.add_get(names.OUTPUT_PATH, h.output)
         app.router.add_post(names.UPLOADS_PATH, h.upload)
