@@ -51,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--http-port", type=int)
         p.add_argument("--media-root")
     sub.add_parser("schema", help="print the protocol's JSON Schema")
-    sub.add_parser("operator", help="run the FFmpegPool Kubernetes operator")
+    # Its own flags are parsed by the operator (see `main`); listed here for `ffpool -h`.
+    sub.add_parser("operator", help="run the FFmpegPool Kubernetes operator", add_help=False)
     _submit_parser(sub.add_parser("submit", help="submit a job, show progress, download"))
     return parser
 
@@ -97,15 +98,17 @@ def operation_from(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["operator"]:
+        from ffpool_operator.main import main as operator_main
+
+        operator_main(argv[1:])
+        return
     args = _parser().parse_args(argv)
     if args.command == "schema":
         from ffpool.protocol import json_schema
 
         print(json.dumps(json_schema(), indent=2, sort_keys=True))
-    elif args.command == "operator":
-        from ffpool_operator.main import main as operator_main
-
-        operator_main()
     elif args.command == "submit":
         from ffpool.submit import run_submit
 
