@@ -99,10 +99,11 @@ async def running(settings: Settings, role: Role = Role.SERVE) -> AsyncIterator[
             ws = await start_ws_server(backend, settings, metrics)
         yield Running(settings, backend, _ws_port(ws), _http_port(runner))
     finally:
+        # Drain first, with clients still connected, so running jobs' results reach them.
+        await _drain(backend, settings)
         if ws is not None:
             ws.close()
             await ws.wait_closed()
-        await _drain(backend, settings)
         await backend.stop()
         if runner is not None:
             await runner.cleanup()

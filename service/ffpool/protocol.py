@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
@@ -23,7 +24,9 @@ from ffpool.jobs.events import (
 from ffpool.jobs.models import IdempotencyKey, JobId, JobSpec, Priority
 
 PROTOCOL_VERSION = 1
-RequestId = Annotated[str, StringConstraints(max_length=64)]
+# Printable ASCII only: it is echoed back, and must survive any JSON encoder on the way.
+RequestId = Annotated[str, StringConstraints(pattern=r"^[\x20-\x7e]{1,64}$")]
+_REQUEST_ID = re.compile(r"[\x20-\x7e]{1,64}")
 
 
 class ErrorCode(enum.StrEnum):
@@ -132,15 +135,17 @@ def parse_client_message(raw: str | bytes, max_bytes: int) -> Submit | Cancel | 
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(ErrorCode.INVALID_JSON, f"not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ProtocolError(ErrorCode.INVALID_JSON, "JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise ProtocolError(ErrorCode.INVALID_MESSAGE, "a message must be a JSON object")
-    request_id = data.get("request_id") if isinstance(data.get("request_id"), str) else None
-    request_id = request_id[:64] if request_id else None
+    request_id = _echoable_request_id(data.get("request_id"))
     kind = data.get("type")
-    if kind not in CLIENT_TYPES:
+    if not isinstance(kind, str) or kind not in CLIENT_TYPES:
+        shown = repr(kind[:40]) if isinstance(kind, str) else type(kind).__name__
         raise ProtocolError(
             ErrorCode.UNKNOWN_TYPE,
-            f"unknown message type {str(kind)[:40]!r}; expected one of {sorted(CLIENT_TYPES)}",
+            f"unknown message type {shown}; expected one of {sorted(CLIENT_TYPES)}",
             request_id,
         )
     try:
@@ -148,6 +153,13 @@ def parse_client_message(raw: str | bytes, max_bytes: int) -> Submit | Cancel | 
     except ValidationError as exc:
         code = ErrorCode.INVALID_JOB if kind == "submit" else ErrorCode.INVALID_MESSAGE
         raise ProtocolError(code, describe_validation_error(exc), request_id) from None
+
+
+def _echoable_request_id(value: object) -> str | None:
+    """The request id to echo in an error, if it is one we may echo (else none)."""
+    if isinstance(value, str) and _REQUEST_ID.fullmatch(value):
+        return value
+    return None
 
 
 def describe_validation_error(exc: ValidationError, limit: int = 5) -> str:

@@ -33,6 +33,15 @@ REFUSED: list[tuple[Any, str]] = [
     ("[1, 2]", "invalid_message"),
     ('"just a string"', "invalid_message"),
     ({"type": "explode"}, "unknown_type"),
+    ({"type": {"a": 1}}, "unknown_type"),
+    ({"type": ["submit"]}, "unknown_type"),
+    ("[" * 30000 + "]" * 30000, "invalid_json"),
+    ('{"type":"ping","request_id":"\\ud800"}', "invalid_message"),
+    ('{"type":"submit","request_id":"\\ud800","job":{}}', "invalid_job"),
+    (submit({"op": "thumbnail"}, priority=True), "invalid_job"),
+    (submit({"op": "thumbnail"}, priority="5"), "invalid_job"),
+    (submit({"op": "trim", "duration": 1e-300}), "invalid_job"),
+    (submit({"op": "thumbnail", "width": "320"}), "invalid_job"),
     ({"no_type": 1}, "unknown_type"),
     ({"type": "submit"}, "invalid_job"),
     ({"type": "submit", "job": {"input": {"kind": "path", "path": "a.mp4"}}}, "invalid_job"),
@@ -144,6 +153,19 @@ async def test_refused_messages_get_errors_and_keep_the_connection(
             assert reply.message
         await assert_still_healthy(c, svc.http_url)
     assert tree(tmp_path) - before <= tree(hostile_media)
+
+
+async def test_errors_name_the_job_and_leave_no_subscription_behind(hostile_media: Path) -> None:
+    async with service(hostile_media) as svc, conn(svc) as c:
+        for i in range(1100):  # more than one connection may follow at once
+            await c.send({"type": "cancel", "job_id": f"{i:032x}", "request_id": str(i)})
+            reply = await c.recv()
+            assert (reply.code, reply.job_id, reply.request_id) == (
+                "unknown_job", f"{i:032x}", str(i)
+            )
+        await c.send(submit({"op": "probe"}))
+        accepted = await c.expect("accepted")
+        assert (await c.until_terminal(accepted.job_id))[-1].type == "completed"
 
 
 async def test_oversized_message_is_refused_not_fatal(hostile_media: Path) -> None:

@@ -14,6 +14,9 @@ from ffpool.settings import Settings
 from tests.fakes import FakeExecutor, NullMetrics, until
 
 
+METRICS = NullMetrics()
+
+
 def job(priority: int = 0, op: str = "trim") -> Job:
     operation = ProbeOp() if op == "probe" else TrimOp(duration=1)
     return Job(spec=JobSpec(input=PathInput(path="a.mp4"), operation=operation), priority=priority)
@@ -23,7 +26,7 @@ def job(priority: int = 0, op: str = "trim") -> Job:
 async def one_slot() -> AsyncIterator[tuple[MemoryBackend, FakeExecutor]]:
     executor = FakeExecutor(hold=True)
     backend = MemoryBackend(
-        Settings(max_concurrent_jobs=1, max_queued_jobs=5), executor, NullMetrics()
+        Settings(max_concurrent_jobs=1, max_queued_jobs=5), executor, METRICS
     )
     await backend.start()
     yield backend, executor
@@ -69,6 +72,7 @@ async def test_cancel_queued_and_running(one_slot: tuple[MemoryBackend, FakeExec
     await until(lambda: backend._records[running.id].state is JobState.CANCELLED)
     assert executor.cancelled == [running.id]
     assert queued.id not in executor.started
+    assert METRICS.finished[-2:] == [("trim", JobState.CANCELLED)] * 2
     with pytest.raises(UnknownJob):
         await backend.cancel("0" * 32)
 

@@ -61,6 +61,9 @@ class Subscription(Protocol):
 
     def __aiter__(self) -> AsyncIterator[JobEvent]: ...
 
+    def pending(self) -> list[JobEvent]:
+        """Events already buffered, without waiting."""
+
 
 class JobBackend(Protocol):
     name: str

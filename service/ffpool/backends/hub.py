@@ -30,6 +30,13 @@ class Subscription:
             self._queue.get_nowait()
         self._queue.put_nowait(event)
 
+    def pending(self) -> list[JobEvent]:
+        """Events already buffered, without waiting."""
+        events = []
+        while not self._queue.empty():
+            events.append(self._queue.get_nowait())
+        return events
+
     async def __aiter__(self) -> AsyncIterator[JobEvent]:
         while True:
             event = await self._queue.get()

@@ -15,7 +15,14 @@ from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from ffpool import logs
-from ffpool.backends.base import BackendStats, Health, QueueFull, Submission, UnknownJob
+from ffpool.backends.base import (
+    BackendStats,
+    BackendUnavailable,
+    Health,
+    QueueFull,
+    Submission,
+    UnknownJob,
+)
 from ffpool.backends.hub import EventHub, Subscription
 from ffpool.jobs.events import (
     CancelledEvent,
@@ -91,6 +98,8 @@ class MemoryBackend:
         known = self._records.get(job.id)
         if known is not None:
             return Submission(record=known, duplicate=True)
+        if self._draining:
+            raise BackendUnavailable("the service is shutting down")
         if len(self._queued) >= self._settings.max_queued_jobs:
             raise QueueFull(f"the queue holds {len(self._queued)} jobs, its limit")
         record = JobRecord.queued(job)
@@ -109,6 +118,7 @@ class MemoryBackend:
         if record.state is JobState.QUEUED:
             del self._queued[job_id]
             self._emit(CancelledEvent(job_id=job_id))
+            self._metrics.observe_finished(record.operation, JobState.CANCELLED, 0.0)
         elif (task := self._running.get(job_id)) is not None:
             task.cancel()
         return self._records[job_id]

@@ -26,7 +26,8 @@ MediaPath = Annotated[
     str,
     StringConstraints(min_length=1, max_length=1024, pattern=r"^[A-Za-z0-9_.][A-Za-z0-9_./ -]*$"),
 ]
-Priority = Annotated[int, Field(ge=0, le=9)]
+# Numbers are strict: `true` or "5" is not a priority or a size.
+Priority = Annotated[int, Field(ge=0, le=9, strict=True)]
 
 
 def new_job_id() -> str:
@@ -119,10 +120,13 @@ class TrimMode(enum.StrEnum):
     REENCODE = "reencode"
 
 
-Seconds = Annotated[float, Field(ge=0, le=MAX_MEDIA_SECONDS, allow_inf_nan=False)]
-Width = Annotated[int, Field(ge=16, le=7680)]
-Height = Annotated[int, Field(ge=16, le=4320)]
-Kbps = Annotated[int, Field(ge=8, le=100_000)]
+Seconds = Annotated[float, Field(ge=0, le=MAX_MEDIA_SECONDS, allow_inf_nan=False, strict=True)]
+Width = Annotated[int, Field(ge=16, le=7680, strict=True)]
+Height = Annotated[int, Field(ge=16, le=4320, strict=True)]
+Kbps = Annotated[int, Field(ge=8, le=100_000, strict=True)]
+AudioKbps = Annotated[int, Field(ge=8, le=512, strict=True)]
+# One frame at 10 fps: anything shorter is an empty output.
+MIN_TRIM_SECONDS = 0.1
 
 
 class ProbeOp(Strict):
@@ -157,11 +161,11 @@ class TranscodeOp(Strict):
     container: Container = Container.MP4
     video_codec: VideoCodec = VideoCodec.H264
     audio_codec: AudioCodec = AudioCodec.AAC
-    crf: Annotated[int, Field(ge=0, le=63)] | None = None
+    crf: Annotated[int, Field(ge=0, le=63, strict=True)] | None = None
     video_bitrate_kbps: Kbps | None = None
-    audio_bitrate_kbps: Annotated[int, Field(ge=8, le=512)] = 128
+    audio_bitrate_kbps: AudioKbps = 128
     height: Height | None = None
-    fps: Annotated[float, Field(ge=1, le=120, allow_inf_nan=False)] | None = None
+    fps: Annotated[float, Field(ge=1, le=120, allow_inf_nan=False, strict=True)] | None = None
     preset: Preset = Preset.VERYFAST
 
     @model_validator(mode="after")
@@ -188,13 +192,15 @@ class TranscodeOp(Strict):
 class ExtractAudioOp(Strict):
     op: Literal["extract_audio"] = "extract_audio"
     format: AudioFormat = AudioFormat.MP3
-    bitrate_kbps: Annotated[int, Field(ge=8, le=512)] = 192
+    bitrate_kbps: AudioKbps = 192
 
 
 class TrimOp(Strict):
     op: Literal["trim"] = "trim"
     start: Seconds = 0.0
-    duration: Annotated[float, Field(gt=0, le=MAX_MEDIA_SECONDS, allow_inf_nan=False)]
+    duration: Annotated[
+        float, Field(ge=MIN_TRIM_SECONDS, le=MAX_MEDIA_SECONDS, allow_inf_nan=False, strict=True)
+    ]
     mode: TrimMode = TrimMode.COPY
 
 
@@ -220,6 +226,10 @@ class Job(Strict):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-def job_id_for_key(key: str) -> str:
-    """A stable job id for an idempotency key, so every server replica derives the same one."""
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"ffpool:idempotency:{key}").hex
+def job_id_for_key(key: str, spec: JobSpec) -> str:
+    """A stable job id for an idempotency key and its job, so every server replica derives the
+    same one without shared state. The spec is part of it: the same key with a different job
+    is a different job, never another job's result. Ids of keyed jobs are as guessable as
+    their keys: use random keys (UUIDs) where job outputs are private."""
+    name = f"ffpool:idempotency:{key}:{spec.model_dump_json()}"
+    return uuid.uuid5(uuid.NAMESPACE_URL, name).hex

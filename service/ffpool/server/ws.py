@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
 from http import HTTPStatus
+from typing import Any
 
 from pydantic import BaseModel
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -17,7 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from ffpool import logs, names
-from ffpool.backends.base import BackendError, JobBackend
+from ffpool.backends.base import BackendBusy, BackendError, JobBackend, UnknownJob
 from ffpool.jobs.models import Job, job_id_for_key, new_job_id
 from ffpool.metrics import Metrics
 from ffpool.protocol import (
@@ -43,6 +46,20 @@ MAX_SUBSCRIPTIONS = 1000
 HARD_FRAME_FACTOR = 16
 
 
+@dataclass
+class Gate:
+    """A follow in the making: subscribed at once, forwarding only once opened, so the
+    caller can send its own reply (`accepted`) first and no event is lost in between."""
+
+    subscribed: asyncio.Event = field(default_factory=asyncio.Event)
+    opened: asyncio.Event = field(default_factory=asyncio.Event)
+    snapshot: bool = False
+
+    def open(self, *, snapshot: bool) -> None:
+        self.snapshot = snapshot
+        self.opened.set()
+
+
 class Session:
     """One client connection: its outbox, its writer and its job forwarders."""
 
@@ -55,6 +72,7 @@ class Session:
         self.metrics = metrics
         self.outbox: asyncio.Queue[BaseModel] = asyncio.Queue(OUTBOX_SIZE)
         self.forwarders: dict[str, asyncio.Task[None]] = {}
+        self.side_tasks: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         writer = asyncio.create_task(self._write())
@@ -64,9 +82,10 @@ class Session:
         except ConnectionClosed:
             pass
         finally:
-            for task in (*self.forwarders.values(), writer):
+            tasks = [*self.forwarders.values(), *self.side_tasks, writer]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*self.forwarders.values(), writer, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def handle(self, raw: str | bytes) -> None:
         try:
@@ -77,13 +96,15 @@ class Session:
                 case Cancel():
                     await self.cancel(msg)
                 case Subscribe():
-                    await self.subscribe(msg.job_id, msg.request_id)
+                    await self.subscribe(msg)
                 case Ping():
                     await self.outbox.put(Pong(request_id=msg.request_id))
         except ProtocolError as exc:
             await self._refuse(exc.reply)
-        except BackendError as exc:
-            await self._refuse(Error(code=ErrorCode(exc.code), message=str(exc)))
+        except Exception:
+            # A bug must cost this request, not the connection or other clients.
+            log.exception("request failed")
+            await self._refuse(Error(code=ErrorCode.INTERNAL_ERROR, message="internal error"))
 
     async def _refuse(self, reply: Error) -> None:
         self.metrics.observe_error(reply.code.value)
@@ -92,86 +113,91 @@ class Session:
 
     async def submit(self, msg: Submit) -> None:
         key = msg.idempotency_key
-        job = Job(
-            id=job_id_for_key(key) if key else new_job_id(),
-            spec=msg.job,
-            priority=msg.priority,
-            idempotency_key=key,
-        )
-        # Subscribe before submitting so no event is missed; hold events until `accepted` is out.
-        release = await self.follow(job.id, snapshot=False, wait_until_subscribed=True, hold=True)
+        job_id = job_id_for_key(key, msg.job) if key else new_job_id()
+        job = Job(id=job_id, spec=msg.job, priority=msg.priority, idempotency_key=key)
+        gate = await self.follow(job_id, msg.request_id)
         try:
             submission = await self.backend.submit(job)
         except BackendError as exc:
-            self.forwarders.pop(job.id).cancel()
-            raise _error(exc, msg.request_id, job.id) from None
+            self._unfollow(job_id)
+            raise _error(exc, msg.request_id, job_id) from None
         record = submission.record
         await self.outbox.put(
             Accepted(job_id=record.job_id, state=record.state,
                      duplicate=submission.duplicate, request_id=msg.request_id)
         )  # fmt: skip
-        if submission.duplicate:
-            await self._send_snapshot(job.id)
-        release.set()
+        gate.open(snapshot=submission.duplicate)
 
     async def cancel(self, msg: Cancel) -> None:
-        await self.follow(msg.job_id, snapshot=False, wait_until_subscribed=True)
+        await self._known(msg.job_id, msg.request_id)
+        gate = await self.follow(msg.job_id, msg.request_id)
+        gate.open(snapshot=False)
         try:
             record = await self.backend.cancel(msg.job_id)
         except BackendError as exc:
             raise _error(exc, msg.request_id, msg.job_id) from None
         if record.state.terminal:
-            raise ProtocolError(
-                ErrorCode.NOT_CANCELLABLE, f"job is already {record.state}", msg.request_id
-            )
+            raise _error(
+                BackendError(f"job is already {record.state}"), msg.request_id, msg.job_id,
+                ErrorCode.NOT_CANCELLABLE,
+            )  # fmt: skip
 
-    async def subscribe(self, job_id: str, request_id: str | None) -> None:
+    async def subscribe(self, msg: Subscribe) -> None:
+        await self._known(msg.job_id, msg.request_id)
+        gate = await self.follow(msg.job_id, msg.request_id)
+        gate.open(snapshot=True)
+
+    async def _known(self, job_id: str, request_id: str | None) -> None:
         if await self.backend.get(job_id) is None:
-            raise ProtocolError(ErrorCode.UNKNOWN_JOB, f"no job {job_id}", request_id)
-        await self.follow(job_id, snapshot=True)
+            raise _error(UnknownJob(f"no job {job_id}"), request_id, job_id)
 
-    async def follow(
-        self,
-        job_id: str,
-        *,
-        snapshot: bool,
-        wait_until_subscribed: bool = False,
-        hold: bool = False,
-    ) -> asyncio.Event:
-        """Forward a job's events to this client; with `snapshot`, send its state first.
-
-        Returns the gate that releases held events (`hold=True`); set already otherwise.
-        """
-        release = asyncio.Event()
-        if not hold:
-            release.set()
-        if job_id in self.forwarders and not self.forwarders[job_id].done():
-            if snapshot:
-                await self._send_snapshot(job_id)
-            release.set()
-            return release
+    async def follow(self, job_id: str, request_id: str | None) -> Gate:
+        """Subscribe this connection to a job (once); returns the gate to open."""
+        gate = Gate()
+        if job_id in self.forwarders:
+            gate.subscribed.set()  # already following; only a snapshot may be due
+            self._spawn(self._snapshot_when_opened(job_id, gate))
+            return gate
         if len(self.forwarders) >= MAX_SUBSCRIPTIONS:
-            self.forwarders = {k: t for k, t in self.forwarders.items() if not t.done()}
-        if len(self.forwarders) >= MAX_SUBSCRIPTIONS:
-            raise ProtocolError(ErrorCode.BUSY, "too many jobs followed on one connection")
-        subscribed = asyncio.Event()
-        self.forwarders[job_id] = asyncio.create_task(
-            self._forward(job_id, snapshot, subscribed, release)
-        )
-        if wait_until_subscribed:
-            await subscribed.wait()
-        return release
+            raise _error(BackendBusy("too many jobs followed on one connection"), request_id,
+                         job_id)  # fmt: skip
+        self.forwarders[job_id] = asyncio.create_task(self._forward(job_id, gate))
+        await gate.subscribed.wait()
+        return gate
 
-    async def _forward(
-        self, job_id: str, snapshot: bool, subscribed: asyncio.Event, release: asyncio.Event
-    ) -> None:
-        async with self.backend.subscribe(job_id) as sub:
-            subscribed.set()
-            await release.wait()
-            if snapshot and await self._send_snapshot(job_id):
-                return
-            async for event in sub:
-                await self.outbox.put(event)
+    def _unfollow(self, job_id: str) -> None:
+        task = self.forwarders.pop(job_id, None)
+        if task is not None:
+            task.cancel()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self.side_tasks.add(task)
+        task.add_done_callback(self.side_tasks.discard)
+
+    async def _snapshot_when_opened(self, job_id: str, gate: Gate) -> None:
+        await gate.opened.wait()
+        if gate.snapshot:
+            await self._send_snapshot(job_id)
+
+    async def _forward(self, job_id: str, gate: Gate) -> None:
+        try:
+            async with self.backend.subscribe(job_id) as sub:
+                gate.subscribed.set()
+                await gate.opened.wait()
+                if gate.snapshot and await self._send_snapshot(job_id):
+                    return
+                record = await self.backend.get(job_id)
+                if record is None or record.state.terminal:
+                    # Finished before we subscribed: nothing more will come.
+                    for event in sub.pending():
+                        await self.outbox.put(event)
+                    return
+                async for event in sub:
+                    await self.outbox.put(event)
+        finally:
+            if self.forwarders.get(job_id) is asyncio.current_task():
+                del self.forwarders[job_id]
 
     async def _send_snapshot(self, job_id: str) -> bool:
         """Send the job's state (and its outcome if finished); True when it has finished."""
@@ -190,8 +216,10 @@ class Session:
             await self.ws.send(encode(message))
 
 
-def _error(exc: BackendError, request_id: str | None, job_id: str) -> ProtocolError:
-    err = ProtocolError(ErrorCode(exc.code), str(exc), request_id)
+def _error(
+    exc: BackendError, request_id: str | None, job_id: str, code: ErrorCode | None = None
+) -> ProtocolError:
+    err = ProtocolError(code or ErrorCode(exc.code), str(exc), request_id)
     err.reply = err.reply.model_copy(update={"job_id": job_id})
     return err
 
