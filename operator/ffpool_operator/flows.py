@@ -1,0 +1,200 @@
+"""The three flows the kopf handlers run (reconcile, one autoscaling poll, delete), turning
+failures into conditions, events and kopf's retry errors. Handlers stay a few lines each."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import kopf
+
+from ffpool import logs, names
+from ffpool_operator import autoscaler, builders, conditions, metrics, reconcile, topology_sync
+from ffpool_operator.broker import BrokerError, BrokerRejected
+from ffpool_operator.credentials import MissingSecret
+from ffpool_operator.kube import KubeError
+from ffpool_operator.models import Condition, DeletionPolicy, PoolRef, PoolSpec, WorkersStatus
+from ffpool_operator.runtime import Runtime
+from ffpool_operator.scaling import Decision, History, QueueStats
+from ffpool_operator.topology_sync import TopologyReport
+
+log = logs.get(__name__)
+DELETE_BROKER_WAIT_SECONDS = 60.0
+
+
+async def _fail(
+    rt: Runtime, pool: PoolRef, status: Any, gen: int | None, reason: str, msg: str
+) -> None:
+    conds = conditions.set_condition(
+        _conds(rt, pool, status), conditions.READY, False, reason, msg,
+        generation=gen,
+    )  # fmt: skip
+    await _write(rt, pool, conds, {})
+
+
+async def _write(rt: Runtime, pool: PoolRef, conds: list[Condition], extra: dict[str, Any]) -> None:
+    rt.state(pool).conditions = conds
+    status = {"conditions": conditions.dump(conds), **extra}
+    await reconcile.write_status(rt.kube, pool, status)
+
+
+def _conds(rt: Runtime, pool: PoolRef, status: Any) -> list[Condition]:
+    return rt.conditions(pool, reconcile.parse_status(status))
+
+
+async def _topology(rt: Runtime, pool: PoolRef, spec: PoolSpec) -> TopologyReport:
+    """Broker trouble does not stop the workloads from being applied: it becomes an `Unknown`
+    TopologyReady (reported as a conflict-free failed report) and a retry."""
+    try:
+        return await reconcile.sync_topology(await rt.admin(pool, spec), pool, spec)
+    except (MissingSecret, BrokerError) as exc:
+        metrics.RECONCILE_ERRORS.labels(pool.namespace, pool.name, "topology").inc()
+        return TopologyReport(error=f"{type(exc).__name__}: {exc}")
+
+
+async def run_reconcile(
+    rt: Runtime, pool: PoolRef, spec: Any, status: Any, gen: int | None
+) -> None:
+    try:
+        parsed = reconcile.parse_spec(spec)
+    except ValueError as exc:
+        await _fail(rt, pool, status, gen, "InvalidSpec", str(exc))
+        raise kopf.PermanentError(str(exc)) from exc
+    report = await _topology(rt, pool, parsed)
+    try:
+        await reconcile.apply_children(rt.kube, pool, parsed)
+    except KubeError as exc:
+        metrics.RECONCILE_ERRORS.labels(pool.namespace, pool.name, "children").inc()
+        await _fail(rt, pool, status, gen, "ApplyFailed", str(exc))
+        raise kopf.TemporaryError(f"applying children: {exc}", delay=10) from exc
+    conds = reconcile.topology_condition(_conds(rt, pool, status), report, gen)
+    conds = conditions.set_condition(
+        conds, conditions.READY, report.error is None, "Reconciled" if report.error is None
+        else "BrokerUnavailable", report.error or "owned objects applied", generation=gen,
+    )  # fmt: skip
+    rt.state(pool).next_drift_check = time.monotonic() + parsed.topology.drift_check_seconds
+    selector = builders.selector_text(pool, names.COMPONENT_WORKER)
+    await _write(rt, pool, conds, {"observedGeneration": gen, "workers": {"selector": selector}})
+    if report.error is not None:
+        raise kopf.TemporaryError(report.error, delay=10)
+
+
+async def _drift_check(rt: Runtime, pool: PoolRef, spec: PoolSpec, status: Any) -> None:
+    state = rt.state(pool)
+    if state.next_drift_check == 0.0:  # the reconcile has just declared it
+        state.next_drift_check = time.monotonic() + spec.topology.drift_check_seconds
+    if time.monotonic() < state.next_drift_check:
+        return
+    state.next_drift_check = time.monotonic() + spec.topology.drift_check_seconds
+    report = await _topology(rt, pool, spec)
+    if report.error is not None:
+        log.warning("drift check failed", pool=pool.name, error=report.error)
+    conds = reconcile.topology_condition(_conds(rt, pool, status), report, None)
+    await _write(rt, pool, conds, {})
+
+
+def _scaling_status(
+    conds: list[Condition], d: Decision, stats: QueueStats | None, ready: int, busy: int,
+    pool: PoolRef,
+) -> tuple[list[Condition], dict[str, Any]]:  # fmt: skip
+    conds = conditions.set_condition(
+        conds, conditions.METRICS_AVAILABLE, d.metrics_available,
+        "QueueStatsRead" if d.metrics_available else "ManagementAPIUnavailable", d.reason,
+    )  # fmt: skip
+    scaling = (
+        "Stable" if ready == d.desired else ("ScalingUp" if ready < d.desired else "ScalingDown")
+    )
+    conds = conditions.set_condition(
+        conds, conditions.SCALING, ready != d.desired, scaling, d.reason
+    )
+    workers = WorkersStatus(
+        desired=d.desired, current=d.desired, ready=ready, busy=busy,
+        selector=builders.selector_text(pool, names.COMPONENT_WORKER),
+    )  # fmt: skip
+    out: dict[str, Any] = {"workers": workers.model_dump(by_alias=True)}
+    if stats is not None:
+        out["queue"] = stats.model_dump(include={"ready", "unacked", "consumers"})
+    if d.changed:
+        out |= {"lastScaleTime": conditions.now_iso(), "lastScaleReason": d.reason}
+    return conds, out
+
+
+async def autoscale_once(rt: Runtime, pool: PoolRef, spec: Any, status: Any, body: Any) -> float:
+    """One poll; returns the seconds to wait before the next. Never raises for API trouble:
+    the daemon keeps polling (a failed poll changes nothing)."""
+    try:
+        return await _autoscale(rt, pool, spec, status, body)
+    except KubeError as exc:
+        metrics.RECONCILE_ERRORS.labels(pool.namespace, pool.name, "autoscale").inc()
+        log.warning("autoscaling poll failed", pool=pool.name, error=str(exc))
+        return 5.0
+
+
+async def _autoscale(rt: Runtime, pool: PoolRef, spec: Any, status: Any, body: Any) -> float:
+    try:
+        parsed = reconcile.parse_spec(spec)
+    except ValueError:
+        return 30.0  # the reconcile handler reports invalid specs
+    await _drift_check(rt, pool, parsed, status)
+    deployment = await rt.kube.get(
+        "Deployment", pool.namespace, builders.child_name(pool, names.COMPONENT_WORKER)
+    )
+    if deployment is None:
+        return parsed.autoscaling.polling_interval_seconds  # not reconciled yet
+    current = int((deployment.get("spec") or {}).get("replicas") or 0)
+    ready = int((deployment.get("status") or {}).get("readyReplicas") or 0)
+    state = rt.state(pool)
+    history = state.history or History(since=time.monotonic())
+    decision, stats, pods = await autoscaler.poll(
+        rt.kube, state.stats, pool, parsed, current, history
+    )
+    state.history = decision.history
+    _observe(pool, stats)
+    await autoscaler.apply(rt.kube, pool, decision, pods)
+    if decision.changed:
+        kopf.info(body, reason="Scaled", message=decision.reason)
+    busy = sum(1 for p in pods if p.busy)
+    conds, extra = _scaling_status(_conds(rt, pool, status), decision, stats, ready, busy, pool)
+    await _write(rt, pool, conds, extra)
+    return parsed.autoscaling.polling_interval_seconds
+
+
+def _observe(pool: PoolRef, stats: QueueStats | None) -> None:
+    if stats is None:
+        metrics.METRICS_FAILURES.labels(pool.namespace, pool.name).inc()
+        return
+    metrics.QUEUE_READY.labels(pool.namespace, pool.name).set(stats.ready)
+    metrics.QUEUE_UNACKED.labels(pool.namespace, pool.name).set(stats.unacked)
+
+
+async def run_delete(rt: Runtime, pool: PoolRef, spec: Any, body: Any, runtime: float) -> None:
+    """Owned objects go by owner references. Queues stay unless the policy says DeleteIfEmpty,
+    and then only empty ones; an unreachable broker delays deletion at most a minute."""
+    rt.forget(pool)
+    try:
+        parsed = reconcile.parse_spec(spec)
+    except ValueError:
+        return
+    if parsed.topology.deletion_policy is DeletionPolicy.RETAIN:
+        return
+    try:
+        await _delete_queues(rt, pool, parsed, body)
+    except (MissingSecret, BrokerError, KubeError) as exc:
+        if runtime < DELETE_BROKER_WAIT_SECONDS:
+            raise kopf.TemporaryError(f"broker unavailable: {exc}", delay=10) from exc
+        kopf.warn(body, reason="QueuesKept", message=f"broker unreachable, queues kept: {exc}")
+
+
+async def _delete_queues(rt: Runtime, pool: PoolRef, spec: PoolSpec, body: Any) -> None:
+    admin = await rt.admin(pool, spec)
+    plan = topology_sync.plan(pool, spec.topology)
+    kept = []
+    for queue in plan.queues:
+        try:
+            await admin.delete_queue(spec.rabbitmq.vhost, queue)
+        except BrokerRejected:
+            kept.append(queue)
+    if kept:
+        kopf.warn(body, reason="QueuesKept", message=f"queues still hold jobs, kept: {kept}")
+    else:
+        await admin.delete_policy(spec.rabbitmq.vhost, plan.policy.name)

@@ -1,0 +1,82 @@
+"""kopf handlers, thin: each parses kopf's kwargs into a PoolRef and calls a flow.
+
+Run with `kopf run -m ffpool_operator.handlers` (or `ffpool_operator.main.run()`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from ffpool import names
+from ffpool_operator import cluster, flows
+from ffpool_operator.kube import Kube
+from ffpool_operator.models import PoolRef
+from ffpool_operator.runtime import Runtime
+
+RESOURCE = (names.API_GROUP, names.API_VERSION, names.CRD_PLURAL)
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    prefix = names.API_GROUP
+    settings.persistence.finalizer = f"{prefix}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=prefix)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=prefix, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.INFO  # scaling decisions are INFO events (kopf.info)
+    settings.peering.standalone = True  # one replica, Recreate (docs/operator.md)
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    configure(settings)
+    memo.runtime = Runtime(kube=Kube(cluster.load()))
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    await memo.runtime.close()
+
+
+@kopf.on.login()
+def login(**_: Any) -> kopf.ConnectionInfo:
+    return cluster.connection_info(cluster.load())
+
+
+def _pool(name: str | None, namespace: str | None, uid: str | None) -> PoolRef:
+    return PoolRef(name=name or "", namespace=namespace or "", uid=uid or "")
+
+
+@kopf.on.resume(*RESOURCE)
+@kopf.on.create(*RESOURCE)
+@kopf.on.update(*RESOURCE)
+async def reconcile(
+    spec: Any, status: Any, meta: Any, name: str, namespace: str | None, uid: str, memo: Any,
+    **_: Any,
+) -> None:  # fmt: skip
+    pool = _pool(name, namespace, uid)
+    await flows.run_reconcile(memo.runtime, pool, spec, status, meta.get("generation"))
+
+
+@kopf.daemon(*RESOURCE, cancellation_timeout=5.0)
+async def autoscale(
+    stopped: Any, spec: Any, status: Any, body: Any, name: str, namespace: str | None, uid: str,
+    memo: Any, **_: Any,
+) -> None:  # fmt: skip
+    pool = _pool(name, namespace, uid)
+    while not stopped:
+        interval = await flows.autoscale_once(memo.runtime, pool, spec, status, body)
+        await stopped.wait(interval)
+
+
+@kopf.on.delete(*RESOURCE)
+async def delete(
+    spec: Any, body: Any, name: str, namespace: str | None, uid: str, runtime: Any,
+    memo: Any,
+    **_: Any,
+) -> None:  # fmt: skip
+    pool = _pool(name, namespace, uid)
+    await flows.run_delete(memo.runtime, pool, spec, body, runtime.total_seconds())

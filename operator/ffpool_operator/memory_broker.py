@@ -1,0 +1,80 @@
+"""An in-memory BrokerAdmin for unit tests: same semantics the operator relies on (arguments
+fixed at declaration, delete only when empty), with a switch to simulate an outage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ffpool_operator.broker import Binding, BrokerRejected, BrokerUnavailable, Policy, QueueInfo
+from ffpool_operator.victims import BrokerChannel, BrokerConnection
+
+
+class InMemoryBroker:
+    def __init__(self) -> None:
+        self.down = False
+        self.exchanges: dict[tuple[str, str], str] = {}
+        self.queues: dict[tuple[str, str], QueueInfo] = {}
+        self.bound: set[tuple[str, Binding]] = set()
+        self.policies: dict[tuple[str, str], Policy] = {}
+        self.worker_connections: list[BrokerConnection] = []
+        self.worker_channels: list[BrokerChannel] = []
+
+    def _check(self) -> None:
+        if self.down:
+            raise BrokerUnavailable("in-memory broker is down")
+
+    def set_depth(self, vhost: str, name: str, ready: int, unacked: int = 0) -> None:
+        q = self.queues[vhost, name]
+        self.queues[vhost, name] = q.model_copy(
+            update={"messages_ready": ready, "messages_unacknowledged": unacked}
+        )
+
+    async def queue(self, vhost: str, name: str) -> QueueInfo | None:
+        self._check()
+        return self.queues.get((vhost, name))
+
+    async def connections(self, vhost: str) -> list[BrokerConnection]:
+        self._check()
+        return list(self.worker_connections)
+
+    async def channels(self, vhost: str) -> list[BrokerChannel]:
+        self._check()
+        return list(self.worker_channels)
+
+    async def declare_exchange(self, vhost: str, name: str, kind: str) -> None:
+        self._check()
+        if self.exchanges.setdefault((vhost, name), kind) != kind:
+            raise BrokerRejected(f"exchange {name} exists with another type")
+
+    async def declare_queue(self, vhost: str, name: str, arguments: dict[str, Any]) -> None:
+        self._check()
+        existing = self.queues.get((vhost, name))
+        if existing is None:
+            self.queues[vhost, name] = QueueInfo(name=name, arguments=dict(arguments))
+        elif existing.arguments != arguments:
+            raise BrokerRejected(f"PRECONDITION_FAILED: inequivalent arguments for {name}")
+
+    async def delete_queue(self, vhost: str, name: str) -> None:
+        self._check()
+        q = self.queues.get((vhost, name))
+        if q is not None and q.messages_ready + q.messages_unacknowledged > 0:
+            raise BrokerRejected(f"queue {name} is not empty")
+        self.queues.pop((vhost, name), None)
+
+    async def bindings(self, vhost: str, exchange: str, queue: str) -> list[Binding]:
+        self._check()
+        return [
+            b for v, b in self.bound if v == vhost and (b.exchange, b.queue) == (exchange, queue)
+        ]
+
+    async def bind(self, vhost: str, binding: Binding) -> None:
+        self._check()
+        self.bound.add((vhost, binding))
+
+    async def put_policy(self, vhost: str, policy: Policy) -> None:
+        self._check()
+        self.policies[vhost, policy.name] = policy
+
+    async def delete_policy(self, vhost: str, name: str) -> None:
+        self._check()
+        self.policies.pop((vhost, name), None)

@@ -1,0 +1,137 @@
+"""RabbitMQ management HTTP API client (aiohttp): a timeout on every call, vhost and names
+percent-encoded as single path segments (`/` → `%2F`), credentials never logged."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import yarl
+from pydantic import SecretStr
+
+from ffpool import logs
+from ffpool_operator.broker import (
+    Binding,
+    BrokerRejected,
+    BrokerUnavailable,
+    Policy,
+    QueueInfo,
+)
+from ffpool_operator.victims import BrokerChannel, BrokerConnection
+
+log = logs.get(__name__)
+_QUEUE_COLUMNS = "name,durable,arguments,messages_ready,messages_unacknowledged,consumers"
+
+
+def segment(value: str) -> str:
+    """One path segment, fully percent-encoded (no `safe` characters)."""
+    return quote(value, safe="")
+
+
+class ManagementClient:
+    def __init__(
+        self, base_url: str, username: str, password: SecretStr, timeout: float = 5.0
+    ) -> None:
+        self._base = base_url.rstrip("/") + "/api"
+        # Built by hand: aiohttp 3.14 deprecates BasicAuth; UTF-8 so any password works.
+        token = base64.b64encode(f"{username}:{password.get_secret_value()}".encode()).decode()
+        self._headers = {"Authorization": f"Basic {token}"}
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _call(
+        self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None
+    ) -> Any:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout)
+        try:
+            # encoded=True: yarl must not turn the `%2F` of vhost `/` back into a slash.
+            url = yarl.URL(self._base + path, encoded=True)
+            async with self._session.request(method, url, json=body, params=params) as resp:
+                if resp.status == 404 and method == "GET":
+                    return None
+                if resp.status >= 500:
+                    raise BrokerUnavailable(f"{method} {path}: HTTP {resp.status}")
+                if resp.status >= 400:
+                    reason = (await resp.text())[:300]
+                    raise BrokerRejected(f"{method} {path}: HTTP {resp.status} {reason}")
+                return await resp.json() if resp.content_type == "application/json" else None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            # The exception text carries only host and path: the credentials sit in the header.
+            raise BrokerUnavailable(f"{method} {path}: {type(exc).__name__}") from exc
+
+    async def overview(self) -> dict[str, Any]:
+        data: dict[str, Any] = await self._call("GET", "/overview") or {}
+        return data
+
+    async def queue(self, vhost: str, name: str) -> QueueInfo | None:
+        path = f"/queues/{segment(vhost)}/{segment(name)}"
+        data = await self._call("GET", path, params={"columns": _QUEUE_COLUMNS})
+        return None if data is None else QueueInfo.model_validate(data)
+
+    async def connections(self, vhost: str) -> list[BrokerConnection]:
+        path = f"/vhosts/{segment(vhost)}/connections"
+        data = await self._call("GET", path, params={"columns": "name,user_provided_name"})
+        return [BrokerConnection.model_validate(c) for c in data or []]
+
+    async def channels(self, vhost: str) -> list[BrokerChannel]:
+        path = f"/vhosts/{segment(vhost)}/channels"
+        data = await self._call(
+            "GET", path, params={"columns": "connection_details.name,messages_unacknowledged"}
+        )
+        return [
+            BrokerChannel(
+                connection_name=str((c.get("connection_details") or {}).get("name", "")),
+                unacked=int(c.get("messages_unacknowledged") or 0),
+            )
+            for c in data or []
+        ]
+
+    async def declare_exchange(self, vhost: str, name: str, kind: str) -> None:
+        body = {"type": kind, "durable": True, "auto_delete": False}
+        await self._call("PUT", f"/exchanges/{segment(vhost)}/{segment(name)}", body)
+
+    async def declare_queue(self, vhost: str, name: str, arguments: dict[str, Any]) -> None:
+        body = {"durable": True, "auto_delete": False, "arguments": arguments}
+        await self._call("PUT", f"/queues/{segment(vhost)}/{segment(name)}", body)
+
+    async def delete_queue(self, vhost: str, name: str) -> None:
+        path = f"/queues/{segment(vhost)}/{segment(name)}"
+        await self._call("DELETE", path, params={"if-empty": "true"})
+
+    async def bindings(self, vhost: str, exchange: str, queue: str) -> list[Binding]:
+        path = f"/bindings/{segment(vhost)}/e/{segment(exchange)}/q/{segment(queue)}"
+        data = await self._call("GET", path)
+        return [
+            Binding(exchange=exchange, queue=queue, routing_key=str(b.get("routing_key", "")))
+            for b in data or []
+        ]
+
+    async def bind(self, vhost: str, binding: Binding) -> None:
+        path = (
+            f"/bindings/{segment(vhost)}/e/{segment(binding.exchange)}/q/{segment(binding.queue)}"
+        )
+        await self._call("POST", path, {"routing_key": binding.routing_key, "arguments": {}})
+
+    async def put_policy(self, vhost: str, policy: Policy) -> None:
+        body = {
+            "pattern": policy.pattern,
+            "definition": policy.definition,
+            "apply-to": policy.apply_to,
+            "priority": policy.priority,
+        }
+        await self._call("PUT", f"/policies/{segment(vhost)}/{segment(policy.name)}", body)
+
+    async def delete_policy(self, vhost: str, name: str) -> None:
+        try:
+            await self._call("DELETE", f"/policies/{segment(vhost)}/{segment(name)}")
+        except BrokerRejected as exc:
+            if "404" not in str(exc):
+                raise

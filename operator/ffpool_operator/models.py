@@ -1,0 +1,235 @@
+"""The FFmpegPool custom resource, spec and status: one source of truth for the operator and for
+the CRD YAML (`python -m ffpool_operator.crd`). Field names are camelCase in Kubernetes."""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from ffpool import names
+from ffpool.topology import AmqpName, Topology
+
+K8sName = Annotated[
+    str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+]
+EnvName = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]
+Seconds = Annotated[float, Field(ge=0, le=24 * 3600)]
+
+
+class Camel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        use_attribute_docstrings=True,
+    )
+
+
+class DeletionPolicy(enum.StrEnum):
+    RETAIN = "Retain"
+    DELETE_IF_EMPTY = "DeleteIfEmpty"
+
+
+class PullPolicy(enum.StrEnum):
+    ALWAYS = "Always"
+    IF_NOT_PRESENT = "IfNotPresent"
+    NEVER = "Never"
+
+
+class ServiceType(enum.StrEnum):
+    CLUSTER_IP = "ClusterIP"
+    NODE_PORT = "NodePort"
+    LOAD_BALANCER = "LoadBalancer"
+
+
+class RabbitMQSpec(Camel):
+    """Where the broker is. Credentials live in one Secret, read by the operator (management API)
+    and mounted into pods (AMQP URL) by reference; the vhost in the AMQP URL must match `vhost`."""
+
+    secret_name: K8sName
+    amqp_url_key: str = "amqp-url"
+    management_url_key: str = "management-url"
+    username_key: str = "username"
+    password_key: str = "password"  # noqa: S105 - a key name in the Secret, not a password
+    vhost: Annotated[str, Field(min_length=1, max_length=255)] = "/"
+    timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
+
+
+class TopologySpec(Camel):
+    job_exchange: AmqpName = names.JOB_EXCHANGE
+    job_queue: AmqpName = names.JOB_QUEUE
+    routing_key: AmqpName = names.JOB_ROUTING_KEY
+    dlq_queue: AmqpName = names.DLQ_QUEUE
+    events_exchange: AmqpName = names.EVENTS_EXCHANGE
+    control_exchange: AmqpName = names.CONTROL_EXCHANGE
+    message_ttl_ms: Annotated[int, Field(ge=1000)] = 3_600_000
+    max_length: Annotated[int, Field(ge=1)] = 10_000
+    max_priority: Annotated[int, Field(ge=1, le=9)] = 9
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
+    deletion_policy: DeletionPolicy = DeletionPolicy.RETAIN
+    drift_check_seconds: Annotated[float, Field(ge=1, le=3600)] = 30.0
+
+    def topology(self) -> Topology:
+        return Topology(
+            **self.model_dump(exclude={"deletion_policy", "drift_check_seconds"}, by_alias=False)
+        )
+
+
+class Resources(Camel):
+    requests: dict[str, str] = Field(default_factory=dict)
+    limits: dict[str, str] = Field(default_factory=dict)
+
+
+class Scheduling(Camel):
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = Field(default_factory=list)
+    affinity: dict[str, Any] | None = None
+    topology_spread_constraints: list[dict[str, Any]] = Field(default_factory=list)
+    priority_class_name: str | None = None
+
+
+class ServiceSpec(Camel):
+    type: ServiceType = ServiceType.CLUSTER_IP
+    port: Annotated[int, Field(ge=1, le=65535)] = 80
+    http_port: Annotated[int, Field(ge=1, le=65535)] = 8081
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class IngressTLS(Camel):
+    secret_name: K8sName
+
+
+class IngressSpec(Camel):
+    enabled: bool = False
+    host: str | None = None
+    class_name: str | None = None
+    tls: IngressTLS | None = None
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class ServersSpec(Camel):
+    replicas: Annotated[int, Field(ge=0, le=100)] = 2
+    resources: Resources = Field(default_factory=Resources)
+    scheduling: Scheduling = Field(default_factory=Scheduling)
+    service: ServiceSpec = Field(default_factory=ServiceSpec)
+    ingress: IngressSpec = Field(default_factory=IngressSpec)
+
+
+class WorkersSpec(Camel):
+    replicas: Annotated[int, Field(ge=0, le=1000)] = 1
+    """Used when autoscaling is off (`kubectl scale ffp/NAME --replicas=N`)."""
+    jobs_per_worker: Annotated[int, Field(ge=1, le=256)] = 1
+    resources: Resources = Field(default_factory=Resources)
+    scheduling: Scheduling = Field(default_factory=Scheduling)
+    drain_seconds: Annotated[int, Field(ge=0, le=24 * 3600)] = 30
+    termination_grace_period_seconds: Annotated[int, Field(ge=1, le=48 * 3600)] | None = None
+
+    @property
+    def grace_seconds(self) -> int:
+        """A SIGKILL before the drain ends would interrupt jobs: grace always exceeds drain."""
+        return self.termination_grace_period_seconds or self.drain_seconds + 15
+
+    @model_validator(mode="after")
+    def _grace_exceeds_drain(self) -> WorkersSpec:
+        if self.grace_seconds <= self.drain_seconds:
+            raise ValueError("terminationGracePeriodSeconds must exceed drainSeconds")
+        return self
+
+
+class StorageSpec(Camel):
+    claim_name: K8sName
+    mount_path: Annotated[str, Field(pattern=r"^/[^:]*$")] = "/media"
+
+
+class AutoscalingSpec(Camel):
+    enabled: bool = True
+    min_replicas: Annotated[int, Field(ge=0, le=1000)] = 0
+    max_replicas: Annotated[int, Field(ge=1, le=1000)] = 10
+    target_jobs_per_worker: Annotated[int, Field(ge=1, le=256)] | None = None
+    """Jobs (ready + in flight) per worker; defaults to workers.jobsPerWorker."""
+    polling_interval_seconds: Annotated[float, Field(ge=0.2, le=300)] = 5.0
+    activation_threshold: Annotated[int, Field(ge=0)] = 0
+    """Scale from zero only when more than this many jobs wait."""
+    scale_up_stabilization_seconds: Seconds = 0.0
+    scale_down_stabilization_seconds: Seconds = 60.0
+    fallback_replicas: Annotated[int, Field(ge=0, le=1000)] | None = None
+    """While metrics are unavailable: raise to this many workers (never lower); unset = hold."""
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoscalingSpec:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("minReplicas must not exceed maxReplicas")
+        return self
+
+
+class PoolSpec(Camel):
+    image: Annotated[str, Field(min_length=1)]
+    image_pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT
+    image_pull_secrets: list[K8sName] = Field(default_factory=list)
+    service_account_name: K8sName | None = None
+    rabbitmq: RabbitMQSpec
+    topology: TopologySpec = Field(default_factory=TopologySpec)
+    servers: ServersSpec = Field(default_factory=ServersSpec)
+    workers: WorkersSpec = Field(default_factory=WorkersSpec)
+    storage: StorageSpec
+    autoscaling: AutoscalingSpec = Field(default_factory=AutoscalingSpec)
+    env: dict[EnvName, str] = Field(default_factory=dict)
+    """Extra service settings (upper-cased ffpool Settings fields, e.g. JOB_TIMEOUT_SECONDS)."""
+
+    @property
+    def target_per_worker(self) -> int:
+        return self.autoscaling.target_jobs_per_worker or self.workers.jobs_per_worker
+
+
+class ConditionStatus(enum.StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(Camel):
+    type: str
+    status: ConditionStatus
+    reason: str
+    message: str = ""
+    last_transition_time: str
+    observed_generation: int | None = None
+
+
+class QueueStatus(Camel):
+    ready: int = 0
+    unacked: int = 0
+    consumers: int = 0
+
+
+class WorkersStatus(Camel):
+    desired: int = 0
+    current: int = 0
+    ready: int = 0
+    busy: int = 0
+    selector: str = ""
+
+
+class PoolStatus(Camel):
+    model_config = ConfigDict(extra="ignore")  # kopf keeps its own bookkeeping in status
+
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    queue: QueueStatus | None = None
+    workers: WorkersStatus | None = None
+    last_scale_time: str | None = None
+    last_scale_reason: str | None = None
+
+
+class PoolRef(BaseModel):
+    """Identity of one pool, enough for owner references and names."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: K8sName
+    namespace: K8sName
+    uid: str

@@ -1,0 +1,103 @@
+"""The pool's RabbitMQ topology: a pure plan from the spec, and `ensure`, which declares what is
+missing through a BrokerAdmin and reports (never fails on) argument conflicts.
+
+RabbitMQ cannot change a declared queue's arguments, so a queue whose arguments differ from the
+spec is reported, not redeclared; the settings that *can* change live are also put in a policy
+owned by the pool. Note: where both set a limit, RabbitMQ applies the lower of the two
+(https://www.rabbitmq.com/docs/parameters#policies), so a policy lowers TTL/max-length live.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ffpool.topology import argument_differences
+from ffpool_operator.broker import Binding, BrokerAdmin, BrokerRejected, Policy
+from ffpool_operator.models import PoolRef, TopologySpec
+
+# Queue argument → policy key, for the arguments a policy can also carry.
+POLICY_KEYS = {
+    "x-message-ttl": "message-ttl",
+    "x-max-length": "max-length",
+    "x-overflow": "overflow",
+    "x-dead-letter-exchange": "dead-letter-exchange",
+    "x-dead-letter-routing-key": "dead-letter-routing-key",
+}
+
+
+class TopologyPlan(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    exchange: str
+    exchange_kind: str = "direct"
+    queues: dict[str, dict[str, Any]]
+    bindings: tuple[Binding, ...]
+    policy: Policy
+
+
+class TopologyReport(BaseModel):
+    conflicts: list[str] = Field(default_factory=list)
+    created: list[str] = Field(default_factory=list)
+    error: str | None = None
+    """Set when the broker could not be asked at all (state unknown)."""
+
+    @property
+    def ready(self) -> bool:
+        return not self.conflicts and self.error is None
+
+
+def policy_name(pool: PoolRef) -> str:
+    return f"ffpool.{pool.namespace}.{pool.name}"
+
+
+def plan(pool: PoolRef, spec: TopologySpec) -> TopologyPlan:
+    topo = spec.topology()
+    args = topo.queue_arguments()
+    definition = {POLICY_KEYS[k]: v for k, v in args.items() if k in POLICY_KEYS}
+    return TopologyPlan(
+        exchange=topo.job_exchange,
+        queues={topo.job_queue: args, topo.dlq_queue: topo.dlq_arguments()},
+        bindings=(
+            Binding(exchange=topo.job_exchange, queue=topo.job_queue, routing_key=topo.routing_key),
+            # Dead letters come back through the job exchange keyed by the DLQ's name.
+            Binding(exchange=topo.job_exchange, queue=topo.dlq_queue, routing_key=topo.dlq_queue),
+        ),
+        policy=Policy(
+            name=policy_name(pool),
+            pattern=f"^{re.escape(topo.job_queue)}$",
+            definition=definition,
+        ),
+    )
+
+
+async def _ensure_queues(
+    admin: BrokerAdmin, vhost: str, p: TopologyPlan, r: TopologyReport
+) -> None:
+    for name, arguments in p.queues.items():
+        info = await admin.queue(vhost, name)
+        if info is None:
+            await admin.declare_queue(vhost, name, arguments)
+            r.created.append(f"queue {name}")
+            continue
+        r.conflicts.extend(f"{name} {d}" for d in argument_differences(arguments, info.arguments))
+
+
+async def ensure(admin: BrokerAdmin, vhost: str, p: TopologyPlan) -> TopologyReport:
+    """Idempotent; raises BrokerUnavailable (retry), reports conflicts in the result."""
+    report = TopologyReport()
+    try:
+        await admin.declare_exchange(vhost, p.exchange, p.exchange_kind)
+    except BrokerRejected as exc:
+        report.conflicts.append(f"exchange {p.exchange}: {exc}")
+        return report
+    await _ensure_queues(admin, vhost, p, report)
+    for binding in p.bindings:
+        keys = {b.routing_key for b in await admin.bindings(vhost, binding.exchange, binding.queue)}
+        if binding.routing_key not in keys:
+            await admin.bind(vhost, binding)
+            report.created.append(f"binding {binding.exchange}→{binding.queue}")
+    await admin.put_policy(vhost, p.policy)
+    return report

@@ -1,0 +1,177 @@
+"""Pure builders of the server and worker Deployments: restricted Pod Security, probes, the
+shared media volume, env from the ConfigMap plus Secret references."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ffpool import names
+from ffpool_operator.builders import (
+    ANNOTATION_CONFIG_HASH,
+    HTTP_PORT,
+    WS_PORT,
+    Manifest,
+    child_name,
+    config_hash,
+    config_map_name,
+    labels,
+    metadata,
+    selector,
+    service_env,
+)
+from ffpool_operator.models import PoolRef, PoolSpec, Resources, Scheduling
+
+RUN_AS = 10001  # numeric, so the kubelet can verify runAsNonRoot without reading the image
+TMP_VOLUME = "tmp"
+MEDIA_VOLUME = "media"
+
+POD_SECURITY: dict[str, Any] = {
+    "runAsNonRoot": True,
+    "runAsUser": RUN_AS,
+    "runAsGroup": RUN_AS,
+    "fsGroup": RUN_AS,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+CONTAINER_SECURITY: dict[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "runAsUser": RUN_AS,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": "http"},
+        "periodSeconds": period,
+        "timeoutSeconds": 2,
+        "failureThreshold": failures,
+    }
+
+
+def _env(spec: PoolSpec) -> list[dict[str, Any]]:
+    rmq = spec.rabbitmq
+    return [
+        {
+            "name": "RABBITMQ_URL",
+            "valueFrom": {"secretKeyRef": {"name": rmq.secret_name, "key": rmq.amqp_url_key}},
+        },
+        # Names the broker connection after the pod: the autoscaler maps connections to pods.
+        {"name": "INSTANCE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+    ]
+
+
+def _resources(res: Resources) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if res.requests:
+        out["requests"] = dict(res.requests)
+    if res.limits:
+        out["limits"] = dict(res.limits)
+    return out
+
+
+def container(pool: PoolRef, spec: PoolSpec, component: str, res: Resources) -> dict[str, Any]:
+    ports = [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}]
+    if component == names.COMPONENT_SERVER:
+        ports.insert(0, {"name": "ws", "containerPort": WS_PORT, "protocol": "TCP"})
+    return {
+        "name": component,
+        "image": spec.image,
+        "imagePullPolicy": spec.image_pull_policy.value,
+        "command": ["ffpool"],
+        "args": [component],
+        "ports": ports,
+        "envFrom": [{"configMapRef": {"name": config_map_name(pool)}}],
+        "env": _env(spec),
+        "resources": _resources(res),
+        "livenessProbe": _probe(names.LIVE_PATH, 10, 3),
+        "readinessProbe": _probe(names.READY_PATH, 5, 2),
+        "securityContext": dict(CONTAINER_SECURITY),
+        "volumeMounts": [
+            {"name": TMP_VOLUME, "mountPath": "/tmp"},  # noqa: S108 - an emptyDir, per pod
+            {"name": MEDIA_VOLUME, "mountPath": spec.storage.mount_path},
+        ],
+    }
+
+
+def _scheduling(s: Scheduling) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if s.node_selector:
+        out["nodeSelector"] = dict(s.node_selector)
+    if s.tolerations:
+        out["tolerations"] = list(s.tolerations)
+    if s.affinity:
+        out["affinity"] = dict(s.affinity)
+    if s.topology_spread_constraints:
+        out["topologySpreadConstraints"] = list(s.topology_spread_constraints)
+    if s.priority_class_name:
+        out["priorityClassName"] = s.priority_class_name
+    return out
+
+
+def pod_spec(pool: PoolRef, spec: PoolSpec, component: str) -> dict[str, Any]:
+    side = spec.workers if component == names.COMPONENT_WORKER else spec.servers
+    body: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "securityContext": dict(POD_SECURITY),
+        "containers": [container(pool, spec, component, side.resources)],
+        "volumes": [
+            {"name": TMP_VOLUME, "emptyDir": {"sizeLimit": "1Gi"}},
+            {
+                "name": MEDIA_VOLUME,
+                "persistentVolumeClaim": {"claimName": spec.storage.claim_name},
+            },
+        ],
+        "terminationGracePeriodSeconds": spec.workers.grace_seconds,
+        **_scheduling(side.scheduling),
+    }
+    if spec.image_pull_secrets:
+        body["imagePullSecrets"] = [{"name": n} for n in spec.image_pull_secrets]
+    if spec.service_account_name:
+        body["serviceAccountName"] = spec.service_account_name
+    return body
+
+
+def deployment(pool: PoolRef, spec: PoolSpec, component: str, replicas: int) -> Manifest:
+    template_meta = {
+        "labels": labels(pool, component),
+        "annotations": {ANNOTATION_CONFIG_HASH: config_hash(service_env(spec))},
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(pool, child_name(pool, component), component),
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": selector(pool, component)},
+            # Workers never surge-and-kill mid-job on rollout: old pods drain on SIGTERM.
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0},
+            },
+            "template": {"metadata": template_meta, "spec": pod_spec(pool, spec, component)},
+        },
+    }
+
+
+def worker_replicas(spec: PoolSpec, existing: int | None) -> int:
+    """What a reconcile writes: the autoscaler owns the count when enabled (keep what is there,
+    at least min; lowering to max is the autoscaler's busy-aware job); otherwise the spec's (the
+    scale subresource) does."""
+    scaling = spec.autoscaling
+    if not scaling.enabled:
+        return spec.workers.replicas
+    if existing is None:
+        return scaling.min_replicas
+    return max(existing, scaling.min_replicas)
+
+
+def server_deployment(pool: PoolRef, spec: PoolSpec) -> Manifest:
+    return deployment(pool, spec, names.COMPONENT_SERVER, spec.servers.replicas)
+
+
+def worker_deployment(pool: PoolRef, spec: PoolSpec, existing_replicas: int | None) -> Manifest:
+    replicas = worker_replicas(spec, existing_replicas)
+    return deployment(pool, spec, names.COMPONENT_WORKER, replicas)

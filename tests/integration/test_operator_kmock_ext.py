@@ -1,0 +1,69 @@
+"""The KMock subclass behaves like the apiserver where kopf and the operator depend on it."""
+
+from typing import Any
+
+import pytest
+
+from ffpool_operator.kube import KubeError
+from tests.kmock_ext import ApiServer
+
+pytest_plugins = ["tests.operator_harness.fixtures"]
+pytestmark = pytest.mark.kmock(cls=ApiServer)
+
+NS = "ns1"
+
+
+def cm(name: str, **meta: Any) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": NS,
+            **meta}, "data": {"a": "1"}}  # fmt: skip
+
+
+async def test_create_sets_identity_and_versions(kube: Any) -> None:
+    created = await kube.create(cm("one"))
+    meta = created["metadata"]
+    assert meta["uid"]
+    assert meta["creationTimestamp"]
+    assert meta["generation"] == 1
+    patched = await kube.patch("ConfigMap", NS, "one", {"data": {"a": "2"}})
+    assert int(patched["metadata"]["resourceVersion"]) > int(meta["resourceVersion"])
+    with pytest.raises(KubeError) as info:
+        await kube.create(cm("one"))
+    assert info.value.status == 409
+
+
+async def test_failed_json_patch_test_is_422(kube_api: Any, kube: Any) -> None:
+    await kube.create(cm("two"))
+    url = f"/api/v1/namespaces/{NS}/configmaps/two"
+    ops = [{"op": "test", "path": "/metadata/resourceVersion", "value": "nope"}]
+    headers = {"Content-Type": "application/json-patch+json"}
+    async with kube_api.request("PATCH", url, json=ops, headers=headers) as resp:
+        assert resp.status == 422
+
+
+async def test_status_subresource_and_spec_generation(kube: Any) -> None:
+    dep = {"apiVersion": "apps/v1", "kind": "Deployment",
+           "metadata": {"name": "d", "namespace": NS}, "spec": {"replicas": 1}}  # fmt: skip
+    await kube.create(dep)
+    after = await kube.patch("Deployment", NS, "d", {"status": {"readyReplicas": 1}}, sub="status")
+    assert after["status"] == {"readyReplicas": 1}
+    assert after["metadata"]["generation"] == 1
+    after = await kube.patch("Deployment", NS, "d", {"spec": {"replicas": 3}, "status": {"x": 1}})
+    assert after["metadata"]["generation"] == 2
+    assert after["status"] == {"readyReplicas": 1}  # the main endpoint ignores status
+
+
+async def test_finalizers_then_owner_garbage_collection(kube: Any) -> None:
+    owner = await kube.create(cm("owner", finalizers=["x/y"]))
+    ref = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "name": "owner",
+        "uid": owner["metadata"]["uid"],
+    }
+    await kube.create(cm("child", ownerReferences=[ref]))
+    await kube.delete("ConfigMap", NS, "owner")
+    marked = await kube.get("ConfigMap", NS, "owner")
+    assert marked["metadata"]["deletionTimestamp"]
+    await kube.patch("ConfigMap", NS, "owner", {"metadata": {"finalizers": None}})
+    assert await kube.get("ConfigMap", NS, "owner") is None
+    assert await kube.get("ConfigMap", NS, "child") is None

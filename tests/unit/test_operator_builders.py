@@ -1,0 +1,136 @@
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from ffpool import names
+from ffpool.settings import Settings
+from ffpool_operator import builders, workloads
+from ffpool_operator.models import PoolSpec
+from tests.operator_harness.samples import POOL, spec, spec_dict
+from tests.podsecurity import hardening_gaps, violations
+
+K8S_VERSION = "1.30"
+
+
+def _all(s: PoolSpec) -> list[dict[str, Any]]:
+    objs = [
+        builders.config_map(POOL, s),
+        builders.service(POOL, s),
+        workloads.server_deployment(POOL, s),
+        workloads.worker_deployment(POOL, s, None),
+    ]
+    ing = builders.ingress(POOL, s)
+    return objs + ([ing] if ing else [])
+
+
+FULL = spec(
+    servers={"ingress": {"enabled": True, "host": "ff.example.com", "className": "nginx",
+             "tls": {"secretName": "ff-tls"}, "annotations": {"a": "b"}},
+             "scheduling": {"nodeSelector": {"pool": "x"}}},
+    workers={"jobsPerWorker": 3, "resources": {"limits": {"cpu": "2"}},
+             "scheduling": {"tolerations": [{"key": "k", "operator": "Exists"}]}},
+    imagePullSecrets=["regcred"],
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("s", [spec(), FULL], ids=["minimal", "full"])
+def test_manifests_validate_strictly_against_kubernetes_schemas(s: PoolSpec) -> None:
+    for obj in _all(s):
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("s", [spec(), FULL], ids=["minimal", "full"])
+def test_pods_pass_restricted_pod_security(s: PoolSpec) -> None:
+    for dep in (workloads.server_deployment(POOL, s), workloads.worker_deployment(POOL, s, 2)):
+        assert violations(dep) == []
+        assert hardening_gaps(dep) == []
+
+
+def test_podsecurity_checker_catches_violations() -> None:
+    dep = workloads.worker_deployment(POOL, spec(), 1)
+    pod = dep["spec"]["template"]["spec"]
+    pod["securityContext"] = {}
+    pod["hostNetwork"] = True
+    pod["volumes"].append({"name": "h", "hostPath": {"path": "/"}})
+    c = pod["containers"][0]
+    c["securityContext"] = {"privileged": True, "capabilities": {"add": ["SYS_ADMIN"]}}
+    found = " ".join(violations(dep))
+    needles = ["hostNetwork", "hostPath", "privileged", "allowPrivilegeEscalation",
+               "drop must include ALL", "NET_BIND_SERVICE", "runAsNonRoot", "seccomp"]  # fmt: skip
+    for needle in needles:
+        assert needle in found
+
+
+def test_every_child_is_owned_and_labelled() -> None:
+    for obj in _all(FULL):
+        meta = obj["metadata"]
+        (ref,) = meta["ownerReferences"]
+        assert ref == {"apiVersion": "ffpool.dev/v1alpha1", "kind": "FFmpegPool", "name": "demo",
+                       "uid": POOL.uid, "controller": True, "blockOwnerDeletion": True}  # fmt: skip
+        assert meta["namespace"] == "media"
+        assert meta["labels"][names.LABEL_POOL] == "demo"
+        assert meta["labels"][names.LABEL_MANAGED_BY] == names.MANAGER
+
+
+def test_env_comes_from_the_shared_topology_and_settings_names() -> None:
+    s = spec(topology={"jobQueue": "q1", "maxPriority": 3}, workers={"jobsPerWorker": 4})
+    env = builders.config_map(POOL, s)["data"]
+    assert env["JOB_QUEUE"] == "q1"
+    assert env["QUEUE_MAX_PRIORITY"] == "3"
+    assert env["MAX_CONCURRENT_JOBS"] == "4"
+    assert env["BACKEND"] == "rabbitmq"
+    settings_fields = {f.upper() for f in Settings.model_fields}
+    assert set(env) <= settings_fields, set(env) - settings_fields
+    container = workloads.worker_deployment(POOL, s, 1)["spec"]["template"]["spec"]["containers"][0]
+    by_name = {e["name"]: e for e in container["env"]}
+    assert by_name["RABBITMQ_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "rmq",
+        "key": "amqp-url",
+    }
+    assert by_name["INSTANCE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert {"name": "media", "mountPath": "/media"} in container["volumeMounts"]
+
+
+def test_config_change_rolls_pods_and_grace_exceeds_drain() -> None:
+    a = workloads.worker_deployment(POOL, spec(), 1)["spec"]["template"]
+    b = workloads.worker_deployment(POOL, spec(env={"JOB_TIMEOUT_SECONDS": "60"}), 1)["spec"][
+        "template"
+    ]
+    key = builders.ANNOTATION_CONFIG_HASH
+    assert a["metadata"]["annotations"][key] != b["metadata"]["annotations"][key]
+    s = spec(workers={"drainSeconds": 120})
+    grace = workloads.worker_deployment(POOL, s, 1)["spec"]["template"]["spec"]
+    assert grace["terminationGracePeriodSeconds"] > 120
+    with pytest.raises(ValueError, match="must exceed"):
+        PoolSpec.model_validate(
+            spec_dict(workers={"drainSeconds": 60, "terminationGracePeriodSeconds": 60})
+        )
+
+
+@pytest.mark.parametrize(
+    ("autoscaling", "existing", "expected"),
+    [
+        ({"enabled": False}, 7, 1),
+        ({"minReplicas": 2}, None, 2),
+        ({"minReplicas": 2}, 5, 5),
+        ({"minReplicas": 2}, 1, 2),
+        ({"maxReplicas": 3}, 8, 8),  # lowering to max is the busy-aware autoscaler's job
+    ],
+)
+def test_reconcile_keeps_the_autoscalers_replicas(
+    autoscaling: dict[str, Any], existing: int | None, expected: int
+) -> None:
+    s = spec(autoscaling=autoscaling)
+    assert workloads.worker_deployment(POOL, s, existing)["spec"]["replicas"] == expected
+
+
+def test_ingress_routes_websocket_and_http() -> None:
+    assert builders.ingress(POOL, spec()) is None
+    ing = builders.ingress(POOL, FULL)
+    assert ing is not None
+    rule = ing["spec"]["rules"][0]
+    ports = {p["path"]: p["backend"]["service"]["port"]["name"] for p in rule["http"]["paths"]}
+    assert ports == {"/ws": "ws", "/": "http"}
+    assert ing["spec"]["tls"] == [{"secretName": "ff-tls", "hosts": ["ff.example.com"]}]
+    assert ing["spec"]["ingressClassName"] == "nginx"

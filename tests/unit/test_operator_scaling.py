@@ -1,0 +1,128 @@
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ffpool_operator.models import AutoscalingSpec
+from ffpool_operator.scaling import History, QueueStats, decide
+
+WINDOW = 60.0
+
+
+def auto(**kw: Any) -> AutoscalingSpec:
+    base: dict[str, Any] = {
+        "minReplicas": 0,
+        "maxReplicas": 20,
+        "scaleDownStabilizationSeconds": WINDOW,
+    }
+    return AutoscalingSpec.model_validate({**base, **kw})
+
+
+def q(ready: int, unacked: int = 0) -> QueueStats:
+    return QueueStats(ready=ready, unacked=unacked)
+
+
+OLD = History(since=-1000.0)  # watched long enough for any window
+
+
+@pytest.mark.parametrize(
+    ("stats", "current", "busy", "kw", "per", "desired"),
+    [
+        (q(37, 4), 2, 0, {}, 4, 11),  # ceil(41 / 4) at once
+        (q(40), 0, 0, {}, 1, 20),  # clamped to max
+        (q(0), 0, 0, {"minReplicas": 2}, 1, 2),  # raised to min
+        (q(3), 0, 0, {"activationThreshold": 5}, 1, 0),  # not activated from zero
+        (q(6), 0, 0, {"activationThreshold": 5}, 1, 6),
+        (q(3), 1, 0, {"activationThreshold": 5}, 1, 3),  # activation only matters at zero
+        (q(0, 2), 4, 0, {}, 1, 4),  # in flight counts: window not yet passed → hold
+        (None, 5, 0, {}, 1, 5),  # no metrics: hold
+        (None, 0, 0, {"fallbackReplicas": 3}, 1, 3),  # no metrics: raise to fallback
+        (None, 6, 0, {"fallbackReplicas": 3}, 1, 6),  # ...but never lower
+    ],
+)
+def test_decision_table(
+    stats: QueueStats | None, current: int, busy: int, kw: dict[str, Any], per: int, desired: int
+) -> None:
+    d = decide(stats, current, busy, auto(**kw), per, History(since=0.0), now=1.0)
+    assert d.desired == desired, d.reason
+    assert d.metrics_available is (stats is not None)
+
+
+def test_reason_text() -> None:
+    d = decide(q(37, 4), 2, 0, auto(), 4, OLD, now=0.0)
+    assert d.reason == "queue 37 ready + 4 in flight → 11 workers"
+    assert "metrics unavailable" in decide(None, 2, 0, auto(), 4, OLD, now=0.0).reason
+
+
+def test_scale_down_waits_a_whole_window_then_goes_to_zero() -> None:
+    spec = auto()
+    h = History(since=0.0)
+    d = decide(q(10), 10, 0, spec, 1, h, now=0.0)
+    assert d.desired == 10
+    for t in range(5, 60, 5):
+        d = decide(q(0), 10, 0, spec, 1, d.history, now=float(t))
+        assert d.desired == 10, t  # a 10-recommendation is still inside the window
+    d = decide(q(0), 10, 0, spec, 1, d.history, now=61.0)
+    assert d.desired == 0
+
+
+def test_never_below_busy_workers() -> None:
+    d = decide(q(0), 6, 4, auto(), 1, OLD, now=0.0)
+    assert d.desired == 4
+    assert "4 busy" in d.reason
+    assert decide(None, 6, 4, auto(), 1, OLD, now=0.0).desired == 6
+
+
+def test_restarted_operator_does_not_scale_down_before_a_window() -> None:
+    fresh = History(since=100.0)
+    assert decide(q(0), 5, 0, auto(), 1, fresh, now=110.0).desired == 5
+
+
+stats_st = st.one_of(st.none(), st.builds(q, st.integers(0, 500), st.integers(0, 50)))
+spec_st = st.builds(
+    lambda lo, span, act, down, up, fb: auto(
+        minReplicas=lo, maxReplicas=lo + span, activationThreshold=act,
+        scaleDownStabilizationSeconds=down, scaleUpStabilizationSeconds=up, fallbackReplicas=fb,
+    ),
+    st.integers(0, 5), st.integers(1, 30), st.integers(0, 10), st.sampled_from([0.0, 15.0, 60.0]),
+    st.sampled_from([0.0, 10.0]), st.one_of(st.none(), st.integers(0, 40)),
+)  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(spec_st, st.lists(stats_st, min_size=1, max_size=30), st.integers(0, 30), st.integers(1, 8))
+def test_properties_over_runs(
+    spec: AutoscalingSpec, series: list[QueueStats | None], start: int, per: int
+) -> None:
+    current, history = start, History(since=0.0)
+    for i, stats in enumerate(series):
+        now = i * 5.0
+        busy = min(current, (stats.unacked if stats else current))
+        d = decide(stats, current, busy, spec, per, history, now)
+        assert d.desired >= min(busy, current)  # never below busy
+        if stats is None:
+            assert d.desired >= current  # never scale down on missing metrics
+        elif d.desired > current or d.desired < current:
+            # A changed count from metrics stays within bounds (unless kept for busy pods).
+            assert d.desired <= max(spec.max_replicas, current) or d.desired == busy
+            assert d.desired >= min(spec.min_replicas, d.desired)
+        if d.desired < current:
+            # No flapping: a scale-down follows a whole window of recommendations ≤ desired.
+            assert now - history.since >= spec.scale_down_stabilization_seconds
+            assert max(d.history.within(now, spec.scale_down_stabilization_seconds)) <= max(
+                d.desired, busy
+            )
+        current, history = d.desired, d.history
+
+
+@settings(max_examples=200, deadline=None)
+@given(spec_st, st.integers(0, 300), st.integers(0, 300), st.integers(0, 30), st.integers(1, 8))
+def test_monotone_in_backlog(spec: AutoscalingSpec, a: int, b: int, current: int, per: int) -> None:
+    lo, hi = sorted((a, b))
+    h = History(since=-1000.0)
+    d_lo = decide(q(lo), current, 0, spec, per, h, now=0.0).desired
+    d_hi = decide(q(hi), current, 0, spec, per, h, now=0.0).desired
+    assert d_lo <= d_hi
+    assert spec.min_replicas <= d_hi or d_hi == current
+    assert d_hi <= max(spec.max_replicas, current)
