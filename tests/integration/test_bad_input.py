@@ -161,7 +161,9 @@ async def test_errors_name_the_job_and_leave_no_subscription_behind(hostile_medi
             await c.send({"type": "cancel", "job_id": f"{i:032x}", "request_id": str(i)})
             reply = await c.recv()
             assert (reply.code, reply.job_id, reply.request_id) == (
-                "unknown_job", f"{i:032x}", str(i)
+                "unknown_job",
+                f"{i:032x}",
+                str(i),
             )
         await c.send(submit({"op": "probe"}))
         accepted = await c.expect("accepted")

@@ -13,7 +13,6 @@ from ffpool.jobs.models import Job, JobSpec, PathInput, ProbeOp, TrimOp
 from ffpool.settings import Settings
 from tests.fakes import FakeExecutor, NullMetrics, until
 
-
 METRICS = NullMetrics()
 
 
@@ -25,9 +24,7 @@ def job(priority: int = 0, op: str = "trim") -> Job:
 @pytest.fixture
 async def one_slot() -> AsyncIterator[tuple[MemoryBackend, FakeExecutor]]:
     executor = FakeExecutor(hold=True)
-    backend = MemoryBackend(
-        Settings(max_concurrent_jobs=1, max_queued_jobs=5), executor, METRICS
-    )
+    backend = MemoryBackend(Settings(max_concurrent_jobs=1, max_queued_jobs=5), executor, METRICS)
     await backend.start()
     yield backend, executor
     await backend.stop()

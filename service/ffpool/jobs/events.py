@@ -171,8 +171,10 @@ class JobRecord(BaseModel):
         return self.result or self.failure or self.cancel
 
 
-def apply(record: JobRecord, event: StateEvent | ProgressEvent | CompletedEvent | FailedEvent
-          | CancelledEvent) -> JobRecord:
+def apply(
+    record: JobRecord,
+    event: StateEvent | ProgressEvent | CompletedEvent | FailedEvent | CancelledEvent,
+) -> JobRecord:
     """Fold one event into a record. A terminal record never changes again (late or duplicate
     events from an at-least-once backend are ignored)."""
     if record.state.terminal:
