@@ -1,0 +1,223 @@
+"""Job dispatch throughput and latency of the RabbitMQ backend, against raw aio-pika.
+
+Whole path: WebSocket `submit` → server → broker (confirmed) → worker → events exchange →
+`completed` at the client, with the FFmpeg step replaced by a no-op executor. The service runs
+in its own process (as `ffpool serve` would); 100 clients in this one, each submitting and
+waiting for `completed` in a loop. Then, in the same run, the raw baseline: aio-pika publish
+with confirms → consume with ack, with the same number of concurrent producers.
+
+    .venv/bin/python bench/dispatch.py [--jobs 5000] [--clients 100] [--slots 16] [--split]
+
+Goals (issue 3): ≥ 1,000 complete jobs/s with 100 clients, submit→accepted p99 ≤ 20 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+from websockets.asyncio.client import connect
+
+from ffpool import logs
+from ffpool.backends.rabbitmq import RabbitBackend
+from ffpool.jobs.events import CompletedEvent, FailedEvent, ProgressEvent
+from ffpool.jobs.models import Job
+from ffpool.metrics import Metrics
+from ffpool.server.ws import start_ws_server
+from ffpool.settings import Settings
+from ffpool.topology import Topology
+
+URL = "amqp://guest:guest@127.0.0.1:5672/"
+JOB = {"input": {"kind": "path", "path": "clips/none.mp4"}, "operation": {"op": "probe"}}
+
+
+class NoopExecutor:
+    async def execute(
+        self, job: Job, on_progress: Callable[[ProgressEvent], None]
+    ) -> CompletedEvent | FailedEvent:
+        return CompletedEvent(job_id=job.id, processing_time_s=0.0)
+
+
+def topology(prefix: str) -> dict[str, Any]:
+    return {
+        "job_exchange": f"{prefix}.jobs",
+        "job_queue": f"{prefix}.queue",
+        "dlq_queue": f"{prefix}.dlq",
+        "events_exchange": f"{prefix}.events",
+        "control_exchange": f"{prefix}.control",
+    }
+
+
+async def serve(prefix: str, slots: int, role: str) -> None:
+    """The service side, in its own process: backend (+ WebSocket server), no-op FFmpeg.
+    `serve` = server and workers in one process; `server` / `worker` = one side each."""
+    logs.configure("WARNING")
+    media = Path(tempfile.mkdtemp(prefix="ffpool-bench-"))
+    settings = Settings(
+        backend="rabbitmq", rabbitmq_url=URL, host="127.0.0.1", ws_port=0, media_root=media,
+        instance_name=f"bench-{role}", max_concurrent_jobs=slots, max_retained_jobs=100_000,
+        **topology(prefix),
+    )  # fmt: skip
+    metrics = Metrics()
+    executor = NoopExecutor() if role != "server" else None
+    backend = RabbitBackend(settings, metrics, executor, serve_clients=role != "worker")
+    await backend.start()
+    ws = await start_ws_server(backend, settings, metrics) if role != "worker" else None
+    port = next(iter(ws.sockets)).getsockname()[1] if ws else 0
+    print(f"READY {port}", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until EOF
+    if ws is not None:
+        ws.close()
+    await backend.stop()
+
+
+async def spawn(prefix: str, slots: int, role: str) -> tuple[asyncio.subprocess.Process, int]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--serve", prefix, "--slots", str(slots), "--role", role,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+    return proc, int(line.split()[1])
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+async def ws_client(url: str, count: int, accepted: list[float], done: list[float]) -> None:
+    async with connect(url, max_size=2**22) as ws:
+        for _ in range(count):
+            t0 = time.perf_counter()
+            await ws.send(json.dumps({"type": "submit", "job": JOB}))
+            while True:
+                msg = json.loads(await ws.recv())
+                if msg["type"] == "accepted":
+                    accepted.append(time.perf_counter() - t0)
+                elif msg["type"] in ("completed", "failed", "error"):
+                    assert msg["type"] == "completed", msg
+                    done.append(time.perf_counter() - t0)
+                    break
+
+
+async def run_service(jobs: int, clients: int, slots: int, split: bool) -> dict[str, float]:
+    prefix = f"ffbench.{uuid.uuid4().hex[:8]}"
+    roles = ["server", "worker"] if split else ["serve"]
+    started = [await spawn(prefix, slots, role) for role in roles]
+    try:
+        url = f"ws://127.0.0.1:{started[0][1]}/ws"
+        await asyncio.gather(*(ws_client(url, 5, [], []) for _ in range(clients)))  # warm-up
+        accepted: list[float] = []
+        done: list[float] = []
+        t0 = time.perf_counter()
+        per = jobs // clients
+        await asyncio.gather(*(ws_client(url, per, accepted, done) for _ in range(clients)))
+        elapsed = time.perf_counter() - t0
+    finally:
+        for proc, _ in started:
+            assert proc.stdin is not None
+            proc.stdin.close()
+            await asyncio.wait_for(proc.wait(), 30)
+        await delete(prefix)
+    return {
+        "jobs_s": len(done) / elapsed,
+        "acc_p50": pct(accepted, 0.5),
+        "acc_p99": pct(accepted, 0.99),
+        "done_p50": pct(done, 0.5),
+        "done_p99": pct(done, 0.99),
+    }
+
+
+async def run_raw(jobs: int, clients: int, prefetch: int) -> dict[str, float]:
+    """Baseline: publish persistent with confirms → consume with ack, closed loop per client."""
+    name = f"ffbench.raw.{uuid.uuid4().hex[:8]}"
+    pub_conn = await aio_pika.connect(URL)
+    con_conn = await aio_pika.connect(URL)
+    waiting: dict[str, asyncio.Future[None]] = {}
+    try:
+        pub = await pub_conn.channel(publisher_confirms=True)
+        queue = await pub.declare_queue(name, durable=True)
+        con = await con_conn.channel()
+        await con.set_qos(prefetch_count=prefetch)
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            await message.ack()
+            fut = waiting.pop(message.message_id or "", None)
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+
+        await (await con.get_queue(name)).consume(on_message)
+        done: list[float] = []
+
+        async def producer(count: int) -> None:
+            for _ in range(count):
+                mid = uuid.uuid4().hex
+                fut = waiting[mid] = asyncio.get_running_loop().create_future()
+                t0 = time.perf_counter()
+                body = json.dumps({"id": mid, "spec": JOB}).encode()
+                await pub.default_exchange.publish(
+                    aio_pika.Message(body, message_id=mid, delivery_mode=2), routing_key=name
+                )
+                await fut
+                done.append(time.perf_counter() - t0)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(producer(jobs // clients) for _ in range(clients)))
+        elapsed = time.perf_counter() - t0
+        await queue.delete(if_unused=False, if_empty=False)
+    finally:
+        await pub_conn.close()
+        await con_conn.close()
+    return {"jobs_s": len(done) / elapsed, "done_p50": pct(done, 0.5), "done_p99": pct(done, 0.99)}
+
+
+async def delete(prefix: str) -> None:
+    topo = Topology(**topology(prefix))
+    conn = await aio_pika.connect(URL)
+    async with conn:
+        channel = await conn.channel()
+        for q in (topo.job_queue, topo.dlq_queue):
+            await channel.queue_delete(q)
+        for ex in (topo.job_exchange, topo.events_exchange, topo.control_exchange):
+            await channel.exchange_delete(ex)
+
+
+async def main(args: argparse.Namespace) -> None:
+    raw = await run_raw(args.jobs, args.clients, args.slots)
+    svc = await run_service(args.jobs, args.clients, args.slots, args.split)
+    layout = "server + worker processes" if args.split else "one `serve` process"
+    print(f"jobs={args.jobs} clients={args.clients} slots={args.slots} ({layout})")
+    print(f"raw aio-pika confirm→consume/ack : {raw['jobs_s']:8.0f} jobs/s   "
+          f"p50 {raw['done_p50']:.1f} ms  p99 {raw['done_p99']:.1f} ms")  # fmt: skip
+    print(f"ffpool WS submit→completed      : {svc['jobs_s']:8.0f} jobs/s   "
+          f"p50 {svc['done_p50']:.1f} ms  p99 {svc['done_p99']:.1f} ms")  # fmt: skip
+    print(f"ffpool submit→accepted          :   p50 {svc['acc_p50']:.1f} ms  "
+          f"p99 {svc['acc_p99']:.1f} ms")  # fmt: skip
+    print(f"ratio ffpool/raw                : {svc['jobs_s'] / raw['jobs_s']:.2f}")
+    ok = svc["jobs_s"] >= 1000 and svc["acc_p99"] <= 20
+    print(f"goal (≥1000 jobs/s, accepted p99 ≤ 20 ms): {'met' if ok else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--jobs", type=int, default=5000)
+    parser.add_argument("--clients", type=int, default=100)
+    parser.add_argument("--slots", type=int, default=16)
+    parser.add_argument("--split", action="store_true", help="server and worker processes")
+    parser.add_argument("--serve", metavar="PREFIX", help=argparse.SUPPRESS)
+    parser.add_argument("--role", default="serve", help=argparse.SUPPRESS)
+    ns = parser.parse_args()
+    if ns.serve:
+        asyncio.run(serve(ns.serve, ns.slots, ns.role))
+    else:
+        asyncio.run(main(ns))

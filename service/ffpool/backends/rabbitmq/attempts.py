@@ -1,0 +1,155 @@
+"""What a worker does with a delivery: pure decisions over parsed AMQP messages, no I/O.
+
+RabbitMQ 3.10 classic queues keep no delivery counter (only `redelivered`), so ffpool counts
+attempts itself in the `x-ffpool-attempt` header: a delivery carrying attempt N that arrives
+*redelivered* means attempt N was started and lost (the worker crashed, was killed, or lost its
+connection). It is not run from that delivery: it is republished with N+1 and the original
+acked, so the next crash is counted again. Past `max_attempts` it goes to the DLQ with
+`too_many_attempts`. A voluntary hand-back (SIGTERM drain) republishes with the *same* N, so a
+scale-down never counts against a job. See docs/rabbitmq.md.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from ffpool import names
+from ffpool.jobs.events import FailedEvent, FailureCode, JobRecord, apply
+from ffpool.jobs.models import Job
+
+MAX_REASON_CHARS = 500
+REPUBLISHED = "republished"  # HEADER_ORIGIN value of a worker's retry or hand-back
+# How long before the broker's consumer timeout a job is stopped: it fails with `timeout`
+# instead of having its channel closed and being run a second time elsewhere.
+CONSUMER_TIMEOUT_MARGIN_S = 60.0
+
+
+class Action(enum.Enum):
+    RUN = "run"
+    RETRY = "retry"  # republish with attempt + 1, ack the redelivered original
+    POISON = "poison"  # dead-letter with too_many_attempts
+    SKIP_COMPLETED = "skip_completed"  # at-least-once duplicate of a finished job
+    SKIP_CANCELLED = "skip_cancelled"
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    attempt: int
+
+
+def header_attempt(headers: Mapping[str, Any] | None) -> int:
+    """The attempt a message carries; anything unreadable counts as the first."""
+    raw = (headers or {}).get(names.HEADER_ATTEMPT, 1)
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        return 1
+    return max(1, value)
+
+
+def maybe_duplicate(redelivered: bool, headers: Mapping[str, Any] | None, keyed: bool) -> bool:
+    """Whether a delivery can be a copy of a job that already ran, so the completed/cancelled
+    markers must be read first: redeliveries, a worker's republishes, and jobs with an
+    idempotency key (resubmitted through another server). A first delivery of a fresh job
+    cannot be, and skips the file-system check on the hot path."""
+    origin = (headers or {}).get(names.HEADER_ORIGIN)
+    origin = origin.decode() if isinstance(origin, bytes) else origin
+    return redelivered or keyed or origin == REPUBLISHED or header_attempt(headers) > 1
+
+
+def decide(
+    *, redelivered: bool, attempt: int, max_attempts: int, completed: bool, cancelled: bool
+) -> Decision:
+    if completed:
+        return Decision(Action.SKIP_COMPLETED, attempt)
+    if cancelled:
+        return Decision(Action.SKIP_CANCELLED, attempt)
+    if not redelivered:
+        if attempt > max_attempts:
+            return Decision(Action.POISON, attempt)
+        return Decision(Action.RUN, attempt)
+    if attempt + 1 > max_attempts:
+        return Decision(Action.POISON, attempt)
+    return Decision(Action.RETRY, attempt + 1)
+
+
+def parse_job(body: bytes) -> Job | None:
+    try:
+        return Job.model_validate_json(body)
+    except ValidationError:
+        return None
+
+
+def failure_headers(code: FailureCode, message: str, attempt: int) -> dict[str, Any]:
+    return {
+        names.HEADER_FAILURE_CODE: code.value,
+        names.HEADER_FAILURE_REASON: message[:MAX_REASON_CHARS],
+        names.HEADER_ATTEMPT: attempt,
+    }
+
+
+def poison_failure(job_id: str, attempt: int) -> FailedEvent:
+    return FailedEvent(
+        job_id=job_id,
+        code=FailureCode.TOO_MANY_ATTEMPTS,
+        message=f"the job was interrupted {attempt} times (worker crash, kill or lost "
+        "connection); dead-lettered instead of running again",
+    )
+
+
+_DEATH_CODES = {
+    "expired": (FailureCode.EXPIRED, "the job waited in the queue longer than its TTL"),
+    "maxlen": (FailureCode.INTERNAL_ERROR, "the job was evicted from a full queue"),
+    "rejected": (FailureCode.INTERNAL_ERROR, "the job was rejected by a worker"),
+    "delivery_limit": (FailureCode.TOO_MANY_ATTEMPTS, "the broker's delivery limit was hit"),
+}
+
+
+def death_reason(headers: Mapping[str, Any] | None) -> str | None:
+    """The reason of the most recent dead-lettering in an `x-death` header."""
+    deaths = (headers or {}).get("x-death")
+    if not isinstance(deaths, list | tuple) or not deaths:
+        return None
+    first = deaths[0]
+    if not isinstance(first, Mapping):
+        return None
+    reason = first.get("reason")
+    return reason.decode() if isinstance(reason, bytes) else str(reason) if reason else None
+
+
+def dead_letter_failure(job_id: str, headers: Mapping[str, Any] | None) -> FailedEvent:
+    """The failure a DLQ message stands for: ffpool's own headers when a worker put it there,
+    else the broker's `x-death` reason (e.g. a TTL expiry, which no worker ever saw)."""
+    hdrs = headers or {}
+    code_raw = hdrs.get(names.HEADER_FAILURE_CODE)
+    if isinstance(code_raw, bytes):
+        code_raw = code_raw.decode()
+    if isinstance(code_raw, str) and code_raw in FailureCode.__members__.values():
+        reason = hdrs.get(names.HEADER_FAILURE_REASON, "")
+        text = reason.decode() if isinstance(reason, bytes) else str(reason)
+        return FailedEvent(job_id=job_id, code=FailureCode(code_raw), message=text)
+    code, text = _DEATH_CODES.get(
+        death_reason(hdrs) or "", (FailureCode.INTERNAL_ERROR, "dead-lettered by the broker")
+    )
+    return FailedEvent(job_id=job_id, code=code, message=text)
+
+
+def dead_letter_record(job: Job, headers: Mapping[str, Any] | None) -> JobRecord:
+    record = JobRecord.queued(job).model_copy(update={"attempt": header_attempt(headers)})
+    return apply(record, dead_letter_failure(job.id, headers))
+
+
+def run_limit(job_timeout_s: float, consumer_timeout_ms: int | None) -> float:
+    """Wall-clock limit for one run: the job timeout, capped below the broker's consumer
+    timeout (past it the broker closes the channel and the job runs twice)."""
+    if consumer_timeout_ms is None:
+        return job_timeout_s
+    cap = consumer_timeout_ms / 1000 - CONSUMER_TIMEOUT_MARGIN_S
+    return max(1.0, min(job_timeout_s, cap)) if math.isfinite(cap) else job_timeout_s

@@ -1,0 +1,135 @@
+"""Robust, named broker connections and the topology declaration.
+
+Publishing and consuming use separate connections: a memory or disk alarm blocks a connection
+that publishes, and a worker's acks must not wait behind it.
+https://www.rabbitmq.com/docs/connection-blocked
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
+
+from ffpool import logs
+from ffpool.backends.base import BackendBusy, BackendUnavailable
+from ffpool.topology import Topology
+
+log = logs.get(__name__)
+
+# An alarm-blocked connection is known within this time (aiormq's `ready()` waits on it).
+BLOCKED_PROBE_S = 0.05
+# Per-server queues (events, dead-letter watch, control) are bounded: a stalled server drops
+# its oldest events rather than growing the broker's memory.
+SERVER_QUEUE_MAX_LENGTH = 100_000
+# A per-server events queue outlives a broker restart, and the broker deletes it once its
+# server has been gone this long.
+SERVER_QUEUE_EXPIRES_MS = 10 * 60 * 1000
+EVENTS_EXCHANGE_TYPE = aio_pika.ExchangeType.TOPIC
+CONTROL_EXCHANGE_TYPE = aio_pika.ExchangeType.TOPIC
+
+
+class LinkState(enum.Enum):
+    READY = "ready"
+    BLOCKED = "blocked"
+    DOWN = "down"
+
+
+async def connect(url: str, name: str, timeout: float) -> AbstractRobustConnection:
+    """A connection that reconnects by itself (every 5 s) and restores its channels, queues,
+    bindings and consumers; `name` shows in the management API's connection list."""
+    return await aio_pika.connect_robust(
+        url,
+        timeout=timeout,
+        client_properties={"connection_name": name},
+    )
+
+
+def link_state_now(conn: AbstractRobustConnection | None) -> LinkState:
+    if conn is None or conn.is_closed or not conn.connected.is_set():
+        return LinkState.DOWN
+    transport = conn.transport
+    if transport is None or transport.connection.is_closed:
+        return LinkState.DOWN
+    return LinkState.READY
+
+
+async def link_state(conn: AbstractRobustConnection | None) -> LinkState:
+    state = link_state_now(conn)
+    if state is not LinkState.READY or conn is None or conn.transport is None:
+        return state
+    try:
+        async with asyncio.timeout(BLOCKED_PROBE_S):
+            await conn.transport.connection.ready()
+    except TimeoutError:
+        return LinkState.BLOCKED
+    return LinkState.READY
+
+
+async def ensure_ready(conn: AbstractRobustConnection | None, wait_s: float) -> None:
+    """Return when `conn` can publish; BackendBusy at once on an alarm, BackendUnavailable
+    after `wait_s` of the broker being unreachable (the robust connection keeps retrying)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    while True:
+        state = await link_state(conn)
+        if state is LinkState.READY:
+            return
+        if state is LinkState.BLOCKED:
+            raise BackendBusy("the broker is refusing publishes (memory or disk alarm)")
+        if loop.time() >= deadline:
+            raise BackendUnavailable("the message broker is unreachable")
+        await asyncio.sleep(min(0.1, max(0.0, deadline - loop.time())))
+
+
+async def declare_topology(channel: AbstractChannel, topo: Topology, timeout: float) -> None:
+    """Declare the shared topology (idempotent; same names and arguments as the operator)."""
+    jobs = await channel.declare_exchange(
+        topo.job_exchange, aio_pika.ExchangeType.DIRECT, durable=True, timeout=timeout
+    )
+    queue = await channel.declare_queue(
+        topo.job_queue, durable=True, arguments=topo.queue_arguments(), timeout=timeout
+    )
+    await queue.bind(jobs, routing_key=topo.routing_key, timeout=timeout)
+    dlq = await channel.declare_queue(
+        topo.dlq_queue, durable=True, arguments=topo.dlq_arguments(), timeout=timeout
+    )
+    await dlq.bind(jobs, routing_key=topo.dlq_queue, timeout=timeout)
+    await events_exchange(channel, topo, timeout)
+    await control_exchange(channel, topo, timeout)
+
+
+async def events_exchange(
+    channel: AbstractChannel, topo: Topology, timeout: float
+) -> AbstractExchange:
+    return await channel.declare_exchange(
+        topo.events_exchange, EVENTS_EXCHANGE_TYPE, durable=True, timeout=timeout
+    )
+
+
+async def control_exchange(
+    channel: AbstractChannel, topo: Topology, timeout: float
+) -> AbstractExchange:
+    return await channel.declare_exchange(
+        topo.control_exchange, CONTROL_EXCHANGE_TYPE, durable=True, timeout=timeout
+    )
+
+
+def server_queue_arguments(*, expires: bool = False) -> dict[str, Any]:
+    args: dict[str, Any] = {"x-max-length": SERVER_QUEUE_MAX_LENGTH}
+    if expires:
+        args["x-expires"] = SERVER_QUEUE_EXPIRES_MS
+    return args
+
+
+async def close_quietly(conn: AbstractRobustConnection | None, timeout: float) -> None:
+    if conn is None or conn.is_closed:
+        return
+    try:
+        async with asyncio.timeout(timeout):
+            await conn.close()
+    except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as exc:
+        log.warning("closing a broker connection failed", error=type(exc).__name__)

@@ -1,0 +1,146 @@
+"""The control exchange: cancel broadcasts to workers, and job lookups between servers.
+
+Every process has one exclusive, auto-delete control queue. Workers bind `cancel` (a cancel
+reaches whichever worker runs the job, wherever it is); servers bind `lookup` and answer with
+the record they hold, so a server that never saw a job can ask the others (request/reply into
+the asker's own queue) instead of needing a database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, Literal
+
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from ffpool import logs
+from ffpool.backends.base import BackendError
+from ffpool.backends.rabbitmq import connection
+from ffpool.backends.rabbitmq.publisher import Publisher
+from ffpool.jobs.events import JobRecord
+from ffpool.jobs.models import JobId
+from ffpool.topology import Topology
+
+log = logs.get(__name__)
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CancelCommand(_Msg):
+    type: Literal["cancel"] = "cancel"
+    job_id: JobId
+
+
+class LookupRequest(_Msg):
+    type: Literal["lookup"] = "lookup"
+    job_id: JobId
+    correlation: str = Field(max_length=64)
+
+
+class LookupReply(_Msg):
+    type: Literal["lookup_reply"] = "lookup_reply"
+    correlation: str = Field(max_length=64)
+    record: JobRecord
+
+
+ControlMessage = Annotated[CancelCommand | LookupRequest | LookupReply, Field(discriminator="type")]
+_adapter: TypeAdapter[CancelCommand | LookupRequest | LookupReply] = TypeAdapter(ControlMessage)
+
+
+def parse(body: bytes) -> CancelCommand | LookupRequest | LookupReply | None:
+    try:
+        return _adapter.validate_json(body)
+    except ValidationError:
+        return None
+
+
+class Control:
+    def __init__(
+        self,
+        publisher: Publisher,
+        topo: Topology,
+        instance: str,
+        timeout: float,
+        *,
+        on_cancel: Callable[[str], None] | None,
+        answer: Callable[[str], JobRecord | None] | None,
+    ) -> None:
+        self._publisher = publisher
+        self._topo = topo
+        self._instance = instance
+        self._timeout = timeout
+        self._on_cancel = on_cancel
+        self._answer = answer
+        self._queue: AbstractQueue | None = None
+        self._waiting: dict[str, asyncio.Future[JobRecord]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self, conn: AbstractRobustConnection) -> None:
+        channel = await conn.channel()
+        exchange = await connection.control_exchange(channel, self._topo, self._timeout)
+        name = f"{self._topo.control_exchange}:{self._instance}:{uuid.uuid4().hex[:8]}"
+        self._queue = await channel.declare_queue(
+            name,
+            exclusive=True,
+            auto_delete=True,
+            arguments=connection.server_queue_arguments(),
+            timeout=self._timeout,
+        )
+        if self._on_cancel is not None:
+            await self._queue.bind(exchange, routing_key="cancel", timeout=self._timeout)
+        if self._answer is not None:
+            await self._queue.bind(exchange, routing_key="lookup", timeout=self._timeout)
+        await self._queue.consume(self._on_message, no_ack=True, timeout=self._timeout)
+
+    async def broadcast_cancel(self, job_id: str) -> None:
+        await self._publisher.publish_control(CancelCommand(job_id=job_id), "cancel")
+
+    async def lookup(self, job_id: str, wait_s: float) -> JobRecord | None:
+        """Ask every server for a job's record; the first answer wins, silence means unknown."""
+        if self._queue is None:
+            return None
+        correlation = uuid.uuid4().hex
+        future: asyncio.Future[JobRecord] = asyncio.get_running_loop().create_future()
+        self._waiting[correlation] = future
+        try:
+            request = LookupRequest(job_id=job_id, correlation=correlation)
+            await self._publisher.publish_control(request, "lookup", reply_to=self._queue.name)
+            async with asyncio.timeout(wait_s):
+                return await future
+        except (TimeoutError, BackendError):
+            return None
+        finally:
+            self._waiting.pop(correlation, None)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        msg = parse(message.body)
+        match msg:
+            case CancelCommand() if self._on_cancel is not None:
+                self._on_cancel(msg.job_id)
+            case LookupRequest() if self._answer is not None and message.reply_to:
+                record = self._answer(msg.job_id)
+                if record is not None:
+                    reply = LookupReply(correlation=msg.correlation, record=record)
+                    self._spawn(self._reply(message.reply_to, reply))
+            case LookupReply():
+                future = self._waiting.get(msg.correlation)
+                if future is not None and not future.done():
+                    future.set_result(msg.record)
+            case _:
+                log.warning("ignored a control message", routing_key=message.routing_key)
+
+    async def _reply(self, queue_name: str, reply: LookupReply) -> None:
+        try:
+            await self._publisher.reply(queue_name, reply)
+        except (BackendError, TimeoutError) as exc:
+            log.warning("lookup reply failed", error=type(exc).__name__)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,112 @@
+"""A server's view of every job: the events exchange folded into a bounded record cache.
+
+Each server binds its own exclusive, auto-delete queue to the events exchange (`#`), so
+progress and outcomes reach whichever server holds the client's WebSocket, and every server
+can answer `get`/`subscribe` for jobs submitted elsewhere.
+
+The per-server queues are durable with an idle expiry rather than exclusive: when the broker
+restarts or the network drops, outcomes that workers publish before this server has
+reconnected wait in its queue instead of being dropped; a server that dies for good leaves a
+queue the broker deletes after `SERVER_QUEUE_EXPIRES_MS`.
+
+Each server also watches the dead letters as they happen (a second exclusive queue bound to
+the job exchange with the DLQ's routing key; the durable DLQ keeps its own copy). A job the
+broker dead-letters by itself, e.g. a requeued job whose original TTL ran out, never reached a
+worker that could report it: the watcher turns its `x-death` into a `failed` event (`expired`),
+so no job disappears without a trace.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+from pydantic import TypeAdapter, ValidationError
+
+from ffpool import logs
+from ffpool.backends.hub import EventHub
+from ffpool.backends.rabbitmq import attempts, connection
+from ffpool.backends.rabbitmq.records import RecordCache
+from ffpool.jobs.events import JobEvent, JobRecord
+from ffpool.topology import Topology
+
+log = logs.get(__name__)
+_event_adapter: TypeAdapter[JobEvent] = TypeAdapter(JobEvent)
+
+
+def parse_event(body: bytes) -> JobEvent | None:
+    try:
+        return _event_adapter.validate_json(body)
+    except ValidationError:
+        return None
+
+
+class EventsFeed:
+    def __init__(self, topo: Topology, instance: str, timeout: float, capacity: int) -> None:
+        self._topo = topo
+        self._instance = instance
+        self._timeout = timeout
+        self.cache = RecordCache(capacity)
+        self.hub = EventHub()
+        self._queues: list[AbstractQueue] = []
+
+    async def start(self, conn: AbstractRobustConnection) -> None:
+        channel = await conn.channel()
+        token = uuid.uuid4().hex[:8]
+        exchange = await connection.events_exchange(channel, self._topo, self._timeout)
+        events = await channel.declare_queue(
+            f"{self._topo.events_exchange}:{self._instance}:{token}",
+            durable=True,
+            arguments=connection.server_queue_arguments(expires=True),
+            timeout=self._timeout,
+        )
+        await events.bind(exchange, routing_key="#", timeout=self._timeout)
+        await events.consume(self._on_event, no_ack=True, timeout=self._timeout)
+        jobs = await channel.get_exchange(self._topo.job_exchange, ensure=False)
+        watch = await channel.declare_queue(
+            f"{self._topo.dlq_queue}:watch:{self._instance}:{token}",
+            durable=True,
+            arguments=connection.server_queue_arguments(expires=True),
+            timeout=self._timeout,
+        )
+        await watch.bind(jobs, routing_key=self._topo.dlq_queue, timeout=self._timeout)
+        await watch.consume(self._on_dead_letter, no_ack=True, timeout=self._timeout)
+        self._queues = [events, watch]
+
+    async def stop(self) -> None:
+        """Delete this server's queues (a crashed server's expire by themselves)."""
+        for queue in self._queues:
+            try:
+                await queue.delete(if_unused=False, if_empty=False, timeout=self._timeout)
+            except Exception as exc:  # the broker may be gone: the queue expires then
+                log.debug("events queue not deleted", error=type(exc).__name__)
+        self._queues = []
+
+    def ingest(self, event: JobEvent) -> JobRecord | None:
+        """Fold an event into the cache and hand it to this server's subscribers."""
+        before = self.cache.get(event.job_id)
+        record = self.cache.fold(event)
+        if record is not None and (before is None or not before.state.terminal):
+            self.hub.publish(event)
+        return record
+
+    def remember(self, record: JobRecord) -> None:
+        """A record learned from another server (lookup) or from a local submission."""
+        if self.cache.get(record.job_id) is None:
+            self.cache.put(record)
+
+    async def _on_event(self, message: AbstractIncomingMessage) -> None:
+        event = parse_event(message.body)
+        if event is None:
+            log.warning("ignored a malformed event", routing_key=message.routing_key)
+            return
+        self.ingest(event)
+
+    async def _on_dead_letter(self, message: AbstractIncomingMessage) -> None:
+        job = attempts.parse_job(message.body)
+        if job is None:
+            return
+        self.remember(JobRecord.queued(job))
+        failure = attempts.dead_letter_failure(job.id, message.headers)
+        log.info("job dead-lettered", job_id=job.id, code=failure.code.value)
+        self.ingest(failure)

@@ -1,0 +1,190 @@
+"""Everything this process publishes, on its own publishing connection.
+
+Jobs and outcomes go through a channel with publisher confirms, persistent and `mandatory`:
+a job is `accepted` only once the broker has it on disk, a full queue (`reject-publish`) nacks
+it, and an unroutable one comes back instead of vanishing. Progress and state events, which a
+later event supersedes, go through a channel without confirms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, TypeVar, cast
+
+import aio_pika
+import aiormq
+from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+from pydantic import BaseModel
+
+from ffpool import logs, names
+from ffpool.backends.base import BackendUnavailable, QueueFull
+from ffpool.backends.rabbitmq import connection
+from ffpool.backends.rabbitmq.attempts import REPUBLISHED
+from ffpool.jobs.events import JobEvent
+from ffpool.jobs.models import Job
+from ffpool.topology import Topology
+
+log = logs.get(__name__)
+JSON = "application/json"
+_T = TypeVar("_T")
+Properties = aiormq.spec.Basic.Properties
+PERSISTENT = 2
+
+
+class Unroutable(BackendUnavailable):
+    """The broker returned a mandatory message: no queue is bound for it."""
+
+
+class Publisher:
+    def __init__(self, url: str, conn_name: str, topo: Topology, timeout: float) -> None:
+        self._url = url
+        self._name = conn_name
+        self._topo = topo
+        self._timeout = timeout
+        self.conn: AbstractRobustConnection | None = None
+        self._confirmed: AbstractChannel | None = None
+        self._fast: AbstractChannel | None = None
+
+    async def start(self) -> None:
+        self.conn = await connection.connect(self._url, self._name, self._timeout)
+        self._confirmed = await self.conn.channel(publisher_confirms=True, on_return_raises=True)
+        self._fast = await self.conn.channel(publisher_confirms=False)
+        # Declared through a robust channel, the topology is declared again after a reconnect.
+        await connection.declare_topology(self._confirmed, self._topo, self._timeout)
+
+    async def stop(self) -> None:
+        await connection.close_quietly(self.conn, self._timeout)
+
+    async def publish_job(
+        self, job: Job, attempt: int, *, wait_s: float | None = None, republished: bool = False
+    ) -> None:
+        """Persist a job in the queue; raises QueueFull, Unroutable, BackendBusy or
+        BackendUnavailable. Returns only after the broker's confirm. A worker's republish
+        (retry, hand-back) is marked as such: its copy may duplicate one already run."""
+        props = Properties(
+            content_type=JSON,
+            delivery_mode=PERSISTENT,
+            priority=min(job.priority, self._topo.max_priority),
+            message_id=job.id,
+            headers={
+                names.HEADER_ATTEMPT: attempt,
+                names.HEADER_ORIGIN: REPUBLISHED if republished else self._name,
+            },
+        )
+        body = job.model_dump_json().encode()
+        await self._confirm(self._topo.job_exchange, self._topo.routing_key, body, props, wait_s)
+
+    async def publish_dead_letter(self, job_body: bytes, headers: dict[str, Any]) -> None:
+        props = Properties(content_type=JSON, delivery_mode=PERSISTENT,
+                           headers={**headers, names.HEADER_ORIGIN: self._name})  # fmt: skip
+        await self._confirm(self._topo.job_exchange, self._topo.dlq_queue, job_body, props, None)
+
+    async def publish_event(self, event: JobEvent, *, confirm: bool) -> None:
+        """Terminal events are confirmed (a worker acks its job only after); progress and
+        state events are fire-and-forget: the next one supersedes a lost one.
+
+        Transient even when confirmed: the confirm is what lets the worker ack, and a
+        transient message still waits in a server's durable events queue while that server
+        reconnects; writing every event to disk would cut dispatch throughput."""
+        body = event.model_dump_json().encode()
+        props = Properties(content_type=JSON)
+        exchange = self._topo.events_exchange
+        if confirm:
+            await self._confirm(exchange, event.type, body, props, None, mandatory=False)
+        else:
+            await self._send(self._fast, exchange, event.type, body, props, None, False)
+
+    async def publish_control(
+        self, body: BaseModel, routing_key: str, *, reply_to: str | None = None
+    ) -> None:
+        props = Properties(content_type=JSON, reply_to=reply_to)
+        data = body.model_dump_json().encode()
+        await self._confirm(self._topo.control_exchange, routing_key, data, props, None,
+                            mandatory=False)  # fmt: skip
+
+    async def reply(self, queue_name: str, body: BaseModel) -> None:
+        """Answer a control request straight into the asker's queue (default exchange)."""
+        props = Properties(content_type=JSON)
+        data = body.model_dump_json().encode()
+        await self._send(self._fast, "", queue_name, data, props, None, False)
+
+    def _require(self, value: _T | None) -> _T:
+        if value is None:
+            raise BackendUnavailable("the publisher is not started")
+        return value
+
+    async def _send(
+        self,
+        channel: AbstractChannel | None,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        props: Properties,
+        wait_s: float | None,
+        mandatory: bool,
+    ) -> None:
+        """Publish on the low-level channel with `wait=False`: aio-pika's publish holds the
+        channel lock until the frame is on the socket, which serialises concurrent publishes
+        (the confirm is still awaited, outside the lock)."""
+        await connection.ensure_ready(self.conn, self._timeout if wait_s is None else wait_s)
+        # The concrete aiormq channel takes `wait`; its abstract base does not declare it.
+        underlay = cast(aiormq.Channel, await self._require(channel).get_underlay_channel())
+        await underlay.basic_publish(
+            body,
+            exchange=exchange,
+            routing_key=routing_key,
+            properties=props,
+            mandatory=mandatory,
+            timeout=self._timeout,
+            wait=False,
+        )
+
+    async def _confirm(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        props: Properties,
+        wait_s: float | None,
+        *,
+        mandatory: bool = True,
+    ) -> None:
+        try:
+            await self._send(self._confirmed, exchange, routing_key, body, props, wait_s,
+                             mandatory)  # fmt: skip
+        except aiormq.exceptions.PublishError as exc:
+            raise Unroutable(f"no queue is bound for {routing_key!r} on {exchange!r}") from exc
+        except aiormq.exceptions.DeliveryError as exc:
+            raise QueueFull("the job queue is full: try again later") from exc
+        except TimeoutError as exc:
+            raise BackendUnavailable(
+                "the broker did not confirm in time; the job may or may not be queued "
+                "(resubmit with the same idempotency key)"
+            ) from exc
+        except (aiormq.exceptions.AMQPError, aio_pika.exceptions.AMQPError, OSError,
+                RuntimeError, asyncio.InvalidStateError) as exc:  # fmt: skip
+            raise BackendUnavailable(f"publishing failed: {type(exc).__name__}") from exc
+
+    async def queue_depth(self, queue_name: str) -> int:
+        """Ready messages, exact and at once (a passive declare; the management API lags).
+        On the low-level channel: a robust channel may hand back a cached queue object."""
+        channel = await self._require(self._fast).get_underlay_channel()
+        declared = await channel.queue_declare(queue_name, passive=True, timeout=self._timeout)
+        return int(declared.message_count or 0)
+
+    async def peek(self, queue_name: str, limit: int) -> list[tuple[bytes, dict[str, Any]]]:
+        """Up to `limit` messages of a queue, left in place: fetched unacked on a temporary
+        channel whose close puts them back at their original positions."""
+        conn = self._require(self.conn)
+        channel = await conn.channel(publisher_confirms=False)
+        found: list[tuple[bytes, dict[str, Any]]] = []
+        try:
+            queue = await channel.get_queue(queue_name, ensure=False)
+            for _ in range(limit):
+                message = await queue.get(no_ack=False, fail=False, timeout=self._timeout)
+                if message is None:
+                    break
+                found.append((message.body, dict(message.headers or {})))
+        finally:
+            await channel.close()
+        return found

@@ -1,0 +1,92 @@
+"""Each server's bounded LRU of job records, folded from the events exchange (no database).
+
+Events reach a server from several publishers (the submitting server's `queued`, a worker's
+`running`/`progress`/terminal events) whose relative order is not guaranteed, so a state event
+that would move a record backwards (an older attempt, or `queued` after `running` of the same
+attempt) is ignored. `apply` keeps terminal records terminal.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from ffpool.jobs.events import JobEvent, JobRecord, JobState, StateEvent, apply
+
+UNKNOWN_OPERATION = "unknown"
+_RANK = {JobState.QUEUED: 0, JobState.RUNNING: 1}
+
+
+def fold(record: JobRecord | None, event: JobEvent) -> JobRecord | None:
+    """The record after `event`; None when the job is unknown and the event cannot found it."""
+    if record is None:
+        if isinstance(event, StateEvent):
+            return JobRecord(
+                job_id=event.job_id,
+                state=event.state,
+                operation=event.operation,
+                priority=event.priority,
+                created_at=event.at,
+                started_at=event.at if event.state is JobState.RUNNING else None,
+                attempt=event.attempt,
+                worker=event.worker,
+            )
+        if event.type == "progress":
+            return None
+        # A terminal event for a job this server never heard of: keep the outcome anyway.
+        seed = JobRecord(
+            job_id=event.job_id,
+            state=JobState.QUEUED,
+            operation=UNKNOWN_OPERATION,
+            created_at=event.at,
+        )
+        return apply(seed, event)
+    if isinstance(event, StateEvent) and not record.state.terminal and _stale(record, event):
+        return record
+    return apply(record, event)
+
+
+def _stale(record: JobRecord, event: StateEvent) -> bool:
+    old = (record.attempt, _RANK.get(record.state, 2))
+    new = (event.attempt, _RANK.get(event.state, 2))
+    if new >= old:
+        return False
+    # Same attempt, `queued` after `running`: a worker handing the job back (drain) says so
+    # after it started it; the submitting server's `queued` predates the start.
+    handed_back = event.attempt == record.attempt and event.state is JobState.QUEUED
+    return not (handed_back and record.started_at is not None and event.at > record.started_at)
+
+
+class RecordCache:
+    """At most `capacity` records; the least recently touched is forgotten first."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._records: OrderedDict[str, JobRecord] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def get(self, job_id: str) -> JobRecord | None:
+        record = self._records.get(job_id)
+        if record is not None:
+            self._records.move_to_end(job_id)
+        return record
+
+    def put(self, record: JobRecord) -> None:
+        current = self._records.get(record.job_id)
+        if current is not None and current.state.terminal and not record.state.terminal:
+            return
+        self._records[record.job_id] = record
+        self._records.move_to_end(record.job_id)
+        while len(self._records) > self._capacity:
+            self._records.popitem(last=False)
+
+    def fold(self, event: JobEvent) -> JobRecord | None:
+        """Fold an event in; returns the new record (None if the job stays unknown)."""
+        record = fold(self._records.get(event.job_id), event)
+        if record is not None:
+            self.put(record)
+        return record
+
+    def count(self, state: JobState) -> int:
+        return sum(1 for r in self._records.values() if r.state is state)

@@ -1,0 +1,231 @@
+"""One job run on a worker slot: execute, then record the outcome, then (only then) ack.
+
+The outcome is recorded before the ack: `completed` is published with a confirm (every server
+folds it into its records); a deterministic `failed` goes to the DLQ with its reason
+(confirmed) and is published. A hand-back (drain/stop) republishes the job with the same
+attempt. Only after that are the job's deliveries acked. If the publish or the ack is in doubt
+(broker trouble), a completed-marker file is written: the redelivered copy is recognised by
+it, or, after a crash between confirm and ack, by asking the servers (see consumer.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aio_pika.abc import AbstractIncomingMessage
+
+from ffpool import logs
+from ffpool.backends.base import BackendError
+from ffpool.backends.rabbitmq import attempts
+from ffpool.backends.rabbitmq.markers import Markers
+from ffpool.backends.rabbitmq.publisher import Publisher
+from ffpool.jobs.events import (
+    CancelledEvent,
+    CompletedEvent,
+    FailedEvent,
+    FailureCode,
+    JobEvent,
+    JobState,
+    ProgressEvent,
+)
+from ffpool.jobs.models import Job
+
+log = logs.get(__name__)
+SETTLE_ATTEMPTS = 6  # x broker timeout: how long an outcome waits for a reconnecting broker
+
+
+class ExecutorLike(Protocol):
+    async def execute(
+        self, job: Job, on_progress: Callable[[ProgressEvent], None]
+    ) -> CompletedEvent | FailedEvent: ...
+
+
+class MetricsLike(Protocol):
+    def observe_submitted(self) -> None: ...
+
+    def observe_finished(self, operation: str, state: JobState, seconds: float) -> None: ...
+
+
+class Stop(enum.Enum):
+    CLIENT = "client"  # cancelled by a client: the job ends as `cancelled`
+    HAND_BACK = "hand_back"  # drain/stop: the job goes back to the queue, same attempt
+
+
+class Crash:
+    """The executor raised (it should not): requeue so the attempt count applies."""
+
+
+Outcome = CompletedEvent | FailedEvent | CancelledEvent | Crash | None  # None = hand back
+
+
+class ProgressSender:
+    """Publishes the latest progress, one publish in flight at most (bounded, never blocks
+    FFmpeg's progress reader)."""
+
+    def __init__(self, publish: Callable[[JobEvent], Coroutine[Any, Any, None]]) -> None:
+        self._publish = publish
+        self._latest: ProgressEvent | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def __call__(self, event: ProgressEvent) -> None:
+        self._latest = event
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        while self._latest is not None:
+            event, self._latest = self._latest, None
+            try:
+                await self._publish(event)
+            except (BackendError, TimeoutError) as exc:
+                log.debug("progress not published", job_id=event.job_id, error=str(exc))
+
+    async def close(self, timeout: float) -> None:
+        """Flush the last sample (bounded), so it goes out before the outcome."""
+        if self._task is not None and not self._task.done():
+            await asyncio.wait({self._task}, timeout=timeout)
+
+
+@dataclass
+class Run:
+    job: Job
+    attempt: int
+    worker: str
+    deliveries: list[AbstractIncomingMessage]
+    started: float = field(default_factory=time.monotonic)
+    task: asyncio.Task[CompletedEvent | FailedEvent] | None = None
+    stop: Stop | None = None
+
+    def request_stop(self, why: Stop) -> None:
+        if self.stop is None:
+            self.stop = why
+        if self.task is not None:
+            self.task.cancel()
+
+
+async def execute(
+    run: Run, executor: ExecutorLike, progress: ProgressSender, limit_s: float | None
+) -> Outcome:
+    """Run the executor; a broker-imposed `limit_s` (consumer timeout) fails it as timeout."""
+    run.task = asyncio.create_task(executor.execute(run.job, progress))
+    if run.stop is not None:
+        run.task.cancel()
+    done, _ = await asyncio.wait({run.task}, timeout=limit_s)
+    if not done:
+        run.task.cancel()
+        await asyncio.wait({run.task})
+        if run.stop is None:
+            return FailedEvent(
+                job_id=run.job.id,
+                code=FailureCode.TIMEOUT,
+                message=f"stopped after {limit_s:g} s, before the broker's consumer timeout",
+            )
+    if run.task.cancelled() or run.stop is not None:
+        return CancelledEvent(job_id=run.job.id) if run.stop is Stop.CLIENT else None
+    if (exc := run.task.exception()) is not None:
+        log.error("executor raised", job_id=run.job.id, error=repr(exc))
+        return Crash()
+    return run.task.result()
+
+
+class Settler:
+    def __init__(self, publisher: Publisher, markers: Markers, timeout: float) -> None:
+        self._publisher = publisher
+        self._markers = markers
+        self._timeout = timeout
+
+    async def settle(self, run: Run, outcome: Outcome) -> None:
+        match outcome:
+            case CompletedEvent():
+                if not await self._record(run, outcome):
+                    # Published or acked in doubt (broker trouble): leave a marker, so the
+                    # redelivered copy is recognised without transcoding it again.
+                    await self._markers.mark_completed(outcome)
+            case FailedEvent():
+                await self.dead_letter(run, outcome)
+            case CancelledEvent():
+                await self._record(run, outcome)
+            case Crash():
+                await nack_all(run.deliveries, self._timeout)
+            case None:
+                await self.hand_back(run)
+
+    async def dead_letter(self, run: Run, failure: FailedEvent) -> None:
+        headers = attempts.failure_headers(failure.code, failure.message, run.attempt)
+        body = run.job.model_dump_json().encode()
+        if await self._retrying(lambda: self._publisher.publish_dead_letter(body, headers)):
+            await self._record(run, failure)
+        else:
+            await nack_all(run.deliveries, self._timeout)
+
+    async def hand_back(self, run: Run) -> None:
+        """Back to the queue with the same attempt: a drain never counts against a job."""
+        try:
+            await self._publisher.publish_job(
+                run.job, run.attempt, wait_s=self._timeout, republished=True
+            )
+        except BackendError as exc:
+            log.warning("hand-back failed, requeueing", job_id=run.job.id, error=str(exc))
+            await nack_all(run.deliveries, self._timeout)
+            return
+        await ack_all(run.deliveries, self._timeout)
+        log.info("job handed back to the queue", job_id=run.job.id, attempt=run.attempt)
+
+    async def retry(self, run: Run) -> None:
+        """A redelivered job: republish it counted as the next attempt, then ack the copy."""
+        try:
+            await self._publisher.publish_job(
+                run.job, run.attempt, wait_s=self._timeout, republished=True
+            )
+        except BackendError as exc:
+            log.warning("retry republish failed", job_id=run.job.id, error=str(exc))
+            await asyncio.sleep(1.0)  # no hot requeue loop while the broker refuses publishes
+            await nack_all(run.deliveries, self._timeout)
+            return
+        await ack_all(run.deliveries, self._timeout)
+
+    async def _record(self, run: Run, event: JobEvent) -> bool:
+        """Publish the outcome (confirmed), then ack; if it cannot be published, requeue.
+        True when both went through."""
+        if await self._retrying(lambda: self._publisher.publish_event(event, confirm=True)):
+            return await ack_all(run.deliveries, self._timeout)
+        await nack_all(run.deliveries, self._timeout)
+        return False
+
+    async def _retrying(self, call: Callable[[], Coroutine[Any, Any, None]]) -> bool:
+        for left in range(SETTLE_ATTEMPTS, 0, -1):
+            try:
+                await call()
+                return True
+            except BackendError as exc:
+                log.warning("recording an outcome failed", error=str(exc), retries_left=left - 1)
+                if left > 1:
+                    await asyncio.sleep(min(self._timeout, 2.0 ** (SETTLE_ATTEMPTS - left)))
+        return False
+
+
+async def ack_all(deliveries: list[AbstractIncomingMessage], timeout: float) -> bool:
+    """Ack every delivery of a job; False if any could not be (it will be redelivered)."""
+    ok = True
+    for message in deliveries:
+        try:
+            async with asyncio.timeout(timeout):
+                await message.ack()
+        except Exception as exc:  # a stale delivery or a closed channel: log, go on
+            log.debug("ack failed; the broker redelivers it", error=type(exc).__name__)
+            ok = False
+    return ok
+
+
+async def nack_all(deliveries: list[AbstractIncomingMessage], timeout: float) -> None:
+    for message in deliveries:
+        try:
+            async with asyncio.timeout(timeout):
+                await message.nack(requeue=True)
+        except Exception as exc:  # a stale delivery or a closed channel: log, go on
+            log.debug("nack failed; the broker redelivers it", error=type(exc).__name__)

@@ -1,0 +1,94 @@
+"""The per-server record cache folded from events arriving in any order."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from ffpool.backends.rabbitmq.control import CancelCommand, LookupReply, LookupRequest, parse
+from ffpool.backends.rabbitmq.events import parse_event
+from ffpool.backends.rabbitmq.markers import Markers
+from ffpool.backends.rabbitmq.records import UNKNOWN_OPERATION, RecordCache, fold
+from ffpool.jobs.events import (
+    CompletedEvent,
+    JobRecord,
+    JobState,
+    ProgressEvent,
+    StateEvent,
+)
+from ffpool.jobs.models import utcnow
+
+JOB = "b" * 32
+
+
+def state(s: JobState, attempt: int = 1, dt: float = 0.0) -> StateEvent:
+    return StateEvent(job_id=JOB, state=s, operation="probe", attempt=attempt,
+                      at=utcnow() + timedelta(seconds=dt))  # fmt: skip
+
+
+def test_late_queued_event_does_not_move_a_running_job_back() -> None:
+    running = fold(None, state(JobState.RUNNING, dt=1))
+    assert running is not None
+    assert fold(running, state(JobState.QUEUED, dt=0)) == running
+
+
+def test_hand_back_after_start_is_taken() -> None:
+    running = fold(None, state(JobState.RUNNING, dt=1))
+    assert running is not None
+    back = fold(running, state(JobState.QUEUED, dt=2))
+    assert back is not None
+    assert back.state is JobState.QUEUED
+
+
+def test_older_attempt_is_ignored_newer_is_taken() -> None:
+    second = fold(None, state(JobState.RUNNING, attempt=2))
+    assert fold(second, state(JobState.RUNNING, attempt=1)) == second
+    third = fold(second, state(JobState.QUEUED, attempt=3))
+    assert third is not None
+    assert (third.state, third.attempt) == (JobState.QUEUED, 3)
+
+
+def test_terminal_outcome_for_an_unknown_job_is_kept() -> None:
+    record = fold(None, CompletedEvent(job_id=JOB, processing_time_s=1.0))
+    assert record is not None
+    assert (record.state, record.operation) == (JobState.COMPLETED, UNKNOWN_OPERATION)
+    assert fold(None, ProgressEvent(job_id=JOB)) is None
+    assert fold(record, state(JobState.RUNNING, attempt=5)) == record
+
+
+def test_cache_is_a_bounded_lru() -> None:
+    cache = RecordCache(capacity=2)
+    ids = [f"{i:032x}" for i in range(3)]
+    for job_id in ids:
+        cache.put(JobRecord(job_id=job_id, state=JobState.QUEUED, operation="probe",
+                            created_at=utcnow()))  # fmt: skip
+        cache.get(ids[0])  # keep the first one warm
+    assert len(cache) == 2
+    assert cache.get(ids[0]) is not None
+    assert cache.get(ids[1]) is None
+    assert cache.count(JobState.QUEUED) == 2
+
+
+def test_wire_formats_round_trip() -> None:
+    event = state(JobState.RUNNING)
+    assert parse_event(event.model_dump_json().encode()) == event
+    assert parse_event(b'{"type": "bogus"}') is None
+    record = fold(None, event)
+    assert record is not None
+    for msg in (CancelCommand(job_id=JOB), LookupRequest(job_id=JOB, correlation="c"),
+                LookupReply(correlation="c", record=record)):  # fmt: skip
+        assert parse(msg.model_dump_json().encode()) == msg
+    assert parse(b'{"type": "cancel", "job_id": "../x"}') is None
+
+
+async def test_markers_round_trip(tmp_path: Path) -> None:
+    markers = Markers(tmp_path)
+    assert await markers.check(JOB) == (None, False)
+    done = CompletedEvent(job_id=JOB, processing_time_s=2.0)
+    await markers.mark_completed(done)
+    await markers.mark_cancelled(JOB)
+    assert await markers.check(JOB) == (done, True)
+    assert sorted(p.name for p in (tmp_path / "jobs" / JOB).iterdir()) == [
+        ".ffpool-cancelled",
+        ".ffpool-completed.json",
+    ]
