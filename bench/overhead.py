@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import statistics
 import subprocess
 import tempfile
@@ -74,8 +73,7 @@ async def through_service(client: Client, op: Operation) -> float:
 
 
 async def main(rounds: int) -> None:
-    ffmpeg = shutil.which("ffmpeg")
-    assert ffmpeg, "ffmpeg not found"
+    ffmpeg = resolve(Settings()).ffmpeg  # the very binary the service will run
     with tempfile.TemporaryDirectory() as tmp:
         media = Path(tmp) / "media"
         media.mkdir()

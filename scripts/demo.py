@@ -4,13 +4,15 @@ sources, transcode and thumbnail it through the WebSocket API with a live progre
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+
+from ffpool.jobs.binaries import BinariesNotFound, resolve
+from ffpool.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 MEDIA = ROOT / "media"
@@ -20,7 +22,10 @@ HEALTH = "http://127.0.0.1:8081/health"
 
 
 def make_sample(dest: Path) -> None:
-    ffmpeg = shutil.which("ffmpeg") or sys.exit("ffmpeg not found: run `make setup`")
+    try:  # found as the service finds it, so a static build from `make setup` works too
+        ffmpeg = resolve(Settings()).ffmpeg
+    except BinariesNotFound as exc:
+        sys.exit(f"demo: {exc} (or run `make setup`)")
     dest.parent.mkdir(parents=True, exist_ok=True)
     print(f"demo: generating a 10 s 640x360 sample clip at {dest}")
     subprocess.run(

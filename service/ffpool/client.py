@@ -4,23 +4,28 @@ async with Client("ws://127.0.0.1:8080/ws") as client:
     upload_id = await client.upload(Path("clip.mp4"))
     accepted = await client.submit(JobSpec(input=UploadInput(upload_id=upload_id),
                                            operation=TranscodeOp(height=720)))
-    outcome = await client.wait(accepted.job_id, on_event=print)
+    outcome = await client.wait(accepted.job_id, on_event=print, timeout=3600)
     for output in outcome.outputs:
         await client.download(output, Path("out"))
+
+Every network call has a time limit: connecting and each request reply (`timeout`), each read
+of an HTTP body and each stall of an upload (`read_timeout`), and waits on a job when given one.
+When the WebSocket closes, pending requests and waits end with ConnectionError.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Final
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import aiohttp
+from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from ffpool.jobs.events import CancelledEvent, CompletedEvent, FailedEvent, OutputFile
 from ffpool.jobs.models import JobSpec
@@ -29,6 +34,7 @@ from ffpool.protocol import (
     Cancel,
     Error,
     Message,
+    Ping,
     Pong,
     Submit,
     Subscribe,
@@ -39,12 +45,22 @@ from ffpool.protocol import (
 Outcome = CompletedEvent | FailedEvent | CancelledEvent
 TERMINAL = (CompletedEvent, FailedEvent, CancelledEvent)
 CHUNK = 256 * 1024
+# Events buffered per job not yet read by `events()`: about ten minutes of progress at two
+# events a second. Beyond that the oldest are dropped (progress supersedes progress).
+MAX_BUFFERED_EVENTS: Final = 1200
 
 
 class ClientError(Exception):
     def __init__(self, error: Error) -> None:
         super().__init__(f"{error.code}: {error.message}")
         self.error = error
+
+
+class _Closed:
+    """Pushed to every job's queue when the WebSocket closes: waits end, not hang."""
+
+
+CLOSED: Final = _Closed()
 
 
 def http_url_for(ws_url: str, http_port: int = 8081) -> str:
@@ -54,21 +70,39 @@ def http_url_for(ws_url: str, http_port: int = 8081) -> str:
     return urlunsplit((scheme, f"{parts.hostname}:{http_port}", "", "", ""))
 
 
+def _offer(queue: asyncio.Queue[Any], item: Any) -> None:
+    """Put without blocking the reader; a full queue loses its oldest item."""
+    if queue.full():
+        queue.get_nowait()
+    queue.put_nowait(item)
+
+
 class Client:
-    def __init__(self, ws_url: str, http_url: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        ws_url: str,
+        http_url: str | None = None,
+        timeout: float = 30.0,
+        read_timeout: float = 60.0,
+    ) -> None:
         self.ws_url = ws_url
         self.http_url = http_url or http_url_for(ws_url)
         self.timeout = timeout
+        self.read_timeout = read_timeout
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self._pending: dict[str, asyncio.Future[Any]] = {}
-        self._events: defaultdict[str, asyncio.Queue[Any]] = defaultdict(asyncio.Queue)
+        self._events: dict[str, asyncio.Queue[Any]] = {}
+        self._closed = False
         self._http: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Client:
         self._ws = await asyncio.wait_for(connect(self.ws_url, max_size=2**24), self.timeout)
         self._reader = asyncio.create_task(self._read())
-        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=10))
+        limits = aiohttp.ClientTimeout(
+            total=None, connect=self.timeout, sock_read=self.read_timeout
+        )
+        self._http = aiohttp.ClientSession(timeout=limits)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -81,24 +115,57 @@ class Client:
 
     async def _read(self) -> None:
         assert self._ws is not None
-        async for raw in self._ws:
-            msg = server_adapter.validate_json(raw)
-            request_id = getattr(msg, "request_id", None)
-            if isinstance(msg, Accepted | Error | Pong) and request_id in self._pending:
-                future = self._pending.pop(request_id)
-                if not future.done():
-                    future.set_result(msg)
-            elif getattr(msg, "job_id", None):
-                self._events[msg.job_id].put_nowait(msg)
+        try:
+            async for raw in self._ws:
+                try:
+                    self._dispatch(server_adapter.validate_json(raw))
+                except ValidationError:
+                    continue  # a message type newer than this client: not ours to handle
+        except ConnectionClosed:
+            pass
+        finally:
+            self._close_all()
+
+    def _dispatch(self, msg: Any) -> None:
+        request_id = getattr(msg, "request_id", None)
+        future = self._pending.pop(request_id, None) if request_id else None
+        if future is not None:
+            if not future.done():
+                future.set_result(msg)
+        elif job_id := getattr(msg, "job_id", None):
+            _offer(self._queue(job_id), msg)
+
+    def _close_all(self) -> None:
+        """Fail every pending request and end every job's event stream."""
+        self._closed = True
         for future in self._pending.values():
-            future.set_exception(ConnectionError("connection closed"))
+            if not future.done():
+                future.set_exception(ConnectionError("connection closed"))
+        self._pending.clear()
+        for queue in self._events.values():
+            _offer(queue, CLOSED)
+
+    def _queue(self, job_id: str) -> asyncio.Queue[Any]:
+        queue = self._events.get(job_id)
+        if queue is None:
+            queue = self._events[job_id] = asyncio.Queue(MAX_BUFFERED_EVENTS)
+        return queue
+
+    async def _send(self, msg: Message) -> None:
+        assert self._ws is not None, "use `async with Client(...)`"
+        if self._closed:
+            raise ConnectionError("connection closed")
+        async with asyncio.timeout(self.timeout):
+            await self._ws.send(encode(msg))
 
     async def _request(self, msg: Message, request_id: str) -> Any:
-        assert self._ws is not None, "use `async with Client(...)`"
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
-        await self._ws.send(encode(msg))
-        reply = await asyncio.wait_for(future, self.timeout)
+        try:
+            await self._send(msg)
+            reply = await asyncio.wait_for(future, self.timeout)
+        finally:
+            self._pending.pop(request_id, None)
         if isinstance(reply, Error):
             raise ClientError(reply)
         return reply
@@ -111,26 +178,54 @@ class Client:
         reply: Accepted = await self._request(msg, rid)
         return reply
 
+    async def ping(self) -> Pong:
+        rid = uuid.uuid4().hex
+        reply: Pong = await self._request(Ping(request_id=rid), rid)
+        return reply
+
     async def subscribe(self, job_id: str) -> None:
-        """Follow a job (after a reconnect, say): its state comes first, then live events."""
-        assert self._ws is not None
-        await self._ws.send(encode(Subscribe(job_id=job_id)))
+        """Follow a job (after a reconnect, say): its state comes first, then live events.
+        A refusal (unknown job) ends that job's `events()` with ClientError."""
+        self._queue(job_id)
+        await self._send(Subscribe(job_id=job_id))
 
     async def cancel(self, job_id: str) -> None:
-        assert self._ws is not None
-        await self._ws.send(encode(Cancel(job_id=job_id)))
+        """Ask to cancel; the outcome (or a refusal, as ClientError) comes in `events()`."""
+        self._queue(job_id)
+        await self._send(Cancel(job_id=job_id))
 
-    async def events(self, job_id: str) -> AsyncIterator[Any]:
-        """Every event of the job until (and including) its outcome."""
-        queue = self._events[job_id]
-        while True:
-            event = await queue.get()
-            yield event
-            if isinstance(event, TERMINAL):
-                return
+    async def events(self, job_id: str, timeout: float | None = None) -> AsyncIterator[Any]:
+        """Every event of the job until (and including) its outcome. Raises TimeoutError once
+        `timeout` seconds have passed, ConnectionError if the connection closes first, and
+        ClientError if the server refuses a request about this job."""
+        queue = self._queue(job_id)
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        try:
+            while True:
+                if self._closed and queue.empty():
+                    raise ConnectionError("connection closed")
+                async with asyncio.timeout_at(deadline):
+                    event = await queue.get()
+                if event is CLOSED:
+                    raise ConnectionError("connection closed")
+                if isinstance(event, Error):
+                    raise ClientError(event)
+                yield event
+                if isinstance(event, TERMINAL):
+                    return
+        finally:
+            if self._events.get(job_id) is queue and queue.empty():
+                del self._events[job_id]
 
-    async def wait(self, job_id: str, on_event: Callable[[Any], None] | None = None) -> Outcome:
-        async for event in self.events(job_id):
+    async def wait(
+        self,
+        job_id: str,
+        on_event: Callable[[Any], None] | None = None,
+        timeout: float | None = None,
+    ) -> Outcome:
+        """The job's outcome; raises as `events()` does."""
+        async for event in self.events(job_id, timeout):
             if on_event is not None:
                 on_event(event)
             if isinstance(event, TERMINAL):
@@ -139,12 +234,26 @@ class Client:
 
     async def upload(self, path: Path) -> str:
         assert self._http is not None
-        with path.open("rb") as handle:
-            async with self._http.post(f"{self.http_url}/uploads", data=handle) as resp:
-                body = await resp.json()
-                if resp.status != 201:
-                    raise RuntimeError(f"upload failed ({resp.status}): {body}")
-                return str(body["upload_id"])
+        handle = await asyncio.to_thread(path.open, "rb")
+        try:
+            # aiohttp's sock_read starts only once the body is sent: a server that stops
+            # reading would stall us forever, so every chunk taken re-arms this deadline.
+            async with asyncio.timeout(self.read_timeout) as stall:
+                body = self._file_chunks(handle, stall)
+                async with self._http.post(f"{self.http_url}/uploads", data=body) as resp:
+                    stall.reschedule(None)  # the reply's reads are bounded by sock_read
+                    reply = await resp.json()
+        finally:
+            await asyncio.to_thread(handle.close)
+        if resp.status != 201:
+            raise RuntimeError(f"upload failed ({resp.status}): {reply}")
+        return str(reply["upload_id"])
+
+    async def _file_chunks(self, handle: BinaryIO, stall: asyncio.Timeout) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        while chunk := await asyncio.to_thread(handle.read, CHUNK):
+            stall.reschedule(loop.time() + self.read_timeout)
+            yield chunk
 
     async def download(self, output: OutputFile, dest_dir: Path) -> Path:
         assert self._http is not None
@@ -152,7 +261,10 @@ class Client:
         dest = dest_dir / Path(output.name).name
         async with self._http.get(urljoin(self.http_url + "/", output.url)) as resp:
             resp.raise_for_status()
-            with dest.open("wb") as handle:
+            handle = await asyncio.to_thread(dest.open, "wb")
+            try:
                 async for chunk in resp.content.iter_chunked(CHUNK):
                     await asyncio.to_thread(handle.write, chunk)
+            finally:
+                await asyncio.to_thread(handle.close)
         return dest

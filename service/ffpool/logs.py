@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 import sys
 from urllib.parse import urlsplit, urlunsplit
@@ -21,6 +22,17 @@ def mask_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
+def enum_values(
+    _logger: object, _method: str, event_dict: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """Render enums by value (`code='timeout'`), not by repr (`<FailureCode.TIMEOUT: ...>`):
+    a safety net behind call sites that pass `.value` themselves."""
+    for key, value in event_dict.items():
+        if isinstance(value, enum.Enum):
+            event_dict[key] = value.value
+    return event_dict
+
+
 def configure(level: str = "INFO") -> None:
     """Render every log line as key=value pairs, timestamp and message first."""
     logging.basicConfig(stream=sys.stderr, level=level.upper(), format="%(message)s", force=True)
@@ -33,6 +45,7 @@ def configure(level: str = "INFO") -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.EventRenamer("message"),
+            enum_values,
             structlog.processors.KeyValueRenderer(
                 key_order=["timestamp", "level", "message"], drop_missing=True
             ),

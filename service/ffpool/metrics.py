@@ -23,28 +23,46 @@ CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 # FFmpeg jobs range from a 0.1 s thumbnail to an hour-long transcode.
 DURATION_BUCKETS: Final = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 STATS_TIMEOUT_SECONDS: Final = 5.0
+# Every metric name starts with this, so ours never collide with other exporters' on a shared
+# Prometheus (https://prometheus.io/docs/practices/naming/#metric-names).
+NAMESPACE: Final = "ffpool"
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         reg = self.registry
-        self._submitted = Counter("jobs_submitted", "Jobs accepted for processing", registry=reg)
+        self._submitted = Counter(
+            "jobs_submitted", "Jobs accepted for processing", namespace=NAMESPACE, registry=reg
+        )
         self._finished = Counter(
-            "jobs_finished", "Jobs that reached a final state", ["operation", "state"], registry=reg
+            "jobs_finished",
+            "Jobs that reached a final state",
+            ["operation", "state"],
+            namespace=NAMESPACE,
+            registry=reg,
         )
         self._duration = Histogram(
             "job_duration_seconds",
             "Wall time from start to a final state",
             ["operation"],
             buckets=DURATION_BUCKETS,
+            namespace=NAMESPACE,
             registry=reg,
         )
-        self._queue_depth = Gauge("queue_depth", "Jobs waiting to run", registry=reg)
-        self._active = Gauge("active_jobs", "Jobs running now", registry=reg)
-        self._ws = Gauge("websocket_connections", "Open WebSocket connections", registry=reg)
+        self._queue_depth = Gauge(
+            "queue_depth", "Jobs waiting to run", namespace=NAMESPACE, registry=reg
+        )
+        self._active = Gauge("active_jobs", "Jobs running now", namespace=NAMESPACE, registry=reg)
+        self._ws = Gauge(
+            "websocket_connections", "Open WebSocket connections", namespace=NAMESPACE, registry=reg
+        )
         self._errors = Counter(
-            "errors", "Errors answered to clients, by code", ["code"], registry=reg
+            "errors",
+            "Errors answered to clients, by code",
+            ["code"],
+            namespace=NAMESPACE,
+            registry=reg,
         )
 
     def observe_submitted(self) -> None:

@@ -78,3 +78,8 @@ class Settings(BaseSettings):
     """Names this process's broker connections (the pod name on Kubernetes)."""
 
     log_level: str = "INFO"
+
+    upload_retention_seconds: Annotated[float, Field(ge=1)] = 86400.0
+    """Uploads older than this are deleted (unreferenced or not): disk space stays bounded."""
+    max_upload_seconds: Annotated[float, Field(gt=0, le=7 * 24 * 3600)] = 3600.0
+    """Wall-clock limit on receiving one upload's body, so a slow client cannot hold it open."""

@@ -113,6 +113,15 @@ def _regular_file(path: Path, *, follow: bool) -> bool:
     return stat.S_ISREG(st.st_mode)
 
 
+def _stale_file(entry: os.DirEntry[str], cutoff: float) -> bool:
+    """A non-directory entry last modified before `cutoff` (vanished entries are not stale)."""
+    try:
+        st = entry.stat(follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return not stat.S_ISDIR(st.st_mode) and st.st_mtime < cutoff
+
+
 def _discard(path: Path) -> None:
     # A metadata-only call, done synchronously so cleanup also runs inside a cancelled task.
     with contextlib.suppress(FileNotFoundError):
@@ -161,6 +170,8 @@ class Storage(Protocol):
     def output_path(self, job_id: str, name: str) -> Path: ...
 
     def remove_job(self, job_id: str) -> None: ...
+
+    def remove_stale_uploads(self, older_than_s: float, now: float) -> list[str]: ...
 
     async def save_upload(
         self, chunks: AsyncIterator[bytes], max_bytes: int
@@ -217,6 +228,21 @@ class LocalStorage:
         if _ID_RE.fullmatch(job_id):
             shutil.rmtree(self.root / JOBS_DIR / job_id, ignore_errors=True)
 
+    def remove_stale_uploads(self, older_than_s: float, now: float) -> list[str]:
+        """Delete uploads (and abandoned `.part` files) last modified more than `older_than_s`
+        before `now` (epoch seconds); returns the names removed. Blocking: run it in a thread.
+
+        A `.part` being streamed is rewritten at least every WRITE_BUFFER_BYTES, so only an
+        upload stalled for the whole retention can be caught mid-way (and then fails cleanly).
+        """
+        removed = []
+        with os.scandir(self.root / UPLOADS_DIR) as entries:
+            for entry in entries:
+                if _stale_file(entry, now - older_than_s):
+                    _discard(Path(entry.path))
+                    removed.append(entry.name)
+        return sorted(removed)
+
     async def save_upload(self, chunks: AsyncIterator[bytes], max_bytes: int) -> tuple[str, int]:
         upload_id = uuid.uuid4().hex
         final = self.root / UPLOADS_DIR / upload_id
@@ -225,5 +251,8 @@ class LocalStorage:
         if size == 0:
             _discard(temp)
             raise rejected("empty upload")
-        os.replace(temp, final)
+        try:
+            os.replace(temp, final)
+        except FileNotFoundError:  # swept as stale while it stalled (remove_stale_uploads)
+            raise rejected("upload expired before it completed") from None
         return upload_id, size

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import shutil
 import time
 import urllib.error
 import urllib.request
@@ -30,11 +29,8 @@ MAX_WORKERS = 3  # conftest.e2e_pool_manifests
 
 
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        pytest.skip("e2e needs ffmpeg on PATH to make its test clip")
-    return make_clip(ffmpeg, tmp_path_factory.mktemp("e2e") / "clip.mp4", seconds=4)
+def clip(ffmpeg_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_clip(ffmpeg_bin, tmp_path_factory.mktemp("e2e") / "clip.mp4", seconds=4)
 
 
 async def poll(check: Callable[[], bool], timeout: float, what: str) -> None:

@@ -126,35 +126,21 @@ CASES: list[tuple[Operation, str, dict[str, Any]]] = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("op", "name", "expect"), CASES, ids=lambda v: getattr(v, "op", None))
-async def test_operation_output_checked_by_ffprobe(
-    media_root: Path, ffprobe_bin: str, op: Operation, name: str, expect: dict[str, Any]
-) -> None:
-    executor = make_executor(media_root)
-    job = job_for(op)
-    result, events = await execute(executor, job)
-    assert isinstance(result, CompletedEvent), result
-    (output,) = result.outputs
-    assert output.name == name
-    assert output.url == f"/jobs/{job.id}/outputs/{name}"
-    path = media_root / "jobs" / job.id / name
-    assert output.size == path.stat().st_size > 0
-    assert job_files(media_root, job.id) == [name]  # the temporary name is gone
-
-    info = ffprobe(ffprobe_bin, path)
+def check_streams(info: dict[str, Any], result: CompletedEvent, expect: dict[str, Any]) -> None:
+    """ffprobe's view of the output (and our metadata) against one case's expectations."""
+    kinds = [s["codec_type"] for s in info["streams"]]
     if expect.get("video"):
         video = stream(info, "video")
         assert (video["codec_name"], video["width"], video["height"]) == expect["video"]
         assert result.metadata is not None
-        assert (result.metadata.streams[0].width, result.metadata.streams[0].height) == (
-            expect["video"][1], expect["video"][2],
-        )  # fmt: skip
+        first = result.metadata.streams[0]
+        assert (first.width, first.height) == expect["video"][1:]
     elif "video" in expect:
-        assert not [s for s in info["streams"] if s["codec_type"] == "video"]
+        assert "video" not in kinds
     if expect.get("audio"):
         assert stream(info, "audio")["codec_name"] == expect["audio"]
     elif "audio" in expect:
-        assert not [s for s in info["streams"] if s["codec_type"] == "audio"]
+        assert "audio" not in kinds
     if "duration" in expect:
         assert float(info["format"]["duration"]) == pytest.approx(expect["duration"], abs=0.1)
         assert result.metadata is not None
@@ -162,13 +148,33 @@ async def test_operation_output_checked_by_ffprobe(
     if "fps" in expect:
         assert stream(info, "video")["r_frame_rate"] == f"{expect['fps']}/1"
 
+
+def check_progress(events: list[ProgressEvent], thumbnail: bool) -> None:
+    """At least one event, ending at 100 %, monotonic; percent known throughout except for a
+    thumbnail (one frame: nothing to measure until it is done)."""
     percents = [e.percent for e in events]
     assert percents, "no progress event"
     assert percents[-1] == 100.0
-    assert all(p is not None for p in percents[1:]) or name.startswith("thumbnail")
+    assert thumbnail or all(p is not None for p in percents[1:])
     known = [p for p in percents if p is not None]
-    assert known == sorted(known)  # monotonic
+    assert known == sorted(known)
+
+
+@pytest.mark.parametrize(("op", "name", "expect"), CASES, ids=lambda v: getattr(v, "op", None))
+async def test_operation_output_checked_by_ffprobe(
+    media_root: Path, ffprobe_bin: str, op: Operation, name: str, expect: dict[str, Any]
+) -> None:
+    job = job_for(op)
+    result, events = await execute(make_executor(media_root), job)
+    assert isinstance(result, CompletedEvent), result
+    (output,) = result.outputs
+    path = media_root / "jobs" / job.id / name
+    assert (output.name, output.url) == (name, f"/jobs/{job.id}/outputs/{name}")
+    assert output.size == path.stat().st_size > 0
+    assert job_files(media_root, job.id) == [name]  # the temporary name is gone
     assert result.processing_time_s > 0
+    check_streams(ffprobe(ffprobe_bin, path), result, expect)
+    check_progress(events, thumbnail=name.startswith("thumbnail"))
 
 
 async def test_probe_operation_returns_metadata_only(media_root: Path) -> None:

@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.test_utils import TestServer
+
 from ffpool.jobs.events import FailureCode
 from ffpool.jobs.inputs import InputError, fetch_url, materialize
 from ffpool.jobs.models import UrlInput

@@ -1,32 +1,19 @@
-"""argv building: exact argv per operation, and properties over every valid operation."""
+"""argv building: the exact argv of each operation and option."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
-from hypothesis import given, reject, settings
-from hypothesis import strategies as st
-from pydantic import ValidationError
 
-from ffpool.jobs.argv import (
-    FORMAT_WHITELIST,
-    FFmpegPlan,
-    Tool,
-    build_plan,
-    file_url,
-    trim_container,
-)
+from ffpool.jobs.argv import FORMAT_WHITELIST, Tool, build_plan, file_url, trim_container
 from ffpool.jobs.argv_codecs import num
-from ffpool.jobs.binaries import Binaries
 from ffpool.jobs.models import (
     AudioCodec,
     AudioFormat,
     Container,
     ExtractAudioOp,
     ImageFormat,
-    Operation,
     Preset,
     ProbeOp,
     ThumbnailOp,
@@ -36,29 +23,16 @@ from ffpool.jobs.models import (
     VideoCodec,
 )
 from ffpool.settings import Settings
-
-BIN = Binaries(ffmpeg="/opt/ff/ffmpeg", ffprobe="/opt/ff/ffprobe")
-SRC = Path("/media/clips/in.mp4")
-JOB_DIR = Path("/media/jobs/0123456789abcdef0123456789abcdef")
-SETTINGS = Settings(_env_file=None, max_output_bytes=1_000_000, progress_interval_seconds=0.5)
-HEAD = [
-    "/opt/ff/ffmpeg", "-hide_banner", "-nostdin", "-y", "-nostats",
-    "-progress", "pipe:1", "-stats_period", "0.5",
-]  # fmt: skip
-INPUT = [
-    "-protocol_whitelist", "file", "-format_whitelist", FORMAT_WHITELIST, "-i", f"file:{SRC}",
-]  # fmt: skip
-
-
-def tail(muxer: str, name: str) -> list[str]:
-    return [
-        "-map_metadata", "-1", "-map_chapters", "-1", "-fs", "1000000",
-        "-f", muxer, f"file:{JOB_DIR}/.{name}.part",
-    ]  # fmt: skip
-
-
-def plan(op: Operation, src: Path = SRC, s: Settings = SETTINGS) -> FFmpegPlan:
-    return build_plan(op, src, JOB_DIR, BIN, s)
+from tests.unit.argv_cases import (
+    BIN,
+    HEAD,
+    INPUT,
+    JOB_DIR,
+    SETTINGS,
+    SRC,
+    plan,
+    tail,
+)
 
 
 def test_probe_runs_ffprobe_on_the_file_only() -> None:
@@ -228,108 +202,3 @@ def test_odd_input_names_stay_one_file_element() -> None:
     argv = plan(TranscodeOp(), src=src).argv
     assert argv[argv.index("-i") + 1] == f"file:{src}"
     assert sum(1 for a in argv if "concat" in a) == 1
-
-
-# --- properties over every valid operation -------------------------------------------------
-
-seconds = st.floats(min_value=0, max_value=7 * 24 * 3600, allow_nan=False)
-
-
-@st.composite
-def transcodes(draw: st.DrawFn) -> TranscodeOp:
-    fields = {
-        "container": draw(st.sampled_from(Container)),
-        "video_codec": draw(st.sampled_from(VideoCodec)),
-        "audio_codec": draw(st.sampled_from(AudioCodec)),
-        "preset": draw(st.sampled_from(Preset)),
-        "audio_bitrate_kbps": draw(st.integers(8, 512)),
-        "height": draw(st.none() | st.integers(16, 4320)),
-        "fps": draw(st.none() | st.floats(1, 120, allow_nan=False)),
-    }
-    rate = draw(st.sampled_from(["crf", "bitrate", "none"]))
-    if rate == "crf":
-        fields["crf"] = draw(st.integers(0, 63))
-    elif rate == "bitrate":
-        fields["video_bitrate_kbps"] = draw(st.integers(8, 100_000))
-    try:
-        return TranscodeOp(**fields)
-    except ValidationError:
-        reject()
-
-
-operations = st.one_of(
-    st.just(ProbeOp()),
-    st.builds(
-        ThumbnailOp,
-        time=seconds,
-        width=st.none() | st.integers(16, 7680),
-        height=st.none() | st.integers(16, 4320),
-        format=st.sampled_from(ImageFormat),
-    ),
-    transcodes(),
-    st.builds(
-        ExtractAudioOp, format=st.sampled_from(AudioFormat), bitrate_kbps=st.integers(8, 512)
-    ),
-    st.builds(
-        TrimOp,
-        start=seconds,
-        duration=st.floats(0.001, 7 * 24 * 3600, allow_nan=False),
-        mode=st.sampled_from(TrimMode),
-    ),
-)
-
-# Every argv element that is not a number, a path we chose, or a filter made of numbers.
-VOCABULARY = {
-    "-hide_banner", "-nostdin", "-y", "-nostats", "-progress", "pipe:1", "-stats_period",
-    "-protocol_whitelist", "file", "-format_whitelist", FORMAT_WHITELIST, "-i", "-ss", "-t",
-    "-v", "error", "-show_format", "-show_streams", "-of", "json",
-    "-map", "0:v:0?", "0:a:0?", "0:v:0", "0:a:0", "-frames:v", "-update", "-vf",
-    "-c", "-c:v", "-c:a", "copy", "-b:v", "-b:a", "-crf", "-preset", "-pix_fmt", "yuv420p",
-    "-q:v", "-deadline", "realtime", "good", "-cpu-used", "-row-mt", "-x265-params",
-    "log-level=error", "-tag:v", "hvc1", "-movflags", "+faststart",
-    "-map_metadata", "-map_chapters", "-fs", "-f",
-    "libx264", "libx265", "libvpx-vp9", "aac", "libopus", "libmp3lame", "flac", "pcm_s16le",
-    "mjpeg", "png", "libwebp", "mp4", "mov", "matroska", "webm", "image2", "mp3", "adts",
-    "opus", "wav", *(p.value for p in Preset),
-}  # fmt: skip
-NUMBER = re.compile(r"-?\d+(\.\d+)?k?")
-FILTER = re.compile(
-    r"scale=-2:\d+(,fps=\d+(\.\d+)?)?|fps=\d+(\.\d+)?"
-    r"|scale=\d+:-1|scale=-1:\d+|scale=\d+:\d+:force_original_aspect_ratio=decrease"
-)
-
-
-@settings(max_examples=300, deadline=None)
-@given(op=operations)
-def test_every_element_is_vocabulary_number_or_our_path(op: Operation) -> None:
-    p = plan(op)
-    ours = {BIN.ffmpeg, BIN.ffprobe, f"file:{SRC}", *(f"file:{o.temp_path}" for o in p.outputs)}
-    for element in p.argv:
-        assert (
-            element in VOCABULARY
-            or element in ours
-            or NUMBER.fullmatch(element)
-            or FILTER.fullmatch(element)
-        ), element
-
-
-@settings(max_examples=300, deadline=None)
-@given(op=operations)
-def test_input_is_whitelisted_local_file_and_output_is_last(op: Operation) -> None:
-    argv = list(plan(op).argv)
-    i = argv.index(f"file:{SRC}")
-    before_input = argv[:i]
-    assert argv.count("-i") == (0 if isinstance(op, ProbeOp) else 1)
-    assert next(a for a in argv if a.startswith("file:")) == f"file:{SRC}"
-    assert before_input[before_input.index("-protocol_whitelist") + 1] == "file"
-    assert before_input[before_input.index("-format_whitelist") + 1] == FORMAT_WHITELIST
-    if not isinstance(op, ProbeOp):
-        assert argv[:9] == HEAD
-        assert argv[i - 1] == "-i"
-        out = plan(op).outputs[0]
-        assert argv[-1] == f"file:{out.temp_path}"
-        assert out.temp_path.parent == JOB_DIR
-        assert out.temp_path.name.startswith(".")
-        assert argv[-3] == "-f"
-        assert argv[argv.index("-fs") + 1] == "1000000"
-        assert argv.index("-fs") > i

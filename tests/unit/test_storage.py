@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+
 from ffpool.jobs.events import FailureCode
 from ffpool.storage import (
     LocalStorage,

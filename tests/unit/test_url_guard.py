@@ -7,6 +7,8 @@ import socket
 
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
+
 from ffpool.jobs.url_guard import (
     AddressRefused,
     GuardedResolver,
@@ -14,7 +16,6 @@ from ffpool.jobs.url_guard import (
     policy,
     url_problem,
 )
-from yarl import URL
 
 REFUSED = [
     ("127.0.0.1", "loopback"),

@@ -117,7 +117,7 @@ class Executor:
             )
         if isinstance(event, FailedEvent):
             await asyncio.to_thread(_remove, attempt.outputs)
-            log.info("job failed", job_id=job.id, code=event.code, reason=event.message)
+            log.info("job failed", job_id=job.id, code=event.code.value, reason=event.message)
         else:
             log.info("job completed", job_id=job.id, seconds=event.processing_time_s)
         return event

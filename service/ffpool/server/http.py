@@ -150,10 +150,16 @@ class _Handlers:
         if request.content_length is not None and request.content_length > limit:
             return _error(413, FailureCode.INPUT_TOO_LARGE, f"uploads are limited to {limit} bytes")
         chunks = request.content.iter_chunked(UPLOAD_CHUNK_BYTES)
+        seconds = self.settings.max_upload_seconds
         try:
-            upload_id, size = await self.storage.save_upload(chunks, limit)
+            # The whole body, not each read: a client trickling bytes must not hold it open.
+            async with asyncio.timeout(seconds):
+                upload_id, size = await self.storage.save_upload(chunks, limit)
         except StorageError as exc:
             return _error(_STATUS_FOR.get(exc.code, 400), exc.code, f"upload {exc.message}")
+        except TimeoutError:
+            log.info("upload timed out", limit_s=seconds)
+            return _error(408, FailureCode.TIMEOUT, f"uploads must complete within {seconds} s")
         log.info("upload stored", upload_id=upload_id, size=size)
         return _json(UploadBody(upload_id=upload_id, size=size), 201)
 

@@ -1,0 +1,107 @@
+"""Upload retention: which uploads are stale, the sweep period, and the periodic sweeper."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from ffpool.housekeeping import sweep_period, sweep_uploads_forever, sweep_uploads_once
+from ffpool.jobs.events import FailureCode
+from ffpool.settings import Settings
+from ffpool.storage import LocalStorage, StorageError
+
+NOW = 1_700_000_000.0
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> LocalStorage:
+    return LocalStorage(tmp_path / "media")
+
+
+def upload_file(storage: LocalStorage, name: str, age_s: float, now: float = NOW) -> Path:
+    path = storage.root / "uploads" / name
+    path.write_bytes(b"media")
+    os.utime(path, (now - age_s, now - age_s))
+    return path
+
+
+def test_remove_stale_uploads_by_age(storage: LocalStorage) -> None:
+    old, fresh = "a" * 32, "b" * 32
+    upload_file(storage, old, age_s=101)
+    upload_file(storage, fresh, age_s=99)
+    upload_file(storage, f".{'c' * 32}.part", age_s=500)  # abandoned by a crashed server
+    (storage.root / "uploads" / "somedir").mkdir()
+    os.utime(storage.root / "uploads" / "somedir", (NOW - 500, NOW - 500))
+
+    removed = storage.remove_stale_uploads(older_than_s=100, now=NOW)
+
+    assert removed == [f".{'c' * 32}.part", old]
+    assert sorted(os.listdir(storage.root / "uploads")) == [fresh, "somedir"]
+    with pytest.raises(StorageError):
+        storage.upload_path(old)
+    assert storage.upload_path(fresh).read_bytes() == b"media"
+
+
+def test_remove_stale_uploads_removes_a_symlink_not_its_target(storage: LocalStorage) -> None:
+    target = storage.root / "keep.mp4"
+    target.write_bytes(b"media")
+    link = storage.root / "uploads" / ("d" * 32)
+    link.symlink_to(target)
+    os.utime(link, (NOW - 500, NOW - 500), follow_symlinks=False)
+    assert storage.remove_stale_uploads(older_than_s=100, now=NOW) == ["d" * 32]
+    assert target.read_bytes() == b"media"
+
+
+@pytest.mark.parametrize(
+    ("retention", "period"), [(1, 1.0), (3.9, 1.0), (40, 10.0), (1200, 300.0), (86400, 300.0)]
+)
+def test_sweep_period_is_a_quarter_of_retention_clamped(retention: float, period: float) -> None:
+    assert sweep_period(retention) == period
+
+
+async def test_upload_swept_mid_stream_fails_cleanly(storage: LocalStorage) -> None:
+    async def stalled_then_swept() -> AsyncIterator[bytes]:
+        yield b"first part"
+        storage.remove_stale_uploads(older_than_s=1, now=time.time() + 10)
+        yield b"the rest"
+
+    with pytest.raises(StorageError) as caught:
+        await storage.save_upload(stalled_then_swept(), max_bytes=1000)
+    assert caught.value.code is FailureCode.INPUT_REJECTED
+    assert os.listdir(storage.root / "uploads") == []
+
+
+async def test_sweep_once_survives_a_failing_scan(storage: LocalStorage) -> None:
+    settings = Settings(_env_file=None, media_root=storage.root)
+    (storage.root / "uploads").rmdir()  # the scan raises FileNotFoundError (an OSError)
+    assert await sweep_uploads_once(storage, settings) == []
+
+
+async def wait_gone(path: Path, timeout: float = 10) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while path.exists():
+        assert asyncio.get_running_loop().time() < deadline, f"{path.name} never swept"
+        await asyncio.sleep(0.01)
+
+
+async def test_sweeper_removes_expired_uploads_again_and_again(storage: LocalStorage) -> None:
+    settings = Settings(_env_file=None, media_root=storage.root, upload_retention_seconds=1)
+    now = time.time()
+    fresh = upload_file(storage, "f" * 32, age_s=-3600, now=now)  # stays fresh all test long
+    first = upload_file(storage, "e" * 32, age_s=5, now=now)
+    sweeper = asyncio.create_task(sweep_uploads_forever(storage, settings))
+    try:
+        await wait_gone(first)
+        second = upload_file(storage, "d" * 32, age_s=5, now=time.time())
+        await wait_gone(second)  # a later sweep (period: 1 s for a 1 s retention)
+        assert fresh.exists()
+        assert not sweeper.done()
+    finally:
+        sweeper.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sweeper
