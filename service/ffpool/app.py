@@ -11,7 +11,7 @@ import contextlib
 import enum
 import signal
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from websockets.asyncio.server import Server
@@ -63,6 +63,8 @@ class Running:
     backend: JobBackend
     ws_port: int | None
     http_port: int
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when shutdown starts: /readyz answers 503 so no new traffic is routed here."""
 
     @property
     def ws_url(self) -> str:
@@ -87,6 +89,11 @@ async def running(settings: Settings, role: Role = Role.SERVE) -> AsyncIterator[
     )
     ws: Server | None = None
     runner: web.AppRunner | None = None
+    stopping = asyncio.Event()
+
+    async def ready() -> bool:
+        return not stopping.is_set()
+
     try:
         http_app = make_http_app(
             settings=settings,
@@ -96,6 +103,7 @@ async def running(settings: Settings, role: Role = Role.SERVE) -> AsyncIterator[
             metrics=metrics,
             version=__version__,
             schema=json_schema(),
+            ready=ready,
         )
         runner = web.AppRunner(http_app, access_log=None, handle_signals=False)
         await runner.setup()
@@ -103,8 +111,9 @@ async def running(settings: Settings, role: Role = Role.SERVE) -> AsyncIterator[
         await site.start()
         if role is not Role.WORKER:
             ws = await start_ws_server(backend, settings, metrics)
-        yield Running(settings, backend, _ws_port(ws), _http_port(runner))
+        yield Running(settings, backend, _ws_port(ws), _http_port(runner), stopping)
     finally:
+        stopping.set()
         # Drain first, with clients still connected, so running jobs' results reach them.
         await _drain(backend, settings)
         if ws is not None:
@@ -158,4 +167,5 @@ async def serve_forever(settings: Settings, role: Role) -> None:
             media_root=str(settings.media_root),
         )
         await stop.wait()
+        svc.stopping.set()
         log.info("stopping: draining running jobs", drain_seconds=settings.drain_seconds)

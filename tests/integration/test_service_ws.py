@@ -159,3 +159,14 @@ async def test_many_clients_do_not_disturb_each_other(media_root: Path) -> None:
 
         results = await asyncio.gather(*(one(i) for i in range(8)))
         assert sorted(results) == ["completed"] * 4 + ["error"] * 4
+
+
+async def test_readiness_goes_down_when_shutdown_starts(media_root: Path) -> None:
+    async with service(media_root) as svc, aiohttp.ClientSession() as http:
+        async with http.get(f"{svc.http_url}/readyz") as resp:
+            assert resp.status == 200
+        svc.stopping.set()
+        async with http.get(f"{svc.http_url}/readyz") as resp:
+            assert resp.status == 503
+        async with http.get(f"{svc.http_url}/livez") as resp:
+            assert resp.status == 200
