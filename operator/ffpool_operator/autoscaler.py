@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from ffpool import logs, names
 from ffpool_operator import builders, metrics, victims
 from ffpool_operator.broker import BrokerError, QueueStatsSource
@@ -27,8 +29,40 @@ async def read_stats(source: QueueStatsSource | None, spec: PoolSpec) -> QueueSt
     return None if info is None else info.stats()
 
 
-async def read_in_flight(source: QueueStatsSource | None, vhost: str) -> dict[str, int] | None:
-    """Unacked jobs per worker pod; None when unknown (then nothing counts as idle)."""
+class DeploymentSeen(BaseModel):
+    """The worker Deployment's counts, parsed at the boundary: `requested` is `spec.replicas`
+    (what the decision starts from), `current` is `status.replicas` (pods that exist, ready or
+    not: what `status.workers.current`, the `Workers` column and the scale subresource show),
+    `ready` is `status.readyReplicas`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    requested: int = 0
+    current: int = 0
+    ready: int = 0
+
+    @classmethod
+    def parse(cls, deployment: dict[str, Any]) -> DeploymentSeen:
+        spec = deployment.get("spec") or {}
+        status = deployment.get("status") or {}
+        return cls(
+            requested=int(spec.get("replicas") or 0),
+            current=int(status.get("replicas") or 0),
+            ready=int(status.get("readyReplicas") or 0),
+        )
+
+
+class Activity(BaseModel):
+    """What the management API tells about the worker pods' broker use."""
+
+    model_config = ConfigDict(frozen=True)
+
+    in_flight: dict[str, int]
+    connections: dict[str, frozenset[str]]
+
+
+async def read_activity(source: QueueStatsSource | None, vhost: str) -> Activity | None:
+    """Unacked jobs and connections per worker pod; None when unknown (nothing counts as idle)."""
     if source is None:
         return None
     try:
@@ -37,7 +71,10 @@ async def read_in_flight(source: QueueStatsSource | None, vhost: str) -> dict[st
     except BrokerError as exc:
         log.warning("worker connections unavailable", error=str(exc))
         return None
-    return victims.in_flight_by_pod(conns, chans)
+    return Activity(
+        in_flight=victims.in_flight_by_pod(conns, chans),
+        connections=victims.connections_by_pod(conns),
+    )
 
 
 def _pod(obj: dict[str, Any]) -> victims.WorkerPod:
@@ -73,8 +110,10 @@ async def mark_victims(
         await kube.patch("Pod", pool.namespace, name, body)
 
 
-def fixed(spec: PoolSpec, current: int, busy: int, history: History) -> Decision:
-    desired = max(spec.workers.replicas, min(busy, current))
+def fixed(spec: PoolSpec, current: int, history: History) -> Decision:
+    """Autoscaling off: the user's number (`kubectl scale`) wins, even below the busy pods;
+    `apply` still marks idle pods to go first."""
+    desired = spec.workers.replicas
     return Decision(
         desired=desired,
         current=current,
@@ -84,6 +123,16 @@ def fixed(spec: PoolSpec, current: int, busy: int, history: History) -> Decision
     )
 
 
+class PollResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    decision: Decision
+    stats: QueueStats | None
+    pods: list[victims.WorkerPod]
+    idle: dict[str, victims.IdleMark]
+    """Per-pod idle history for the next poll (kept in the pool's runtime state)."""
+
+
 async def poll(
     kube: Kube,
     source: QueueStatsSource | None,
@@ -91,29 +140,32 @@ async def poll(
     spec: PoolSpec,
     current: int,
     history: History,
-) -> tuple[Decision, QueueStats | None, list[victims.WorkerPod]]:
+    idle: dict[str, victims.IdleMark],
+) -> PollResult:
     stats = await read_stats(source, spec)
-    in_flight = await read_in_flight(source, spec.rabbitmq.vhost)
-    pods = victims.with_in_flight(await worker_pods(kube, pool), in_flight or {})
-    busy = current if in_flight is None else victims.busy_count(pods)
+    activity = await read_activity(source, spec.rabbitmq.vhost)
+    now = time.monotonic()
+    pods = victims.with_in_flight(
+        await worker_pods(kube, pool), activity.in_flight if activity else {}
+    )
+    pods, idle = victims.settle(
+        pods, activity.connections if activity else None, idle, now,
+        spec.rabbitmq.statistics_interval_seconds,
+    )  # fmt: skip
+    busy = current if activity is None else victims.busy_count(pods)
     if not spec.autoscaling.enabled:
-        decision = fixed(spec, current, busy, history)
+        decision = fixed(spec, current, history)
     else:
         decision = decide(
-            stats,
-            current,
-            busy,
-            spec.autoscaling,
-            spec.target_per_worker,
-            history,
-            time.monotonic(),
+            stats, current, busy, spec.autoscaling, spec.target_per_worker, history, now
         )
-    return decision, stats, pods
+    return PollResult(decision=decision, stats=stats, pods=pods, idle=idle)
 
 
 async def apply(
     kube: Kube, pool: PoolRef, decision: Decision, pods: list[victims.WorkerPod]
 ) -> None:
+    """Marks the idle pods to go before lowering the count (autoscaled or manual alike)."""
     if decision.desired < decision.current:
         await mark_victims(kube, pool, pods, decision.current - decision.desired)
     if decision.changed:

@@ -80,7 +80,12 @@ def _printer_columns() -> list[dict[str, Any]]:
         return {"name": name, "type": type_, "jsonPath": path, **extra}
 
     return [
-        col("Workers", "integer", ".status.workers.current"),
+        col(
+            "Workers",
+            "integer",
+            ".status.workers.current",
+            description="Worker pods that exist (the worker Deployment's status.replicas)",
+        ),
         col("Desired", "integer", ".status.workers.desired"),
         col("Queue", "integer", ".status.queue.ready", description="Jobs waiting"),
         col("In-Flight", "integer", ".status.queue.unacked", priority=1),

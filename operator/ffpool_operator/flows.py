@@ -9,7 +9,16 @@ from typing import Any
 import kopf
 
 from ffpool import logs, names
-from ffpool_operator import autoscaler, builders, conditions, metrics, reconcile, topology_sync
+from ffpool_operator import (
+    autoscaler,
+    builders,
+    conditions,
+    metrics,
+    reconcile,
+    topology_sync,
+    victims,
+)
+from ffpool_operator.autoscaler import DeploymentSeen
 from ffpool_operator.broker import BrokerError, BrokerRejected
 from ffpool_operator.credentials import MissingSecret
 from ffpool_operator.kube import KubeError
@@ -94,13 +103,14 @@ async def _drift_check(rt: Runtime, pool: PoolRef, spec: PoolSpec, status: Any) 
 
 
 def _scaling_status(
-    conds: list[Condition], d: Decision, stats: QueueStats | None, ready: int, busy: int,
-    pool: PoolRef,
+    conds: list[Condition], d: Decision, stats: QueueStats | None, seen: DeploymentSeen,
+    busy: int, pool: PoolRef,
 ) -> tuple[list[Condition], dict[str, Any]]:  # fmt: skip
     conds = conditions.set_condition(
         conds, conditions.METRICS_AVAILABLE, d.metrics_available,
         "QueueStatsRead" if d.metrics_available else "ManagementAPIUnavailable", d.reason,
     )  # fmt: skip
+    ready = seen.ready
     scaling = (
         "Stable" if ready == d.desired else ("ScalingUp" if ready < d.desired else "ScalingDown")
     )
@@ -108,7 +118,7 @@ def _scaling_status(
         conds, conditions.SCALING, ready != d.desired, scaling, d.reason
     )
     workers = WorkersStatus(
-        desired=d.desired, current=d.desired, ready=ready, busy=busy,
+        desired=d.desired, current=seen.current, ready=ready, busy=busy,
         selector=builders.selector_text(pool, names.COMPONENT_WORKER),
     )  # fmt: skip
     out: dict[str, Any] = {"workers": workers.model_dump(by_alias=True)}
@@ -141,20 +151,22 @@ async def _autoscale(rt: Runtime, pool: PoolRef, spec: Any, status: Any, body: A
     )
     if deployment is None:
         return parsed.autoscaling.polling_interval_seconds  # not reconciled yet
-    current = int((deployment.get("spec") or {}).get("replicas") or 0)
-    ready = int((deployment.get("status") or {}).get("readyReplicas") or 0)
+    seen = DeploymentSeen.parse(deployment)
     state = rt.state(pool)
     history = state.history or History(since=time.monotonic())
-    decision, stats, pods = await autoscaler.poll(
-        rt.kube, state.stats, pool, parsed, current, history
+    result = await autoscaler.poll(
+        rt.kube, state.stats, pool, parsed, seen.requested, history, state.idle
     )
-    state.history = decision.history
-    _observe(pool, stats)
-    await autoscaler.apply(rt.kube, pool, decision, pods)
+    decision = result.decision
+    state.history, state.idle = decision.history, result.idle
+    _observe(pool, result.stats)
+    await autoscaler.apply(rt.kube, pool, decision, result.pods)
     if decision.changed:
         kopf.info(body, reason="Scaled", message=decision.reason)
-    busy = sum(1 for p in pods if p.busy)
-    conds, extra = _scaling_status(_conds(rt, pool, status), decision, stats, ready, busy, pool)
+    busy = victims.busy_count(result.pods)
+    conds, extra = _scaling_status(
+        _conds(rt, pool, status), decision, result.stats, seen, busy, pool
+    )
     await _write(rt, pool, conds, extra)
     return parsed.autoscaling.polling_interval_seconds
 
@@ -169,32 +181,43 @@ def _observe(pool: PoolRef, stats: QueueStats | None) -> None:
 
 async def run_delete(rt: Runtime, pool: PoolRef, spec: Any, body: Any, runtime: float) -> None:
     """Owned objects go by owner references. Queues stay unless the policy says DeleteIfEmpty,
-    and then only empty ones; an unreachable broker delays deletion at most a minute."""
-    rt.forget(pool)
+    and then only unused ones; an unreachable broker delays deletion at most a minute."""
     try:
-        parsed = reconcile.parse_spec(spec)
+        parsed: PoolSpec | None = reconcile.parse_spec(spec)
     except ValueError:
-        return
-    if parsed.topology.deletion_policy is DeletionPolicy.RETAIN:
-        return
+        parsed = None
     try:
-        await _delete_queues(rt, pool, parsed, body)
+        if parsed and parsed.topology.deletion_policy is DeletionPolicy.DELETE_IF_EMPTY:
+            await _delete_queues(rt, pool, parsed, body)
     except (MissingSecret, BrokerError, KubeError) as exc:
         if runtime < DELETE_BROKER_WAIT_SECONDS:
             raise kopf.TemporaryError(f"broker unavailable: {exc}", delay=10) from exc
         kopf.warn(body, reason="QueuesKept", message=f"broker unreachable, queues kept: {exc}")
+    finally:
+        rt.forget(pool)
 
 
 async def _delete_queues(rt: Runtime, pool: PoolRef, spec: PoolSpec, body: Any) -> None:
+    """RabbitMQ's `if-empty` counts only ready messages: a queue with jobs in flight would go,
+    and those jobs with it. So each queue is read first (exact ready/consumer counts over AMQP
+    where possible, unacked from the management API) and kept unless all are zero;
+    `if-empty` still guards a publish racing the read."""
     admin = await rt.admin(pool, spec)
+    source = rt.state(pool).stats or admin
     plan = topology_sync.plan(pool, spec.topology)
     kept = []
     for queue in plan.queues:
+        info = await source.queue(spec.rabbitmq.vhost, queue)
+        if info is None:
+            continue
+        if (why := topology_sync.in_use(info)) is not None:
+            kept.append(f"{queue} ({why})")
+            continue
         try:
             await admin.delete_queue(spec.rabbitmq.vhost, queue)
         except BrokerRejected:
-            kept.append(queue)
+            kept.append(f"{queue} (not empty)")
     if kept:
-        kopf.warn(body, reason="QueuesKept", message=f"queues still hold jobs, kept: {kept}")
+        kopf.warn(body, reason="QueuesKept", message=f"queues still in use, kept: {kept}")
     else:
         await admin.delete_policy(spec.rabbitmq.vhost, plan.policy.name)

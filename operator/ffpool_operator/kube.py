@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 
 from ffpool import names
-from ffpool_operator import cluster
+from ffpool_operator import cluster, last_applied
 
 RESOURCES = {
     "ConfigMap": ("/api/v1", "configmaps"),
@@ -94,16 +94,25 @@ class Kube:
     async def delete(self, kind: str, namespace: str, name: str) -> None:
         await self._call("DELETE", path(kind, namespace, name))
 
-    async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        """Create, or merge-patch what exists (owned objects: our manifest is the truth)."""
-        meta = manifest["metadata"]
-        patched = await self.patch(manifest["kind"], meta["namespace"], meta["name"], manifest)
-        if patched is not None:
-            return patched
-        try:
-            return await self.create(manifest)
-        except KubeError as exc:
-            if exc.status != 409:
-                raise
-            again = await self.patch(manifest["kind"], meta["namespace"], meta["name"], manifest)
-            return again or {}
+    async def apply(
+        self, manifest: dict[str, Any], on_create: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Create, or merge-patch what exists (owned objects: our manifest is the truth), nulling
+        the keys we set last time and no longer set (last_applied.py). `on_create` holds fields
+        set only at creation (the worker count, owned by the autoscaler afterwards)."""
+        kind, meta = manifest["kind"], manifest["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        for _ in range(2):  # a second round only when the object appears or vanishes meanwhile
+            existing = await self.get(kind, namespace, name)
+            if existing is not None:
+                body = last_applied.patch_body(manifest, last_applied.recorded(existing))
+                patched = await self.patch(kind, namespace, name, body)
+                if patched is not None:
+                    return patched
+                continue
+            try:
+                return await self.create(last_applied.creation_body(manifest, on_create))
+            except KubeError as exc:
+                if exc.status != 409:
+                    raise
+        raise KubeError(f"apply {kind} {namespace}/{name}: it keeps appearing and vanishing", 409)

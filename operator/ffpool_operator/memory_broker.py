@@ -57,7 +57,7 @@ class InMemoryBroker:
     async def delete_queue(self, vhost: str, name: str) -> None:
         self._check()
         q = self.queues.get((vhost, name))
-        if q is not None and q.messages_ready + q.messages_unacknowledged > 0:
+        if q is not None and q.messages_ready > 0:  # like RabbitMQ's if-empty: ready only
             raise BrokerRejected(f"queue {name} is not empty")
         self.queues.pop((vhost, name), None)
 

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import aiohttp
 import yarl
-from pydantic import SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from ffpool import logs
 from ffpool_operator.broker import (
@@ -23,6 +23,36 @@ from ffpool_operator.victims import BrokerChannel, BrokerConnection
 
 log = logs.get(__name__)
 _QUEUE_COLUMNS = "name,durable,arguments,messages_ready,messages_unacknowledged,consumers"
+
+
+class _ApiConnectionDetails(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str = ""
+
+
+class _ApiChannel(BaseModel):
+    """One entry of `/api/vhosts/{vhost}/channels` (the columns asked for)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    connection_details: _ApiConnectionDetails | None = None
+    messages_unacknowledged: int = Field(default=0, ge=0)
+
+    @field_validator("connection_details", mode="before")
+    @classmethod
+    def _no_details(cls, value: Any) -> Any:
+        return value if isinstance(value, dict) else None  # `[]` for direct (in-broker) clients
+
+    def parsed(self) -> BrokerChannel:
+        details = self.connection_details or _ApiConnectionDetails()
+        return BrokerChannel(connection_name=details.name, unacked=self.messages_unacknowledged)
+
+
+class _ApiBinding(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    key: str = Field(default="", alias="routing_key")
 
 
 def segment(value: str) -> str:
@@ -67,10 +97,6 @@ class ManagementClient:
             # The exception text carries only host and path: the credentials sit in the header.
             raise BrokerUnavailable(f"{method} {path}: {type(exc).__name__}") from exc
 
-    async def overview(self) -> dict[str, Any]:
-        data: dict[str, Any] = await self._call("GET", "/overview") or {}
-        return data
-
     async def queue(self, vhost: str, name: str) -> QueueInfo | None:
         path = f"/queues/{segment(vhost)}/{segment(name)}"
         data = await self._call("GET", path, params={"columns": _QUEUE_COLUMNS})
@@ -86,13 +112,11 @@ class ManagementClient:
         data = await self._call(
             "GET", path, params={"columns": "connection_details.name,messages_unacknowledged"}
         )
-        return [
-            BrokerChannel(
-                connection_name=str((c.get("connection_details") or {}).get("name", "")),
-                unacked=int(c.get("messages_unacknowledged") or 0),
-            )
-            for c in data or []
-        ]
+        try:
+            return [_ApiChannel.model_validate(c).parsed() for c in data or []]
+        except ValidationError as exc:
+            detail = f"{exc.error_count()} errors"
+            raise BrokerUnavailable(f"GET {path}: unexpected answer ({detail})") from exc
 
     async def declare_exchange(self, vhost: str, name: str, kind: str) -> None:
         body = {"type": kind, "durable": True, "auto_delete": False}
@@ -110,7 +134,7 @@ class ManagementClient:
         path = f"/bindings/{segment(vhost)}/e/{segment(exchange)}/q/{segment(queue)}"
         data = await self._call("GET", path)
         return [
-            Binding(exchange=exchange, queue=queue, routing_key=str(b.get("routing_key", "")))
+            Binding(exchange=exchange, queue=queue, routing_key=_ApiBinding.model_validate(b).key)
             for b in data or []
         ]
 

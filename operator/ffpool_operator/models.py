@@ -57,6 +57,9 @@ class RabbitMQSpec(Camel):
     password_key: str = "password"  # noqa: S105 - a key name in the Secret, not a password
     vhost: Annotated[str, Field(min_length=1, max_length=255)] = "/"
     timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
+    statistics_interval_seconds: Annotated[float, Field(ge=0, le=3600)] = 5.0
+    """The broker's `collect_statistics_interval` (RabbitMQ's default 5 s): per-pod in-flight
+    counts lag by this much, so a pod counts as idle only after being seen idle this long."""
 
 
 class TopologySpec(Camel):
@@ -85,6 +88,9 @@ class Resources(Camel):
 
 
 class Scheduling(Camel):
+    # Tolerations, affinity and spread constraints are Kubernetes' own types, passed through to
+    # the pod spec untouched: the apiserver validates them when the Deployment is applied, and
+    # re-modelling them here would only lag behind Kubernetes' schema.
     node_selector: dict[str, str] = Field(default_factory=dict)
     tolerations: list[dict[str, Any]] = Field(default_factory=list)
     affinity: dict[str, Any] | None = None

@@ -73,13 +73,11 @@ def topology_condition(
 
 
 async def apply_children(kube: Kube, pool: PoolRef, spec: PoolSpec) -> None:
-    worker_name = builders.child_name(pool, names.COMPONENT_WORKER)
-    existing = await kube.get("Deployment", pool.namespace, worker_name)
-    replicas = None if existing is None else (existing.get("spec") or {}).get("replicas")
     await kube.apply(builders.config_map(pool, spec))
     await kube.apply(builders.service(pool, spec))
     await kube.apply(workloads.server_deployment(pool, spec))
-    await kube.apply(workloads.worker_deployment(pool, spec, replicas))
+    worker = workloads.worker_deployment(pool, spec)
+    await kube.apply(worker, on_create=workloads.worker_on_create(spec))
     ingress = builders.ingress(pool, spec)
     if ingress is not None:
         await kube.apply(ingress)

@@ -11,11 +11,14 @@ from ffpool_operator.kube import Kube
 from ffpool_operator.mgmt import ManagementClient
 from ffpool_operator.models import Condition, PoolRef, PoolSpec, PoolStatus
 from ffpool_operator.scaling import History
+from ffpool_operator.victims import IdleMark
 
 
 @dataclass
 class PoolState:
     history: History | None = None
+    idle: dict[str, IdleMark] = field(default_factory=dict)
+    """Per worker pod, since when it has been seen idle (victims.settle)."""
     next_drift_check: float = 0.0
     admin: ManagementClient | None = None
     """Refreshed (Secret re-read) at each reconcile and drift check."""

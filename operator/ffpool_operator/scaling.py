@@ -78,7 +78,8 @@ def recommend(stats: QueueStats, current: int, spec: AutoscalingSpec, per_worker
 
 def _hold(current: int, busy: int, spec: AutoscalingSpec, history: History) -> Decision:
     fallback = spec.fallback_replicas
-    desired = max(current, busy, min(fallback, spec.max_replicas) if fallback is not None else 0)
+    floor = max(spec.min_replicas, min(fallback, spec.max_replicas) if fallback is not None else 0)
+    desired = max(current, busy, floor)
     verb = "raising to" if desired > current else "holding"
     return Decision(
         desired=desired,

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ffpool.topology import argument_differences
-from ffpool_operator.broker import Binding, BrokerAdmin, BrokerRejected, Policy
+from ffpool_operator.broker import Binding, BrokerAdmin, BrokerRejected, Policy, QueueInfo
 from ffpool_operator.models import PoolRef, TopologySpec
 
 # Queue argument → policy key, for the arguments a policy can also carry.
@@ -71,6 +71,18 @@ def plan(pool: PoolRef, spec: TopologySpec) -> TopologyPlan:
             definition=definition,
         ),
     )
+
+
+def in_use(info: QueueInfo) -> str | None:
+    """Why a queue must not be deleted (None: it may go). RabbitMQ's `if-empty` delete counts
+    only ready messages, so in-flight jobs and consumers are checked here."""
+    counts = {
+        "ready": info.messages_ready,
+        "in flight": info.messages_unacknowledged,
+        "consumers": info.consumers,
+    }
+    busy = [f"{n} {what}" for what, n in counts.items() if n > 0]
+    return ", ".join(busy) or None
 
 
 async def _ensure_queues(

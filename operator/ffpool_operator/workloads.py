@@ -134,44 +134,48 @@ def pod_spec(pool: PoolRef, spec: PoolSpec, component: str) -> dict[str, Any]:
     return body
 
 
-def deployment(pool: PoolRef, spec: PoolSpec, component: str, replicas: int) -> Manifest:
+def deployment(pool: PoolRef, spec: PoolSpec, component: str, replicas: int | None) -> Manifest:
+    """`replicas=None` leaves the count out (the worker count belongs to the autoscaling daemon
+    after creation: a reconcile that wrote it back would race with a scale decision)."""
     template_meta = {
         "labels": labels(pool, component),
         "annotations": {ANNOTATION_CONFIG_HASH: config_hash(service_env(spec))},
     }
+    body: dict[str, Any] = {
+        "selector": {"matchLabels": selector(pool, component)},
+        # Workers never surge-and-kill mid-job on rollout: old pods drain on SIGTERM.
+        "strategy": {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0},
+        },
+        "template": {"metadata": template_meta, "spec": pod_spec(pool, spec, component)},
+    }
+    if replicas is not None:
+        body = {"replicas": replicas, **body}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": metadata(pool, child_name(pool, component), component),
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": selector(pool, component)},
-            # Workers never surge-and-kill mid-job on rollout: old pods drain on SIGTERM.
-            "strategy": {
-                "type": "RollingUpdate",
-                "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0},
-            },
-            "template": {"metadata": template_meta, "spec": pod_spec(pool, spec, component)},
-        },
+        "spec": body,
     }
 
 
-def worker_replicas(spec: PoolSpec, existing: int | None) -> int:
-    """What a reconcile writes: the autoscaler owns the count when enabled (keep what is there,
-    at least min; lowering to max is the autoscaler's busy-aware job); otherwise the spec's (the
-    scale subresource) does."""
-    scaling = spec.autoscaling
-    if not scaling.enabled:
-        return spec.workers.replicas
-    if existing is None:
-        return scaling.min_replicas
-    return max(existing, scaling.min_replicas)
+def initial_worker_replicas(spec: PoolSpec) -> int:
+    """The worker count at creation only. Afterwards the autoscaling daemon alone sets it: with
+    autoscaling on from queue depth (at least min), with it off from `workers.replicas` (the
+    scale subresource), marking idle pods for removal first either way."""
+    return spec.autoscaling.min_replicas if spec.autoscaling.enabled else spec.workers.replicas
 
 
 def server_deployment(pool: PoolRef, spec: PoolSpec) -> Manifest:
     return deployment(pool, spec, names.COMPONENT_SERVER, spec.servers.replicas)
 
 
-def worker_deployment(pool: PoolRef, spec: PoolSpec, existing_replicas: int | None) -> Manifest:
-    replicas = worker_replicas(spec, existing_replicas)
+def worker_deployment(pool: PoolRef, spec: PoolSpec, replicas: int | None = None) -> Manifest:
+    """The reconcile leaves `replicas` out (None) and passes `worker_on_create(spec)` to
+    `Kube.apply`; a full manifest (rendering, validation) passes a count."""
     return deployment(pool, spec, names.COMPONENT_WORKER, replicas)
+
+
+def worker_on_create(spec: PoolSpec) -> Manifest:
+    return {"spec": {"replicas": initial_worker_replicas(spec)}}

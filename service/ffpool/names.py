@@ -57,3 +57,7 @@ JOB_PATH: Final = "/jobs/{job_id}"
 OUTPUT_PATH: Final = "/jobs/{job_id}/outputs/{name}"
 UPLOADS_PATH: Final = "/uploads"
 DEAD_LETTERS_PATH: Final = "/dead-letters"
+
+# On every object the operator owns: the dict-key paths it set at its last apply, so the next
+# apply can remove the keys it no longer wants (a merge patch alone never removes anything).
+ANNOTATION_LAST_APPLIED: Final = "ffpool.dev/last-applied"

@@ -83,3 +83,5 @@ class Settings(BaseSettings):
     """Uploads older than this are deleted (unreferenced or not): disk space stays bounded."""
     max_upload_seconds: Annotated[float, Field(gt=0, le=7 * 24 * 3600)] = 3600.0
     """Wall-clock limit on receiving one upload's body, so a slow client cannot hold it open."""
+    job_routing_key: str = names.JOB_ROUTING_KEY
+    """Routing key jobs are published and the job queue bound with (a pool may choose its own)."""

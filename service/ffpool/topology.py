@@ -38,6 +38,7 @@ class Topology(BaseModel):
         return cls(
             job_exchange=s.job_exchange,
             job_queue=s.job_queue,
+            routing_key=s.job_routing_key,
             dlq_queue=s.dlq_queue,
             events_exchange=s.events_exchange,
             control_exchange=s.control_exchange,
@@ -68,6 +69,7 @@ class Topology(BaseModel):
         return {
             "JOB_EXCHANGE": self.job_exchange,
             "JOB_QUEUE": self.job_queue,
+            "JOB_ROUTING_KEY": self.routing_key,
             "DLQ_QUEUE": self.dlq_queue,
             "EVENTS_EXCHANGE": self.events_exchange,
             "CONTROL_EXCHANGE": self.control_exchange,

@@ -88,3 +88,19 @@ async def test_management_api_down_holds_replicas(
     seen = version()
     await eventually(lambda: version() >= seen + 5)  # each poll writes status: 5 polls later...
     assert replicas(kube_api) == 5
+
+
+async def test_current_workers_are_the_deployments_pods(
+    kube_api: Any, kube: Any, broker: Broker, operator: None
+) -> None:
+    """`status.workers.current` (the Workers column, the scale subresource's status) is the
+    worker Deployment's `status.replicas`, not the desired count (review item 3). KMock runs
+    no controllers, so the test writes the Deployment's status as one would."""
+    await kube.create(secret())
+    await kube.create(pool(broker, autoscaling={"enabled": False}, workers={"replicas": 3}))
+    status = await eventually(lambda: status_when(kube_api, lambda s: s["workers"]["desired"] == 3))
+    assert (status["workers"]["current"], status["workers"]["ready"]) == (0, 0)
+    seen = {"status": {"replicas": 2, "readyReplicas": 1}}
+    await kube.patch("Deployment", NS, "pool-worker", seen, sub="status")
+    status = await eventually(lambda: status_when(kube_api, lambda s: s["workers"]["current"] == 2))
+    assert (status["workers"]["desired"], status["workers"]["ready"]) == (3, 1)

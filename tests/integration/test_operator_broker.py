@@ -116,30 +116,41 @@ async def _hold_one_job(conn: Any, queue_name: str) -> None:
     await queue.consume(hold)
 
 
-async def test_scale_down_spares_busy_pods(
-    kube_api: Any, kube: Any, broker: Broker, operator: None, busy_workers: list[Any]
-) -> None:
-    await kube.create(secret())
-    await kube.create(pool(broker, workers={"jobsPerWorker": 4}, autoscaling={"minReplicas": 0}))
+async def _api_sees_busy(broker: Broker) -> bool:
+    """The management API's channel stats lag a few seconds behind the deliveries."""
+    conns = {
+        c.name
+        for c in await broker.api.connections("/")
+        if (c.user_provided_name or "").startswith(names.WORKER_CONNECTION_PREFIX + "w-")
+    }
+    channels = [c for c in await broker.api.channels("/") if c.connection_name in conns]
+    return sum(c.unacked for c in channels) >= 2
+
+
+async def _two_busy_two_idle(kube_api: Any, kube: Any, broker: Broker, conns: list[Any]) -> None:
+    """Pods w-a, w-b each hold a job (seen by the API); w-c, w-d have no connection."""
     await eventually(lambda: (condition(kube_api, "TopologyReady") or {}).get("status") == "True")
     await publish(broker, 2)
-    for conn in busy_workers:
+    for conn in conns:
         await _hold_one_job(conn, broker.topology["jobQueue"])
-
-    async def api_sees_busy() -> bool:  # the management API's channel stats lag a few seconds
-        conns = {
-            c.name
-            for c in await broker.api.connections("/")
-            if (c.user_provided_name or "").startswith(names.WORKER_CONNECTION_PREFIX + "w-")
-        }
-        channels = [c for c in await broker.api.channels("/") if c.connection_name in conns]
-        return sum(c.unacked for c in channels) >= 2
-
-    await eventually(api_sees_busy, timeout=20)
+    await eventually(lambda: _api_sees_busy(broker), timeout=20)
     labels = {names.LABEL_POOL: "pool", names.LABEL_COMPONENT: names.COMPONENT_WORKER}
     for pod in ("w-a", "w-b", "w-c", "w-d"):
         meta = {"name": pod, "namespace": NS, "labels": labels}
         await kube.create({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": {}})
+
+
+async def test_scale_down_spares_busy_pods(
+    kube_api: Any, kube: Any, broker: Broker, operator: None, busy_workers: list[Any]
+) -> None:
+    await kube.create(secret())
+    # The busy pods are visible in the API before the idle ones appear, so the idle pods need
+    # not wait the broker's real 5 s statistics interval to settle (victims.settle).
+    rmq = {"statisticsIntervalSeconds": 1}
+    await kube.create(
+        pool(broker, workers={"jobsPerWorker": 4}, autoscaling={"minReplicas": 0}, rabbitmq=rmq)
+    )
+    await _two_busy_two_idle(kube_api, kube, broker, busy_workers)
     await kube.patch("Deployment", NS, "pool-worker", {"spec": {"replicas": 4}})
 
     # Backlog 2 at 4 per worker wants 1, but 2 pods are busy: 2 stay, the idle ones go first.
@@ -151,3 +162,62 @@ async def test_scale_down_spares_busy_pods(
     assert costs == {"w-a": "1000", "w-b": "1000", "w-c": "-1000", "w-d": "-1000"}
     status = await eventually(lambda: status_when(kube_api, lambda s: s["workers"]["busy"] == 2))
     assert "(kept: 2 busy)" in status["lastScaleReason"]
+
+
+def _rv(kube_api: Any, plural: str, name: str) -> int:
+    return int(obj(kube_api, plural, name)["metadata"]["resourceVersion"])
+
+
+async def test_manual_scale_down_marks_idle_pods_first(
+    kube_api: Any, kube: Any, broker: Broker, operator: None, busy_workers: list[Any]
+) -> None:
+    """`kubectl scale` with autoscaling off (review item 4): the user's number wins, but the
+    idle pods are marked to go before the count is lowered."""
+    rmq = {"statisticsIntervalSeconds": 1}
+    await kube.create(secret())
+    await kube.create(
+        pool(broker, autoscaling={"enabled": False}, workers={"replicas": 4}, rabbitmq=rmq)
+    )
+    await _two_busy_two_idle(kube_api, kube, broker, busy_workers)
+    # Wait until the idle pods have settled (before that they count as busy).
+    await eventually(lambda: status_when(kube_api, lambda s: s["workers"]["busy"] == 2))
+    await kube.patch(names.CRD_KIND, NS, "pool", {"spec": {"workers": {"replicas": 1}}})
+    await eventually(lambda: replicas(kube_api) == 1, timeout=10)
+    pods = ("w-a", "w-b", "w-c", "w-d")
+    costs = {
+        p: (obj(kube_api, "pods", p)["metadata"].get("annotations") or {}).get(
+            names.ANNOTATION_DELETION_COST
+        )
+        for p in pods
+    }
+    assert costs == {"w-a": "1000", "w-b": "1000", "w-c": "-1000", "w-d": "-1000"}
+    # Marked before the count went down (resourceVersions rise with every write).
+    assert max(_rv(kube_api, "pods", p) for p in pods) < _rv(kube_api, "deployments", "pool-worker")
+
+
+async def test_delete_if_empty_keeps_a_queue_with_jobs_in_flight(
+    kube_api: Any, kube: Any, broker: Broker, operator: None, busy_workers: list[Any]
+) -> None:
+    """RabbitMQ's if-empty ignores unacked messages (review item 2): the operator checks."""
+    await kube.create(secret())
+    await kube.create(pool(broker, topology={"deletionPolicy": "DeleteIfEmpty"}))
+    await eventually(lambda: (condition(kube_api, "TopologyReady") or {}).get("status") == "True")
+    await publish(broker, 1)
+    await _hold_one_job(busy_workers[0], broker.topology["jobQueue"])
+
+    async def in_flight_only() -> bool:
+        q = await broker.api.queue("/", broker.topology["jobQueue"])
+        return q is not None and (q.messages_ready, q.messages_unacknowledged) == (0, 1)
+
+    await eventually(in_flight_only, timeout=20)
+    await kube.delete(names.CRD_KIND, NS, "pool")
+    await eventually(lambda: obj(kube_api, names.CRD_PLURAL, "pool") is None)
+    assert await broker.api.queue("/", broker.topology["jobQueue"]) is not None
+    assert await broker.api.queue("/", broker.topology["dlqQueue"]) is None
+
+    def warned() -> str:
+        events = [e for (r, _, _), e in kube_api.objects.items() if r.plural == "events"]
+        kept = [e for e in events if e.get("reason") == "QueuesKept" and e["type"] == "Warning"]
+        return str(kept[0]["message"]) if kept else ""
+
+    assert "1 in flight" in await eventually(warned)

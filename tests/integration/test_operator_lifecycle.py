@@ -26,7 +26,10 @@ POOLS = names.CRD_PLURAL
 
 async def test_pool_lifecycle(kube_api: Any, kube: Any, broker: Broker, operator: None) -> None:
     await kube.create(secret())
-    created = await kube.create(pool(broker))
+    created = await kube.create(
+        pool(broker, env={"JOB_TIMEOUT_SECONDS": "60"},
+             workers={"scheduling": {"nodeSelector": {"disk": "ssd"}}})
+    )  # fmt: skip
     uid = created["metadata"]["uid"]
 
     worker = await eventually(lambda: obj(kube_api, DEPLOY, "pool-worker"))
@@ -36,6 +39,8 @@ async def test_pool_lifecycle(kube_api: Any, kube: Any, broker: Broker, operator
         assert child["metadata"]["ownerReferences"][0]["uid"] == uid
     config = obj(kube_api, "configmaps", "pool-config")
     assert config["data"]["JOB_QUEUE"] == broker.topology["jobQueue"]
+    assert config["data"]["JOB_ROUTING_KEY"] == broker.topology["routingKey"]
+    assert config["data"]["JOB_TIMEOUT_SECONDS"] == "60"
     assert config["data"]["BACKEND"] == "rabbitmq"
     assert worker["spec"]["replicas"] == 0  # autoscaling from zero by default
 
@@ -57,6 +62,19 @@ async def test_pool_lifecycle(kube_api: Any, kube: Any, broker: Broker, operator
         lambda: obj(kube_api, "configmaps", "pool-config")["data"]["MAX_CONCURRENT_JOBS"] == "3"
     )
     await eventually(lambda: config_hash() != old_hash)  # pods roll with the new settings
+
+    # Keys dropped from the spec leave the children (merge patches alone never remove them).
+    def pod_spec() -> dict[str, Any]:
+        return dict(obj(kube_api, DEPLOY, "pool-worker")["spec"]["template"]["spec"])
+
+    assert pod_spec()["nodeSelector"] == {"disk": "ssd"}
+    dropped = {"env": {"JOB_TIMEOUT_SECONDS": None}, "workers": {"scheduling": None}}
+    await kube.patch(names.CRD_KIND, NS, "pool", {"spec": dropped})
+    await eventually(
+        lambda: "JOB_TIMEOUT_SECONDS" not in obj(kube_api, "configmaps", "pool-config")["data"]
+    )
+    await eventually(lambda: "nodeSelector" not in pod_spec())
+    assert obj(kube_api, "configmaps", "pool-config")["data"]["MAX_CONCURRENT_JOBS"] == "3"
 
     # Delete → owned objects garbage-collected, queue kept (default Retain).
     await kube.delete(names.CRD_KIND, NS, "pool")

@@ -24,7 +24,7 @@ from tests.helmchart import ROOT, manifests, of_kind
 Permission = tuple[str, str, str]  # (apiGroup, resource[/subresource], verb)
 PACKAGE = ROOT / "operator" / "ffpool_operator"
 CLIENT_VERBS = {"get": {"get"}, "list": {"list"}, "create": {"create"}, "patch": {"patch"},
-                "delete": {"delete"}, "apply": {"patch", "create"}}  # fmt: skip
+                "delete": {"delete"}, "apply": {"get", "patch", "create"}}  # fmt: skip
 KOPF_RESOURCE_DECORATORS = {
     "create", "update", "resume", "delete", "field", "event", "daemon", "timer", "index",
 }  # fmt: skip

@@ -75,8 +75,11 @@ def test_every_child_is_owned_and_labelled() -> None:
 
 def test_env_comes_from_the_shared_topology_and_settings_names() -> None:
     s = spec(topology={"jobQueue": "q1", "maxPriority": 3}, workers={"jobsPerWorker": 4})
+    routed = builders.config_map(POOL, spec(topology={"routingKey": "rk.1"}))["data"]
+    assert routed["JOB_ROUTING_KEY"] == "rk.1"
     env = builders.config_map(POOL, s)["data"]
     assert env["JOB_QUEUE"] == "q1"
+    assert env["JOB_ROUTING_KEY"] == "ffmpeg_job"
     assert env["QUEUE_MAX_PRIORITY"] == "3"
     assert env["MAX_CONCURRENT_JOBS"] == "4"
     assert env["BACKEND"] == "rabbitmq"
@@ -109,20 +112,20 @@ def test_config_change_rolls_pods_and_grace_exceeds_drain() -> None:
 
 
 @pytest.mark.parametrize(
-    ("autoscaling", "existing", "expected"),
+    ("overrides", "expected"),
     [
-        ({"enabled": False}, 7, 1),
-        ({"minReplicas": 2}, None, 2),
-        ({"minReplicas": 2}, 5, 5),
-        ({"minReplicas": 2}, 1, 2),
-        ({"maxReplicas": 3}, 8, 8),  # lowering to max is the busy-aware autoscaler's job
+        ({"autoscaling": {"enabled": False}, "workers": {"replicas": 3}}, 3),
+        ({"autoscaling": {"minReplicas": 2}}, 2),
+        ({}, 0),
     ],
 )
-def test_reconcile_keeps_the_autoscalers_replicas(
-    autoscaling: dict[str, Any], existing: int | None, expected: int
-) -> None:
-    s = spec(autoscaling=autoscaling)
-    assert workloads.worker_deployment(POOL, s, existing)["spec"]["replicas"] == expected
+def test_worker_count_is_written_only_at_creation(overrides: dict[str, Any], expected: int) -> None:
+    """After creation the daemon owns the count (autoscaler, or busy-aware manual scale): a
+    reconcile patch without `replicas` cannot race with it (review items 4 and 6)."""
+    s = spec(**overrides)
+    assert "replicas" not in workloads.worker_deployment(POOL, s)["spec"]
+    assert workloads.worker_on_create(s) == {"spec": {"replicas": expected}}
+    assert workloads.worker_deployment(POOL, s, 4)["spec"]["replicas"] == 4
 
 
 def test_ingress_routes_websocket_and_http() -> None:

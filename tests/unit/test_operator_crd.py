@@ -51,8 +51,11 @@ def test_crd_has_what_kopf_and_kubectl_need() -> None:
     assert version["subresources"]["scale"]["specReplicasPath"] == ".spec.workers.replicas"
     status = version["schema"]["openAPIV3Schema"]["properties"]["status"]
     assert status["x-kubernetes-preserve-unknown-fields"] is True
-    columns = {c["name"] for c in version["additionalPrinterColumns"]}
-    assert {"Workers", "Desired", "Queue", "Ready", "Age"} <= columns
+    columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
+    assert {"Workers", "Desired", "Queue", "Ready", "Age"} <= set(columns)
+    # One notion of "current workers" (the Deployment's status.replicas): kubectl get and
+    # the scale subresource (kubectl scale, HPA-style readers) must agree.
+    assert columns["Workers"] == version["subresources"]["scale"]["statusReplicasPath"]
 
 
 def test_sample_resource_validates_against_the_crd_schema() -> None:

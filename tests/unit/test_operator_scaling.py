@@ -4,8 +4,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ffpool_operator import autoscaler
 from ffpool_operator.models import AutoscalingSpec
 from ffpool_operator.scaling import History, QueueStats, decide
+from tests.operator_harness import samples
 
 WINDOW = 60.0
 
@@ -39,6 +41,8 @@ OLD = History(since=-1000.0)  # watched long enough for any window
         (None, 5, 0, {}, 1, 5),  # no metrics: hold
         (None, 0, 0, {"fallbackReplicas": 3}, 1, 3),  # no metrics: raise to fallback
         (None, 6, 0, {"fallbackReplicas": 3}, 1, 6),  # ...but never lower
+        # min is a floor even without metrics (the reconcile no longer raises the count to min)
+        (None, 0, 0, {"minReplicas": 2}, 1, 2),
     ],
 )
 def test_decision_table(
@@ -47,6 +51,12 @@ def test_decision_table(
     d = decide(stats, current, busy, auto(**kw), per, History(since=0.0), now=1.0)
     assert d.desired == desired, d.reason
     assert d.metrics_available is (stats is not None)
+
+
+def test_manual_scale_is_the_users_number_even_below_busy() -> None:
+    s = samples.spec(autoscaling={"enabled": False}, workers={"replicas": 1})
+    d = autoscaler.fixed(s, current=4, history=OLD)
+    assert (d.desired, d.changed, d.reason) == (1, True, "autoscaling off → 1 workers")
 
 
 def test_reason_text() -> None:

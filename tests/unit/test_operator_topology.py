@@ -2,8 +2,10 @@ import base64
 
 import pytest
 
+from ffpool.settings import Settings
 from ffpool.topology import Topology
 from ffpool_operator import credentials, mgmt, topology_sync
+from ffpool_operator.broker import QueueInfo
 from ffpool_operator.memory_broker import InMemoryBroker
 from ffpool_operator.models import RabbitMQSpec
 from tests.operator_harness.samples import POOL, spec
@@ -67,3 +69,48 @@ def test_credentials_from_secret() -> None:
         credentials.from_secret(_secret(**{"management-url": "x", "username": "u"}), rmq)
     with pytest.raises(credentials.MissingSecret, match="not found"):
         credentials.from_secret(None, rmq)
+
+
+def test_topology_env_round_trips_through_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Topology → env → Settings → Topology is the identity, every field (the routing key was
+    once dropped on the way: review item 1)."""
+    topo = Topology(
+        job_exchange="ex.1", job_queue="q.1", routing_key="rk.1", dlq_queue="d.1",
+        events_exchange="ev.1", control_exchange="ctl.1", message_ttl_ms=5000,
+        max_length=77, max_priority=4, max_attempts=6,
+    )  # fmt: skip
+    assert all(getattr(topo, f) != d.default for f, d in Topology.model_fields.items())
+    for key, value in topo.env().items():
+        monkeypatch.setenv(key, value)
+    assert Topology.from_settings(Settings(_env_file=None)) == topo  # type: ignore[call-arg]
+
+
+def test_delete_if_empty_counts_in_flight_jobs_and_consumers() -> None:
+    q = QueueInfo(name="q")
+    assert topology_sync.in_use(q) is None
+    assert topology_sync.in_use(q.model_copy(update={"messages_unacknowledged": 2})) == (
+        "2 in flight"
+    )
+    busy = q.model_copy(update={"messages_ready": 1, "consumers": 3})
+    assert topology_sync.in_use(busy) == "1 ready, 3 consumers"
+
+
+async def test_in_memory_broker_deletes_like_rabbitmq_if_empty() -> None:
+    """The stand-in must not be kinder than RabbitMQ: `if-empty` ignores unacked messages."""
+    broker = InMemoryBroker()
+    await broker.declare_queue(VH, "q", {})
+    broker.set_depth(VH, "q", ready=0, unacked=3)
+    await broker.delete_queue(VH, "q")
+    assert (VH, "q") not in broker.queues
+
+
+def test_channels_are_parsed_at_the_boundary() -> None:
+    raw = [
+        {"connection_details": {"name": "c1", "peer_port": 1}, "messages_unacknowledged": 2},
+        {"connection_details": [], "messages_unacknowledged": 0},  # a direct (in-broker) client
+        {"connection_details": {"name": "c2"}},  # no stats yet
+    ]
+    parsed = [mgmt._ApiChannel.model_validate(c).parsed() for c in raw]
+    assert [(c.connection_name, c.unacked) for c in parsed] == [("c1", 2), ("", 0), ("c2", 0)]
+    with pytest.raises(ValueError, match="greater than or equal"):
+        mgmt._ApiChannel.model_validate({"messages_unacknowledged": -1})

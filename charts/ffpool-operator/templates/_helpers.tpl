@@ -81,10 +81,10 @@ derives the same list from the operator's code and fails on any difference.
 - apiGroups: ["ffpool.dev"]
   resources: ["ffmpegpools/finalizers"]
   verbs: ["update"]
-# Owned children: create-or-merge-patch (kube.apply); worker Deployment read for its replicas.
+# Owned children: read (last-applied record), then create or merge-patch (kube.apply).
 - apiGroups: [""]
   resources: ["configmaps", "services"]
-  verbs: ["create", "patch"]
+  verbs: ["get", "create", "patch"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "create", "patch"]

@@ -1,0 +1,55 @@
+"""Applying owned objects against KMock (no broker, no operator loop): the reconcile never
+writes a worker count back over the autoscaler's (review item 6)."""
+
+from typing import Any
+
+import pytest
+
+from ffpool import names
+from ffpool_operator import reconcile
+from ffpool_operator.kube import Kube
+from ffpool_operator.models import PoolRef
+from tests.kmock_ext import ApiServer
+from tests.operator_harness.helpers import NS, replicas
+from tests.operator_harness.samples import spec
+
+pytest_plugins = ["tests.operator_harness.fixtures"]
+pytestmark = [pytest.mark.kmock(cls=ApiServer)]
+POOL = PoolRef(name="pool", namespace=NS, uid="uid-1")
+
+
+class RacingKube(Kube):
+    """Scales the worker Deployment (as the autoscaling daemon would) just before each apply
+    of it: a reconcile that read the count earlier and wrote it back would undo the scale."""
+
+    def __init__(self, cfg: Any, scale_to: int) -> None:
+        super().__init__(cfg)
+        self.scale_to = scale_to
+
+    async def apply(
+        self, manifest: dict[str, Any], on_create: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        if manifest["kind"] == "Deployment" and manifest["metadata"]["name"] == "pool-worker":
+            await self.patch("Deployment", NS, "pool-worker", {"spec": {"replicas": self.scale_to}})
+        return await super().apply(manifest, on_create)
+
+
+@pytest.mark.parametrize("autoscaling", [{"minReplicas": 1}, {"enabled": False}])
+async def test_reconcile_keeps_a_worker_count_set_meanwhile(
+    kube_api: Any, kube: Kube, autoscaling: dict[str, Any]
+) -> None:
+    s = spec(autoscaling=autoscaling)
+    await reconcile.apply_children(kube, POOL, s)
+    assert replicas(kube_api) == 1  # set at creation
+    racing = RacingKube(kube._cfg, scale_to=7)
+    try:
+        changed = spec(autoscaling=autoscaling, env={"JOB_TIMEOUT_SECONDS": "60"})
+        await reconcile.apply_children(racing, POOL, changed)
+    finally:
+        await racing.close()
+    assert replicas(kube_api) == 7
+    worker = await kube.get("Deployment", NS, "pool-worker")
+    assert worker is not None
+    labels = worker["metadata"]["labels"]
+    assert labels[names.LABEL_POOL] == "pool"
+    assert names.ANNOTATION_LAST_APPLIED in worker["metadata"]["annotations"]
