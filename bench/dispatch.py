@@ -8,6 +8,10 @@ with confirms → consume with ack, with the same number of concurrent producers
 
     .venv/bin/python bench/dispatch.py [--jobs 5000] [--clients 100] [--slots 16] [--split]
 
+It also prints how the CPU splits between the processes (clients, service, the broker's Erlang
+VM), read from /proc over the timed phase: on a shared machine CPU ms per job is steadier than
+jobs/s. `--skip-raw` prints the service's figures alone on one line (A/B runs of a change).
+
 Goals (issue 3): ≥ 1,000 complete jobs/s with 100 clients, submit→accepted p99 ≤ 20 ms.
 """
 
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import tempfile
 import time
@@ -90,6 +95,34 @@ async def spawn(prefix: str, slots: int, role: str) -> tuple[asyncio.subprocess.
     return proc, int(line.split()[1])
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def broker_pid() -> int | None:
+    """The local RabbitMQ node's Erlang VM, to show how much CPU the broker spends."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "beam.smp":
+                    return int(entry.name)
+            except OSError:
+                continue
+    return None
+
+
+def cpu_snapshot(pids: dict[str, int | None]) -> dict[str, float]:
+    return {name: cpu_seconds(pid) for name, pid in pids.items() if pid is not None}
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
@@ -119,10 +152,14 @@ async def run_service(jobs: int, clients: int, slots: int, split: bool) -> dict[
         await asyncio.gather(*(ws_client(url, 5, [], []) for _ in range(clients)))  # warm-up
         accepted: list[float] = []
         done: list[float] = []
+        services = {role: proc.pid for role, (proc, _) in zip(roles, started, strict=True)}
+        pids = {"clients": os.getpid(), **services, "broker": broker_pid()}
+        cpu0 = cpu_snapshot(pids)
         t0 = time.perf_counter()
         per = jobs // clients
         await asyncio.gather(*(ws_client(url, per, accepted, done) for _ in range(clients)))
         elapsed = time.perf_counter() - t0
+        cpu = {k: v - cpu0[k] for k, v in cpu_snapshot(pids).items()}
     finally:
         for proc, _ in started:
             assert proc.stdin is not None
@@ -130,6 +167,7 @@ async def run_service(jobs: int, clients: int, slots: int, split: bool) -> dict[
             await asyncio.wait_for(proc.wait(), 30)
         await delete(prefix)
     return {
+        **{f"cpu_{k}": v / elapsed for k, v in cpu.items()},
         "jobs_s": len(done) / elapsed,
         "acc_p50": pct(accepted, 0.5),
         "acc_p99": pct(accepted, 0.99),
@@ -171,14 +209,22 @@ async def run_raw(jobs: int, clients: int, prefetch: int) -> dict[str, float]:
                 await fut
                 done.append(time.perf_counter() - t0)
 
+        pids = {"bench": os.getpid(), "broker": broker_pid()}
+        cpu0 = cpu_snapshot(pids)
         t0 = time.perf_counter()
         await asyncio.gather(*(producer(jobs // clients) for _ in range(clients)))
         elapsed = time.perf_counter() - t0
+        cpu = {k: v - cpu0[k] for k, v in cpu_snapshot(pids).items()}
         await queue.delete(if_unused=False, if_empty=False)
     finally:
         await pub_conn.close()
         await con_conn.close()
-    return {"jobs_s": len(done) / elapsed, "done_p50": pct(done, 0.5), "done_p99": pct(done, 0.99)}
+    return {
+        **{f"cpu_{k}": v / elapsed for k, v in cpu.items()},
+        "jobs_s": len(done) / elapsed,
+        "done_p50": pct(done, 0.5),
+        "done_p99": pct(done, 0.99),
+    }
 
 
 async def delete(prefix: str) -> None:
@@ -193,6 +239,10 @@ async def delete(prefix: str) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
+    if args.skip_raw:  # one machine-readable line, for A/B runs of a change
+        svc = await run_service(args.jobs, args.clients, args.slots, args.split)
+        print(" ".join(f"{k}={v:.2f}" for k, v in svc.items()))
+        return
     raw = await run_raw(args.jobs, args.clients, args.slots)
     svc = await run_service(args.jobs, args.clients, args.slots, args.split)
     layout = "server + worker processes" if args.split else "one `serve` process"
@@ -204,6 +254,12 @@ async def main(args: argparse.Namespace) -> None:
     print(f"ffpool submit→accepted          :   p50 {svc['acc_p50']:.1f} ms  "
           f"p99 {svc['acc_p99']:.1f} ms")  # fmt: skip
     print(f"ratio ffpool/raw                : {svc['jobs_s'] / raw['jobs_s']:.2f}")
+    for label, res in (("raw", raw), ("ffpool", svc)):
+        shares = [(k[4:], v) for k, v in res.items() if k.startswith("cpu_")]
+        print(
+            f"CPU {label:<6} (cores busy, ms/job)  : "
+            + "  ".join(f"{name} {v:.2f} ({v / res['jobs_s'] * 1000:.2f})" for name, v in shares)
+        )
     ok = svc["jobs_s"] >= 1000 and svc["acc_p99"] <= 20
     print(f"goal (≥1000 jobs/s, accepted p99 ≤ 20 ms): {'met' if ok else 'NOT met'}")
 
@@ -214,10 +270,8 @@ if __name__ == "__main__":
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--slots", type=int, default=16)
     parser.add_argument("--split", action="store_true", help="server and worker processes")
+    parser.add_argument("--skip-raw", action="store_true", help="ffpool only, one line (A/B)")
     parser.add_argument("--serve", metavar="PREFIX", help=argparse.SUPPRESS)
     parser.add_argument("--role", default="serve", help=argparse.SUPPRESS)
     ns = parser.parse_args()
-    if ns.serve:
-        asyncio.run(serve(ns.serve, ns.slots, ns.role))
-    else:
-        asyncio.run(main(ns))
+    asyncio.run(serve(ns.serve, ns.slots, ns.role) if ns.serve else main(ns))

@@ -192,16 +192,19 @@ class WorkerPool:
     async def _run(self, run: Run) -> None:
         job = run.job
         self._runs[job.id] = run
-        progress = ProgressSender(self._publish_fast)
+        progress = ProgressSender(
+            self._publish_fast,
+            self._state_event(run, JobState.RUNNING),
+            publish_last=self._publish_in_order,
+        )
         try:
-            await self._state(run, JobState.RUNNING)
             log.info("job started", job_id=job.id, attempt=run.attempt, worker=run.worker)
             outcome = await execute(run, self._executor, progress, self._limit_s)
             await progress.close(self._timeout)
             if isinstance(outcome, CompletedEvent):
                 _remember(self._completed, job.id, outcome)
             await self._settler.settle(run, outcome)
-            if outcome is None:
+            if outcome is None and progress.announced:
                 await self._state(run, JobState.QUEUED)  # handed back: waiting again
         finally:
             del self._runs[job.id]
@@ -211,11 +214,14 @@ class WorkerPool:
             log.info("job finished", job_id=job.id, state=outcome.type, seconds=round(seconds, 3))
 
     async def _state(self, run: Run, state: JobState) -> None:
+        await self._publish_fast(self._state_event(run, state))
+
+    @staticmethod
+    def _state_event(run: Run, state: JobState) -> StateEvent:
         job: Job = run.job
-        event = StateEvent(job_id=job.id, state=state, operation=job.spec.operation.op,
-                           priority=job.priority, attempt=run.attempt,
-                           worker=run.worker if state is JobState.RUNNING else None)  # fmt: skip
-        await self._publish_fast(event)
+        return StateEvent(job_id=job.id, state=state, operation=job.spec.operation.op,
+                          priority=job.priority, attempt=run.attempt,
+                          worker=run.worker if state is JobState.RUNNING else None)  # fmt: skip
 
     async def _publish_fast(self, event: JobEvent) -> None:
         """State and progress: informational, the confirmed outcome is what counts."""
@@ -223,6 +229,11 @@ class WorkerPool:
             await self._publisher.publish_event(event, confirm=False)
         except (BackendError, TimeoutError) as exc:
             log.debug("event not published", job_id=event.job_id, error=type(exc).__name__)
+
+    async def _publish_in_order(self, event: JobEvent) -> None:
+        """On the outcome's (confirmed) channel: a channel's messages are routed in order, so
+        this one reaches the servers before the outcome published next."""
+        await self._publisher.publish_event(event, confirm=True)
 
     async def _completed_event(self, job_id: str) -> CompletedEvent | None:
         return self._completed.get(job_id) or (await self._known_outcome(job_id))[0]
