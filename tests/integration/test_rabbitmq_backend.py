@@ -8,9 +8,8 @@ from __future__ import annotations
 import asyncio
 from functools import partial
 from pathlib import Path
-from typing import Any
 
-import aio_pika
+import aiohttp
 import pytest
 
 from ffpool import names
@@ -32,6 +31,7 @@ from tests.integration.test_rabbitmq_helpers import (
 )
 
 pytestmark = pytest.mark.rabbitmq
+MANAGEMENT_URL = "http://127.0.0.1:15672"
 
 
 @pytest.fixture(autouse=True)
@@ -66,7 +66,7 @@ async def test_jobs_flow_with_confirms_and_events(tmp_path: Path) -> None:
             assert stats.total_jobs == 10
 
 
-async def test_one_consumer_per_slot_and_named_connections(tmp_path: Path) -> None:
+async def test_one_consumer_per_slot_and_a_named_worker_connection(tmp_path: Path) -> None:
     async with prefix_for_test() as prefix:
         settings = make_settings(prefix, tmp_path, "podname-1", max_concurrent_jobs=4)
         async with started(RabbitBackend(settings, FakeMetrics(), FakeExecutor())):
@@ -74,6 +74,21 @@ async def test_one_consumer_per_slot_and_named_connections(tmp_path: Path) -> No
             async with conn:
                 declared = await channel.declare_queue(settings.job_queue, passive=True)
                 assert declared.declaration_result.consumer_count == 4
+            wanted = names.WORKER_CONNECTION_PREFIX + "podname-1"
+            found = await eventually(lambda: _connection_names(wanted), what="the connection")
+            assert wanted in found
+
+
+async def _connection_names(wanted: str) -> set[str]:
+    """Connection names the management API lists (it lags a little), once `wanted` is in."""
+    headers = {"Authorization": aiohttp.encode_basic_auth("guest", "guest")}
+    async with (
+        aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(5)) as http,
+        http.get(MANAGEMENT_URL + "/api/connections") as resp,
+    ):
+        listed = await resp.json()
+    found = {str(c.get("client_properties", {}).get("connection_name")) for c in listed}
+    return found if wanted in found else set()
 
 
 async def test_full_queue_is_refused(tmp_path: Path) -> None:
@@ -275,54 +290,3 @@ async def test_a_new_server_learns_jobs_from_the_others(tmp_path: Path) -> None:
                 assert types[-1] == "completed"
                 assert (await second.get(done.id)).state is JobState.COMPLETED  # type: ignore[union-attr]
                 assert await second.get("0" * 32) is None
-
-
-async def test_expired_job_is_reported_not_lost(tmp_path: Path) -> None:
-    async with prefix_for_test() as prefix:
-        settings = make_settings(prefix, tmp_path, "server1", queue_message_ttl_ms=1000)
-        async with started(RabbitBackend(settings, FakeMetrics(), None)) as backend:
-            j = job()
-            await backend.submit(j)
-            record = await eventually(lambda: state_of(backend, j.id, JobState.FAILED))
-            assert record.failure is not None
-            assert record.failure.code is FailureCode.EXPIRED
-            dead = await backend.dead_letters()
-            assert dead[0].failure is not None
-            assert dead[0].failure.code is FailureCode.EXPIRED
-
-
-async def test_broker_unreachable_is_a_clear_error(tmp_path: Path) -> None:
-    settings = make_settings(
-        "fftest.none", tmp_path, "s", rabbitmq_url="amqp://guest:guest@127.0.0.1:1/"
-    )
-    with pytest.raises(BackendUnavailable, match=r"guest:\*\*\*@"):
-        await RabbitBackend(settings, FakeMetrics(), None).start()
-
-
-async def test_a_duplicate_of_a_completed_job_is_not_run_again(tmp_path: Path) -> None:
-    async with prefix_for_test() as prefix:
-        server = make_settings(prefix, tmp_path, "server1")
-        worker = make_settings(prefix, tmp_path, "worker1", max_concurrent_jobs=1)
-        first, second = FakeExecutor(), FakeExecutor()
-        async with started(RabbitBackend(server, FakeMetrics(), None)) as front:
-            j = job("ok")
-            async with started(RabbitBackend(worker, FakeMetrics(), first, serve_clients=False)):
-                await front.submit(j)
-                await eventually(lambda: state_of(front, j.id, JobState.COMPLETED))
-            # The copy a broker redelivers after a crash between confirm and ack, taken by
-            # another worker that never saw the job: it asks the servers and skips it.
-            conn, channel = await raw_channel()
-            async with conn:
-                exchange = await channel.get_exchange(server.job_exchange, ensure=False)
-                headers: dict[str, Any] = {
-                    names.HEADER_ATTEMPT: 1,
-                    names.HEADER_ORIGIN: "republished",
-                }
-                message = aio_pika.Message(j.model_dump_json().encode(), headers=headers)
-                await exchange.publish(message, routing_key=names.JOB_ROUTING_KEY)
-            async with started(RabbitBackend(worker, FakeMetrics(), second, serve_clients=False)):
-                later = job("ok")  # one slot, FIFO: once it completed, the copy was handled
-                await front.submit(later)
-                await eventually(lambda: state_of(front, later.id, JobState.COMPLETED))
-            assert first.started == [j.id]
-            assert second.started == [later.id]

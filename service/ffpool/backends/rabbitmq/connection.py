@@ -12,7 +12,14 @@ import enum
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
+import aiormq
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractQueue,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+)
 
 from ffpool import logs
 from ffpool.backends.base import BackendBusy, BackendUnavailable
@@ -22,6 +29,8 @@ log = logs.get(__name__)
 
 # An alarm-blocked connection is known within this time (aiormq's `ready()` waits on it).
 BLOCKED_PROBE_S = 0.05
+# How often a queue declare retries while the broker-closed channel reopens.
+REOPEN_POLL_S = 0.05
 # Per-server queues (events, dead-letter watch, control) are bounded: a stalled server drops
 # its oldest events rather than growing the broker's memory.
 SERVER_QUEUE_MAX_LENGTH = 100_000
@@ -46,6 +55,20 @@ async def connect(url: str, name: str, timeout: float) -> AbstractRobustConnecti
         timeout=timeout,
         client_properties={"connection_name": name},
     )
+
+
+async def open_channel(
+    conn: AbstractRobustConnection,
+    timeout: float,
+    *,
+    publisher_confirms: bool = True,
+    on_return_raises: bool = False,
+) -> AbstractChannel:
+    """`conn.channel()` with a timeout (it waits on the broker, which may not answer)."""
+    async with asyncio.timeout(timeout):
+        return await conn.channel(
+            publisher_confirms=publisher_confirms, on_return_raises=on_return_raises
+        )
 
 
 def link_state_now(conn: AbstractRobustConnection | None) -> LinkState:
@@ -90,16 +113,38 @@ async def declare_topology(channel: AbstractChannel, topo: Topology, timeout: fl
     jobs = await channel.declare_exchange(
         topo.job_exchange, aio_pika.ExchangeType.DIRECT, durable=True, timeout=timeout
     )
-    queue = await channel.declare_queue(
-        topo.job_queue, durable=True, arguments=topo.queue_arguments(), timeout=timeout
-    )
+    queue = await declare_queue(channel, topo.job_queue, topo.queue_arguments(), timeout)
     await queue.bind(jobs, routing_key=topo.routing_key, timeout=timeout)
-    dlq = await channel.declare_queue(
-        topo.dlq_queue, durable=True, arguments=topo.dlq_arguments(), timeout=timeout
-    )
+    dlq = await declare_queue(channel, topo.dlq_queue, topo.dlq_arguments(), timeout)
     await dlq.bind(jobs, routing_key=topo.dlq_queue, timeout=timeout)
     await events_exchange(channel, topo, timeout)
     await control_exchange(channel, topo, timeout)
+
+
+async def declare_queue(
+    channel: AbstractChannel, name: str, arguments: dict[str, Any], timeout: float
+) -> AbstractQueue:
+    """Declare a durable queue; if it already exists with other arguments (the operator
+    changed e.g. QUEUE_MAX_LENGTH, and it owns the arguments and reports the difference as a
+    condition), use it as it is: a PRECONDITION_FAILED must not crash-loop the service."""
+    try:
+        return await channel.declare_queue(name, durable=True, arguments=arguments,
+                                           timeout=timeout)  # fmt: skip
+    except aiormq.exceptions.ChannelPreconditionFailed as exc:
+        log.warning(
+            "queue exists with other arguments: using it as it is",
+            queue=name, wanted=arguments, conflict=str(exc),
+        )  # fmt: skip
+    # The broker closed the channel; a robust channel reopens itself in a task of its own
+    # (a plain one is reopened here): retry the passive declare until it is back.
+    async with asyncio.timeout(timeout):
+        while True:
+            if channel.is_closed and not isinstance(channel, AbstractRobustChannel):
+                await channel.reopen()
+            try:
+                return await channel.declare_queue(name, passive=True, timeout=timeout)
+            except aiormq.exceptions.ChannelInvalidStateError:
+                await asyncio.sleep(REOPEN_POLL_S)
 
 
 async def events_exchange(

@@ -21,7 +21,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustC
 
 from ffpool import logs
 from ffpool.backends.base import BackendError
-from ffpool.backends.rabbitmq import attempts
+from ffpool.backends.rabbitmq import attempts, connection
 from ffpool.backends.rabbitmq.attempts import Action
 from ffpool.backends.rabbitmq.markers import Markers
 from ffpool.backends.rabbitmq.publisher import Publisher
@@ -33,6 +33,7 @@ from ffpool.backends.rabbitmq.runner import (
     Settler,
     Stop,
     execute,
+    nack_all,
 )
 from ffpool.jobs.events import (
     CancelledEvent,
@@ -81,25 +82,35 @@ class WorkerPool:
         self._consumers: list[tuple[AbstractQueue, str]] = []
         self._runs: dict[str, Run] = {}
         self._handlers: set[asyncio.Task[None]] = set()
+        self._busy_slots: set[int] = set()
         self._cancelled: OrderedDict[str, None] = OrderedDict()
         self._completed: OrderedDict[str, CompletedEvent] = OrderedDict()
         self._draining = False
         self.lookup: Callable[[str], Awaitable[JobRecord | None]] | None = None
 
     async def start(self, conn: AbstractRobustConnection, count: int) -> None:
+        conn.close_callbacks.add(self._on_connection_lost)
         for index in range(count):
-            channel = await conn.channel()
+            channel = await connection.open_channel(conn, self._timeout)
             await channel.set_qos(prefetch_count=1, timeout=self._timeout)
-            queue = await channel.declare_queue(
-                self._topo.job_queue,
-                durable=True,
-                arguments=self._topo.queue_arguments(),
-                timeout=self._timeout,
+            queue = await connection.declare_queue(
+                channel, self._topo.job_queue, self._topo.queue_arguments(), self._timeout
             )
             callback = functools.partial(self._on_message, index)
             tag = await queue.consume(callback, timeout=self._timeout)
             self._consumers.append((queue, tag))
             log.info(f"RabbitMQ Worker {index} started")
+
+    def _on_connection_lost(self, _sender: object, exc: BaseException | None) -> None:
+        """The deliveries of the running jobs died with the connection and the broker requeues
+        them (maybe to another worker): stop the runs, so no job runs twice at once. Their
+        partial outputs are removed as on a cancel; the redelivery counts as an attempt."""
+        if self._draining or not self._runs:
+            return
+        log.warning("worker connection lost: handing running jobs back to the broker",
+                    running=len(self._runs), error=type(exc).__name__)  # fmt: skip
+        for run in list(self._runs.values()):
+            run.request_stop(Stop.LOST)
 
     def busy_jobs(self) -> int:
         return len(self._runs)
@@ -136,9 +147,17 @@ class WorkerPool:
                 log.debug("consumer cancel failed", error=type(exc).__name__)
 
     async def _on_message(self, slot: int, message: AbstractIncomingMessage) -> None:
+        if slot in self._busy_slots:
+            # A delivery restored after a reconnect while the slot's lost job still stops:
+            # a slot never runs two jobs, so it goes back to the queue.
+            log.info("slot busy: requeueing a delivery", slot=slot, message_id=message.message_id)
+            await nack_all([message], self._timeout)
+            return
+        self._busy_slots.add(slot)
         task = asyncio.create_task(self._handle(slot, message))
         self._handlers.add(task)
         task.add_done_callback(self._handlers.discard)
+        task.add_done_callback(lambda _: self._busy_slots.discard(slot))
 
     async def _handle(self, slot: int, message: AbstractIncomingMessage) -> None:
         job = attempts.parse_job(message.body)
@@ -156,9 +175,12 @@ class WorkerPool:
             await self._settler.hand_back(run)
             return
         redelivered = bool(message.redelivered)
-        done, cancelled = None, False
-        if attempts.maybe_duplicate(redelivered, message.headers, job.idempotency_key is not None):
-            done, cancelled = await self._known_outcome(job.id)
+        # The markers are read on every delivery (a stat in a thread, cheap next to an FFmpeg
+        # run): a job cancelled while queued, before this worker started, carries no other
+        # trace. Asking the servers is for possible duplicates only.
+        keyed = job.idempotency_key is not None
+        ask = attempts.maybe_duplicate(redelivered, message.headers, keyed)
+        done, cancelled = await self._known_outcome(job.id, ask=ask)
         decision = attempts.decide(
             redelivered=redelivered,
             attempt=attempt,
@@ -238,13 +260,15 @@ class WorkerPool:
     async def _completed_event(self, job_id: str) -> CompletedEvent | None:
         return self._completed.get(job_id) or (await self._known_outcome(job_id))[0]
 
-    async def _known_outcome(self, job_id: str) -> tuple[CompletedEvent | None, bool]:
+    async def _known_outcome(
+        self, job_id: str, *, ask: bool = True
+    ) -> tuple[CompletedEvent | None, bool]:
         """(completed event, cancelled) of a job that may have run before: this worker's
-        memory, the marker files, else the servers' records (a lookup)."""
+        memory, the marker files, else (if `ask`) the servers' records (a lookup)."""
         if (done := self._completed.get(job_id)) is not None:
             return done, False
         done, cancelled = await self._markers.check(job_id)
-        if done is None and not cancelled and self.lookup is not None:
+        if ask and done is None and not cancelled and self.lookup is not None:
             record = await self.lookup(job_id)
             if record is not None:
                 return record.result, record.state is JobState.CANCELLED

@@ -81,7 +81,7 @@ class Control:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self, conn: AbstractRobustConnection) -> None:
-        channel = await conn.channel()
+        channel = await connection.open_channel(conn, self._timeout)
         exchange = await connection.control_exchange(channel, self._topo, self._timeout)
         name = f"{self._topo.control_exchange}:{self._instance}:{uuid.uuid4().hex[:8]}"
         self._queue = await channel.declare_queue(

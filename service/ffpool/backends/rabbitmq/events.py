@@ -1,15 +1,15 @@
 """A server's view of every job: the events exchange folded into a bounded record cache.
 
-Each server binds its own exclusive, auto-delete queue to the events exchange (`#`), so
-progress and outcomes reach whichever server holds the client's WebSocket, and every server
-can answer `get`/`subscribe` for jobs submitted elsewhere.
+Each server binds its own events queue to the events exchange (`#`), so progress and outcomes
+reach whichever server holds the client's WebSocket, and every server can answer
+`get`/`subscribe` for jobs submitted elsewhere.
 
-The per-server queues are durable with an idle expiry rather than exclusive: when the broker
+That events queue is durable with an idle expiry rather than exclusive: when the broker
 restarts or the network drops, outcomes that workers publish before this server has
 reconnected wait in its queue instead of being dropped; a server that dies for good leaves a
 queue the broker deletes after `SERVER_QUEUE_EXPIRES_MS`.
 
-Each server also watches the dead letters as they happen (a second exclusive queue bound to
+Each server also watches the dead letters as they happen (a second such queue bound to
 the job exchange with the DLQ's routing key; the durable DLQ keeps its own copy). A job the
 broker dead-letters by itself, e.g. a requeued job whose original TTL ran out, never reached a
 worker that could report it: the watcher turns its `x-death` into a `failed` event (`expired`),
@@ -51,7 +51,7 @@ class EventsFeed:
         self._queues: list[AbstractQueue] = []
 
     async def start(self, conn: AbstractRobustConnection) -> None:
-        channel = await conn.channel()
+        channel = await connection.open_channel(conn, self._timeout)
         token = uuid.uuid4().hex[:8]
         exchange = await connection.events_exchange(channel, self._topo, self._timeout)
         events = await channel.declare_queue(

@@ -9,6 +9,7 @@ later event supersedes, go through a channel without confirms.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from typing import Any, TypeVar, cast
 
 import aio_pika
@@ -17,7 +18,7 @@ from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from pydantic import BaseModel
 
 from ffpool import logs, names
-from ffpool.backends.base import BackendUnavailable, QueueFull
+from ffpool.backends.base import BackendBusy, BackendUnavailable, QueueFull
 from ffpool.backends.rabbitmq import connection
 from ffpool.backends.rabbitmq.attempts import REPUBLISHED
 from ffpool.jobs.events import JobEvent
@@ -29,6 +30,8 @@ JSON = "application/json"
 _T = TypeVar("_T")
 Properties = aiormq.spec.Basic.Properties
 PERSISTENT = 2
+# A confirm still outstanding after this long checks whether an alarm blocked the connection.
+BLOCKED_CHECK_S = 0.25
 
 
 class Unroutable(BackendUnavailable):
@@ -47,8 +50,12 @@ class Publisher:
 
     async def start(self) -> None:
         self.conn = await connection.connect(self._url, self._name, self._timeout)
-        self._confirmed = await self.conn.channel(publisher_confirms=True, on_return_raises=True)
-        self._fast = await self.conn.channel(publisher_confirms=False)
+        self._confirmed = await connection.open_channel(
+            self.conn, self._timeout, publisher_confirms=True, on_return_raises=True
+        )
+        self._fast = await connection.open_channel(
+            self.conn, self._timeout, publisher_confirms=False
+        )
         # Declared through a robust channel, the topology is declared again after a reconnect.
         await connection.declare_topology(self._confirmed, self._topo, self._timeout)
 
@@ -149,9 +156,9 @@ class Publisher:
         *,
         mandatory: bool = True,
     ) -> None:
+        send = self._send(self._confirmed, exchange, routing_key, body, props, wait_s, mandatory)
         try:
-            await self._send(self._confirmed, exchange, routing_key, body, props, wait_s,
-                             mandatory)  # fmt: skip
+            await self._unless_blocked(send)
         except aiormq.exceptions.PublishError as exc:
             raise Unroutable(f"no queue is bound for {routing_key!r} on {exchange!r}") from exc
         except aiormq.exceptions.DeliveryError as exc:
@@ -165,6 +172,23 @@ class Publisher:
                 RuntimeError, asyncio.InvalidStateError) as exc:  # fmt: skip
             raise BackendUnavailable(f"publishing failed: {type(exc).__name__}") from exc
 
+    async def _unless_blocked(self, send: Coroutine[Any, Any, None]) -> None:
+        """Await a confirmed publish, but give up with BackendBusy once the connection is
+        blocked by an alarm: the broker learns of it only as it reads this very publish, and
+        its confirm would otherwise take the whole broker timeout."""
+        task = asyncio.create_task(send)
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=BLOCKED_CHECK_S)
+            if done:
+                return task.result()
+            if await connection.link_state(self.conn) is connection.LinkState.BLOCKED:
+                task.cancel()
+                await asyncio.wait({task})
+                raise BackendBusy(
+                    "the broker is refusing publishes (memory or disk alarm); the job may or "
+                    "may not be queued (resubmit with the same idempotency key)"
+                )
+
     async def queue_depth(self, queue_name: str) -> int:
         """Ready messages, exact and at once (a passive declare; the management API lags).
         On the low-level channel: a robust channel may hand back a cached queue object."""
@@ -176,7 +200,7 @@ class Publisher:
         """Up to `limit` messages of a queue, left in place: fetched unacked on a temporary
         channel whose close puts them back at their original positions."""
         conn = self._require(self.conn)
-        channel = await conn.channel(publisher_confirms=False)
+        channel = await connection.open_channel(conn, self._timeout, publisher_confirms=False)
         found: list[tuple[bytes, dict[str, Any]]] = []
         try:
             queue = await channel.get_queue(queue_name, ensure=False)
@@ -186,5 +210,6 @@ class Publisher:
                     break
                 found.append((message.body, dict(message.headers or {})))
         finally:
-            await channel.close()
+            async with asyncio.timeout(self._timeout):
+                await channel.close()
         return found

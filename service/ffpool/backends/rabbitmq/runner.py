@@ -3,9 +3,10 @@
 The outcome is recorded before the ack: `completed` is published with a confirm (every server
 folds it into its records); a deterministic `failed` goes to the DLQ with its reason
 (confirmed) and is published. A hand-back (drain/stop) republishes the job with the same
-attempt. Only after that are the job's deliveries acked. If the publish or the ack is in doubt
-(broker trouble), a completed-marker file is written: the redelivered copy is recognised by
-it, or, after a crash between confirm and ack, by asking the servers (see consumer.py).
+attempt. Only after that are the job's deliveries acked. A completed job's marker file is
+written before its outcome is published: a redelivered copy (broker trouble, or a crash between
+the confirm and the ack) is recognised by it on any worker sharing MEDIA_ROOT, else by asking
+the servers (see consumer.py).
 """
 
 from __future__ import annotations
@@ -57,13 +58,19 @@ class MetricsLike(Protocol):
 class Stop(enum.Enum):
     CLIENT = "client"  # cancelled by a client: the job ends as `cancelled`
     HAND_BACK = "hand_back"  # drain/stop: the job goes back to the queue, same attempt
+    LOST = "lost"  # the consuming connection dropped: the broker redelivers the job
 
 
 class Crash:
     """The executor raised (it should not): requeue so the attempt count applies."""
 
 
-Outcome = CompletedEvent | FailedEvent | CancelledEvent | Crash | None  # None = hand back
+class Lost:
+    """The job's delivery died with its connection: the broker has already requeued it, so
+    the run is stopped (no job runs twice at once) and nothing is published for it."""
+
+
+Outcome = CompletedEvent | FailedEvent | CancelledEvent | Crash | Lost | None  # None: hand back
 
 
 class ProgressSender:
@@ -167,6 +174,8 @@ async def execute(
                 code=FailureCode.TIMEOUT,
                 message=f"stopped after {limit_s:g} s, before the broker's consumer timeout",
             )
+    if run.stop is Stop.LOST:
+        return Lost()
     if run.task.cancelled() or run.stop is not None:
         return CancelledEvent(job_id=run.job.id) if run.stop is Stop.CLIENT else None
     if (exc := run.task.exception()) is not None:
@@ -184,15 +193,21 @@ class Settler:
     async def settle(self, run: Run, outcome: Outcome) -> None:
         match outcome:
             case CompletedEvent():
-                if not await self._record(run, outcome):
-                    # Published or acked in doubt (broker trouble): leave a marker, so the
-                    # redelivered copy is recognised without transcoding it again.
-                    await self._markers.mark_completed(outcome)
+                # The marker first, always: a kill -9 between the outcome's confirm and the
+                # ack leaves a redelivery that no worker's memory (and maybe no server) knows.
+                await self._markers.mark_completed(outcome)
+                await self._record(run, outcome)
             case FailedEvent():
                 await self.dead_letter(run, outcome)
             case CancelledEvent():
                 await self._record(run, outcome)
             case Crash():
+                await nack_all(run.deliveries, self._timeout)
+            case Lost():
+                # The lost delivery cannot be settled; a copy redelivered on the new channel
+                # while this run stopped can, and goes back to the queue.
+                log.warning("connection lost: job stopped, the broker redelivers it",
+                            job_id=run.job.id)  # fmt: skip
                 await nack_all(run.deliveries, self._timeout)
             case None:
                 await self.hand_back(run)
