@@ -214,8 +214,11 @@ class WorkerPool:
     async def _run(self, run: Run) -> None:
         job = run.job
         self._runs[job.id] = run
+        # Every event of a run goes on the outcome's channel: the broker keeps one channel's
+        # messages in order but not two channels', and a progress sample that trailed the
+        # outcome would be dropped by servers that already saw the job finish.
         progress = ProgressSender(
-            self._publish_fast,
+            self._publish_in_order,
             self._state_event(run, JobState.RUNNING),
             publish_last=self._publish_in_order,
         )
