@@ -9,8 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from ffpool import names
-from ffpool.topology import AmqpName, Topology
+from ffpool.topology import Topology
 
 K8sName = Annotated[
     str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -62,17 +61,10 @@ class RabbitMQSpec(Camel):
     counts lag by this much, so a pod counts as idle only after being seen idle this long."""
 
 
-class TopologySpec(Camel):
-    job_exchange: AmqpName = names.JOB_EXCHANGE
-    job_queue: AmqpName = names.JOB_QUEUE
-    routing_key: AmqpName = names.JOB_ROUTING_KEY
-    dlq_queue: AmqpName = names.DLQ_QUEUE
-    events_exchange: AmqpName = names.EVENTS_EXCHANGE
-    control_exchange: AmqpName = names.CONTROL_EXCHANGE
-    message_ttl_ms: Annotated[int, Field(ge=1000)] = 3_600_000
-    max_length: Annotated[int, Field(ge=1)] = 10_000
-    max_priority: Annotated[int, Field(ge=1, le=9)] = 9
-    max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
+# The service's Topology (names, arguments, defaults and bounds defined once, in
+# ffpool.topology), spelled in camelCase, plus what only the operator needs. A comment, not a
+# docstring: a docstring would become the CRD field's description.
+class TopologySpec(Camel, Topology):
     deletion_policy: DeletionPolicy = DeletionPolicy.RETAIN
     drift_check_seconds: Annotated[float, Field(ge=1, le=3600)] = 30.0
 
