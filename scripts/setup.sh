@@ -26,6 +26,13 @@ if [ "$EXTRA_FFMPEG" != 1 ] && { ! command -v ffmpeg >/dev/null || ! command -v 
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then
+    # Debian and Ubuntu ship venv's pip bootstrap separately (python3-venv).
+    if ! "$PY" -c "import ensurepip" 2>/dev/null && [ "$(id -u)" = 0 ] &&
+        command -v apt-get >/dev/null; then
+        echo "setup: installing Debian's python3-venv"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    fi
     "$PY" -m venv "$VENV"
 fi
 EXTRAS="dev"
