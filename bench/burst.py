@@ -16,7 +16,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from bench.ledger import Ledger
 from ffpool.backends.rabbitmq import RabbitBackend, connection
-from ffpool.backends.rabbitmq.events import parse_event
+from ffpool.backends.rabbitmq.events import parse_events
 from ffpool.jobs.models import Job, JobSpec, PathInput, Preset, TranscodeOp
 from ffpool.metrics import Metrics
 from ffpool.settings import Settings
@@ -89,8 +89,7 @@ class Submitter:
         await self.backend.stop()
 
     async def _on_event(self, message: AbstractIncomingMessage) -> None:
-        event = parse_event(message.body)
-        if event is not None:
+        for event in parse_events(message.body) or []:
             self.ledger.ingest(event, time.monotonic())
 
     async def burst(self, jobs: list[Job]) -> float:

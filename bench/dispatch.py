@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import sys
 import tempfile
 import time
@@ -86,8 +87,10 @@ async def serve(prefix: str, slots: int, role: str) -> None:
 
 
 async def spawn(prefix: str, slots: int, role: str) -> tuple[asyncio.subprocess.Process, int]:
+    profile = ["--profile", PROFILE] if PROFILE else []
     proc = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--serve", prefix, "--slots", str(slots), "--role", role,
+        *profile,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert proc.stdout is not None
@@ -95,6 +98,7 @@ async def spawn(prefix: str, slots: int, role: str) -> tuple[asyncio.subprocess.
     return proc, int(line.split()[1])
 
 
+PROFILE = ""  # set from --profile: the service processes write cProfile stats there
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -128,9 +132,17 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-async def ws_client(url: str, count: int, accepted: list[float], done: list[float]) -> None:
+async def ws_client(
+    url: str, count: int, accepted: list[float], done: list[float], interval: float = 0.0
+) -> None:
+    """Submit `count` jobs one after another, each waiting for `completed`; with `interval`,
+    paced: one submission per interval at most (an open-loop rate, below saturation)."""
     async with connect(url, max_size=2**22) as ws:
+        next_at = time.perf_counter() + random.uniform(0, interval)
         for _ in range(count):
+            if interval:
+                await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+                next_at += interval
             t0 = time.perf_counter()
             await ws.send(json.dumps({"type": "submit", "job": JOB}))
             while True:
@@ -143,7 +155,9 @@ async def ws_client(url: str, count: int, accepted: list[float], done: list[floa
                     break
 
 
-async def run_service(jobs: int, clients: int, slots: int, split: bool) -> dict[str, float]:
+async def run_service(
+    jobs: int, clients: int, slots: int, split: bool, rate: float = 0.0
+) -> dict[str, float]:
     prefix = f"ffbench.{uuid.uuid4().hex[:8]}"
     roles = ["server", "worker"] if split else ["serve"]
     started = [await spawn(prefix, slots, role) for role in roles]
@@ -157,7 +171,10 @@ async def run_service(jobs: int, clients: int, slots: int, split: bool) -> dict[
         cpu0 = cpu_snapshot(pids)
         t0 = time.perf_counter()
         per = jobs // clients
-        await asyncio.gather(*(ws_client(url, per, accepted, done) for _ in range(clients)))
+        interval = clients / rate if rate else 0.0
+        await asyncio.gather(
+            *(ws_client(url, per, accepted, done, interval) for _ in range(clients))
+        )
         elapsed = time.perf_counter() - t0
         cpu = {k: v - cpu0[k] for k, v in cpu_snapshot(pids).items()}
     finally:
@@ -239,8 +256,10 @@ async def delete(prefix: str) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
+    global PROFILE
+    PROFILE = args.profile or ""
     if args.skip_raw:  # one machine-readable line, for A/B runs of a change
-        svc = await run_service(args.jobs, args.clients, args.slots, args.split)
+        svc = await run_service(args.jobs, args.clients, args.slots, args.split, args.rate)
         print(" ".join(f"{k}={v:.2f}" for k, v in svc.items()))
         return
     raw = await run_raw(args.jobs, args.clients, args.slots)
@@ -270,8 +289,17 @@ if __name__ == "__main__":
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--slots", type=int, default=16)
     parser.add_argument("--split", action="store_true", help="server and worker processes")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="offered jobs/s (paced clients); default: flat out")  # fmt: skip
     parser.add_argument("--skip-raw", action="store_true", help="ffpool only, one line (A/B)")
     parser.add_argument("--serve", metavar="PREFIX", help=argparse.SUPPRESS)
     parser.add_argument("--role", default="serve", help=argparse.SUPPRESS)
+    parser.add_argument("--profile", metavar="DIR", help="write cProfile stats per service process")
     ns = parser.parse_args()
-    asyncio.run(serve(ns.serve, ns.slots, ns.role) if ns.serve else main(ns))
+    if ns.serve and ns.profile:
+        import cProfile
+
+        cProfile.run("asyncio.run(serve(ns.serve, ns.slots, ns.role))",
+                     f"{ns.profile}/{ns.role}.pstats")  # fmt: skip
+    else:
+        asyncio.run(serve(ns.serve, ns.slots, ns.role) if ns.serve else main(ns))

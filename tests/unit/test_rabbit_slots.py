@@ -24,6 +24,9 @@ class FakePublisher:
     async def publish_event(self, event: JobEvent, *, confirm: bool) -> None:
         self.events.append(event)
 
+    async def publish_events(self, events: list[JobEvent]) -> None:
+        self.events.extend(events)
+
     async def publish_job(self, job: Job, attempt: int, **_: Any) -> None:
         self.jobs.append(job.id)
 
@@ -54,9 +57,11 @@ class FakeMessage:
         self.headers: dict[str, Any] = {}
         self.redelivered = False
         self.message_id = job.id
+        self.delivery_tag = 1
+        self.channel = self  # acks go to the channel without a drain (runner._ack)
         self.settled: list[str] = []
 
-    async def ack(self) -> None:
+    async def basic_ack(self, delivery_tag: int, wait: bool) -> None:
         self.settled.append("ack")
 
     async def nack(self, requeue: bool = True) -> None:

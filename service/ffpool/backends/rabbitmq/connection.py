@@ -23,6 +23,7 @@ from aio_pika.abc import (
 
 from ffpool import logs
 from ffpool.backends.base import BackendBusy, BackendUnavailable
+from ffpool.backends.rabbitmq.transport import CoalescingConnection
 from ffpool.topology import Topology
 
 log = logs.get(__name__)
@@ -54,6 +55,7 @@ async def connect(url: str, name: str, timeout: float) -> AbstractRobustConnecti
         url,
         timeout=timeout,
         client_properties={"connection_name": name},
+        connection_class=CoalescingConnection,
     )
 
 

@@ -24,6 +24,7 @@ from ffpool.backends.base import BackendError
 from ffpool.backends.rabbitmq import attempts, connection
 from ffpool.backends.rabbitmq.attempts import Action
 from ffpool.backends.rabbitmq.markers import Markers
+from ffpool.backends.rabbitmq.outbox import Outbox
 from ffpool.backends.rabbitmq.publisher import Publisher
 from ffpool.backends.rabbitmq.runner import (
     ExecutorLike,
@@ -78,7 +79,8 @@ class WorkerPool:
         self._limit_s = limit_s
         self._timeout = settings.broker_timeout_seconds
         self._markers = Markers(settings.media_root)
-        self._settler = Settler(publisher, self._markers, self._timeout)
+        self._outbox = Outbox(publisher.publish_events)
+        self._settler = Settler(publisher, self._markers, self._timeout, self._outbox)
         self._consumers: list[tuple[AbstractQueue, str]] = []
         self._runs: dict[str, Run] = {}
         self._handlers: set[asyncio.Task[None]] = set()
@@ -258,7 +260,7 @@ class WorkerPool:
     async def _publish_in_order(self, event: JobEvent) -> None:
         """On the outcome's (confirmed) channel: a channel's messages are routed in order, so
         this one reaches the servers before the outcome published next."""
-        await self._publisher.publish_event(event, confirm=True)
+        await self._outbox.put(event)
 
     async def _completed_event(self, job_id: str) -> CompletedEvent | None:
         return self._completed.get(job_id) or (await self._known_outcome(job_id))[0]

@@ -32,11 +32,24 @@ from ffpool.topology import Topology
 
 log = logs.get(__name__)
 _event_adapter: TypeAdapter[JobEvent] = TypeAdapter(JobEvent)
+_batch_adapter: TypeAdapter[list[JobEvent]] = TypeAdapter(list[JobEvent])
 
 
 def parse_event(body: bytes) -> JobEvent | None:
     try:
         return _event_adapter.validate_json(body)
+    except ValidationError:
+        return None
+
+
+def parse_events(body: bytes) -> list[JobEvent] | None:
+    """One event, or a worker's batch of them (a JSON array, see outbox.py); None if the
+    message is not valid as a whole: a batch is published by one worker in one piece."""
+    if not body.lstrip().startswith(b"["):
+        event = parse_event(body)
+        return None if event is None else [event]
+    try:
+        return _batch_adapter.validate_json(body)
     except ValidationError:
         return None
 
@@ -96,11 +109,12 @@ class EventsFeed:
             self.cache.put(record)
 
     async def _on_event(self, message: AbstractIncomingMessage) -> None:
-        event = parse_event(message.body)
-        if event is None:
+        events = parse_events(message.body)
+        if events is None:
             log.warning("ignored a malformed event", routing_key=message.routing_key)
             return
-        self.ingest(event)
+        for event in events:
+            self.ingest(event)
 
     async def _on_dead_letter(self, message: AbstractIncomingMessage) -> None:
         job = attempts.parse_job(message.body)

@@ -30,6 +30,8 @@ JSON = "application/json"
 _T = TypeVar("_T")
 Properties = aiormq.spec.Basic.Properties
 PERSISTENT = 2
+# Routing key of a batch of events; a single event's is its type.
+EVENT_BATCH_KEY = "batch"
 # A confirm still outstanding after this long checks whether an alarm blocked the connection.
 BLOCKED_CHECK_S = 0.25
 
@@ -100,6 +102,12 @@ class Publisher:
             await self._confirm(exchange, event.type, body, props, None, mandatory=False)
         else:
             await self._send(self._fast, exchange, event.type, body, props, None, False)
+
+    async def publish_events(self, events: list[JobEvent]) -> None:
+        """Several events as one confirmed message, a JSON array (outbox.py)."""
+        body = b"[" + b",".join(e.model_dump_json().encode() for e in events) + b"]"
+        await self._confirm(self._topo.events_exchange, EVENT_BATCH_KEY, body,
+                            Properties(content_type=JSON), None, mandatory=False)  # fmt: skip
 
     async def publish_control(
         self, body: BaseModel, routing_key: str, *, reply_to: str | None = None

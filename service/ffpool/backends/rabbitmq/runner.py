@@ -1,9 +1,10 @@
 """One job run on a worker slot: execute, then record the outcome, then (only then) ack.
 
-The outcome is recorded before the ack: `completed` is published with a confirm (every server
-folds it into its records); a deterministic `failed` goes to the DLQ with its reason
-(confirmed) and is published. A hand-back (drain/stop) republishes the job with the same
-attempt. Only after that are the job's deliveries acked. A completed job's marker file is
+The outcome is recorded before the ack: `completed` is published with a confirm, batched with
+other slots' events (outbox.py; every server folds it into its records); a deterministic
+`failed` goes to the DLQ with its reason (confirmed) and is published. A hand-back
+(drain/stop) republishes the job with the same attempt. Only after that are the job's
+deliveries acked. A completed job's marker file is
 written before its outcome is published: a redelivered copy (broker trouble, or a crash between
 the confirm and the ack) is recognised by it on any worker sharing MEDIA_ROOT, else by asking
 the servers (see consumer.py).
@@ -24,6 +25,7 @@ from ffpool import logs
 from ffpool.backends.base import BackendError
 from ffpool.backends.rabbitmq import attempts
 from ffpool.backends.rabbitmq.markers import Markers
+from ffpool.backends.rabbitmq.outbox import Outbox
 from ffpool.backends.rabbitmq.publisher import Publisher
 from ffpool.jobs.events import (
     CancelledEvent,
@@ -185,9 +187,12 @@ async def execute(
 
 
 class Settler:
-    def __init__(self, publisher: Publisher, markers: Markers, timeout: float) -> None:
+    def __init__(
+        self, publisher: Publisher, markers: Markers, timeout: float, outbox: Outbox
+    ) -> None:
         self._publisher = publisher
         self._markers = markers
+        self._outbox = outbox
         self._timeout = timeout
 
     async def settle(self, run: Run, outcome: Outcome) -> None:
@@ -249,7 +254,7 @@ class Settler:
     async def _record(self, run: Run, event: JobEvent) -> bool:
         """Publish the outcome (confirmed), then ack; if it cannot be published, requeue.
         True when both went through."""
-        if await self._retrying(lambda: self._publisher.publish_event(event, confirm=True)):
+        if await self._retrying(lambda: self._outbox.put(event)):
             return await ack_all(run.deliveries, self._timeout)
         await nack_all(run.deliveries, self._timeout)
         return False
@@ -272,11 +277,21 @@ async def ack_all(deliveries: list[AbstractIncomingMessage], timeout: float) -> 
     for message in deliveries:
         try:
             async with asyncio.timeout(timeout):
-                await message.ack()
+                await _ack(message)
         except Exception as exc:  # a stale delivery or a closed channel: log, go on
             log.debug("ack failed; the broker redelivers it", error=type(exc).__name__)
             ok = False
     return ok
+
+
+async def _ack(message: AbstractIncomingMessage) -> None:
+    """Queue the ack without waiting for it to reach the socket (aio-pika's `ack` drains the
+    writer each time, one system call per job): the ack then shares a write with the others of
+    this loop turn (transport.py). An ack lost with the connection means a redelivery, which
+    the completed marker and the servers' records recognise either way."""
+    if message.delivery_tag is None:
+        return
+    await message.channel.basic_ack(delivery_tag=message.delivery_tag, wait=False)
 
 
 async def nack_all(deliveries: list[AbstractIncomingMessage], timeout: float) -> None:
