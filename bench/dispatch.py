@@ -4,7 +4,8 @@ Whole path: WebSocket `submit` → server → broker (confirmed) → worker → 
 `completed` at the client, with the FFmpeg step replaced by a no-op executor. The service runs
 in its own process (as `ffpool serve` would); 100 clients in this one, each submitting and
 waiting for `completed` in a loop. Then, in the same run, the raw baseline: aio-pika publish
-with confirms → consume with ack, with the same number of concurrent producers.
+with confirms → consume with ack, with the same number of concurrent producers; and the same
+clients against the embedded memory backend, which is the WebSocket path's cost alone.
 
     .venv/bin/python bench/dispatch.py [--jobs 5000] [--clients 100] [--slots 16] [--split]
 
@@ -34,6 +35,7 @@ import aio_pika
 from websockets.asyncio.client import connect
 
 from ffpool import logs
+from ffpool.backends.memory import MemoryBackend
 from ffpool.backends.rabbitmq import RabbitBackend
 from ffpool.jobs.events import CompletedEvent, FailedEvent, ProgressEvent
 from ffpool.jobs.models import Job
@@ -75,7 +77,11 @@ async def serve(prefix: str, slots: int, role: str) -> None:
     )  # fmt: skip
     metrics = Metrics()
     executor = NoopExecutor() if role != "server" else None
-    backend = RabbitBackend(settings, metrics, executor, serve_clients=role != "worker")
+    backend: RabbitBackend | MemoryBackend
+    if role == "memory":  # the WebSocket path alone: same server code, no broker
+        backend = MemoryBackend(settings, NoopExecutor(), metrics)
+    else:
+        backend = RabbitBackend(settings, metrics, executor, serve_clients=role != "worker")
     await backend.start()
     ws = await start_ws_server(backend, settings, metrics) if role != "worker" else None
     port = next(iter(ws.sockets)).getsockname()[1] if ws else 0
@@ -156,10 +162,10 @@ async def ws_client(
 
 
 async def run_service(
-    jobs: int, clients: int, slots: int, split: bool, rate: float = 0.0
+    jobs: int, clients: int, slots: int, split: bool, rate: float = 0.0, memory: bool = False
 ) -> dict[str, float]:
     prefix = f"ffbench.{uuid.uuid4().hex[:8]}"
-    roles = ["server", "worker"] if split else ["serve"]
+    roles = ["memory"] if memory else ["server", "worker"] if split else ["serve"]
     started = [await spawn(prefix, slots, role) for role in roles]
     try:
         url = f"ws://127.0.0.1:{started[0][1]}/ws"
@@ -182,7 +188,8 @@ async def run_service(
             assert proc.stdin is not None
             proc.stdin.close()
             await asyncio.wait_for(proc.wait(), 30)
-        await delete(prefix)
+        if not memory:
+            await delete(prefix)
     return {
         **{f"cpu_{k}": v / elapsed for k, v in cpu.items()},
         "jobs_s": len(done) / elapsed,
@@ -264,6 +271,7 @@ async def main(args: argparse.Namespace) -> None:
         return
     raw = await run_raw(args.jobs, args.clients, args.slots)
     svc = await run_service(args.jobs, args.clients, args.slots, args.split)
+    mem = await run_service(args.jobs, args.clients, args.slots, False, memory=True)
     layout = "server + worker processes" if args.split else "one `serve` process"
     print(f"jobs={args.jobs} clients={args.clients} slots={args.slots} ({layout})")
     print(f"raw aio-pika confirm→consume/ack : {raw['jobs_s']:8.0f} jobs/s   "
@@ -273,7 +281,10 @@ async def main(args: argparse.Namespace) -> None:
     print(f"ffpool submit→accepted          :   p50 {svc['acc_p50']:.1f} ms  "
           f"p99 {svc['acc_p99']:.1f} ms")  # fmt: skip
     print(f"ratio ffpool/raw                : {svc['jobs_s'] / raw['jobs_s']:.2f}")
-    for label, res in (("raw", raw), ("ffpool", svc)):
+    print(f"WebSocket path alone (memory)   : {mem['jobs_s']:8.0f} jobs/s   "
+          f"p50 {mem['done_p50']:.1f} ms  p99 {mem['done_p99']:.1f} ms   "
+          f"accepted p50 {mem['acc_p50']:.1f} ms  p99 {mem['acc_p99']:.1f} ms")  # fmt: skip
+    for label, res in (("raw", raw), ("ffpool", svc), ("memory", mem)):
         shares = [(k[4:], v) for k, v in res.items() if k.startswith("cpu_")]
         print(
             f"CPU {label:<6} (cores busy, ms/job)  : "
