@@ -270,8 +270,8 @@ async def main(args: argparse.Namespace) -> None:
         print(" ".join(f"{k}={v:.2f}" for k, v in svc.items()))
         return
     raw = await run_raw(args.jobs, args.clients, args.slots)
-    svc = await run_service(args.jobs, args.clients, args.slots, args.split)
-    mem = await run_service(args.jobs, args.clients, args.slots, False, memory=True)
+    svc = await run_service(args.jobs, args.clients, args.slots, args.split, args.rate)
+    mem = await run_service(args.jobs, args.clients, args.slots, False, args.rate, memory=True)
     layout = "server + worker processes" if args.split else "one `serve` process"
     print(f"jobs={args.jobs} clients={args.clients} slots={args.slots} ({layout})")
     print(f"raw aio-pika confirm→consume/ack : {raw['jobs_s']:8.0f} jobs/s   "

@@ -74,6 +74,47 @@ async def test_a_failed_publish_fails_every_put_of_its_batch() -> None:
     assert all(isinstance(r, BackendUnavailable) for r in results)
 
 
+async def test_a_lost_connections_cancelled_confirm_fails_the_batch_not_the_outbox() -> None:
+    """aiormq fails pending confirms with CancelledError when heartbeats find the connection
+    stuck: the slots waiting on that batch get BackendUnavailable (and retry), never a hang."""
+    broker = Broker()
+    broker.fail = asyncio.CancelledError()
+    broker.confirm.set()
+    box = Outbox(broker.publish)
+    results = await asyncio.wait_for(
+        asyncio.gather(box.put(done(0)), box.put(done(1)), return_exceptions=True), 5
+    )
+    assert all(isinstance(r, BackendUnavailable) for r in results), results
+    assert results[0] is not results[1], "one exception object per caller"
+    broker.fail = None
+    await asyncio.wait_for(box.put(done(2)), 5)
+
+
+async def test_a_bug_in_publishing_fails_the_puts_instead_of_stranding_them() -> None:
+    broker = Broker()
+    broker.fail = KeyError("bug")
+    broker.confirm.set()
+    box = Outbox(broker.publish)
+    with pytest.raises(BackendUnavailable):
+        await asyncio.wait_for(box.put(done(0)), 5)
+
+
+async def test_stopping_the_flusher_fails_what_it_held() -> None:
+    broker = Broker()
+    box = Outbox(broker.publish)
+    puts = [asyncio.create_task(box.put(done(i))) for i in range(2)]
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # the batch is in flight, its confirm never comes
+    later = asyncio.create_task(box.put(done(2)))
+    await asyncio.sleep(0)
+    flusher = box._flusher
+    assert flusher is not None
+    flusher.cancel()
+    results = await asyncio.wait_for(asyncio.gather(*puts, later, return_exceptions=True), 5)
+    assert all(isinstance(r, BackendUnavailable) for r in results), results
+    assert box.pending() == 0
+
+
 async def test_batches_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(outbox_module, "MAX_BATCH", 3)
     broker = Broker()
@@ -169,6 +210,30 @@ async def test_drain_and_close_flush_first() -> None:
     assert transport.writes == [b"x", b"y"]
     await asyncio.sleep(0)  # the scheduled flush finds nothing left
     assert transport.writes == [b"x", b"y"]
+
+
+async def test_write_eof_flushes_first() -> None:
+    w, transport = writer()
+    eof: list[int] = []
+    transport.write_eof = lambda: eof.append(len(transport.writes))  # type: ignore[method-assign]
+    transport.can_write_eof = lambda: True  # type: ignore[method-assign]
+    w.write(b"bye")
+    w.write_eof()
+    assert transport.writes == [b"bye"]
+    assert eof == [1], "EOF after the pending bytes"
+    w.close()
+
+
+async def test_a_failing_socket_write_is_not_raised_from_the_loop() -> None:
+    w, transport = writer()
+
+    def broken(data: object) -> None:
+        raise RuntimeError("Cannot call write() after write_eof()")
+
+    transport.write = broken  # type: ignore[method-assign, assignment]
+    w.write(b"x")
+    w.flush()
+    w.close()
 
 
 async def test_nothing_is_written_to_a_closing_transport() -> None:

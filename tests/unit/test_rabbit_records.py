@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from ffpool.backends.rabbitmq.control import CancelCommand, LookupReply, LookupRequest, parse
-from ffpool.backends.rabbitmq.events import parse_event
+from ffpool.backends.rabbitmq.events import EventsFeed, parse_event
 from ffpool.backends.rabbitmq.markers import Markers
 from ffpool.backends.rabbitmq.records import UNKNOWN_OPERATION, RecordCache, fold
 from ffpool.jobs.events import (
@@ -17,6 +17,7 @@ from ffpool.jobs.events import (
     StateEvent,
 )
 from ffpool.jobs.models import utcnow
+from ffpool.topology import Topology
 
 JOB = "b" * 32
 
@@ -92,3 +93,17 @@ async def test_markers_round_trip(tmp_path: Path) -> None:
         ".ffpool-cancelled",
         ".ffpool-completed.json",
     ]
+
+
+async def test_progress_before_the_job_is_recorded_still_reaches_its_subscriber() -> None:
+    """A fast worker's progress can beat the submitting server's confirm: the server has no
+    record yet, but its client (subscribed before submitting) must see the progress."""
+    feed = EventsFeed(Topology(), "s", 1.0, capacity=10)
+    async with feed.hub.subscribe(JOB) as sub:
+        assert feed.ingest(ProgressEvent(job_id=JOB, percent=50.0)) is None
+        feed.ingest(CompletedEvent(job_id=JOB, processing_time_s=1.0))
+        feed.ingest(ProgressEvent(job_id=JOB, percent=60.0))  # after the end: not forwarded
+        assert [e.type for e in sub.pending()] == ["progress", "completed"]
+    record = feed.cache.get(JOB)
+    assert record is not None
+    assert record.state is JobState.COMPLETED

@@ -99,7 +99,10 @@ class EventsFeed:
         """Fold an event into the cache and hand it to this server's subscribers."""
         before = self.cache.get(event.job_id)
         record = self.cache.fold(event)
-        if record is not None and (before is None or not before.state.terminal):
+        # A job still unknown here is forwarded too: a fast worker's first progress can arrive
+        # before the submitting server, still awaiting its confirm, has recorded the job, and
+        # its client subscribed before submitting.
+        if before is None or not before.state.terminal:
             self.hub.publish(event)
         return record
 

@@ -1,33 +1,39 @@
 """A worker's confirmed events (outcomes, and the progress that must precede them), batched.
 
 Every event a worker's slots produce in one turn of the event loop goes to the servers as one
-confirmed message: a JSON array of events (servers read a single event or an array). Under load
-a worker finishing dozens of short jobs per turn then costs the broker, and every server, one
-message instead of dozens; on the 2-core machines a delivery costs a server about as much CPU
-as a job's whole WebSocket exchange (bench/dispatch.py profile).
+confirmed message: a JSON array of events (servers read a single event or an array), at most
+`MAX_BATCH` of them. Under load a worker finishing dozens of short jobs per turn then costs the
+broker, and every server, one message instead of dozens; on the 2-core machines a delivery
+costs a server about as much CPU as a job's whole WebSocket exchange (bench/dispatch.py).
 
 At most one batch is in flight: its confirm must come back before the next batch is published,
 which keeps the events in the order they were put (one channel's messages are routed in order)
-and lets a batch grow while the broker is busy. `put` returns once the batch carrying the event
-is confirmed, or raises what publishing it raised, so a worker still acks a job only after its
-outcome is with the broker.
+and lets the next batch grow while the broker is busy. `put` returns once the batch carrying the
+event is confirmed, or raises BackendError, so a worker still acks a job only after its outcome
+is with the broker. It may wait for the batch ahead of its own first: at most twice the
+publisher's broker timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Awaitable, Callable
 
+from ffpool import logs
+from ffpool.backends.base import BackendError, BackendUnavailable
 from ffpool.jobs.events import JobEvent
 
+log = logs.get(__name__)
 # Events per message: bounds the message (each event is well under 2 KB).
 MAX_BATCH = 200
+_Entry = tuple[JobEvent, "asyncio.Future[None]"]
 
 
 class Outbox:
     def __init__(self, publish: Callable[[list[JobEvent]], Awaitable[None]]) -> None:
         self._publish = publish
-        self._pending: list[tuple[JobEvent, asyncio.Future[None]]] = []
+        self._pending: list[_Entry] = []
         self._flusher: asyncio.Task[None] | None = None
 
     async def put(self, event: JobEvent) -> None:
@@ -41,21 +47,46 @@ class Outbox:
         await asyncio.shield(future)
 
     async def _flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-            try:
-                await self._publish([event for event, _ in batch])
-            except Exception as exc:  # each caller decides: retry, or requeue its job
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-            else:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_result(None)
+        batch: list[_Entry] = []
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                _settle(batch, await self._send([event for event, _ in batch]))
+                batch = []
+        finally:
+            # Only if this task itself was cancelled (shutdown): no put may wait forever.
+            stranded, self._pending = batch + self._pending, []
+            _settle(stranded, BackendUnavailable("the worker is stopping"))
+
+    async def _send(self, events: list[JobEvent]) -> BackendError | None:
+        try:
+            await self._publish(events)
+        except BackendError as exc:
+            return exc
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            # aiormq fails pending confirms with CancelledError when it finds its connection
+            # stuck (missed heartbeats): a lost connection, like any other.
+            return BackendUnavailable("the broker connection was lost before the confirm")
+        except Exception as exc:  # a bug must not strand the slots waiting on this batch
+            log.exception("publishing events failed")
+            return BackendUnavailable(f"publishing events failed: {type(exc).__name__}")
+        return None
 
     def pending(self) -> int:
         return len(self._pending)
+
+
+def _settle(batch: list[_Entry], error: BackendError | None) -> None:
+    for _, future in batch:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:  # one exception object per caller: raising one in many tasks piles tracebacks
+            future.set_exception(copy.copy(error))
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:

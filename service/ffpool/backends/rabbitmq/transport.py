@@ -21,6 +21,10 @@ import aio_pika
 from aiormq.connection import SSLContextProvider, TransportFactory
 from yarl import URL
 
+from ffpool import logs
+
+log = logs.get(__name__)
+
 # asyncio's own default for StreamReader buffers (asyncio.streams._DEFAULT_LIMIT).
 STREAM_LIMIT = 2**16
 
@@ -49,12 +53,20 @@ class CoalescingWriter(asyncio.StreamWriter):
             return
         data = b"".join(self._pending)
         self._pending.clear()
-        if not self.transport.is_closing():
+        if self.transport.is_closing():
+            return
+        try:
             self.transport.write(data)
+        except (OSError, RuntimeError) as exc:  # closed under us: the connection is lost anyway
+            log.debug("broker socket write failed", error=type(exc).__name__)
 
     async def drain(self) -> None:
         self.flush()
         await super().drain()
+
+    def write_eof(self) -> None:
+        self.flush()
+        super().write_eof()
 
     def close(self) -> None:
         self.flush()
