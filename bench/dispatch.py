@@ -7,7 +7,7 @@ waiting for `completed` in a loop. Then, in the same run, the raw baseline: aio-
 with confirms → consume with ack, with the same number of concurrent producers; and the same
 clients against the embedded memory backend, which is the WebSocket path's cost alone.
 
-    .venv/bin/python bench/dispatch.py [--jobs 5000] [--clients 100] [--slots 16] [--split]
+    .venv/bin/python -m bench.dispatch [--jobs 5000] [--clients 100] [--slots 16] [--split]
 
 It also prints how the CPU splits between the processes (clients, service, the broker's Erlang
 VM), read from /proc over the timed phase: on a shared machine CPU ms per job is steadier than
@@ -29,7 +29,6 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import aio_pika
 from websockets.asyncio.client import connect
@@ -42,9 +41,8 @@ from ffpool.jobs.models import Job
 from ffpool.metrics import Metrics
 from ffpool.server.ws import start_ws_server
 from ffpool.settings import Settings
-from ffpool.topology import Topology
+from tests.integration.test_rabbitmq_helpers import AMQP_URL, delete_topology, topology_env
 
-URL = "amqp://guest:guest@127.0.0.1:5672/"
 JOB = {"input": {"kind": "path", "path": "clips/none.mp4"}, "operation": {"op": "probe"}}
 
 
@@ -55,32 +53,22 @@ class NoopExecutor:
         return CompletedEvent(job_id=job.id, processing_time_s=0.0)
 
 
-def topology(prefix: str) -> dict[str, Any]:
-    return {
-        "job_exchange": f"{prefix}.jobs",
-        "job_queue": f"{prefix}.queue",
-        "dlq_queue": f"{prefix}.dlq",
-        "events_exchange": f"{prefix}.events",
-        "control_exchange": f"{prefix}.control",
-    }
-
-
 async def serve(prefix: str, slots: int, role: str) -> None:
     """The service side, in its own process: backend (+ WebSocket server), no-op FFmpeg.
     `serve` = server and workers in one process; `server` / `worker` = one side each."""
     logs.configure("WARNING")
     media = Path(tempfile.mkdtemp(prefix="ffpool-bench-"))
     settings = Settings(
-        backend="rabbitmq", rabbitmq_url=URL, host="127.0.0.1", ws_port=0, media_root=media,
+        backend="rabbitmq", rabbitmq_url=AMQP_URL, host="127.0.0.1", ws_port=0, media_root=media,
         instance_name=f"bench-{role}", max_concurrent_jobs=slots, max_retained_jobs=100_000,
-        **topology(prefix),
+        **topology_env(prefix),
     )  # fmt: skip
     metrics = Metrics()
-    executor = NoopExecutor() if role != "server" else None
     backend: RabbitBackend | MemoryBackend
     if role == "memory":  # the WebSocket path alone: same server code, no broker
         backend = MemoryBackend(settings, NoopExecutor(), metrics)
     else:
+        executor = NoopExecutor() if role != "server" else None
         backend = RabbitBackend(settings, metrics, executor, serve_clients=role != "worker")
     await backend.start()
     ws = await start_ws_server(backend, settings, metrics) if role != "worker" else None
@@ -95,8 +83,8 @@ async def serve(prefix: str, slots: int, role: str) -> None:
 async def spawn(prefix: str, slots: int, role: str) -> tuple[asyncio.subprocess.Process, int]:
     profile = ["--profile", PROFILE] if PROFILE else []
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--serve", prefix, "--slots", str(slots), "--role", role,
-        *profile,
+        sys.executable, "-m", "bench.dispatch", "--serve", prefix, "--slots", str(slots),
+        "--role", role, *profile,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert proc.stdout is not None
@@ -189,7 +177,7 @@ async def run_service(
             proc.stdin.close()
             await asyncio.wait_for(proc.wait(), 30)
         if not memory:
-            await delete(prefix)
+            await delete_topology(prefix)
     return {
         **{f"cpu_{k}": v / elapsed for k, v in cpu.items()},
         "jobs_s": len(done) / elapsed,
@@ -203,8 +191,8 @@ async def run_service(
 async def run_raw(jobs: int, clients: int, prefetch: int) -> dict[str, float]:
     """Baseline: publish persistent with confirms → consume with ack, closed loop per client."""
     name = f"ffbench.raw.{uuid.uuid4().hex[:8]}"
-    pub_conn = await aio_pika.connect(URL)
-    con_conn = await aio_pika.connect(URL)
+    pub_conn = await aio_pika.connect(AMQP_URL)
+    con_conn = await aio_pika.connect(AMQP_URL)
     waiting: dict[str, asyncio.Future[None]] = {}
     try:
         pub = await pub_conn.channel(publisher_confirms=True)
@@ -249,17 +237,6 @@ async def run_raw(jobs: int, clients: int, prefetch: int) -> dict[str, float]:
         "done_p50": pct(done, 0.5),
         "done_p99": pct(done, 0.99),
     }
-
-
-async def delete(prefix: str) -> None:
-    topo = Topology(**topology(prefix))
-    conn = await aio_pika.connect(URL)
-    async with conn:
-        channel = await conn.channel()
-        for q in (topo.job_queue, topo.dlq_queue):
-            await channel.queue_delete(q)
-        for ex in (topo.job_exchange, topo.events_exchange, topo.control_exchange):
-            await channel.exchange_delete(ex)
 
 
 async def main(args: argparse.Namespace) -> None:

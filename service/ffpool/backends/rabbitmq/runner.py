@@ -227,29 +227,29 @@ class Settler:
 
     async def hand_back(self, run: Run) -> None:
         """Back to the queue with the same attempt: a drain never counts against a job."""
-        try:
-            await self._publisher.publish_job(
-                run.job, run.attempt, wait_s=self._timeout, republished=True
-            )
-        except BackendError as exc:
-            log.warning("hand-back failed, requeueing", job_id=run.job.id, error=str(exc))
-            await nack_all(run.deliveries, self._timeout)
-            return
-        await ack_all(run.deliveries, self._timeout)
-        log.info("job handed back to the queue", job_id=run.job.id, attempt=run.attempt)
+        if await self._republish(run, "hand-back", backoff_s=0.0):
+            log.info("job handed back to the queue", job_id=run.job.id, attempt=run.attempt)
 
     async def retry(self, run: Run) -> None:
-        """A redelivered job: republish it counted as the next attempt, then ack the copy."""
+        """A redelivered job: republish it counted as the next attempt, then ack the copy.
+        A refused republish waits a second first: no hot requeue loop while the broker
+        refuses publishes."""
+        await self._republish(run, "retry", backoff_s=1.0)
+
+    async def _republish(self, run: Run, why: str, *, backoff_s: float) -> bool:
+        """Republish the job with `run.attempt`, then ack its deliveries; if the broker
+        refuses, requeue them instead (after `backoff_s`). True when republished."""
         try:
             await self._publisher.publish_job(
                 run.job, run.attempt, wait_s=self._timeout, republished=True
             )
         except BackendError as exc:
-            log.warning("retry republish failed", job_id=run.job.id, error=str(exc))
-            await asyncio.sleep(1.0)  # no hot requeue loop while the broker refuses publishes
+            log.warning(f"{why} republish failed, requeueing", job_id=run.job.id, error=str(exc))
+            await asyncio.sleep(backoff_s)
             await nack_all(run.deliveries, self._timeout)
-            return
+            return False
         await ack_all(run.deliveries, self._timeout)
+        return True
 
     async def _record(self, run: Run, event: JobEvent) -> bool:
         """Publish the outcome (confirmed), then ack; if it cannot be published, requeue.
