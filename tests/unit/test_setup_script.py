@@ -38,7 +38,14 @@ def sandbox(tmp_path: Path) -> Path:
 
 
 def run_setup(sandbox: Path) -> list[str]:
-    env = {"PATH": str(sandbox / "bin"), "VENV": str(sandbox / "venv"), "HOME": str(sandbox)}
+    env = {
+        "PATH": str(sandbox / "bin"),
+        "VENV": str(sandbox / "venv"),
+        "HOME": str(sandbox),
+        # The FFmpeg decision alone: not this machine's broker or cluster packages.
+        "FFPOOL_SETUP_BROKER": "0",
+        "FFPOOL_CLUSTER_PACKAGES": "0",
+    }
     subprocess.run(
         ["/bin/bash", str(ROOT / "scripts" / "setup.sh")],
         env=env, check=True, stdin=subprocess.DEVNULL, capture_output=True, timeout=30,
