@@ -8,7 +8,9 @@ operator (see /work/shared/notes/kmock.md for the gaps it fixes):
 - a failing JSON-patch `test` (kopf's optimistic locking) answers 422, not 500;
 - deletion: finalizers honoured, then owner-reference garbage collection (cascading);
 - list: a real resourceVersion and equality label selectors; watch subscribes before its
-  snapshot (no lost events) and honours `?resourceVersion`.
+  snapshot (no lost events) and honours `?resourceVersion`;
+- server-side apply (`application/apply-patch+yaml`): creates or updates, with per-manager field
+  ownership (tests/kmock_apply.py); every other PATCH is a merge or JSON patch.
 
 It leans on KMock internals (`_objects`, `_buses`, `_lock`, the RawHandler dispatch): keep it
 small and keep the version pinned.
@@ -27,6 +29,8 @@ import jsonpatch
 import kmock
 from kmock._internal import apps, dicts, enums, rendering
 
+from tests import kmock_apply
+
 Key = tuple[Any, str | None, str]
 
 
@@ -43,6 +47,11 @@ def _restrict(data: Any, keep_status: bool) -> Any:
     return {k: v for k, v in data.items() if k != "status"}
 
 
+def _is_apply(req: rendering.Request) -> bool:
+    content_type = next((v for k, v in req.headers.items() if k.lower() == "content-type"), "")
+    return str(content_type).startswith("application/apply-patch")
+
+
 def _selected(obj: dict[str, Any], selector: str | None) -> bool:
     if not selector:
         return True
@@ -55,6 +64,7 @@ def _selected(obj: dict[str, Any], selector: str | None) -> bool:
 class ApiServer(kmock.KubernetesEmulator):
     _rv: int = attrs.field(default=0, init=False)
     _created: dict[int, dict[str, Any]] = attrs.field(factory=dict, init=False)
+    _owners: dict[str, kmock_apply.Owners] = attrs.field(factory=dict, init=False)  # by uid
 
     def _next_rv(self) -> str:
         self._rv += 1
@@ -69,21 +79,25 @@ class ApiServer(kmock.KubernetesEmulator):
         if "name" not in meta and meta.get("generateName"):
             meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
         ns = req.namespace or meta.get("namespace")
-        key: Key = (req.resource, ns, meta["name"])
+        self._created[id(req)] = await self._insert((req.resource, ns, meta["name"]), obj)
+
+    async def _insert(self, key: Key, obj: dict[str, Any]) -> dict[str, Any]:
+        """Stores a new object (answered by _serve_create: generateName-safe)."""
         if key in self._objects and not self._objects[key].deleted:
-            raise kmock.KubernetesError(409, "AlreadyExists", f"{meta['name']} already exists")
-        if ns is not None:
-            meta["namespace"] = ns
+            raise kmock.KubernetesError(409, "AlreadyExists", f"{key[2]} already exists")
+        meta = obj.setdefault("metadata", {})
+        if key[1] is not None:
+            meta["namespace"] = key[1]
         meta.update(
-            uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1,
+            uid=meta.get("uid") or str(uuid.uuid4()), creationTimestamp=_now(), generation=1,
             resourceVersion=self._next_rv(),
         )  # fmt: skip
         if key in self._objects:
             self._objects[key].create(obj)
         else:
             self._objects[key] = obj
-        self._created[id(req)] = obj  # answered by _serve_create (generateName-safe)
-        await self._emit(req.resource, "ADDED", obj)
+        await self._emit(key[0], "ADDED", obj)
+        return obj
 
     async def _store(self, key: Key, new: dict[str, Any]) -> None:
         obj = self._objects[key]
@@ -104,6 +118,27 @@ class ApiServer(kmock.KubernetesEmulator):
             new = copy.deepcopy(dict(dicts.patch_dict(old, data)))
         except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, ValueError) as e:
             raise kmock.KubernetesError(422, "Invalid", str(e)) from e
+        await self._commit(key, old, new)
+
+    async def _apply(self, req: rendering.Request) -> None:
+        key: Key = (req.resource, req.namespace, req.name or "")
+        exists = key in self._objects and not self._objects[key].deleted
+        old = copy.deepcopy(self._objects[key].raw) if exists else None
+        uid = (old or {}).get("metadata", {}).get("uid") or str(uuid.uuid4())
+        intent = _restrict(req.data, keep_status=False)
+        new, owners = kmock_apply.apply(
+            old, intent, self._owners.get(uid, {}), req.params.get("fieldManager", "")
+        )
+        self._owners[uid] = owners
+        meta = new.setdefault("metadata", {})
+        meta.update(uid=uid, name=key[2])
+        meta["managedFields"] = kmock_apply.managed_fields(owners, new.get("apiVersion", ""))
+        if old is None:
+            await self._insert(key, new)
+        else:
+            await self._commit(key, old, new)
+
+    async def _commit(self, key: Key, old: dict[str, Any], new: dict[str, Any]) -> None:
         meta = new.setdefault("metadata", {})
         for fixed in ("uid", "creationTimestamp", "name", "namespace"):
             if fixed in old.get("metadata", {}):
@@ -149,7 +184,7 @@ class ApiServer(kmock.KubernetesEmulator):
                 if request.action == enums.action.CREATE:
                     await self._create(request)
                 elif request.action == enums.action.UPDATE and request.name is not None:
-                    await self._update(request)
+                    await (self._apply if _is_apply(request) else self._update)(request)
                 elif request.action == enums.action.DELETE and request.name is not None:
                     await self._delete(request)
         response = await apps.RawHandler._handle(self, request)

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from ffpool import logs, names
-from ffpool_operator import builders, metrics, victims
+from ffpool_operator import builders, metrics, victims, workloads
 from ffpool_operator.broker import BrokerError, QueueStatsSource
 from ffpool_operator.kube import Kube
 from ffpool_operator.models import PoolRef, PoolSpec
@@ -107,7 +107,16 @@ async def mark_victims(
     costs = victims.deletion_costs(pods, remove)
     for name, cost in victims.cost_patches(pods, costs).items():
         body = {"metadata": {"annotations": {names.ANNOTATION_DELETION_COST: str(cost)}}}
-        await kube.patch("Pod", pool.namespace, name, body)
+        # A merge patch, not an apply: a pod gone meanwhile is a 404 here, where an apply would
+        # try to create it.
+        await kube.patch("Pod", pool.namespace, name, body, manager=names.FIELD_MANAGER_AUTOSCALER)
+
+
+async def write_replicas(kube: Kube, pool: PoolRef, count: int) -> None:
+    """The worker count, applied under the daemon's own field manager: its `managedFields`
+    entry shows who owns `spec.replicas`, and the reconcile's applies (which leave the count
+    out) can never reset it (docs/operator.md, "Worker count")."""
+    await kube.apply(workloads.worker_replicas(pool, count), manager=names.FIELD_MANAGER_AUTOSCALER)
 
 
 def fixed(spec: PoolSpec, current: int, history: History) -> Decision:
@@ -169,10 +178,7 @@ async def apply(
     if decision.desired < decision.current:
         await mark_victims(kube, pool, pods, decision.current - decision.desired)
     if decision.changed:
-        name = builders.child_name(pool, names.COMPONENT_WORKER)
-        await kube.patch(
-            "Deployment", pool.namespace, name, {"spec": {"replicas": decision.desired}}
-        )
+        await write_replicas(kube, pool, decision.desired)
         direction = "up" if decision.desired > decision.current else "down"
         metrics.DECISIONS.labels(pool.namespace, pool.name, direction).inc()
         log.info("workers scaled", pool=pool.name, reason=decision.reason)

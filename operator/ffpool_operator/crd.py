@@ -13,6 +13,7 @@ import yaml
 
 from ffpool import names
 from ffpool_operator.models import PoolSpec, PoolStatus
+from ffpool_operator.rules import VALIDATIONS
 
 CRD_NAME = f"{names.CRD_PLURAL}.{names.API_GROUP}"
 _DROP = {"title", "description_", "$defs"}
@@ -66,7 +67,8 @@ def structural(node: Any) -> Any:
         node.pop("additionalProperties", None)
     if isinstance(node.get("default"), dict | list):
         del node["default"]  # nested defaults are the models' job, not the apiserver's
-    return {k: structural(v) for k, v in node.items()}
+    # CEL rules (rules.py) are data, not schemas: copied as they are.
+    return {k: v if k == VALIDATIONS else structural(v) for k, v in node.items()}
 
 
 def model_schema(model: type[PoolSpec] | type[PoolStatus]) -> dict[str, Any]:

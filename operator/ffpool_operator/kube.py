@@ -1,15 +1,17 @@
 """A small async Kubernetes REST client (aiohttp) for the objects the operator owns: a timeout
-on every call, merge patches, 404 as None. Every call the operator makes goes through here, so
-the RBAC it needs is this module's `RESOURCES` times the verbs used (docs/operator.md)."""
+on every call, server-side apply, merge patches, 404 as None. Every call the operator makes goes
+through here, so the RBAC it needs is this module's `RESOURCES` times the verbs used
+(docs/operator.md)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import aiohttp
 
 from ffpool import names
-from ffpool_operator import cluster, last_applied
+from ffpool_operator import cluster
 
 RESOURCES = {
     "ConfigMap": ("/api/v1", "configmaps"),
@@ -20,7 +22,10 @@ RESOURCES = {
     "Ingress": ("/apis/networking.k8s.io/v1", "ingresses"),
     names.CRD_KIND: (f"/apis/{names.API_GROUP}/{names.API_VERSION}", names.CRD_PLURAL),
 }
+JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
+# Server-side apply takes YAML; JSON is YAML. https://kubernetes.io/docs/reference/using-api/server-side-apply/
+APPLY_PATCH = "application/apply-patch+yaml"
 
 
 class KubeError(Exception):
@@ -36,26 +41,37 @@ def path(kind: str, namespace: str, name: str | None = None, sub: str | None = N
 
 
 class Kube:
-    def __init__(self, cfg: Any, timeout: float = 10.0) -> None:
+    """`manager` names this client's writes in each object's `metadata.managedFields`."""
+
+    def __init__(self, cfg: Any, timeout: float = 10.0, manager: str = names.FIELD_MANAGER) -> None:
         self._cfg = cfg
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
+        self.manager = manager
 
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
 
-    async def _call(self, method: str, url: str, body: Any = None, **kw: Any) -> Any:
+    async def _call(
+        self,
+        method: str,
+        url: str,
+        body: Any = None,
+        content_type: str = JSON,
+        params: dict[str, str] | None = None,
+    ) -> Any:
         if self._session is None:
             conn = aiohttp.TCPConnector(ssl=cluster.ssl_context(self._cfg))
             self._session = aiohttp.ClientSession(connector=conn, timeout=self._timeout)
-        headers = {"Content-Type": MERGE_PATCH if method == "PATCH" else "application/json"}
+        headers = {"Content-Type": content_type}
         if tok := cluster.token(self._cfg):
             headers["Authorization"] = f"Bearer {tok}"
+        data = None if body is None else json.dumps(body).encode()
         try:
             async with self._session.request(
-                method, self._cfg.host + url, json=body, headers=headers, **kw
+                method, self._cfg.host + url, data=data, headers=headers, params=params
             ) as resp:
                 if resp.status == 404:
                     return None
@@ -79,40 +95,57 @@ class Kube:
     async def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
         meta = manifest["metadata"]
         result: dict[str, Any] = await self._call(
-            "POST", path(manifest["kind"], meta["namespace"]), manifest
-        )
+            "POST", path(manifest["kind"], meta["namespace"]), manifest,
+            params={"fieldManager": self.manager},
+        )  # fmt: skip
         return result
 
     async def patch(
-        self, kind: str, namespace: str, name: str, body: Any, sub: str | None = None
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        body: Any,
+        sub: str | None = None,
+        manager: str | None = None,
     ) -> dict[str, Any] | None:
+        """A merge patch (RFC 7386); None when the object is gone."""
         result: dict[str, Any] | None = await self._call(
-            "PATCH", path(kind, namespace, name, sub), body
-        )
+            "PATCH", path(kind, namespace, name, sub), body, MERGE_PATCH,
+            params={"fieldManager": manager or self.manager},
+        )  # fmt: skip
         return result
 
     async def delete(self, kind: str, namespace: str, name: str) -> None:
         await self._call("DELETE", path(kind, namespace, name))
 
-    async def apply(
-        self, manifest: dict[str, Any], on_create: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
-        """Create, or merge-patch what exists (owned objects: our manifest is the truth), nulling
-        the keys we set last time and no longer set (last_applied.py). `on_create` holds fields
-        set only at creation (the worker count, owned by the autoscaler afterwards)."""
-        kind, meta = manifest["kind"], manifest["metadata"]
-        namespace, name = meta["namespace"], meta["name"]
-        for _ in range(2):  # a second round only when the object appears or vanishes meanwhile
-            existing = await self.get(kind, namespace, name)
-            if existing is not None:
-                body = last_applied.patch_body(manifest, last_applied.recorded(existing))
-                patched = await self.patch(kind, namespace, name, body)
-                if patched is not None:
-                    return patched
-                continue
-            try:
-                return await self.create(last_applied.creation_body(manifest, on_create))
-            except KubeError as exc:
-                if exc.status != 409:
-                    raise
-        raise KubeError(f"apply {kind} {namespace}/{name}: it keeps appearing and vanishing", 409)
+    async def apply(self, manifest: dict[str, Any], manager: str | None = None) -> dict[str, Any]:
+        """Server-side apply of the full intent (apiVersion, kind, metadata, the fields `manager`
+        owns): creates the object if absent; fields `manager` applied before and leaves out now
+        are removed unless another manager owns them too; fields of other managers stay.
+        `force`: the operator owns what it builds, so a field someone else changed goes back
+        to the spec instead of failing the reconcile with a conflict (docs/operator.md)."""
+        meta = manifest["metadata"]
+        params = {"fieldManager": manager or self.manager, "force": "true"}
+        result: dict[str, Any] | None = await self._call(
+            "PATCH", path(manifest["kind"], meta["namespace"], meta["name"]), manifest,
+            APPLY_PATCH, params,
+        )  # fmt: skip
+        if result is None:  # only when the namespace is missing
+            raise KubeError(
+                f"apply {manifest['kind']} {meta['namespace']}/{meta['name']}: 404", 404
+            )
+        return result
+
+
+def field_managers(obj: dict[str, Any], field: tuple[str, ...]) -> set[str]:
+    """The managers that own `field` (a path of object keys, e.g. ("spec", "replicas")) by the
+    object's `metadata.managedFields`, whose `fieldsV1` spells each key `f:<key>`."""
+    out: set[str] = set()
+    for entry in (obj.get("metadata") or {}).get("managedFields") or []:
+        node: Any = entry.get("fieldsV1") or {}
+        for key in field:
+            node = node.get(f"f:{key}") if isinstance(node, dict) else None
+        if node is not None and entry.get("manager"):
+            out.add(str(entry["manager"]))
+    return out

@@ -4,18 +4,35 @@ the CRD YAML (`python -m ffpool_operator.crd`). Field names are camelCase in Kub
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Any
+import re
+from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from ffpool.topology import Topology
+from ffpool_operator.rules import Rule, add_to_schema
 
 K8sName = Annotated[
     str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 ]
-EnvName = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]
 Seconds = Annotated[float, Field(ge=0, le=24 * 3600)]
+ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
+# Kubernetes rejects `patternProperties` in CRD schemas, so the names' pattern is a CEL rule; a
+# bounded map keeps the rule's estimated cost within the API server's budget (rules.py).
+EnvVars = Annotated[
+    dict[str, str],
+    Field(max_length=128),
+    Rule(
+        cel=f"self.all(name, name.matches('{ENV_NAME}'))",
+        message="env names must be upper-case settings names (A-Z, 0-9 and _, no leading digit)",
+        holds=lambda env: all(re.fullmatch(ENV_NAME, name) for name in env),
+    ),
+]
+
+
+def _rules_schema(schema: dict[str, Any], cls: type[Any]) -> None:
+    add_to_schema(schema, getattr(cls, "RULES", ()))
 
 
 class Camel(BaseModel):
@@ -25,7 +42,16 @@ class Camel(BaseModel):
         extra="forbid",
         frozen=True,
         use_attribute_docstrings=True,
+        json_schema_extra=_rules_schema,
     )
+    RULES: ClassVar[tuple[Rule, ...]] = ()
+    """Cross-field rules: checked here and, as CEL, by the API server (rules.py)."""
+
+    @model_validator(mode="after")
+    def _check_rules(self) -> Self:
+        for rule in self.RULES:
+            rule.check(self)
+        return self
 
 
 class DeletionPolicy(enum.StrEnum):
@@ -91,6 +117,14 @@ class Scheduling(Camel):
 
 
 class ServiceSpec(Camel):
+    RULES = (
+        Rule(
+            cel="self.port != self.httpPort",
+            message="port and httpPort must differ: the Service exposes both",
+            holds=lambda s: s.port != s.http_port,
+        ),
+    )
+
     type: ServiceType = ServiceType.CLUSTER_IP
     port: Annotated[int, Field(ge=1, le=65535)] = 80
     http_port: Annotated[int, Field(ge=1, le=65535)] = 8081
@@ -118,6 +152,15 @@ class ServersSpec(Camel):
 
 
 class WorkersSpec(Camel):
+    RULES = (
+        Rule(
+            cel="!has(self.terminationGracePeriodSeconds)"
+            " || self.terminationGracePeriodSeconds > self.drainSeconds",
+            message="terminationGracePeriodSeconds must exceed drainSeconds",
+            holds=lambda w: w.grace_seconds > w.drain_seconds,
+        ),
+    )
+
     replicas: Annotated[int, Field(ge=0, le=1000)] = 1
     """Used when autoscaling is off (`kubectl scale ffp/NAME --replicas=N`)."""
     jobs_per_worker: Annotated[int, Field(ge=1, le=256)] = 1
@@ -131,12 +174,6 @@ class WorkersSpec(Camel):
         """A SIGKILL before the drain ends would interrupt jobs: grace always exceeds drain."""
         return self.termination_grace_period_seconds or self.drain_seconds + 15
 
-    @model_validator(mode="after")
-    def _grace_exceeds_drain(self) -> WorkersSpec:
-        if self.grace_seconds <= self.drain_seconds:
-            raise ValueError("terminationGracePeriodSeconds must exceed drainSeconds")
-        return self
-
 
 class StorageSpec(Camel):
     claim_name: K8sName
@@ -144,6 +181,14 @@ class StorageSpec(Camel):
 
 
 class AutoscalingSpec(Camel):
+    RULES = (
+        Rule(
+            cel="self.minReplicas <= self.maxReplicas",
+            message="minReplicas must not exceed maxReplicas",
+            holds=lambda a: a.min_replicas <= a.max_replicas,
+        ),
+    )
+
     enabled: bool = True
     min_replicas: Annotated[int, Field(ge=0, le=1000)] = 0
     max_replicas: Annotated[int, Field(ge=1, le=1000)] = 10
@@ -157,12 +202,6 @@ class AutoscalingSpec(Camel):
     fallback_replicas: Annotated[int, Field(ge=0, le=1000)] | None = None
     """While metrics are unavailable: raise to this many workers (never lower); unset = hold."""
 
-    @model_validator(mode="after")
-    def _bounds(self) -> AutoscalingSpec:
-        if self.min_replicas > self.max_replicas:
-            raise ValueError("minReplicas must not exceed maxReplicas")
-        return self
-
 
 class PoolSpec(Camel):
     image: Annotated[str, Field(min_length=1)]
@@ -175,7 +214,7 @@ class PoolSpec(Camel):
     workers: WorkersSpec = Field(default_factory=WorkersSpec)
     storage: StorageSpec
     autoscaling: AutoscalingSpec = Field(default_factory=AutoscalingSpec)
-    env: dict[EnvName, str] = Field(default_factory=dict)
+    env: EnvVars = Field(default_factory=dict)
     """Extra service settings (upper-cased ffpool Settings fields, e.g. JOB_TIMEOUT_SECONDS)."""
 
     @property

@@ -8,13 +8,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from ffpool import logs, names
-from ffpool_operator import builders, conditions, topology_sync, workloads
+from ffpool_operator import autoscaler, builders, conditions, topology_sync, workloads
 from ffpool_operator.broker import BrokerAdmin
-from ffpool_operator.kube import Kube
+from ffpool_operator.kube import Kube, field_managers
 from ffpool_operator.models import Condition, PoolRef, PoolSpec, PoolStatus
 from ffpool_operator.topology_sync import TopologyReport
 
 log = logs.get(__name__)
+REPLICAS = ("spec", "replicas")
+OWNERS = {names.FIELD_MANAGER, names.FIELD_MANAGER_AUTOSCALER}
 
 
 def parse_spec(spec: Any) -> PoolSpec:
@@ -73,16 +75,35 @@ def topology_condition(
 
 
 async def apply_children(kube: Kube, pool: PoolRef, spec: PoolSpec) -> None:
+    """Server-side apply of every owned object (kube.py): what the spec no longer asks for goes,
+    what other managers set stays."""
     await kube.apply(builders.config_map(pool, spec))
     await kube.apply(builders.service(pool, spec))
     await kube.apply(workloads.server_deployment(pool, spec))
-    worker = workloads.worker_deployment(pool, spec)
-    await kube.apply(worker, on_create=workloads.worker_on_create(spec))
+    await apply_workers(kube, pool, spec)
     ingress = builders.ingress(pool, spec)
     if ingress is not None:
         await kube.apply(ingress)
     elif await kube.get("Ingress", pool.namespace, builders.service_name(pool)) is not None:
         await kube.delete("Ingress", pool.namespace, builders.service_name(pool))
+
+
+async def apply_workers(kube: Kube, pool: PoolRef, spec: PoolSpec) -> None:
+    """The worker Deployment, whose `spec.replicas` the autoscaling daemon's field manager owns.
+    The reconcile applies a count only to create the Deployment (never with the default of 1),
+    then the daemon's manager applies the same count, and the reconcile's own apply leaves the
+    count out from then on: dropping a field that another manager still owns keeps it, while
+    dropping one the reconcile owned alone would reset it. A handover cut short (operator
+    restart) is finished on the next reconcile."""
+    name = builders.child_name(pool, names.COMPONENT_WORKER)
+    live = await kube.get("Deployment", pool.namespace, name)
+    if live is None:
+        count = workloads.initial_worker_replicas(spec)
+        await kube.apply(workloads.worker_deployment(pool, spec, count))
+        await autoscaler.write_replicas(kube, pool, count)
+    elif (field_managers(live, REPLICAS) & OWNERS) == {names.FIELD_MANAGER}:
+        await autoscaler.write_replicas(kube, pool, int(live["spec"].get("replicas") or 0))
+    await kube.apply(workloads.worker_deployment(pool, spec))
 
 
 async def write_status(kube: Kube, pool: PoolRef, status: dict[str, Any]) -> None:

@@ -135,8 +135,8 @@ def pod_spec(pool: PoolRef, spec: PoolSpec, component: str) -> dict[str, Any]:
 
 
 def deployment(pool: PoolRef, spec: PoolSpec, component: str, replicas: int | None) -> Manifest:
-    """`replicas=None` leaves the count out (the worker count belongs to the autoscaling daemon
-    after creation: a reconcile that wrote it back would race with a scale decision)."""
+    """`replicas=None` leaves the count out: after creation the worker count belongs to the
+    autoscaling daemon's field manager, and an apply without it leaves it alone."""
     template_meta = {
         "labels": labels(pool, component),
         "annotations": {ANNOTATION_CONFIG_HASH: config_hash(service_env(spec))},
@@ -172,10 +172,20 @@ def server_deployment(pool: PoolRef, spec: PoolSpec) -> Manifest:
 
 
 def worker_deployment(pool: PoolRef, spec: PoolSpec, replicas: int | None = None) -> Manifest:
-    """The reconcile leaves `replicas` out (None) and passes `worker_on_create(spec)` to
-    `Kube.apply`; a full manifest (rendering, validation) passes a count."""
+    """The reconcile's apply leaves `replicas` out (None) except when it creates the Deployment;
+    a full manifest (rendering, validation) passes a count."""
     return deployment(pool, spec, names.COMPONENT_WORKER, replicas)
 
 
-def worker_on_create(spec: PoolSpec) -> Manifest:
-    return {"spec": {"replicas": initial_worker_replicas(spec)}}
+def worker_replicas(pool: PoolRef, replicas: int) -> Manifest:
+    """The autoscaling daemon's apply: the worker count and nothing else, so that its field
+    manager owns `spec.replicas` alone."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": child_name(pool, names.COMPONENT_WORKER),
+            "namespace": pool.namespace,
+        },
+        "spec": {"replicas": replicas},
+    }

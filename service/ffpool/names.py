@@ -36,6 +36,10 @@ LABEL_INSTANCE: Final = "app.kubernetes.io/instance"
 COMPONENT_SERVER: Final = "server"
 COMPONENT_WORKER: Final = "worker"
 MANAGER: Final = "ffpool-operator"
+# Server-side apply field managers (metadata.managedFields): the reconcile owns what it builds,
+# the autoscaling daemon owns the worker Deployment's spec.replicas (docs/operator.md).
+FIELD_MANAGER: Final = MANAGER
+FIELD_MANAGER_AUTOSCALER: Final = "ffpool-autoscaler"
 
 # Kubernetes' own annotation: on scale-down a ReplicaSet removes the lowest-cost pods first.
 # https://kubernetes.io/docs/reference/labels-annotations-taints/#pod-deletion-cost
@@ -57,7 +61,3 @@ JOB_PATH: Final = "/jobs/{job_id}"
 OUTPUT_PATH: Final = "/jobs/{job_id}/outputs/{name}"
 UPLOADS_PATH: Final = "/uploads"
 DEAD_LETTERS_PATH: Final = "/dead-letters"
-
-# On every object the operator owns: the dict-key paths it set at its last apply, so the next
-# apply can remove the keys it no longer wants (a merge patch alone never removes anything).
-ANNOTATION_LAST_APPLIED: Final = "ffpool.dev/last-applied"

@@ -1,5 +1,6 @@
 """Applying owned objects against KMock (no broker, no operator loop): the reconcile never
-writes a worker count back over the autoscaler's (review item 6)."""
+writes a worker count back over the autoscaler's (review item 6). KMock's server-side apply is an
+approximation (tests/kmock_apply.py); tests/cluster/test_server_side_apply.py runs the real one."""
 
 from typing import Any
 
@@ -7,7 +8,7 @@ import pytest
 
 from ffpool import names
 from ffpool_operator import reconcile
-from ffpool_operator.kube import Kube
+from ffpool_operator.kube import Kube, field_managers
 from ffpool_operator.models import PoolRef
 from tests.kmock_ext import ApiServer
 from tests.operator_harness.helpers import NS, replicas
@@ -26,12 +27,10 @@ class RacingKube(Kube):
         super().__init__(cfg)
         self.scale_to = scale_to
 
-    async def apply(
-        self, manifest: dict[str, Any], on_create: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
+    async def apply(self, manifest: dict[str, Any], manager: str | None = None) -> dict[str, Any]:
         if manifest["kind"] == "Deployment" and manifest["metadata"]["name"] == "pool-worker":
             await self.patch("Deployment", NS, "pool-worker", {"spec": {"replicas": self.scale_to}})
-        return await super().apply(manifest, on_create)
+        return await super().apply(manifest, manager)
 
 
 @pytest.mark.parametrize("autoscaling", [{"minReplicas": 1}, {"enabled": False}])
@@ -52,4 +51,6 @@ async def test_reconcile_keeps_a_worker_count_set_meanwhile(
     assert worker is not None
     labels = worker["metadata"]["labels"]
     assert labels[names.LABEL_POOL] == "pool"
-    assert names.ANNOTATION_LAST_APPLIED in worker["metadata"]["annotations"]
+    # The count belongs to the daemon's field manager alone (server-side apply, KMock's version).
+    assert field_managers(worker, ("spec", "replicas")) == {names.FIELD_MANAGER_AUTOSCALER}
+    assert field_managers(worker, ("spec", "template")) == {names.FIELD_MANAGER}

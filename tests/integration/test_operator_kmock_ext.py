@@ -4,7 +4,8 @@ from typing import Any
 
 import pytest
 
-from ffpool_operator.kube import KubeError
+from ffpool import names
+from ffpool_operator.kube import KubeError, field_managers
 from tests.kmock_ext import ApiServer
 
 pytest_plugins = ["tests.operator_harness.fixtures"]
@@ -67,3 +68,19 @@ async def test_finalizers_then_owner_garbage_collection(kube: Any) -> None:
     await kube.patch("ConfigMap", NS, "owner", {"metadata": {"finalizers": None}})
     assert await kube.get("ConfigMap", NS, "owner") is None
     assert await kube.get("ConfigMap", NS, "child") is None
+
+
+async def test_server_side_apply_tracks_each_managers_fields(kube: Any) -> None:
+    """KMock's approximation (tests/kmock_apply.py) of what tests/cluster/ shows for real."""
+    first = cm("applied")
+    first["data"] = {"a": "1", "b": "2", "shared": "x"}
+    created = await kube.apply(first)
+    assert created["metadata"]["uid"]
+    assert created["data"]["b"] == "2"
+    await kube.apply({**cm("applied"), "data": {"shared": "x"}}, manager="other")
+    await kube.patch("ConfigMap", NS, "applied", {"metadata": {"labels": {"by": "hand"}}})
+    after = await kube.apply({**cm("applied"), "data": {"a": "1"}})
+    assert after["data"] == {"a": "1", "shared": "x"}  # b dropped; shared still owned by other
+    assert after["metadata"]["labels"] == {"by": "hand"}  # merge patches are never removed
+    assert field_managers(after, ("data", "shared")) == {"other"}
+    assert field_managers(after, ("data", "a")) == {names.FIELD_MANAGER}

@@ -121,11 +121,14 @@ def test_config_change_rolls_pods_and_grace_exceeds_drain() -> None:
 )
 def test_worker_count_is_written_only_at_creation(overrides: dict[str, Any], expected: int) -> None:
     """After creation the daemon owns the count (autoscaler, or busy-aware manual scale): a
-    reconcile patch without `replicas` cannot race with it (review items 4 and 6)."""
+    reconcile apply without `replicas` cannot race with it (review items 4 and 6)."""
     s = spec(**overrides)
     assert "replicas" not in workloads.worker_deployment(POOL, s)["spec"]
-    assert workloads.worker_on_create(s) == {"spec": {"replicas": expected}}
+    assert workloads.initial_worker_replicas(s) == expected
     assert workloads.worker_deployment(POOL, s, 4)["spec"]["replicas"] == 4
+    scale = workloads.worker_replicas(POOL, expected)
+    assert scale["spec"] == {"replicas": expected}  # the daemon's apply owns the count alone
+    assert scale["metadata"]["name"] == workloads.worker_deployment(POOL, s)["metadata"]["name"]
 
 
 def test_ingress_routes_websocket_and_http() -> None:

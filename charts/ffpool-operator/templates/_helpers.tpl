@@ -81,10 +81,12 @@ derives the same list from the operator's code and fails on any difference.
 - apiGroups: ["ffpool.dev"]
   resources: ["ffmpegpools/finalizers"]
   verbs: ["update"]
-# Owned children: read (last-applied record), then create or merge-patch (kube.apply).
+# Owned children: server-side apply, a PATCH that the API server also authorizes as `create`
+# when it creates the object. Deployments are read for the worker count and status; an Ingress
+# is read, and deleted when the spec disables it.
 - apiGroups: [""]
   resources: ["configmaps", "services"]
-  verbs: ["get", "create", "patch"]
+  verbs: ["create", "patch"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "create", "patch"]

@@ -1,0 +1,82 @@
+"""Cross-field rules (ffpool_operator/rules.py) reach the generated CRD as CEL, and pydantic
+enforces the same rules with the same messages. The real API server evaluating them is in
+tests/cluster/test_crd_validation.py; these checks run without a cluster."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from ffpool_operator import crd
+from ffpool_operator.models import PoolSpec
+from ffpool_operator.rules import VALIDATIONS
+from tests.operator_harness.samples import spec_dict
+
+# Keywords the API server forbids in a CRD schema (apiextensions' schema validation); the
+# committed CRD once had `patternProperties` and no real API server would take it.
+FORBIDDEN = {"patternProperties", "additionalItems", "definitions", "dependencies", "id", "$ref"}
+LOOPS = (".all(", ".exists(", ".exists_one(", ".map(", ".filter(")
+
+
+def _nodes(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    if not isinstance(node, dict):
+        return []
+    out = [(path, node)]
+    for key, child in node.get("properties", {}).items():
+        out += _nodes(child, f"{path}.{key}")
+    for key in ("items", "additionalProperties"):
+        out += _nodes(node.get(key), f"{path}[]")
+    return out
+
+
+def _spec_nodes() -> dict[str, dict[str, Any]]:
+    version = crd.crd()["spec"]["versions"][0]
+    return dict(_nodes(version["schema"]["openAPIV3Schema"]["properties"]["spec"], "spec"))
+
+
+def test_rules_sit_where_the_models_declare_them() -> None:
+    rules = {
+        path: [r["message"] for r in node[VALIDATIONS]]
+        for path, node in _spec_nodes().items()
+        if VALIDATIONS in node
+    }
+    assert set(rules) == {"spec.autoscaling", "spec.workers", "spec.servers.service", "spec.env"}
+    assert rules["spec.autoscaling"] == ["minReplicas must not exceed maxReplicas"]
+
+
+def test_the_schema_uses_nothing_the_api_server_forbids() -> None:
+    for path, node in _spec_nodes().items():
+        assert not FORBIDDEN & set(node), path
+        for rule in node.get(VALIDATIONS, []):
+            assert set(rule) == {"rule", "message"}, (path, rule)  # 1.25-compatible fields
+            if any(loop in rule["rule"] for loop in LOOPS):
+                # A loop's estimated cost grows with the collection: bound it (rules.py).
+                assert "maxProperties" in node or "maxItems" in node, path
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"autoscaling": {"minReplicas": 3, "maxReplicas": 2}}, "must not exceed maxReplicas"),
+        ({"workers": {"drainSeconds": 60, "terminationGracePeriodSeconds": 60}}, "must exceed"),
+        ({"servers": {"service": {"port": 8081}}}, "port and httpPort must differ"),
+        ({"env": {"timeout": "1"}}, "env names must be upper-case"),
+        ({"env": {f"K{i}": "v" for i in range(129)}}, "at most 128 items"),
+    ],
+)
+def test_pydantic_enforces_the_same_rules(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        PoolSpec.model_validate(spec_dict(**overrides))
+
+
+def test_valid_edges_pass() -> None:
+    PoolSpec.model_validate(
+        spec_dict(
+            autoscaling={"minReplicas": 2, "maxReplicas": 2},
+            workers={"drainSeconds": 60, "terminationGracePeriodSeconds": 61},
+            servers={"service": {"port": 8080, "httpPort": 8081}},
+            env={"_PRIVATE": "1", "JOB_TIMEOUT_SECONDS": "60"},
+        )
+    )
