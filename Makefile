@@ -1,7 +1,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test lint unit demo bench e2e schema crd clean
+.PHONY: setup test lint unit demo bench e2e images schema crd clean
 
 setup:
 	bash scripts/setup.sh
@@ -27,6 +27,10 @@ bench: setup
 
 e2e: setup
 	$(BIN)/pytest -m e2e tests/e2e
+
+## Both images, built for real (podman on a debootstrap base where no Docker daemon runs).
+images: setup
+	bash scripts/images.sh
 
 schema: setup
 	$(BIN)/ffpool schema > service/ffpool/schema/protocol.json
