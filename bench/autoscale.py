@@ -6,6 +6,12 @@ with KEDA's defaults (bench/keda.py) instead of the operator.
     .venv/bin/python -m bench.autoscale [--quick] [--jobs 24] [--keda-targets 1,20]
     .venv/bin/python -m bench.autoscale --jobs 12 --long-jobs 2 --window 10 --keda-targets ''
     (the second: a scale-down while long jobs still run, to exercise busy-aware victims)
+    .venv/bin/python -m bench.autoscale --cluster [...]
+
+`--cluster` runs the same scenario on a real control plane and node (bench/realcluster.py):
+the workers are containers of the service image that the real ReplicaSet controller creates and
+deletes (choosing victims by the pod-deletion-cost our operator sets; newest first in the KEDA
+runs, which set none), watched by bench/kubepods.py instead of run by the stand-in.
 
 Defaults: up to 4 workers of 1 job each, FFMPEG_THREADS=1 (2-core machine), DRAIN_SECONDS=0 so
 a SIGTERM'd busy worker hands its job back at once (stands for jobs longer than the grace
@@ -16,10 +22,11 @@ KEDA's loops see the burst half-way through their intervals (--keda-phase 0.5: t
 
 What is measured and what is computed:
 - t=0 is the start of the burst (all jobs are published within a few ms).
-- first scale-up / full scale: when the ReplicaSet stand-in (polling every 0.2 s) first saw the
-  Deployment's replicas rise / reach its peak.
+- first scale-up / full scale: when the ReplicaSet stand-in (or the pod watcher; both poll
+  every 0.2 s) first saw the Deployment's replicas rise / reach its peak.
 - drain: the last job's `completed`/`failed` event.
-- worker-seconds: the sum of worker process lifetimes (spawn to exit). Ours: measured until the
+- worker-seconds: the sum of worker process lifetimes (spawn to exit; with --cluster, pod seen
+  to container terminated, start-up included). Ours: measured until the
   replicas are back at min and every worker has exited. KEDA: measured until the drain; the idle
   tail after it is computed by stepping the same policy forward (metric 0: the queue is empty)
   until zero replicas, replicas x time, instead of waiting ~10 minutes for it.
@@ -39,11 +46,11 @@ from dataclasses import dataclass
 
 from pydantic import SecretStr
 
-from bench import keda, report
+from bench import keda, realcluster, report
 from bench.burst import transcode_jobs
 from bench.keda_loop import KedaDriver
 from bench.replicaset import worker_seconds
-from bench.stage import Scenario, Stage, stage
+from bench.stage import Scenario, Stage, StageFactory, stage
 from ffpool import logs
 from ffpool_operator.amqp_probe import AmqpReadyProbe
 from ffpool_operator.models import AutoscalingSpec
@@ -77,24 +84,22 @@ async def burst_and_drain(st: Stage, sc: Scenario) -> Measured:
 
 
 def _result(name: str, m: Measured, end: float, tail: float, how: str) -> report.Result:
-    for w in m.stage.rs.workers:
-        if w.crashed:  # the figures stand, but say why a worker had to be replaced
-            print(
-                f"[{name}] worker {w.name} exited by itself:", *w.lines, sep="\n  ", file=sys.stderr
-            )
+    crashes = m.stage.rs.crash_reports()
+    for worker, lines in crashes.items():  # the figures stand, but say why it was replaced
+        print(f"[{name}] worker {worker} exited by itself:", *lines, sep="\n  ", file=sys.stderr)
     spans = m.stage.rs.spans()
     ledger = m.stage.submitter.ledger
     return report.Result.build(
         name=name, t0=m.t0, drain_at=m.drain_at, replica_log=m.stage.rs.replica_log,
         ws_drain=worker_seconds(spans, m.drain_at), ws_tail=tail, tail_how=how, end=end,
         interrupted=len(ledger.interrupted), failed=ledger.failed, finished=ledger.finished,
-        crashed=len(m.stage.rs.crashed()),
+        crashed=len(crashes),
         victim_costs=tuple(cost for _, _, cost in m.stage.rs.removals),
     )  # fmt: skip
 
 
-async def run_ours(sc: Scenario) -> report.Result:
-    async with stage(sc, operator=True) as st:
+async def run_ours(sc: Scenario, world: StageFactory) -> report.Result:
+    async with world(sc, operator=True) as st:
         m = await burst_and_drain(st, sc)
         window = st.spec.autoscaling.scale_down_stabilization_seconds
         at_min = st.spec.autoscaling.min_replicas
@@ -109,8 +114,10 @@ async def run_ours(sc: Scenario) -> report.Result:
         return _result("ffpool operator", m, end, tail, "measured")
 
 
-async def run_keda(sc: Scenario, kspec: keda.KedaSpec, phase: float, http: bool) -> report.Result:
-    async with stage(sc, operator=False) as st:
+async def run_keda(
+    sc: Scenario, world: StageFactory, kspec: keda.KedaSpec, phase: float, http: bool
+) -> report.Result:
+    async with world(sc, operator=False) as st:
         queue = st.spec.topology.job_queue
         probe = AmqpReadyProbe(SecretStr(AMQP_URL))
 
@@ -147,25 +154,30 @@ def scenario(args: argparse.Namespace) -> Scenario:
     )  # fmt: skip
 
 
-async def main(args: argparse.Namespace) -> None:
+async def main(args: argparse.Namespace, world: StageFactory) -> None:
     logs.configure("WARNING")
     # Shutdown chatter, not results: the server backend deletes the queues it consumes from
     # (one "consumer cancelled by the broker" line each); kopf off the main thread.
     for noisy in ("aiormq", "aio_pika", "kopf"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     sc = scenario(args)
-    results = [await run_ours(sc)]
+    results = [await run_ours(sc, world)]
     print(report.one_line(results[-1]), flush=True)
     for target in args.keda_targets:
         kspec = keda.KedaSpec(target=target, max_replicas=sc.max_workers)
-        results.append(await run_keda(sc, kspec, args.keda_phase, args.keda_http))
+        results.append(await run_keda(sc, world, kspec, args.keda_phase, args.keda_http))
         print(report.one_line(results[-1]), flush=True)
-    print(report.table(sc, results))
+    where = "real cluster" if args.cluster else "KMock + ReplicaSet stand-in"
+    print(f"world: {where}\n{report.table(sc, results)}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="8 jobs, matched KEDA target only")
+    p.add_argument(
+        "--cluster", action="store_true",
+        help="on a real control plane and node (bench/realcluster.py) instead of KMock",
+    )  # fmt: skip
     p.add_argument("--jobs", type=int, default=24)
     p.add_argument("--clip-seconds", type=float, default=8.0)
     p.add_argument("--clip-size", default="640x360")
@@ -190,8 +202,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def cli() -> None:
+    args = parse_args()
+    if not args.cluster:
+        asyncio.run(main(args, stage))
+        return
+    with realcluster.world(scenario(args)) as world:
+        asyncio.run(main(args, world.stage))
+
+
 if __name__ == "__main__":
     try:
-        asyncio.run(main(parse_args()))
+        cli()
     except KeyboardInterrupt:  # the runs' exit stacks have stopped the workers and cleaned up
         sys.exit("interrupted: workers stopped, queues deleted")

@@ -57,24 +57,24 @@ class Worker:
 
 
 @dataclass
-class ReplicaSetStandIn:
+class DeploymentFollower:
+    """What the ReplicaSet stand-in and the real cluster's pod watcher (bench/kubepods.py) share:
+    every SYNC_SECONDS they read the worker Deployment, log its `spec.replicas`, then `follow`."""
+
     kube: Kube
     namespace: str
     deployment: str
-    overrides: dict[str, str]
-    workers: list[Worker] = field(default_factory=list)
-    replica_log: list[tuple[float, int]] = field(default_factory=list)
+    replica_log: list[tuple[float, int]] = field(default_factory=list, kw_only=True)
     """(time, spec.replicas) at each change seen."""
-    removals: list[tuple[float, str, int]] = field(default_factory=list)
+    removals: list[tuple[float, str, int]] = field(default_factory=list, kw_only=True)
     """(time, pod, its deletion cost) of each pod removed by a scale-down."""
-    _seq: int = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 await self.sync()
             except KubeError as exc:  # a failed sync changes nothing; the next one retries
-                log.warning("replicaset sync failed", error=str(exc))
+                log.warning("sync failed", follower=type(self).__name__, error=str(exc))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), SYNC_SECONDS)
 
@@ -85,6 +85,19 @@ class ReplicaSetStandIn:
         want = int(dep["spec"].get("replicas") or 0)
         if not self.replica_log or self.replica_log[-1][1] != want:
             self.replica_log.append((time.monotonic(), want))
+        await self.follow(dep, want)
+
+    async def follow(self, dep: dict[str, Any], want: int) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class ReplicaSetStandIn(DeploymentFollower):
+    overrides: dict[str, str]
+    workers: list[Worker] = field(default_factory=list)
+    _seq: int = 0
+
+    async def follow(self, dep: dict[str, Any], want: int) -> None:
         live = [w for w in self.workers if w.live]
         if want > len(live):
             for _ in range(want - len(live)):
@@ -99,7 +112,7 @@ class ReplicaSetStandIn:
         self._seq += 1
         name = f"{self.deployment}-{uuid.uuid4().hex[:5]}"
         await self.kube.create(replicaset.pod_manifest(dep, name))
-        env = await self.pod_env(dep, name)
+        env = await pod_env(self.kube, self.namespace, dep, name)
         proc = await asyncio.create_subprocess_exec(
             FFPOOL, "worker", env={**os.environ, **env, **self.overrides},
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
@@ -108,23 +121,6 @@ class ReplicaSetStandIn:
         worker = Worker(name, self._seq, proc, time.monotonic())
         worker.reader = asyncio.create_task(_read(worker))
         self.workers.append(worker)
-
-    async def pod_env(self, dep: dict[str, Any], pod_name: str) -> dict[str, str]:
-        """The environment the kubelet would give a pod of this Deployment."""
-        raw = dep["spec"]["template"]["spec"]["containers"][0]
-        container = replicaset.Container.model_validate(raw)
-        maps: dict[str, dict[str, str]] = {}
-        for src in container.env_from:
-            if src.config_map_ref is not None:
-                cm = await self.kube.get("ConfigMap", self.namespace, src.config_map_ref.name)
-                maps[src.config_map_ref.name] = dict((cm or {}).get("data") or {})
-        secrets: dict[str, dict[str, str]] = {}
-        for var in container.env:
-            ref = var.value_from.secret_key_ref if var.value_from else None
-            if ref is not None and ref.name not in secrets:
-                secret = await self.kube.get("Secret", self.namespace, ref.name)
-                secrets[ref.name] = replicaset.secret_data(secret or {})
-        return replicaset.container_env(container, maps, secrets, pod_name)
 
     async def _scale_down(self, live: list[Worker], remove: int) -> None:
         views = []
@@ -152,8 +148,9 @@ class ReplicaSetStandIn:
     def alive(self) -> int:
         return sum(1 for w in self.workers if w.exited_at is None)
 
-    def crashed(self) -> list[str]:
-        return [w.name for w in self.workers if w.crashed]
+    def crash_reports(self) -> dict[str, list[str]]:
+        """The last lines of each worker that exited without being asked to."""
+        return {w.name: list(w.lines) for w in self.workers if w.crashed}
 
     async def shutdown(self, timeout: float = 20.0) -> None:
         """SIGTERM every worker still running; SIGKILL (its whole process group, FFmpeg
@@ -172,6 +169,24 @@ class ReplicaSetStandIn:
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(w.proc.pid, signal.SIGKILL)
             await asyncio.wait(pending, timeout=5)
+
+
+async def pod_env(kube: Kube, namespace: str, dep: dict[str, Any], pod: str) -> dict[str, str]:
+    """The environment the kubelet would give a pod of this Deployment named `pod`."""
+    raw = dep["spec"]["template"]["spec"]["containers"][0]
+    container = replicaset.Container.model_validate(raw)
+    maps: dict[str, dict[str, str]] = {}
+    for src in container.env_from:
+        if src.config_map_ref is not None:
+            cm = await kube.get("ConfigMap", namespace, src.config_map_ref.name)
+            maps[src.config_map_ref.name] = dict((cm or {}).get("data") or {})
+    secrets: dict[str, dict[str, str]] = {}
+    for var in container.env:
+        ref = var.value_from.secret_key_ref if var.value_from else None
+        if ref is not None and ref.name not in secrets:
+            secret = await kube.get("Secret", namespace, ref.name)
+            secrets[ref.name] = replicaset.secret_data(secret or {})
+    return replicaset.container_env(container, maps, secrets, pod)
 
 
 def _signal(worker: Worker, sig: signal.Signals) -> None:
