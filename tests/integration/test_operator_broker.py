@@ -128,16 +128,31 @@ async def _api_sees_busy(broker: Broker) -> bool:
 
 
 async def _two_busy_two_idle(kube_api: Any, kube: Any, broker: Broker, conns: list[Any]) -> None:
-    """Pods w-a, w-b each hold a job (seen by the API); w-c, w-d have no connection."""
+    """Pods w-a, w-b each hold a job (seen by the API); w-c, w-d have no connection. Returns
+    once the operator has seen all four in one poll, the idle ones settled: 2 busy of 4."""
     await eventually(lambda: (condition(kube_api, "TopologyReady") or {}).get("status") == "True")
     await publish(broker, 2)
     for conn in conns:
         await _hold_one_job(conn, broker.topology["jobQueue"])
     await eventually(lambda: _api_sees_busy(broker), timeout=20)
     labels = {names.LABEL_POOL: "pool", names.LABEL_COMPONENT: names.COMPONENT_WORKER}
-    for pod in ("w-a", "w-b", "w-c", "w-d"):
+    pods = ("w-a", "w-b", "w-c", "w-d")
+    for pod in pods:
         meta = {"name": pod, "namespace": NS, "labels": labels}
         await kube.create({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": {}})
+    # `busy == 2` alone is no proof: a poll that listed the pods between the creates of w-b and
+    # w-c saw 2 busy of 2, and one between w-c and w-d starts w-c's settle clock a poll before
+    # w-d's (a scale-down would then go 4 → 3 → 2, and KMock, running no ReplicaSet, keeps the
+    # first victim, so w-d is never marked). So the pods are also reported on the Deployment's
+    # status, as its ReplicaSet would: the daemon reads the Deployment before it lists the pods,
+    # so a status showing `current == 4` comes from a poll that listed all four.
+    counts = {"replicas": len(pods), "readyReplicas": len(pods)}
+    await kube.patch("Deployment", NS, "pool-worker", {"status": counts}, sub="status")
+
+    def all_seen_idle_settled(s: dict[str, Any]) -> bool:
+        return (s["workers"]["current"], s["workers"]["busy"]) == (len(pods), 2)
+
+    await eventually(lambda: status_when(kube_api, all_seen_idle_settled))
 
 
 async def test_scale_down_spares_busy_pods(
@@ -160,7 +175,9 @@ async def test_scale_down_spares_busy_pods(
         for p in ("w-a", "w-b", "w-c", "w-d")
     }
     assert costs == {"w-a": "1000", "w-b": "1000", "w-c": "-1000", "w-d": "-1000"}
-    status = await eventually(lambda: status_when(kube_api, lambda s: s["workers"]["busy"] == 2))
+    # The status written by the poll that scaled down (the earlier ones also showed busy == 2).
+    status = await eventually(lambda: status_when(kube_api, lambda s: s["workers"]["desired"] == 2))
+    assert status["workers"]["busy"] == 2
     assert "(kept: 2 busy)" in status["lastScaleReason"]
 
 
@@ -179,8 +196,6 @@ async def test_manual_scale_down_marks_idle_pods_first(
         pool(broker, autoscaling={"enabled": False}, workers={"replicas": 4}, rabbitmq=rmq)
     )
     await _two_busy_two_idle(kube_api, kube, broker, busy_workers)
-    # Wait until the idle pods have settled (before that they count as busy).
-    await eventually(lambda: status_when(kube_api, lambda s: s["workers"]["busy"] == 2))
     await kube.patch(names.CRD_KIND, NS, "pool", {"spec": {"workers": {"replicas": 1}}})
     await eventually(lambda: replicas(kube_api) == 1, timeout=10)
     pods = ("w-a", "w-b", "w-c", "w-d")
