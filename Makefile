@@ -1,7 +1,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup test lint unit demo bench e2e images schema crd clean
+.PHONY: setup test lint unit demo bench e2e images cluster schema crd clean
 
 setup:
 	bash scripts/setup.sh
@@ -31,6 +31,10 @@ e2e: setup
 ## Both images, built for real (podman on a debootstrap base where no Docker daemon runs).
 images: setup
 	bash scripts/images.sh
+
+## The test suite's real cluster by hand (docs/cluster.md): control plane, node, the images.
+cluster: setup
+	$(BIN)/python -m tests.cluster
 
 schema: setup
 	$(BIN)/ffpool schema > service/ffpool/schema/protocol.json

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import ssl
 import subprocess
 import urllib.request
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from tests.cluster import pki
 from tests.cluster.ports import free_port
+from tests.cluster.processes import stop_group
 from tests.polling import poll_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,14 +51,7 @@ class Process:
     log: Path
 
     def stop(self, grace: float = 10) -> None:
-        if self.popen.poll() is not None:
-            return
-        os.killpg(self.popen.pid, signal.SIGTERM)
-        try:
-            self.popen.wait(grace)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.popen.pid, signal.SIGKILL)
-            self.popen.wait(10)
+        stop_group(self.popen, grace)
 
     def check_alive(self) -> None:
         if self.popen.poll() is not None:
@@ -103,16 +96,23 @@ class ControlPlane:
     def kubeconfig_for_node(self, node_name: str) -> Path:
         return self.kubeconfig(f"node-{node_name}", self.tokens[f"node:{node_name}"])
 
-    def kubectl(self, *args: str, input_text: str | None = None, check: bool = True) -> str:
-        done = subprocess.run(
-            [str(self.bin_dir / "kubectl"), *args],
+    def run(
+        self, tool: str, *args: str, input_text: str | None = None, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        """`kubectl`, `helm` (any binary of bin_dir) as this cluster's admin."""
+        return subprocess.run(
+            [str(self.bin_dir / tool), *args],
             env=self.env,
             input=input_text,
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=timeout,
             check=False,
         )
+
+    def kubectl(self, *args: str, input_text: str | None = None, check: bool = True) -> str:
+        """Its output; with check=False a failure's error text instead of raising."""
+        done = self.run("kubectl", *args, input_text=input_text, timeout=120)
         if check and done.returncode != 0:
             raise RuntimeError(f"kubectl {' '.join(args)}: {done.stderr.strip()}")
         return done.stdout if done.returncode == 0 else done.stderr
@@ -180,6 +180,9 @@ class ControlPlane:
             "client-ca-file": str(pki_dir / "ca.crt"),
             "kubelet-client-certificate": str(pki_dir / "apiserver-kubelet-client.crt"),
             "kubelet-client-key": str(pki_dir / "apiserver-kubelet-client.key"),
+            # Logs and exec reach the kubelet at its node IP: a host name would be looked up
+            # in the machine's DNS, and nothing of the test may leave the machine.
+            "kubelet-preferred-address-types": "InternalIP",
             "token-auth-file": str(self.workdir / "tokens.csv"),
             "authorization-mode": "Node,RBAC",
             # On top of the defaults (NamespaceLifecycle, ServiceAccount, PodSecurity, ...).

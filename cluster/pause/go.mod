@@ -1,0 +1,3 @@
+module ffpool.dev/pause
+
+go 1.22

@@ -1,0 +1,136 @@
+"""The generated CRD on the real API server: it is accepted (structural schema, CEL rules within
+their cost budget), and invalid pools are refused by the API server itself, each with the message
+the models give it (bounds and enums from field types, cross-field rules as CEL: rules.py), while
+the example pool is accepted."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from ffpool import names
+from ffpool_operator import crd
+from ffpool_operator.models import PoolSpec
+from ffpool_operator.rules import VALIDATIONS
+from tests.cluster.controlplane import ROOT, ControlPlane
+
+pytestmark = [pytest.mark.cluster]
+NS = "ffpool-crd"
+CRD_FILE = ROOT / "crds" / "ffmpegpools.ffpool.dev.yaml"
+SPEC = {"image": "ffpool:test", "rabbitmq": {"secretName": "rmq"}, "storage": {"claimName": "m"}}
+
+# (case, spec overrides, where, the rule's message or its start). Every CEL rule has a case.
+CEL_CASES = [
+    ("min-over-max", {"autoscaling": {"minReplicas": 5, "maxReplicas": 2}},
+     "spec.autoscaling", "minReplicas must not exceed maxReplicas"),
+    ("grace-not-over-drain", {"workers": {"drainSeconds": 60, "terminationGracePeriodSeconds": 60}},
+     "spec.workers", "terminationGracePeriodSeconds must exceed drainSeconds"),
+    ("same-service-ports", {"servers": {"service": {"port": 8081}}},
+     "spec.servers.service", "port and httpPort must differ"),
+    ("lower-case-env", {"env": {"job_timeout_seconds": "60"}},
+     "spec.env", "env names must be upper-case settings names"),
+]  # fmt: skip
+# (case, spec overrides, what the API server says): bounds, enums and patterns of field types.
+SCHEMA_CASES = [
+    ("negative-replicas", {"workers": {"replicas": -1}},
+     "spec.workers.replicas in body should be greater than or equal to 0"),
+    ("too-many-workers", {"autoscaling": {"maxReplicas": 1001}},
+     "spec.autoscaling.maxReplicas in body should be less than or equal to 1000"),
+    ("zero-timeout", {"rabbitmq": {"secretName": "rmq", "timeoutSeconds": 0}},
+     "spec.rabbitmq.timeoutSeconds in body should be greater than 0"),
+    ("pull-policy", {"imagePullPolicy": "Sometimes"},
+     'spec.imagePullPolicy: Unsupported value: "Sometimes"'),
+    ("deletion-policy", {"topology": {"deletionPolicy": "Delete"}},
+     'spec.topology.deletionPolicy: Unsupported value: "Delete"'),
+    ("claim-name", {"storage": {"claimName": "Media_Claim"}},
+     "spec.storage.claimName in body should match"),
+]  # fmt: skip
+
+
+def pool(name: str, spec: dict[str, Any]) -> str:
+    body = {
+        "apiVersion": f"{names.API_GROUP}/{names.API_VERSION}",
+        "kind": names.CRD_KIND,
+        "metadata": {"name": name, "namespace": NS},
+        "spec": spec,
+    }
+    return json.dumps(body)  # JSON, not YAML: no YAML 1.1 surprises (`y` → true) in the cases
+
+
+@pytest.fixture(scope="module")
+def established(control_plane: ControlPlane) -> Iterator[None]:
+    """The CRD as users install it (`kubectl apply --server-side`, charts/ffpool-operator/README).
+    `--force-conflicts`: the chart may have installed it already, with Helm as its manager."""
+    control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
+    control_plane.kubectl(
+        "wait", "--for=condition=Established", f"crd/{crd.CRD_NAME}", "--timeout=60s"
+    )
+    control_plane.kubectl("create", "namespace", NS)
+    yield
+    control_plane.kubectl("delete", "namespace", NS, "--wait=false")
+
+
+def refusal(plane: ControlPlane, case: str, overrides: dict[str, Any]) -> str:
+    answer = plane.kubectl(
+        "apply", "--server-side", "-f", "-", input_text=pool(case, {**SPEC, **overrides}),
+        check=False,
+    )  # fmt: skip
+    assert "serverside-applied" not in answer, f"{case}: accepted"
+    return answer
+
+
+def _cel_refusals() -> list[tuple[str, dict[str, Any], str]]:
+    return [(c, o, f"{where}: Invalid value: {message}") for c, o, where, message in CEL_CASES]
+
+
+@pytest.mark.parametrize(("case", "overrides", "expected"), _cel_refusals() + SCHEMA_CASES)
+def test_the_api_server_refuses_an_invalid_pool(
+    control_plane: ControlPlane, established: None, case: str, overrides: dict[str, Any],
+    expected: str,
+) -> None:  # fmt: skip
+    assert expected in refusal(control_plane, case, overrides)
+
+
+@pytest.mark.parametrize(("case", "overrides", "where", "message"), CEL_CASES)
+def test_the_operator_refuses_the_same_pools_with_the_same_message(
+    case: str, overrides: dict[str, Any], where: str, message: str
+) -> None:
+    """One rule, two enforcers: a pool stored before a rule existed still fails in the operator."""
+    with pytest.raises(ValidationError, match=message):
+        PoolSpec.model_validate({**SPEC, **overrides})
+
+
+def _messages(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        yield from (rule["message"] for rule in node.get(VALIDATIONS, []))
+        for key, child in node.items():
+            if key != VALIDATIONS:
+                yield from _messages(child)
+    elif isinstance(node, list):
+        for child in node:
+            yield from _messages(child)
+
+
+def test_every_cel_rule_has_a_case() -> None:
+    messages = sorted(_messages(crd.crd()))
+    covered = sorted(m for m in messages for *_, start in CEL_CASES if m.startswith(start))
+    assert covered == messages
+
+
+def test_the_example_pool_is_accepted(control_plane: ControlPlane, established: None) -> None:
+    """Server-side dry run: the whole validation (schema, CEL, admission), nothing stored, so no
+    operator elsewhere in the session starts reconciling it."""
+    docs = yaml.safe_load_all(Path(ROOT / "examples" / "ffmpegpool.yaml").read_text())
+    [example] = [copy.deepcopy(d) for d in docs if d and d["kind"] == names.CRD_KIND]
+    example["metadata"]["namespace"] = NS
+    answer = control_plane.kubectl(
+        "apply", "--server-side", "--dry-run=server", "-f", "-", input_text=json.dumps(example)
+    )
+    assert "serverside-applied (server dry run)" in answer
