@@ -165,7 +165,11 @@ async def test_a_burst_through_the_ingress_scales_workers_and_interrupts_none(
     control_plane.kubectl(
         "patch", "ffp", POOL, "-n", POOL_NS, "--type=merge", "-p", json.dumps(patch)
     )
-    poll_until(lambda: get(control_plane, "ingress", POOL), timeout=60, what="the pool's Ingress")
+    ingress = poll_until(
+        lambda: get(control_plane, "ingress", POOL), timeout=60, what="the pool's Ingress"
+    )
+    owner = get(control_plane, "ffp", POOL)["metadata"]["uid"]
+    assert [o["uid"] for o in ingress["metadata"]["ownerReferences"]] == [owner]
     # The new env rolls the servers: every client request goes to the new pods.
     poll_until(
         lambda: rolled_out(control_plane, servers, before), timeout=180, what="servers rolled out"
