@@ -21,6 +21,8 @@ if [ ${#missing[@]} = 0 ]; then
     echo "$bin"
     exit 0
 fi
+# Go's own installer puts the toolchain in /usr/local/go, which not every shell has on PATH.
+command -v go >/dev/null || PATH=$PATH:/usr/local/go/bin
 command -v go >/dev/null || { echo "cluster/build.sh: Go is needed to build ${missing[*]}" >&2; exit 1; }
 
 export GOMODCACHE="$cache/go/mod" GOCACHE="$cache/go/build" GOFLAGS=-mod=mod CGO_ENABLED=0

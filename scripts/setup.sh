@@ -28,7 +28,7 @@ fi
 if [ "${FFPOOL_CLUSTER_PACKAGES:-1}" = 1 ]; then
     # The real-cluster tests: images (podman, runc, debootstrap), the kubelet's runtime
     # (containerd, CNI plugins, iptables) and the Ingress stand-in (nginx). docs/cluster.md.
-    for p in podman runc debootstrap containerd containernetworking-plugins iptables nginx-light \
+    for p in podman runc debootstrap containerd containernetworking-plugins iptables nginx-light openssl \
         conntrack; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || APT_PKGS+=("$p")
     done

@@ -108,7 +108,7 @@ def _source_hash(src: Path) -> str:
 
 def go_build(src: Path, dest: Path) -> None:
     """A static binary from a dependency-free Go module (Go on PATH, as cluster/build.sh needs)."""
-    go = shutil.which("go")
+    go = shutil.which("go") or shutil.which("go", path="/usr/local/go/bin")
     if go is None:
         raise RuntimeError(f"building {src.name} needs Go on PATH (cluster/build.sh needs it too)")
     env = {
