@@ -152,20 +152,40 @@ async def serve_forever(settings: Settings, role: Role) -> None:
     """Run until SIGTERM/SIGINT; then stop taking jobs, drain, and exit."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+
+    def on_signal() -> None:
+        # Before the service is up (a worker waiting for the broker), stop starting at once.
+        stop.set()
+        if starting:
+            main.cancel()
+
+    starting = True
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     log.info(
         f"Starting FFmpeg WebSocket Media Processing Service ({settings.backend.value} backend, "
         f"{role.value})",
         version=__version__,
     )
-    async with running(settings, role) as svc:
-        log.info(
-            "service ready",
-            ws_port=svc.ws_port,
-            http_port=svc.http_port,
-            media_root=str(settings.media_root),
-        )
-        await stop.wait()
-        svc.stopping.set()
-        log.info("stopping: draining running jobs", drain_seconds=settings.drain_seconds)
+    try:
+        async with running(settings, role) as svc:
+            starting = False
+            await _serve(svc, settings, stop)
+    except asyncio.CancelledError:
+        if not stop.is_set() or main.uncancel() > 0:
+            raise
+        log.info("stopped before the service was ready")
+
+
+async def _serve(svc: Running, settings: Settings, stop: asyncio.Event) -> None:
+    log.info(
+        "service ready",
+        ws_port=svc.ws_port,
+        http_port=svc.http_port,
+        media_root=str(settings.media_root),
+    )
+    await stop.wait()
+    svc.stopping.set()
+    log.info("stopping: draining running jobs", drain_seconds=settings.drain_seconds)

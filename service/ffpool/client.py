@@ -16,8 +16,9 @@ When the WebSocket closes, pending requests and waits end with ConnectionError.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -27,6 +28,7 @@ from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from ffpool import client_resume as resume
 from ffpool.jobs.events import CancelledEvent, CompletedEvent, FailedEvent, OutputFile
 from ffpool.jobs.models import JobSpec
 from ffpool.protocol import (
@@ -97,13 +99,47 @@ class Client:
         self._http: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Client:
-        self._ws = await asyncio.wait_for(connect(self.ws_url, max_size=2**24), self.timeout)
-        self._reader = asyncio.create_task(self._read())
+        await self._open()
         limits = aiohttp.ClientTimeout(
             total=None, connect=self.timeout, sock_read=self.read_timeout
         )
         self._http = aiohttp.ClientSession(timeout=limits)
         return self
+
+    async def _open(self) -> None:
+        self._ws = await asyncio.wait_for(connect(self.ws_url, max_size=2**24), self.timeout)
+        self._closed = False
+        self._reader = asyncio.create_task(self._read())
+
+    async def reconnect(self, ws_url: str | None = None) -> None:
+        """A new WebSocket (to `ws_url`, another replica, if given). Waits and event streams
+        of the old one end with ConnectionError; follow jobs again with `subscribe`."""
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+        if self._ws is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._ws.close(), self.timeout)
+        self._close_all()
+        self._events.clear()
+        if ws_url is not None:
+            self.ws_url = ws_url
+        await self._open()
+
+    async def follow(
+        self,
+        job_id: str,
+        on_event: Callable[[Any], None] | None = None,
+        timeout: float | None = None,
+        *,
+        ws_urls: Sequence[str] = (),
+        unknown_grace_s: float = resume.UNKNOWN_GRACE_S,
+    ) -> Outcome:
+        """Like `wait` after a `subscribe`, riding out what a replicated service does: an
+        `unknown_job` refusal is retried for `unknown_grace_s` (a job just accepted elsewhere
+        may take a moment to be known here), and a closed connection is reconnected (to the
+        next of `ws_urls`, if given) and the job subscribed again."""
+        return await resume.follow(self, job_id, on_event, timeout, ws_urls, unknown_grace_s)
 
     async def __aexit__(self, *exc: object) -> None:
         if self._reader is not None:

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     queue_max_priority: Annotated[int, Field(ge=1, le=9)] = 9
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
     broker_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
+    broker_startup_wait_seconds: Annotated[float, Field(ge=0)] | None = None
+    """How long a starting process retries an unreachable broker (with back-off) before it
+    gives up. Unset: a worker-only process waits indefinitely (it may start before the broker),
+    a process serving clients gives up at once (a clear error beats a silent wait)."""
 
     instance_name: str = Field(default_factory=socket.gethostname)
     """Names this process's broker connections (the pod name on Kubernetes)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,7 +13,14 @@ import pytest
 
 from ffpool.client import Client, ClientError
 from ffpool.jobs.events import CancelledEvent, CompletedEvent
-from ffpool.jobs.models import JobSpec, PathInput, ThumbnailOp, TranscodeOp, UploadInput
+from ffpool.jobs.models import (
+    JobSpec,
+    PathInput,
+    ThumbnailOp,
+    TranscodeOp,
+    UploadInput,
+    job_id_for_key,
+)
 from ffpool.protocol import ErrorCode
 from tests.integration.service import service
 
@@ -136,3 +144,33 @@ async def test_stalled_upload_times_out(media_root: Path, tmp_path: Path) -> Non
             pytest.fail("a stalled upload hangs")
         with pytest.raises(TimeoutError):
             upload.result()
+
+
+async def test_follow_rides_out_unknown_job_and_a_dropped_connection(media_root: Path) -> None:
+    """`follow` subscribes to a job no server knows yet (accepted a moment later, as on
+    another replica), and after its connection drops reconnects and subscribes again."""
+    spec = JobSpec(input=PathInput(path="clips/sample.mp4"), operation=ThumbnailOp(time=1))
+    key = f"follow-{uuid.uuid4().hex}"
+    job_id = job_id_for_key(key, spec)
+    async with (
+        service(media_root) as svc,
+        Client(svc.ws_url, svc.http_url) as follower,
+        Client(svc.ws_url, svc.http_url) as submitter,
+    ):
+        following = asyncio.create_task(follower.follow(job_id, timeout=60))
+        await asyncio.sleep(0.5)
+        assert not following.done()  # unknown_job so far: still trying
+        assert follower._ws is not None
+        follower._ws.transport.abort()  # the connection drops under the follower
+        await asyncio.sleep(0.3)
+        accepted = await submitter.submit(spec, idempotency_key=key)
+        assert accepted.job_id == job_id
+        outcome = await following
+        assert isinstance(outcome, CompletedEvent), outcome
+
+
+async def test_follow_believes_unknown_job_after_the_grace_period(media_root: Path) -> None:
+    async with service(media_root) as svc, Client(svc.ws_url, svc.http_url) as client:
+        with pytest.raises(ClientError) as caught:
+            await client.follow(UNKNOWN_JOB, timeout=10, unknown_grace_s=0.5)
+        assert caught.value.error.code is ErrorCode.UNKNOWN_JOB

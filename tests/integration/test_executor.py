@@ -80,8 +80,14 @@ def job_processes(job_id: str) -> list[int]:
 
 
 def job_files(media_root: Path, job_id: str) -> list[str]:
+    """Files a run left in its job directory, in run scratch directories included; the run
+    lock and the completed record (commit.py) are bookkeeping, not outputs."""
     job_dir = media_root / "jobs" / job_id
-    return sorted(p.name for p in job_dir.iterdir()) if job_dir.exists() else []
+    files = job_dir.rglob("*") if job_dir.exists() else ()
+    return sorted(
+        str(p.relative_to(job_dir)) for p in files
+        if p.is_file() and not p.name.startswith(".ffpool-")
+    )  # fmt: skip
 
 
 async def execute(executor: Executor, job: Job) -> tuple[Any, list[ProgressEvent]]:

@@ -117,3 +117,20 @@ async def test_a_lost_connection_stops_its_runs_without_publishing(tmp_path: Pat
     assert [e.type for e in publisher.events if e.type != "progress"] == []  # no outcome
     assert publisher.jobs == []  # not republished: the broker redelivers it
     assert message.settled == ["nack(requeue=True)"]  # a no-op on the dead channel
+
+
+async def test_twin_copies_arriving_together_run_once(tmp_path: Path) -> None:
+    """Two copies of one keyed job (a twin publish by two servers) reach two slots in the
+    same loop turn: the marker check awaits, and the second copy must not start a second run
+    meanwhile; it joins the first and is settled with it."""
+    workers, _, executor = pool(tmp_path)
+    job = new_job().model_copy(update={"idempotency_key": "twin"})
+    one, two = FakeMessage(job), FakeMessage(job)
+    await workers._on_message(0, one)  # type: ignore[arg-type]
+    await workers._on_message(1, two)  # type: ignore[arg-type]
+    await until(lambda: len(executor.started) == 1)
+    await asyncio.sleep(0.2)
+    assert executor.started == [job.id]
+    assert workers.busy_jobs() == 1
+    await workers.drain(0)
+    assert one.settled == two.settled == ["ack"]  # handed back once, both copies acked

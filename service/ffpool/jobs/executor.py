@@ -1,5 +1,9 @@
 """Runs one job: input → FFmpeg → outputs, reported as a `completed` or `failed` event.
 
+A run holds the job's run lock and writes into its own scratch directory; a finished run
+commits its outputs atomically, and the first commit wins (commit.py). A failed or cancelled
+run removes only its own scratch files, never another run's, never committed outputs.
+
 Hot path per job: one FFmpeg process (its stderr gives the input duration for the progress
 percentage), plus one ffprobe of the output for video/audio results; a thumbnail's metadata is
 read from the image header.
@@ -8,17 +12,18 @@ read from the image header.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 from ffpool import logs
 from ffpool.jobs import executor_outcome as outcome
+from ffpool.jobs import pdeathsig
 from ffpool.jobs.argv import FFmpegPlan, PlannedOutput, build_plan
 from ffpool.jobs.binaries import Binaries, BinariesNotFound, resolve
+from ffpool.jobs.commit import RunScope, run_scope
 from ffpool.jobs.events import (
     CompletedEvent,
     FailedEvent,
@@ -45,11 +50,8 @@ ProgressCallback = Callable[[ProgressEvent], None]
 
 @dataclass
 class _Attempt:
-    """What one execution has created so far, to be removed if it does not complete."""
-
     job: Job
     started: float
-    outputs: tuple[PlannedOutput, ...] = field(default=())
 
     @property
     def elapsed_s(self) -> float:
@@ -94,18 +96,19 @@ class Executor:
         needs no FFmpeg; a worker reads it at start-up to fail fast. Raises BinariesNotFound."""
         if self._binaries is None:
             self._binaries = resolve(self.settings)
+            pdeathsig.trampoline()  # checked here, at worker start, not in a job's first run
         return self._binaries
 
     async def execute(
         self, job: Job, on_progress: ProgressCallback
     ) -> CompletedEvent | FailedEvent:
-        """Never raises, except CancelledError (after removing the job's partial outputs)."""
+        """Never raises, except CancelledError (after removing the run's scratch directory)."""
         attempt = _Attempt(job=job, started=time.monotonic())
         log.info("job started", job_id=job.id, operation=job.spec.operation.op)
         try:
             event: CompletedEvent | FailedEvent = await self._execute(attempt, on_progress)
         except asyncio.CancelledError:
-            await asyncio.shield(asyncio.to_thread(_remove, attempt.outputs))
+            # The run's scratch directory is gone already (run_scope): nothing else to undo.
             log.info("job cancelled", job_id=job.id, elapsed_s=round(attempt.elapsed_s, 3))
             raise
         except (outcome.JobFailure, InputError, StorageError, ProbeError) as exc:
@@ -116,7 +119,6 @@ class Executor:
                 job_id=job.id, code=FailureCode.INTERNAL_ERROR, message="internal error"
             )
         if isinstance(event, FailedEvent):
-            await asyncio.to_thread(_remove, attempt.outputs)
             log.info("job failed", job_id=job.id, code=event.code.value, reason=event.message)
         else:
             log.info("job completed", job_id=job.id, seconds=event.processing_time_s)
@@ -125,13 +127,24 @@ class Executor:
     async def _execute(self, attempt: _Attempt, on_progress: ProgressCallback) -> CompletedEvent:
         job = attempt.job
         self._require_binaries()
+        job_dir = await asyncio.to_thread(self.storage.job_dir, job.id)
+        async with run_scope(job_dir) as scope:
+            if scope.done is not None:
+                log.info("job already committed by another run: not run again", job_id=job.id)
+                return scope.done
+            event, names = await self._produce(attempt, scope, on_progress)
+            return await asyncio.to_thread(scope.commit, names, event)
+
+    async def _produce(
+        self, attempt: _Attempt, scope: RunScope, on_progress: ProgressCallback
+    ) -> tuple[CompletedEvent, tuple[str, ...]]:
+        """The run itself, all in the scratch directory: its event and its output names."""
+        job = attempt.job
         src = await materialize(job.spec.input, job.id, self.storage, self.settings)
         if isinstance(job.spec.operation, ProbeOp):
             info = await probe(self.binaries, src, self._remaining(attempt))
-            return self._completed(attempt, (), info)
-        job_dir = await asyncio.to_thread(self.storage.job_dir, job.id)
-        plan = build_plan(job.spec.operation, src, job_dir, self.binaries, self.settings)
-        attempt.outputs = plan.outputs
+            return self._completed(attempt, (), info), ()
+        plan = build_plan(job.spec.operation, src, scope.scratch, self.binaries, self.settings)
         tracker = await self._run(attempt, plan, on_progress)
         sizes = await asyncio.to_thread(_finalize, plan.outputs, self.settings.max_output_bytes)
         on_progress(tracker.completed())
@@ -139,7 +152,8 @@ class Executor:
             self._output_file(job.id, out, size)
             for out, size in zip(plan.outputs, sizes, strict=True)
         )
-        return self._completed(attempt, files, await self._metadata(plan, attempt))
+        event = self._completed(attempt, files, await self._metadata(plan, attempt))
+        return event, tuple(out.name for out in plan.outputs)
 
     async def _run(
         self, attempt: _Attempt, plan: FFmpegPlan, on_progress: ProgressCallback
@@ -227,7 +241,8 @@ class Executor:
 
 
 def _finalize(outputs: tuple[PlannedOutput, ...], max_bytes: int) -> list[int]:
-    """Blocking: check each temporary output, then rename it to its final name."""
+    """Blocking: check each temporary output, then rename it to its name (in the run's
+    scratch directory: the commit publishes it)."""
     sizes = []
     for out in outputs:
         size = _size(out)
@@ -245,11 +260,3 @@ def _size(out: PlannedOutput) -> int | None:
         return out.temp_path.stat().st_size
     except FileNotFoundError:
         return None
-
-
-def _remove(outputs: tuple[PlannedOutput, ...]) -> None:
-    """Blocking: remove what an unfinished job wrote (temporary and final names)."""
-    for out in outputs:
-        for path in (out.temp_path, out.final_path):
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()

@@ -1,8 +1,8 @@
 """Run one FFmpeg/ffprobe process: stream its output, bound its time, stop it cleanly.
 
 The process gets its own process group (session), so a timeout or a cancel reaches everything
-it started. Its stderr is always drained, because a full pipe would block it, into a bounded
-tail kept for error messages.
+it started, and dies with this process (pdeathsig.py). Its stderr is always drained, because
+a full pipe would block it, into a bounded tail kept for error messages.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from ffpool import logs
+from ffpool.jobs import pdeathsig
 from ffpool.jobs.progress import LineSplitter
 
 log = logs.get(__name__)
@@ -72,7 +73,7 @@ async def run(
     the group gets SIGTERM, SIGKILL after `grace_s`, is reaped, and CancelledError re-raised."""
     started = time.monotonic()
     proc = await asyncio.create_subprocess_exec(
-        *argv,
+        *pdeathsig.wrap(argv),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -9,6 +9,9 @@ Connections of one process, named for the management API (`client_properties`):
 
 from __future__ import annotations
 
+import asyncio
+import math
+import random
 from contextlib import AbstractAsyncContextManager
 
 import aio_pika
@@ -64,12 +67,13 @@ class RabbitBackend:
         self._worker_name = names.WORKER_CONNECTION_PREFIX + instance
         role_name = self._server_name if serve_clients else self._worker_name
         self._publisher = Publisher(self._url, role_name, self._topo, self._timeout)
+        self._markers = Markers(settings.media_root)
         self._feed = (
-            EventsFeed(self._topo, instance, self._timeout, settings.max_retained_jobs)
+            EventsFeed(self._topo, instance, self._timeout, settings.max_retained_jobs,
+                       on_dead_letter=self._markers.mark_failed)
             if serve_clients
             else None
-        )
-        self._markers = Markers(settings.media_root)
+        )  # fmt: skip
         self._pool: WorkerPool | None = None
         self._control: Control | None = None
         self._conns: list[AbstractRobustConnection] = []
@@ -79,15 +83,7 @@ class RabbitBackend:
 
     async def start(self) -> None:
         log.info(f"Connecting to RabbitMQ at {logs.mask_url(self._url)}")
-        try:
-            await self._publisher.start()
-            server_conn = await self._connect(self._server_name) if self._feed else None
-            worker_conn = await self._connect(self._worker_name) if self._executor else None
-        except _CONNECT_ERRORS as exc:
-            await self.stop()
-            raise BackendUnavailable(
-                f"cannot reach RabbitMQ at {logs.mask_url(self._url)}: {type(exc).__name__}"
-            ) from exc
+        server_conn, worker_conn = await self._connect_all()
         if self._executor is not None:
             self._pool = await self._make_pool(self._executor)
         if self._feed is not None and server_conn is not None:
@@ -111,6 +107,34 @@ class RabbitBackend:
             await self._pool.start(worker_conn, count)
         else:
             log.info("RabbitMQ connected")
+
+    async def _connect_all(
+        self,
+    ) -> tuple[AbstractRobustConnection | None, AbstractRobustConnection | None]:
+        """The publisher's, server's and worker's connections; while the broker is unreachable
+        retried with back-off for `broker_startup_wait_seconds`, then BackendUnavailable."""
+        wait_s = self._settings.broker_startup_wait_seconds
+        if wait_s is None:
+            wait_s = 0.0 if self._feed is not None else math.inf
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        failures = 0
+        while True:
+            try:
+                await self._publisher.start()
+                server_conn = await self._connect(self._server_name) if self._feed else None
+                worker_conn = await self._connect(self._worker_name) if self._executor else None
+                return server_conn, worker_conn
+            except _CONNECT_ERRORS as exc:
+                await self.stop()
+                failures += 1
+                delay = connection.backoff_s(failures, random.random())  # noqa: S311 - jitter
+                reason = f"cannot reach RabbitMQ at {logs.mask_url(self._url)}"
+                if loop.time() + delay > deadline:
+                    raise BackendUnavailable(f"{reason}: {type(exc).__name__}") from exc
+                log.warning(f"{reason}, retrying", retry_in_s=round(delay, 2),
+                            error=type(exc).__name__)  # fmt: skip
+                await asyncio.sleep(delay)
 
     async def _connect(self, conn_name: str) -> AbstractRobustConnection:
         conn = await connection.connect(self._url, conn_name, self._timeout)
@@ -154,12 +178,19 @@ class RabbitBackend:
     async def submit(self, job: Job) -> Submission:
         feed = self._require_feed()
         known = feed.cache.get(job.id)
+        if known is None and job.idempotency_key is not None:
+            # A keyed job's id is derived from its key: whichever server accepted it before
+            # left its accepted record in the job's directory (no waiting on a lookup).
+            known = await self._markers.record(job.id)
         if known is not None:
+            feed.remember(known)
             return Submission(record=known, duplicate=True)
         await self._publisher.publish_job(job, attempt=1, wait_s=self._timeout)
         self._metrics.observe_submitted()
-        # No `queued` broadcast (it would cost a publish and a delivery per server per job):
-        # other servers learn of a queued job by asking this one, then from its events.
+        # The accepted record, before the client hears `accepted`: any server can then answer
+        # for the job, also after this one died. No `queued` broadcast (it would cost a
+        # publish and a delivery per server per job).
+        await self._markers.mark_accepted(job)
         record = JobRecord.queued(job)
         feed.remember(record)
         return Submission(record=record)
@@ -184,9 +215,13 @@ class RabbitBackend:
             return None
         record = self._feed.cache.get(job_id)
         if record is None and self._control is not None:
+            # A live server's record is the freshest (running, progress); the job's files
+            # answer when no server knows it (its accepting server died, or all restarted).
             record = await self._control.lookup(job_id, LOOKUP_WAIT_S)
-            if record is not None:
-                self._feed.remember(record)
+        if record is None:
+            record = await self._markers.record(job_id)
+        if record is not None:
+            self._feed.remember(record)
         return record
 
     async def _lookup(self, job_id: str) -> JobRecord | None:

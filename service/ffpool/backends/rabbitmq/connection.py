@@ -42,6 +42,19 @@ EVENTS_EXCHANGE_TYPE = aio_pika.ExchangeType.TOPIC
 CONTROL_EXCHANGE_TYPE = aio_pika.ExchangeType.TOPIC
 
 
+# Start-up retries while the broker is unreachable: exponential back-off, capped, jittered
+# (a fleet of workers started together must not hammer a broker that is coming up).
+CONNECT_BACKOFF_BASE_S = 0.5
+CONNECT_BACKOFF_CAP_S = 30.0
+
+
+def backoff_s(failures: int, jitter: float) -> float:
+    """The wait after the `failures`-th failed attempt (1, 2, …); `jitter` in [0, 1) spreads
+    it over the upper half of the step, so it never collapses to zero."""
+    step = min(CONNECT_BACKOFF_CAP_S, CONNECT_BACKOFF_BASE_S * 2.0 ** min(failures - 1, 30))
+    return step * (0.5 + jitter / 2)
+
+
 class LinkState(enum.Enum):
     READY = "ready"
     BLOCKED = "blocked"

@@ -106,7 +106,7 @@ class WorkerPool:
     def _on_connection_lost(self, _sender: object, exc: BaseException | None) -> None:
         """The deliveries of the running jobs died with the connection and the broker requeues
         them (maybe to another worker): stop the runs, so no job runs twice at once. Their
-        partial outputs are removed as on a cancel; the redelivery counts as an attempt."""
+        run scratch is removed as on a cancel; the redelivery counts as an attempt."""
         if self._draining or not self._runs:
             return
         log.warning("worker connection lost: handing running jobs back to the broker",
@@ -176,6 +176,16 @@ class WorkerPool:
         if self._draining:
             await self._settler.hand_back(run)
             return
+        # Claimed before the first await: a copy delivered to another slot while this one
+        # checks the markers joins this run instead of starting a second one.
+        self._runs[job.id] = run
+        try:
+            await self._decide_and_dispatch(run, message)
+        finally:
+            del self._runs[job.id]
+
+    async def _decide_and_dispatch(self, run: Run, message: AbstractIncomingMessage) -> None:
+        job, attempt = run.job, run.attempt
         redelivered = bool(message.redelivered)
         # The markers are read on every delivery (a stat in a thread, cheap next to an FFmpeg
         # run): a job cancelled while queued, before this worker started, carries no other
@@ -215,7 +225,6 @@ class WorkerPool:
 
     async def _run(self, run: Run) -> None:
         job = run.job
-        self._runs[job.id] = run
         # Every event of a run goes on the outcome's channel: the broker keeps one channel's
         # messages in order but not two channels', and a progress sample that trailed the
         # outcome would be dropped by servers that already saw the job finish.
@@ -224,17 +233,14 @@ class WorkerPool:
             self._state_event(run, JobState.RUNNING),
             publish_last=self._publish_in_order,
         )
-        try:
-            log.info("job started", job_id=job.id, attempt=run.attempt, worker=run.worker)
-            outcome = await execute(run, self._executor, progress, self._limit_s)
-            await progress.close(self._timeout)
-            if isinstance(outcome, CompletedEvent):
-                _remember(self._completed, job.id, outcome)
-            await self._settler.settle(run, outcome)
-            if outcome is None and progress.announced:
-                await self._state(run, JobState.QUEUED)  # handed back: waiting again
-        finally:
-            del self._runs[job.id]
+        log.info("job started", job_id=job.id, attempt=run.attempt, worker=run.worker)
+        outcome = await execute(run, self._executor, progress, self._limit_s)
+        await progress.close(self._timeout)
+        if isinstance(outcome, CompletedEvent):
+            _remember(self._completed, job.id, outcome)
+        await self._settler.settle(run, outcome)
+        if outcome is None and progress.announced:
+            await self._state(run, JobState.QUEUED)  # handed back: waiting again
         if isinstance(outcome, CompletedEvent | FailedEvent | CancelledEvent):
             seconds = time.monotonic() - run.started
             self._metrics.observe_finished(job.spec.operation.op, _state_of(outcome), seconds)

@@ -19,6 +19,7 @@ so no job disappears without a trace.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 from pydantic import TypeAdapter, ValidationError
@@ -27,7 +28,7 @@ from ffpool import logs
 from ffpool.backends.hub import EventHub
 from ffpool.backends.rabbitmq import attempts, connection
 from ffpool.backends.rabbitmq.records import RecordCache
-from ffpool.jobs.events import JobEvent, JobRecord
+from ffpool.jobs.events import FailedEvent, JobEvent, JobRecord
 from ffpool.topology import Topology
 
 log = logs.get(__name__)
@@ -55,7 +56,16 @@ def parse_events(body: bytes) -> list[JobEvent] | None:
 
 
 class EventsFeed:
-    def __init__(self, topo: Topology, instance: str, timeout: float, capacity: int) -> None:
+    def __init__(
+        self,
+        topo: Topology,
+        instance: str,
+        timeout: float,
+        capacity: int,
+        *,
+        on_dead_letter: Callable[[FailedEvent], Awaitable[None]] | None = None,
+    ) -> None:
+        self._on_dead_letter_seen = on_dead_letter
         self._topo = topo
         self._instance = instance
         self._timeout = timeout
@@ -127,3 +137,7 @@ class EventsFeed:
         failure = attempts.dead_letter_failure(job.id, message.headers)
         log.info("job dead-lettered", job_id=job.id, code=failure.code.value)
         self.ingest(failure)
+        if self._on_dead_letter_seen is not None:
+            # Recorded in the job's files too: an expired job has no worker to record it, and
+            # a server started later must not take it for queued (markers.py).
+            await self._on_dead_letter_seen(failure)

@@ -1,6 +1,7 @@
 """Per-job marker files under MEDIA_ROOT/jobs/<id>/, the at-least-once guard.
 
-A worker writes `.ffpool-completed.json` (the `completed` event) before it acks a job, and a
+The executor's commit creates `.ffpool-completed.json` (the `completed` event, commit.py), a
+worker writes it again (the same event: an executor may not commit) before it acks a job, and a
 server writes `.ffpool-cancelled` when it cancels a queued job. A redelivered or republished
 copy of the job is then recognised by its id on any worker sharing MEDIA_ROOT (outputs are
 there anyway) and is not transcoded twice. Dot names can never clash with output names.
@@ -19,14 +20,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from ffpool.jobs.events import CompletedEvent
+from ffpool.backends.rabbitmq import records
+from ffpool.jobs.commit import COMPLETED
+from ffpool.jobs.events import CompletedEvent, FailedEvent, JobRecord
+from ffpool.jobs.models import Job
 from ffpool.storage import JOBS_DIR
 
-COMPLETED = ".ffpool-completed.json"
+__all__ = ["ACCEPTED", "CANCELLED", "COMPLETED", "FAILED", "Markers"]
 CANCELLED = ".ffpool-cancelled"
+# The job as accepted (written by the accepting server after the broker's confirm, before the
+# client hears `accepted`) and a dead-lettered job's failure: with the two above, any server
+# can tell what became of any job still on disk, also after its accepting server died.
+ACCEPTED = ".ffpool-accepted.json"
+FAILED = ".ffpool-failed.json"
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 _Call = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[], Any]]
 
 
@@ -108,6 +118,37 @@ class Markers:
     async def mark_completed(self, event: CompletedEvent) -> None:
         body = event.model_dump_json()
         await _FILES.run(lambda: self._write(event.job_id, COMPLETED, body))
+
+    async def mark_accepted(self, job: Job) -> None:
+        body = job.model_dump_json()
+        await _FILES.run(lambda: self._write(job.id, ACCEPTED, body))
+
+    async def mark_failed(self, event: FailedEvent) -> None:
+        body = event.model_dump_json()
+        await _FILES.run(lambda: self._write(event.job_id, FAILED, body))
+
+    async def record(self, job_id: str) -> JobRecord | None:
+        """The job's record as its files tell it (records.from_files), None if none."""
+        return await _FILES.run(lambda: self._record(job_id))
+
+    def _record(self, job_id: str) -> JobRecord | None:
+        try:
+            present = set(os.listdir(self._root / job_id))
+        except (OSError, ValueError):
+            return None
+        return records.from_files(
+            job_id,
+            self._read(job_id, ACCEPTED, Job) if ACCEPTED in present else None,
+            self._read_completed(job_id) if COMPLETED in present else None,
+            self._read(job_id, FAILED, FailedEvent) if FAILED in present else None,
+            CANCELLED in present,
+        )
+
+    def _read(self, job_id: str, name: str, model: type[M]) -> M | None:
+        try:
+            return model.model_validate_json(self._path(job_id, name).read_bytes())
+        except (OSError, ValidationError):
+            return None
 
     async def mark_cancelled(self, job_id: str) -> None:
         await _FILES.run(lambda: self._write(job_id, CANCELLED, ""))

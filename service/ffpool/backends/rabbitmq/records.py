@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from ffpool.jobs.events import JobEvent, JobRecord, JobState, StateEvent, apply
+from ffpool.jobs.events import (
+    CancelledEvent,
+    CompletedEvent,
+    FailedEvent,
+    JobEvent,
+    JobRecord,
+    JobState,
+    StateEvent,
+    apply,
+)
+from ffpool.jobs.models import Job
 
 UNKNOWN_OPERATION = "unknown"
 _RANK = {JobState.QUEUED: 0, JobState.RUNNING: 1}
@@ -90,3 +100,25 @@ class RecordCache:
 
     def count(self, state: JobState) -> int:
         return sum(1 for r in self._records.values() if r.state is state)
+
+
+def from_files(
+    job_id: str,
+    accepted: Job | None,
+    completed: CompletedEvent | None,
+    failed: FailedEvent | None,
+    cancelled: bool,
+) -> JobRecord | None:
+    """A job's record from its files under MEDIA_ROOT/jobs/<id>/ (markers.py), for a server
+    that has no record and no live server to ask. The completed record is the commit, so it
+    wins over a cancel that raced it; a job with only its accepted record is `queued` as far
+    as the files know (its live events follow on the events exchange). None: no trace."""
+    outcome: CompletedEvent | FailedEvent | CancelledEvent | None = completed or failed
+    if outcome is None and cancelled:
+        outcome = CancelledEvent(job_id=job_id)
+    if accepted is not None:
+        seed = JobRecord.queued(accepted)
+        return seed if outcome is None else apply(seed, outcome)
+    if outcome is None:
+        return None
+    return fold(None, outcome)

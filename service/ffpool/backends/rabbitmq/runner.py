@@ -221,6 +221,7 @@ class Settler:
         headers = attempts.failure_headers(failure.code, failure.message, run.attempt)
         body = run.job.model_dump_json().encode()
         if await self._retrying(lambda: self._publisher.publish_dead_letter(body, headers)):
+            await self._markers.mark_failed(failure)  # for servers that missed the event
             await self._record(run, failure)
         else:
             await nack_all(run.deliveries, self._timeout)

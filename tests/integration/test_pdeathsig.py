@@ -1,0 +1,65 @@
+"""FFmpeg dies with its worker: a real FFmpeg started through the runner by a process that is
+then killed with SIGKILL (no clean-up code runs) does not outlive it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ffpool.jobs import pdeathsig
+from tests.integration.test_executor_runner import alive, until_dead
+
+# A parent that runs an endless FFmpeg through ffpool's runner, with a thread running (as a
+# worker has: the marker file thread), and waits to be killed.
+PARENT = """
+import asyncio, threading, time
+from ffpool.jobs.runner import run
+threading.Thread(target=time.sleep, args=(600,), daemon=True).start()
+asyncio.run(run(["ffmpeg", "-nostdin", "-re", "-f", "lavfi", "-i", "testsrc=size=64x64",
+                 "-f", "null", "-"], timeout_s=600, grace_s=1))
+"""
+
+
+def children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found.extend(int(child) for child in text)
+    return found
+
+
+def command(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
+async def test_ffmpeg_dies_when_its_worker_is_killed() -> None:
+    assert pdeathsig.trampoline(), "setpriv --pdeathsig is needed on the test machine"
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], env=os.environ.copy())
+    try:
+        deadline = time.monotonic() + 20
+        ffmpeg: list[int] = []
+        while not ffmpeg:
+            assert time.monotonic() < deadline, "FFmpeg did not start"
+            ffmpeg = [p for p in children(parent.pid) if "ffmpeg" in command(p)]
+            await asyncio.sleep(0.05)
+        pid = ffmpeg[0]
+        assert os.getpgid(pid) != os.getpgid(parent.pid)  # its own session, as before
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        await until_dead(pid)
+        assert not alive(pid)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+
+
+def test_wrap_puts_the_trampoline_first() -> None:
+    prefix = ("setpriv", "--pdeathsig", "KILL", "--")
+    assert pdeathsig.wrap(["ffmpeg", "-i", "x"], prefix) == [*prefix, "ffmpeg", "-i", "x"]
+    assert pdeathsig.wrap(["ffmpeg"], ()) == ["ffmpeg"]

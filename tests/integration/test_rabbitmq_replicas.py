@@ -1,0 +1,121 @@
+"""Any server answers for any accepted job, queued included, also after the server that
+accepted it is gone; an idempotency key holds across servers; twin copies of a job (published
+by two servers at once) run once and leave one valid output."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ffpool.backends.rabbitmq import RabbitBackend
+from ffpool.jobs.events import FailureCode, JobState
+from ffpool.jobs.executor import Executor
+from ffpool.jobs.models import Job, JobSpec, PathInput, Preset, TranscodeOp, job_id_for_key
+from ffpool.storage import LocalStorage
+from tests.integration.test_rabbitmq_helpers import (
+    FakeExecutor,
+    FakeMetrics,
+    eventually,
+    make_settings,
+    need_broker,
+    prefix_for_test,
+    started,
+    state_of,
+)
+
+pytestmark = pytest.mark.rabbitmq
+
+
+@pytest.fixture(autouse=True)
+def _broker() -> None:
+    need_broker()
+
+
+def keyed(key: str, path: str = "ok") -> Job:
+    spec = JobSpec(input=PathInput(path=path), operation=TranscodeOp(preset=Preset.ULTRAFAST))
+    return Job(id=job_id_for_key(key, spec), spec=spec, idempotency_key=key)
+
+
+async def test_another_server_answers_for_a_queued_job_after_its_server_died(
+    tmp_path: Path,
+) -> None:
+    async with prefix_for_test() as prefix:
+        first = make_settings(prefix, tmp_path, "server1")
+        second = make_settings(prefix, tmp_path, "server2")
+        worker = make_settings(prefix, tmp_path, "worker1", max_concurrent_jobs=1)
+        j = keyed("replicas-1")
+        async with started(RabbitBackend(first, FakeMetrics(), None)) as accepting:
+            assert not (await accepting.submit(j)).duplicate
+        # The accepting server is gone; no worker has seen the job. A server started now:
+        async with started(RabbitBackend(second, FakeMetrics(), None)) as other:
+            record = await other.get(j.id)
+            assert record is not None
+            assert record.state is JobState.QUEUED
+            again = await other.submit(keyed("replicas-1"))  # the same key, another server
+            assert again.duplicate
+            assert again.record.job_id == j.id
+            assert (await other.cancel(j.id)).state is JobState.CANCELLED
+            executor = FakeExecutor()
+            async with started(RabbitBackend(worker, FakeMetrics(), executor, serve_clients=False)):
+                later = keyed("replicas-2")
+                await other.submit(later)
+                await eventually(lambda: state_of(other, later.id, JobState.COMPLETED))
+            assert executor.started == [later.id]  # the cancelled one was skipped
+
+
+def ffprobe_duration(path: Path) -> float:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_format", "-of", "json", str(path)],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    return float(json.loads(out.stdout)["format"]["duration"])
+
+
+@pytest.mark.ffmpeg
+async def test_twin_publishes_run_once_and_keep_one_valid_output(media_root: Path) -> None:
+    async with prefix_for_test() as prefix:
+        servers = [make_settings(prefix, media_root, f"s{i}") for i in (1, 2)]
+        workers = [make_settings(prefix, media_root, f"w{i}", max_concurrent_jobs=1)
+                   for i in (1, 2)]  # fmt: skip
+        storage = LocalStorage(media_root)
+        async with (
+            started(RabbitBackend(servers[0], FakeMetrics(), None)) as one,
+            started(RabbitBackend(servers[1], FakeMetrics(), None)) as two,
+            started(RabbitBackend(workers[0], FakeMetrics(), Executor(workers[0], storage),
+                                  serve_clients=False)),
+            started(RabbitBackend(workers[1], FakeMetrics(), Executor(workers[1], storage),
+                                  serve_clients=False)),
+        ):  # fmt: skip
+            jobs = [keyed(f"twin-{n}", "clips/sample.mp4") for n in range(4)]
+            # Each key to both servers at once: both may publish it (neither sees the other's
+            # accepted record yet), and two workers may get the twins together.
+            await asyncio.gather(*(s.submit(j) for j in jobs for s in (one, two)))
+            for j in jobs:
+                record = await eventually(lambda j=j: state_of(one, j.id, JobState.COMPLETED))
+                assert record.result is not None
+                (output,) = record.result.outputs
+                path = media_root / "jobs" / j.id / output.name
+                assert path.stat().st_size == output.size
+                assert ffprobe_duration(path) > 0
+                leftovers = [p.name for p in path.parent.iterdir() if p.name.startswith(".run-")]
+                assert leftovers == []
+
+
+async def test_a_server_started_later_knows_a_job_expired_in_the_queue(tmp_path: Path) -> None:
+    async with prefix_for_test() as prefix:
+        first = make_settings(prefix, tmp_path, "server1", queue_message_ttl_ms=1000)
+        second = make_settings(prefix, tmp_path, "server2", queue_message_ttl_ms=1000)
+        j = keyed("replicas-expired")
+        async with started(RabbitBackend(first, FakeMetrics(), None)) as accepting:
+            await accepting.submit(j)
+            await eventually(lambda: state_of(accepting, j.id, JobState.FAILED))
+        async with started(RabbitBackend(second, FakeMetrics(), None)) as later:
+            record = await later.get(j.id)
+            assert record is not None
+            assert record.state is JobState.FAILED
+            assert record.failure is not None
+            assert record.failure.code is FailureCode.EXPIRED
