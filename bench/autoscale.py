@@ -1,4 +1,4 @@
-"""Closed-loop autoscaling benchmark (issue 4): the real operator against KMock and the real
+"""Closed-loop autoscaling benchmark: the real operator against KMock and the real
 broker, a ReplicaSet stand-in running real `ffpool worker` processes (bench/pods.py), and a
 burst of real FFmpeg transcodes; then the same burst and harness driven by a KEDA + HPA policy
 with KEDA's defaults (bench/keda.py) instead of the operator.

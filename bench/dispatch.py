@@ -13,7 +13,8 @@ It also prints how the CPU splits between the processes (clients, service, the b
 VM), read from /proc over the timed phase: on a shared machine CPU ms per job is steadier than
 jobs/s. `--skip-raw` prints the service's figures alone on one line (A/B runs of a change).
 
-Goals (issue 3): ≥ 1,000 complete jobs/s with 100 clients, submit→accepted p99 ≤ 20 ms.
+Goals (README, "RabbitMQ dispatch"): ≥ 1,000 complete jobs/s with 100 clients,
+submit→accepted p99 ≤ 20 ms.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """KEDA's RabbitMQ scaler driving an HPA, with their defaults, as a pure policy (no I/O): the
-benchmark's baseline. Defaults and sources: /work/shared/notes/autoscaling.md.
+benchmark's baseline. Defaults and sources: docs/design/autoscaling.md.
 
 Two loops, as in a cluster:
 - KEDA's own loop (every `polling_s`) owns 0 <-> 1: active (metric > activationValue) at zero

@@ -1,5 +1,5 @@
 """A thin KMock (pinned 0.8) subclass that behaves enough like a kube-apiserver for kopf and the
-operator (see /work/shared/notes/kmock.md for the gaps it fixes):
+operator (see docs/design/kmock.md for the gaps it fixes):
 
 - create: uid, creationTimestamp, generation, namespace, resourceVersion; answers 201; 409 on
   duplicates;

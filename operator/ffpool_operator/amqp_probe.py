@@ -1,9 +1,9 @@
 """Fresh queue depth over AMQP. The management API's counts lag 5-10 s with default broker
-statistics (rabbitmq.md), while a passive `queue.declare` answers the exact ready count and
-consumer count at once; the API still supplies unacked (in-flight) counts and connections.
+statistics (docs/design/rabbitmq.md), while a passive `queue.declare` answers the exact ready
+count and consumer count at once; the API still supplies unacked (in-flight) counts and connections.
 
 A plain (non-robust) connection: a robust channel may hand back a cached queue object with a
-stale count (rabbitmq.md)."""
+stale count (docs/design/rabbitmq.md)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The autoscaling decision: a pure function of (queue stats, current and busy workers, spec,
 history, now). No I/O here; autoscaler.py reads the inputs and applies the result.
 
-Rules (issue 4, and autoscaling.md for why):
+Rules (docs/design/autoscaling.md for why):
 - recommended = ceil((ready + in flight) / target per worker), clamped to [min, max]; counting
   in-flight jobs keeps workers that are still processing from being scaled to zero.
 - From zero only when the backlog exceeds the activation threshold.

@@ -1,6 +1,7 @@
 """Applying owned objects against KMock (no broker, no operator loop): the reconcile never
-writes a worker count back over the autoscaler's (review item 6). KMock's server-side apply is an
-approximation (tests/kmock_apply.py); tests/cluster/test_server_side_apply.py runs the real one."""
+writes a worker count back over the autoscaler's (docs/operator.md, "Worker count"). KMock's
+server-side apply is an approximation (tests/kmock_apply.py);
+tests/cluster/test_server_side_apply.py runs the real one."""
 
 from typing import Any
 

@@ -94,7 +94,7 @@ async def test_current_workers_are_the_deployments_pods(
     kube_api: Any, kube: Any, broker: Broker, operator: None
 ) -> None:
     """`status.workers.current` (the Workers column, the scale subresource's status) is the
-    worker Deployment's `status.replicas`, not the desired count (review item 3). KMock runs
+    worker Deployment's `status.replicas`, not the desired count. KMock runs
     no controllers, so the test writes the Deployment's status as one would."""
     await kube.create(secret())
     await kube.create(pool(broker, autoscaling={"enabled": False}, workers={"replicas": 3}))

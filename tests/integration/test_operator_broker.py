@@ -188,7 +188,7 @@ def _rv(kube_api: Any, plural: str, name: str) -> int:
 async def test_manual_scale_down_marks_idle_pods_first(
     kube_api: Any, kube: Any, broker: Broker, operator: None, busy_workers: list[Any]
 ) -> None:
-    """`kubectl scale` with autoscaling off (review item 4): the user's number wins, but the
+    """`kubectl scale` with autoscaling off: the user's number wins, but the
     idle pods are marked to go before the count is lowered."""
     rmq = {"statisticsIntervalSeconds": 1}
     await kube.create(secret())
@@ -213,7 +213,7 @@ async def test_manual_scale_down_marks_idle_pods_first(
 async def test_delete_if_empty_keeps_a_queue_with_jobs_in_flight(
     kube_api: Any, kube: Any, broker: Broker, operator: None, busy_workers: list[Any]
 ) -> None:
-    """RabbitMQ's if-empty ignores unacked messages (review item 2): the operator checks."""
+    """RabbitMQ's if-empty ignores unacked messages: the operator checks them itself."""
     await kube.create(secret())
     await kube.create(pool(broker, topology={"deletionPolicy": "DeleteIfEmpty"}))
     await eventually(lambda: (condition(kube_api, "TopologyReady") or {}).get("status") == "True")

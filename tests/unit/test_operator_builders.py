@@ -121,7 +121,7 @@ def test_config_change_rolls_pods_and_grace_exceeds_drain() -> None:
 )
 def test_worker_count_is_written_only_at_creation(overrides: dict[str, Any], expected: int) -> None:
     """After creation the daemon owns the count (autoscaler, or busy-aware manual scale): a
-    reconcile apply without `replicas` cannot race with it (review items 4 and 6)."""
+    reconcile apply without `replicas` cannot race with it (docs/operator.md, "Worker count")."""
     s = spec(**overrides)
     assert "replicas" not in workloads.worker_deployment(POOL, s)["spec"]
     assert workloads.initial_worker_replicas(s) == expected

@@ -73,7 +73,7 @@ def test_credentials_from_secret() -> None:
 
 def test_topology_env_round_trips_through_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     """Topology → env → Settings → Topology is the identity, every field (the routing key was
-    once dropped on the way: review item 1)."""
+    once dropped on the way)."""
     topo = Topology(
         job_exchange="ex.1", job_queue="q.1", routing_key="rk.1", dlq_queue="d.1",
         events_exchange="ev.1", control_exchange="ctl.1", message_ttl_ms=5000,

@@ -59,7 +59,7 @@ def _settle(
 
 
 def test_idle_pods_count_as_busy_until_seen_idle_for_a_stats_interval() -> None:
-    """The API's unacked counts lag (review item 8): idle must hold for 2 polls and `lag` s."""
+    """The API's unacked counts lag (docs/design/rabbitmq.md): idle holds 2 polls and `lag` s."""
     conns = {"a": frozenset({"n1"}), "b": frozenset({"n2"})}
     pods = [WorkerPod(name="a"), WorkerPod(name="b", in_flight=1)]
     busy, marks = _settle(pods, conns, {}, now=100.0)

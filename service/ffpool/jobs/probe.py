@@ -1,7 +1,7 @@
 """Media metadata: ffprobe's JSON parsed at the boundary, and image headers read directly.
 
 An image output's dimensions come from its first bytes, so a thumbnail's metadata costs no
-ffprobe process (issue 2: no extra spawns on the hot path).
+ffprobe process (the overhead goal in the README: no extra spawns on the hot path).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """FFmpeg's `-progress` output and stderr, parsed incrementally: pure, no I/O.
 
 `-progress pipe:1` writes blocks of `key=value` lines ending in `progress=continue|end` every
-`-stats_period` (/work/shared/notes/ffmpeg.md). The percentage needs the input's duration:
+`-stats_period` (docs/design/ffmpeg.md). The percentage needs the input's duration:
 instead of a separate ffprobe run before starting (a process spawn on the hot path) it is read
 from the `Duration:` line FFmpeg itself prints to stderr while opening the input.
 """

@@ -3,7 +3,7 @@
 Every event a worker's slots produce in one turn of the event loop goes to the servers as one
 confirmed message: a JSON array of events (servers read a single event or an array), at most
 `MAX_BATCH` of them. Under load a worker finishing dozens of short jobs per turn then costs the
-broker, and every server, one message instead of dozens; on the 2-core machines a delivery
+broker, and every server, one message instead of dozens; on a 2-core machine a delivery
 costs a server about as much CPU as a job's whole WebSocket exchange (bench/dispatch.py).
 
 At most one batch is in flight: its confirm must come back before the next batch is published,

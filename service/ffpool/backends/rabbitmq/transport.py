@@ -3,7 +3,7 @@
 aiormq writes every frame group (a publish, an ack) with its own `transport.write`, and asyncio
 sends a write at once when nothing is buffered: one `send` system call per message. Under load
 a turn of the loop queues dozens of them (a server publishing many clients' jobs, a worker
-acking and recording many outcomes), and on the 2-core machines the system calls (loopback TCP
+acking and recording many outcomes), and on a 2-core machine the system calls (loopback TCP
 runs the receiver's network stack in the sender's call) were the largest single cost in the
 dispatch profile: about 0.2 ms per publish in the worker. Joining a turn's writes into one
 `send` keeps the byte stream identical and adds no delay beyond the end of the current turn.
