@@ -45,7 +45,7 @@ def _cache() -> Path:
     return Path(os.environ.get("FFPOOL_CACHE") or Path.home() / ".cache" / "ffpool")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     try:
         plane = ControlPlane.start(tmp_path_factory.mktemp("control-plane"))
@@ -73,7 +73,7 @@ def build_images() -> list[Path]:
     return [archives / "ffpool.tar", archives / "ffpool-operator.tar"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def image_archives() -> list[Path]:
     try:
         return build_images()
@@ -82,7 +82,7 @@ def image_archives() -> list[Path]:
         raise
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def node(
     control_plane: ControlPlane,
     image_archives: list[Path],
@@ -100,7 +100,7 @@ def node(
         started.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def broker_user(node: Node) -> Iterator[BrokerUser]:
     require(broker_reachable(), "RabbitMQ on 127.0.0.1:5672 (make setup starts it)")
     user = create_user(node.gateway)
@@ -110,7 +110,7 @@ def broker_user(node: Node) -> Iterator[BrokerUser]:
         user.delete()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ingress_controller(
     control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[IngressController]:
@@ -121,7 +121,7 @@ def ingress_controller(
         controller.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def operator(control_plane: ControlPlane, node: Node) -> Iterator[str]:
     """The chart installed the way the README says, from the image `make images` built, into a
     namespace that enforces the restricted Pod Security level; yields the operator's
@@ -142,7 +142,7 @@ def operator(control_plane: ControlPlane, node: Node) -> Iterator[str]:
             helm(control_plane, "uninstall", RELEASE, "-n", OPERATOR_NS, check=False)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def pool(
     control_plane: ControlPlane,
     operator: str,
