@@ -119,16 +119,18 @@ async def write_replicas(kube: Kube, pool: PoolRef, count: int) -> None:
     await kube.apply(workloads.worker_replicas(pool, count), manager=names.FIELD_MANAGER_AUTOSCALER)
 
 
-def fixed(spec: PoolSpec, current: int, history: History) -> Decision:
+def fixed(spec: PoolSpec, current: int, history: History, stats: QueueStats | None) -> Decision:
     """Autoscaling off: the user's number (`kubectl scale`) wins, even below the busy pods;
-    `apply` still marks idle pods to go first."""
+    `apply` still marks idle pods to go first. Metrics are reported as they are: the count does
+    not need them, but `MetricsAvailable` must not claim what was not read."""
     desired = spec.workers.replicas
+    unread = "" if stats is not None else " (metrics unavailable)"
     return Decision(
         desired=desired,
         current=current,
-        reason=f"autoscaling off → {desired} workers",
+        reason=f"autoscaling off → {desired} workers{unread}",
         history=history,
-        metrics_available=True,
+        metrics_available=stats is not None,
     )
 
 
@@ -163,7 +165,7 @@ async def poll(
     )  # fmt: skip
     busy = current if activity is None else victims.busy_count(pods)
     if not spec.autoscaling.enabled:
-        decision = fixed(spec, current, history)
+        decision = fixed(spec, current, history, stats)
     else:
         decision = decide(
             stats, current, busy, spec.autoscaling, spec.target_per_worker, history, now

@@ -19,6 +19,21 @@ class BrokerUnavailable(BrokerError):
     """Unreachable, timed out or 5xx."""
 
 
+class BrokerBadAnswer(BrokerUnavailable):
+    """An answer that is not the management API's JSON of the expected shape (a login proxy's
+    HTML page, a truncated body): nothing can be concluded from it, so it counts as unavailable."""
+
+
+class BrokerAuthFailed(BrokerError):
+    """401/403: the Secret's credentials are wrong or lack permissions on the vhost; may recover
+    when the Secret or the broker's users are fixed."""
+
+
+class BrokerNotFound(BrokerError):
+    """404 on a write: the vhost does not exist (a missing queue or policy is a 404 on a read
+    or delete, which callers handle as absent)."""
+
+
 class BrokerRejected(BrokerError):
     """A 4xx answer: the request itself is wrong for this broker (e.g. an exchange exists with
     another type); retrying the same request will not help."""

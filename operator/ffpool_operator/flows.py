@@ -3,14 +3,17 @@ failures into conditions, events and kopf's retry errors. Handlers stay a few li
 
 from __future__ import annotations
 
+import json
 import time
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, Protocol
 
 import kopf
 
 from ffpool import logs, names
 from ffpool_operator import (
     autoscaler,
+    broker_status,
     builders,
     conditions,
     metrics,
@@ -19,7 +22,7 @@ from ffpool_operator import (
     victims,
 )
 from ffpool_operator.autoscaler import DeploymentSeen
-from ffpool_operator.broker import BrokerError, BrokerRejected
+from ffpool_operator.broker import BrokerError, BrokerNotFound, BrokerRejected
 from ffpool_operator.credentials import MissingSecret
 from ffpool_operator.kube import KubeError
 from ffpool_operator.models import Condition, DeletionPolicy, PoolRef, PoolSpec, WorkersStatus
@@ -52,17 +55,17 @@ def _conds(rt: Runtime, pool: PoolRef, status: Any) -> list[Condition]:
 
 
 async def _topology(rt: Runtime, pool: PoolRef, spec: PoolSpec) -> TopologyReport:
-    """Broker trouble does not stop the workloads from being applied: it becomes an `Unknown`
-    TopologyReady (reported as a conflict-free failed report) and a retry."""
+    """Broker trouble does not stop the workloads from being applied: it becomes a report
+    carrying the classified problem (its own reason), and a retry."""
     try:
         return await reconcile.sync_topology(await rt.admin(pool, spec), pool, spec)
     except (MissingSecret, BrokerError) as exc:
         metrics.RECONCILE_ERRORS.labels(pool.namespace, pool.name, "topology").inc()
-        return TopologyReport(error=f"{type(exc).__name__}: {exc}")
+        return TopologyReport(problem=broker_status.classify(exc))
 
 
 async def run_reconcile(
-    rt: Runtime, pool: PoolRef, spec: Any, status: Any, gen: int | None
+    rt: Runtime, pool: PoolRef, spec: Any, status: Any, gen: int | None, retry: int = 0
 ) -> None:
     try:
         parsed = reconcile.parse_spec(spec)
@@ -77,15 +80,18 @@ async def run_reconcile(
         await _fail(rt, pool, status, gen, "ApplyFailed", str(exc))
         raise kopf.TemporaryError(f"applying children: {exc}", delay=10) from exc
     conds = reconcile.topology_condition(_conds(rt, pool, status), report, gen)
+    problem = report.problem or broker_status.pods_secret_problem(
+        parsed.rabbitmq.secret_name, parsed.rabbitmq.amqp_url_key, rt.state(pool).has_amqp_url
+    )
     conds = conditions.set_condition(
-        conds, conditions.READY, report.error is None, "Reconciled" if report.error is None
-        else "BrokerUnavailable", report.error or "owned objects applied", generation=gen,
+        conds, conditions.READY, problem is None, problem.reason if problem else "Reconciled",
+        problem.message if problem else "owned objects applied", generation=gen,
     )  # fmt: skip
     rt.state(pool).next_drift_check = time.monotonic() + parsed.topology.drift_check_seconds
     selector = builders.selector_text(pool, names.COMPONENT_WORKER)
     await _write(rt, pool, conds, {"observedGeneration": gen, "workers": {"selector": selector}})
-    if report.error is not None:
-        raise kopf.TemporaryError(report.error, delay=10)
+    if problem is not None:
+        raise kopf.TemporaryError(problem.message, delay=broker_status.retry_delay(retry))
 
 
 async def _drift_check(rt: Runtime, pool: PoolRef, spec: PoolSpec, status: Any) -> None:
@@ -96,8 +102,8 @@ async def _drift_check(rt: Runtime, pool: PoolRef, spec: PoolSpec, status: Any) 
         return
     state.next_drift_check = time.monotonic() + spec.topology.drift_check_seconds
     report = await _topology(rt, pool, spec)
-    if report.error is not None:
-        log.warning("drift check failed", pool=pool.name, error=report.error)
+    if report.problem is not None:
+        log.warning("drift check failed", pool=pool.name, error=report.problem.message)
     conds = reconcile.topology_condition(_conds(rt, pool, status), report, None)
     await _write(rt, pool, conds, {})
 
@@ -138,6 +144,30 @@ async def autoscale_once(rt: Runtime, pool: PoolRef, spec: Any, status: Any, bod
         metrics.RECONCILE_ERRORS.labels(pool.namespace, pool.name, "autoscale").inc()
         log.warning("autoscaling poll failed", pool=pool.name, error=str(exc))
         return 5.0
+
+
+class Stopped(Protocol):
+    """kopf's DaemonStopped, as far as `pause` uses it."""
+
+    def __bool__(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> Awaitable[object]: ...
+
+
+async def pause(stopped: Stopped, spec: Any, seconds: float, step: float = 0.25) -> None:
+    """Waits `seconds` between polls, but returns early when the pool's spec changes: kopf
+    keeps a daemon's `spec` a live view of the object, and a fixed invalid spec or a new
+    interval must not wait out the old (up to 30 s) sleep."""
+    seen = _snapshot(spec)
+    deadline = time.monotonic() + seconds
+    while not stopped and (left := deadline - time.monotonic()) > 0:
+        await stopped.wait(min(step, left))
+        if _snapshot(spec) != seen:
+            return
+
+
+def _snapshot(spec: Any) -> str:
+    return json.dumps(dict(spec or {}), sort_keys=True, default=str)  # a view: copy it
 
 
 async def _autoscale(rt: Runtime, pool: PoolRef, spec: Any, status: Any, body: Any) -> float:
@@ -215,6 +245,8 @@ async def _delete_queues(rt: Runtime, pool: PoolRef, spec: PoolSpec, body: Any) 
             continue
         try:
             await admin.delete_queue(spec.rabbitmq.vhost, queue)
+        except BrokerNotFound:
+            continue  # gone meanwhile
         except BrokerRejected:
             kept.append(f"{queue} (not empty)")
     if kept:

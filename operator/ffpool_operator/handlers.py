@@ -55,10 +55,10 @@ def _pool(name: str | None, namespace: str | None, uid: str | None) -> PoolRef:
 @kopf.on.update(*RESOURCE)
 async def reconcile(
     spec: Any, status: Any, meta: Any, name: str, namespace: str | None, uid: str, memo: Any,
-    **_: Any,
+    retry: int, **_: Any,
 ) -> None:  # fmt: skip
     pool = _pool(name, namespace, uid)
-    await flows.run_reconcile(memo.runtime, pool, spec, status, meta.get("generation"))
+    await flows.run_reconcile(memo.runtime, pool, spec, status, meta.get("generation"), retry)
 
 
 @kopf.daemon(*RESOURCE, cancellation_timeout=5.0)
@@ -69,7 +69,7 @@ async def autoscale(
     pool = _pool(name, namespace, uid)
     while not stopped:
         interval = await flows.autoscale_once(memo.runtime, pool, spec, status, body)
-        await stopped.wait(interval)
+        await flows.pause(stopped, spec, interval)
 
 
 @kopf.on.delete(*RESOURCE)

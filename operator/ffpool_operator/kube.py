@@ -47,9 +47,11 @@ class Kube:
         self._cfg = cfg
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
+        self._closed = False
         self.manager = manager
 
     async def close(self) -> None:
+        self._closed = True
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -62,6 +64,10 @@ class Kube:
         content_type: str = JSON,
         params: dict[str, str] | None = None,
     ) -> Any:
+        if self._closed:
+            # A handler still running while the operator shuts down must not open a session
+            # that nothing would close.
+            raise KubeError(f"{method} {url}: client closed")
         if self._session is None:
             conn = aiohttp.TCPConnector(ssl=cluster.ssl_context(self._cfg))
             self._session = aiohttp.ClientSession(connector=conn, timeout=self._timeout)

@@ -5,13 +5,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from ffpool_operator.broker import Binding, BrokerRejected, BrokerUnavailable, Policy, QueueInfo
+from ffpool_operator.broker import (
+    Binding,
+    BrokerError,
+    BrokerRejected,
+    BrokerUnavailable,
+    Policy,
+    QueueInfo,
+)
 from ffpool_operator.victims import BrokerChannel, BrokerConnection
 
 
 class InMemoryBroker:
     def __init__(self) -> None:
         self.down = False
+        self.failure: BrokerError | None = None
+        """Raised by every call while set (auth, vhost or answer failures)."""
         self.exchanges: dict[tuple[str, str], str] = {}
         self.queues: dict[tuple[str, str], QueueInfo] = {}
         self.bound: set[tuple[str, Binding]] = set()
@@ -22,6 +31,8 @@ class InMemoryBroker:
     def _check(self) -> None:
         if self.down:
             raise BrokerUnavailable("in-memory broker is down")
+        if self.failure is not None:
+            raise self.failure
 
     def set_depth(self, vhost: str, name: str, ready: int, unacked: int = 0) -> None:
         q = self.queues[vhost, name]

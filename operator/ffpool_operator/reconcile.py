@@ -51,27 +51,29 @@ async def sync_topology(admin: BrokerAdmin, pool: PoolRef, spec: PoolSpec) -> To
 def topology_condition(
     conds: list[Condition], report: TopologyReport, generation: int | None
 ) -> list[Condition]:
-    if report.error is not None:
-        return conditions.set_condition(
-            conds, conditions.TOPOLOGY_READY, None, "BrokerUnavailable", report.error,
-            generation=generation,
-        )  # fmt: skip
-    if report.ready:
-        return conditions.set_condition(
-            conds, conditions.TOPOLOGY_READY, True, "Declared", generation=generation
-        )
-    message = "; ".join(report.conflicts) + (
-        ". RabbitMQ cannot change a queue's arguments: delete and recreate the queue, or revert"
-        " the spec (TTL/max-length/overflow/dead-lettering also apply through the pool's policy)."
-    )
+    status, reason, message = _topology_state(report)
     return conditions.set_condition(
-        conds,
-        conditions.TOPOLOGY_READY,
-        False,
-        "QueueArgumentsDiffer",
-        message,
-        generation=generation,
+        conds, conditions.TOPOLOGY_READY, status, reason, message, generation=generation
     )
+
+
+_EXCHANGE_HINT = (
+    ". RabbitMQ cannot change an exchange's type or flags: delete it or revert the spec."
+)
+_QUEUE_HINT = (
+    ". RabbitMQ cannot change a queue's arguments: delete and recreate the queue, or revert"
+    " the spec (TTL/max-length/overflow/dead-lettering also apply through the pool's policy)."
+)
+
+
+def _topology_state(report: TopologyReport) -> tuple[bool | None, str, str]:
+    if report.problem is not None:
+        return report.problem.topology, report.problem.reason, report.problem.message
+    if report.exchange_conflict is not None:
+        return False, "ExchangeConflict", report.exchange_conflict + _EXCHANGE_HINT
+    if report.conflicts:
+        return False, "QueueArgumentsDiffer", "; ".join(report.conflicts) + _QUEUE_HINT
+    return True, "Declared", ""
 
 
 async def apply_children(kube: Kube, pool: PoolRef, spec: PoolSpec) -> None:

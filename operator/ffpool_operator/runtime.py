@@ -23,6 +23,8 @@ class PoolState:
     admin: ManagementClient | None = None
     """Refreshed (Secret re-read) at each reconcile and drift check."""
     stats: FreshStats | None = None
+    has_amqp_url: bool = True
+    """Whether the Secret, as last read, holds the AMQP URL the pods get by secretKeyRef."""
     conditions: list[Condition] | None = None
     """The authoritative conditions: reconcile and daemon both write the whole list (a merge
     patch replaces lists), so they share it here instead of each re-reading a stale body."""
@@ -60,6 +62,7 @@ class Runtime:
                 creds.management_url, creds.username, creds.password, spec.rabbitmq.timeout_seconds
             )
         state = self.state(pool)
+        state.has_amqp_url = creds.amqp_url is not None
         state.admin = self.admins[key]
         state.stats = FreshStats(state.admin, self._probe(creds, spec))
         return self.admins[key]

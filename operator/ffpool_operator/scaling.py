@@ -8,6 +8,7 @@ Rules (docs/design/autoscaling.md for why):
 - Up at once (or after the scale-up window); down to the *highest* recommendation seen during
   the whole scale-down window, so zero needs a whole window of nothing ready or in flight.
 - Never below the busy workers; missing metrics never scale down (hold, or raise to fallback).
+- Never above the max, at once when it is lowered (busy workers still kept).
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ def recommend(stats: QueueStats, current: int, spec: AutoscalingSpec, per_worker
 def _hold(current: int, busy: int, spec: AutoscalingSpec, history: History) -> Decision:
     fallback = spec.fallback_replicas
     floor = max(spec.min_replicas, min(fallback, spec.max_replicas) if fallback is not None else 0)
-    desired = max(current, busy, floor)
+    # Missing metrics hold the count, but never above the max: a lowered max is the user's.
+    desired = max(min(current, spec.max_replicas), busy, floor)
     verb = "raising to" if desired > current else "holding"
     return Decision(
         desired=desired,
@@ -94,6 +96,10 @@ def _target(rec: int, current: int, spec: AutoscalingSpec, history: History, now
     if rec > current:
         window = spec.scale_up_stabilization_seconds
         return max(current, min(history.within(now, window)))
+    if current > spec.max_replicas:
+        # Samples recorded under an older, higher max would hold the count up for a whole
+        # window: the max is the user's limit, not evidence about the load, so it applies now.
+        return spec.max_replicas
     if rec < current:
         window = spec.scale_down_stabilization_seconds
         if now - history.since < window:

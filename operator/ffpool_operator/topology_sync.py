@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ffpool.topology import argument_differences
 from ffpool_operator.broker import Binding, BrokerAdmin, BrokerRejected, Policy, QueueInfo
+from ffpool_operator.broker_status import BrokerProblem
 from ffpool_operator.models import PoolRef, TopologySpec
 
 # Queue argument → policy key, for the arguments a policy can also carry.
@@ -41,12 +42,14 @@ class TopologyPlan(BaseModel):
 class TopologyReport(BaseModel):
     conflicts: list[str] = Field(default_factory=list)
     created: list[str] = Field(default_factory=list)
-    error: str | None = None
-    """Set when the broker could not be asked at all (state unknown)."""
+    exchange_conflict: str | None = None
+    """The job exchange exists with other settings (RabbitMQ refused to redeclare it)."""
+    problem: BrokerProblem | None = None
+    """Set when the broker could not be asked, or refused (auth, vhost): see broker_status."""
 
     @property
     def ready(self) -> bool:
-        return not self.conflicts and self.error is None
+        return not self.conflicts and self.exchange_conflict is None and self.problem is None
 
 
 def policy_name(pool: PoolRef) -> str:
@@ -98,12 +101,13 @@ async def _ensure_queues(
 
 
 async def ensure(admin: BrokerAdmin, vhost: str, p: TopologyPlan) -> TopologyReport:
-    """Idempotent; raises BrokerUnavailable (retry), reports conflicts in the result."""
+    """Idempotent; raises BrokerError (the caller classifies it), reports conflicts in the
+    result. Only a plain BrokerRejected is a conflict: auth and vhost failures are not."""
     report = TopologyReport()
     try:
         await admin.declare_exchange(vhost, p.exchange, p.exchange_kind)
     except BrokerRejected as exc:
-        report.conflicts.append(f"exchange {p.exchange}: {exc}")
+        report.exchange_conflict = f"exchange {p.exchange}: {exc}"
         return report
     await _ensure_queues(admin, vhost, p, report)
     for binding in p.bindings:

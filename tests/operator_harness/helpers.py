@@ -97,9 +97,11 @@ class Broker:
         await self.api.close()
 
 
-def secret(mgmt_url: str = MGMT_URL) -> dict[str, Any]:
+def secret(mgmt_url: str = MGMT_URL, password: str = "guest", **drop: bool) -> dict[str, Any]:
+    """The pool's Secret; `drop` names keys to leave out (`amqp_url=True`)."""
     data = {"amqp-url": AMQP_URL, "management-url": mgmt_url, "username": "guest",
-            "password": "guest"}  # fmt: skip
+            "password": password}  # fmt: skip
+    data = {k: v for k, v in data.items() if not drop.get(k.replace("-", "_"))}
     return {
         "apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "rmq", "namespace": NS},

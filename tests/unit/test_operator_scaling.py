@@ -55,8 +55,16 @@ def test_decision_table(
 
 def test_manual_scale_is_the_users_number_even_below_busy() -> None:
     s = samples.spec(autoscaling={"enabled": False}, workers={"replicas": 1})
-    d = autoscaler.fixed(s, current=4, history=OLD)
+    d = autoscaler.fixed(s, current=4, history=OLD, stats=q(0))
     assert (d.desired, d.changed, d.reason) == (1, True, "autoscaling off → 1 workers")
+    assert d.metrics_available
+
+
+def test_manual_scale_does_not_claim_metrics_it_could_not_read() -> None:
+    s = samples.spec(autoscaling={"enabled": False}, workers={"replicas": 3})
+    d = autoscaler.fixed(s, current=3, history=OLD, stats=None)
+    assert (d.desired, d.changed, d.metrics_available) == (3, False, False)
+    assert "metrics unavailable" in d.reason
 
 
 def test_reason_text() -> None:
@@ -82,6 +90,19 @@ def test_never_below_busy_workers() -> None:
     assert d.desired == 4
     assert "4 busy" in d.reason
     assert decide(None, 6, 4, auto(), 1, OLD, now=0.0).desired == 6
+
+
+def test_a_lowered_max_applies_at_the_next_poll() -> None:
+    """Samples recorded under the old max must not hold the count up for a window."""
+    h = decide(q(10), 10, 0, auto(maxReplicas=10), 1, History(since=0.0), now=0.0).history
+    lowered = auto(maxReplicas=4)
+    assert decide(q(10), 10, 0, lowered, 1, h, now=5.0).desired == 4
+    assert decide(q(10), 10, 6, lowered, 1, h, now=5.0).desired == 6  # busy pods kept
+    assert decide(None, 10, 0, lowered, 1, h, now=5.0).desired == 4  # also without metrics
+    assert decide(None, 10, 10, lowered, 1, h, now=5.0).desired == 10  # ...but not busy ones
+    # Then it stays at the new max: the old samples no longer lift it.
+    d = decide(q(10), 4, 0, lowered, 1, h, now=10.0)
+    assert (d.desired, d.changed) == (4, False)
 
 
 def test_restarted_operator_does_not_scale_down_before_a_window() -> None:
@@ -112,12 +133,13 @@ def test_properties_over_runs(
         d = decide(stats, current, busy, spec, per, history, now)
         assert d.desired >= min(busy, current)  # never below busy
         if stats is None:
-            assert d.desired >= current  # never scale down on missing metrics
+            # Never scale down on missing metrics, except to a max lowered below the count.
+            assert d.desired >= min(current, max(spec.max_replicas, busy))
         elif d.desired > current or d.desired < current:
             # A changed count from metrics stays within bounds (unless kept for busy pods).
             assert d.desired <= max(spec.max_replicas, current) or d.desired == busy
             assert d.desired >= min(spec.min_replicas, d.desired)
-        if d.desired < current:
+        if d.desired < current and current <= spec.max_replicas:
             # No flapping: a scale-down follows a whole window of recommendations ≤ desired.
             assert now - history.since >= spec.scale_down_stabilization_seconds
             assert max(d.history.within(now, spec.scale_down_stabilization_seconds)) <= max(
