@@ -7,7 +7,6 @@ tests that need it; elsewhere they skip with the reason."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 
 from tests.cluster.broker import BrokerUser, create_user, remove_topology
 from tests.cluster.controlplane import ROOT, ControlPlane
+from tests.cluster.images import cache_dir
 from tests.cluster.ingress import IngressController
 from tests.cluster.node import Node
 from tests.cluster.pool import (
@@ -41,10 +41,6 @@ EXAMPLE_EXCHANGES = ("ffmpeg_jobs", "ffmpeg_job_events", "ffmpeg_job_control")
 CLUSTER_ERRORS = (RuntimeError, TimeoutError, OSError, subprocess.SubprocessError)
 
 
-def _cache() -> Path:
-    return Path(os.environ.get("FFPOOL_CACHE") or Path.home() / ".cache" / "ffpool")
-
-
 @pytest.fixture(scope="package")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     try:
@@ -60,7 +56,7 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
 
 def build_images() -> list[Path]:
     """Both images from `scripts/images.sh`, saved for containerd (rewritten only on change)."""
-    archives = _cache() / "images" / "archives"
+    archives = cache_dir() / "images" / "archives"
     done = subprocess.run(
         ["bash", str(ROOT / "scripts" / "images.sh"), "--save", str(archives)],
         capture_output=True,

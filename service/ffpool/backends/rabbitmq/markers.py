@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from ffpool.backends.rabbitmq import records
-from ffpool.jobs.commit import COMPLETED
+from ffpool.jobs.commit import COMPLETED, read_completed
 from ffpool.jobs.events import CompletedEvent, FailedEvent, JobRecord
 from ffpool.jobs.models import Job
 from ffpool.storage import JOBS_DIR
@@ -154,10 +154,7 @@ class Markers:
         await _FILES.run(lambda: self._write(job_id, CANCELLED, ""))
 
     def _read_completed(self, job_id: str) -> CompletedEvent | None:
-        try:
-            return CompletedEvent.model_validate_json(self._path(job_id, COMPLETED).read_bytes())
-        except (OSError, ValidationError):
-            return None
+        return read_completed(self._root / job_id)
 
     def _write(self, job_id: str, name: str, text: str) -> None:
         final = self._path(job_id, name)
