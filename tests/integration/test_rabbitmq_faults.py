@@ -35,7 +35,12 @@ from tests.integration.test_rabbitmq_procs import (
 )
 
 # The run takes about 2 minutes on an idle 2-core machine; the limit leaves room for a loaded one.
-pytestmark = [pytest.mark.rabbitmq, pytest.mark.ffmpeg, pytest.mark.timeout(480)]
+pytestmark = [
+    pytest.mark.faults,
+    pytest.mark.rabbitmq,
+    pytest.mark.ffmpeg,
+    pytest.mark.timeout(480),
+]
 
 SEED = int(os.environ.get("FAULT_SEED", "7"))
 JOBS = int(os.environ.get("FAULT_JOBS", "300"))
