@@ -3,7 +3,9 @@ that detects twin runs, process inspection, and the ledger's checks (pure, unit-
 
 from __future__ import annotations
 
+import asyncio
 import random
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -156,3 +158,12 @@ def problems(entries: list[Entry], found: Findings) -> list[str]:
     out += [f"FFmpeg {pid} outlived its worker" for pid in found.survivors]
     out += [f"run scratch left behind: {path}" for path in found.leftovers]
     return out
+
+
+async def watchdog(after_s: float, main: asyncio.Task[None]) -> None:
+    """Where every task waits, then cancel the run: a stuck run fails with its stacks."""
+    await asyncio.sleep(after_s)
+    for task in asyncio.all_tasks():
+        if task is not asyncio.current_task():
+            task.print_stack(limit=12, file=sys.stderr)
+    main.cancel(f"the run took over {after_s:.0f} s")

@@ -46,7 +46,8 @@ SEED = int(os.environ.get("FAULT_SEED", "7"))
 JOBS = int(os.environ.get("FAULT_JOBS", "300"))
 POISON, CANCEL, EARLY = 8, 8, 16
 CLIENTS = 12
-FOLLOW_S = 150.0
+FOLLOW_S = 90.0
+RUN_LIMIT_S = 400.0  # under the test's timeout, so a stuck run prints its tasks
 
 
 class Cluster:
@@ -144,13 +145,19 @@ async def follow(urls: list[str], entry: Entry, first: int) -> None:
     assert entry.job_id is not None
     order = urls[first:] + urls[:first]
     for attempt in range(50):
-        try:
-            async with Client(order[attempt % len(order)], timeout=10) as client:
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                client = await stack.enter_async_context(Client(order[attempt % 2], timeout=10))
+            except (OSError, TimeoutError, WebSocketException):  # its server is down: the next
+                await asyncio.sleep(0.5)
+                continue
+            try:
                 outcome = await client.follow(entry.job_id, timeout=FOLLOW_S, ws_urls=order)
                 entry.outcomes.append(outcome.type)
-                return
-        except (OSError, TimeoutError, WebSocketException):  # its server is down: the next
-            await asyncio.sleep(0.5)
+            except TimeoutError:  # no outcome reached the client in time: the ledger says so
+                entry.outcomes.append("no outcome in time")
+            return
+    entry.outcomes.append("no server answered")
 
 
 async def run_client(urls: list[str], work: asyncio.Queue[Entry], n: int, done: list[int]) -> None:
@@ -189,7 +196,7 @@ async def restart_broker(nodes: Cluster) -> None:
 
 
 async def server_views(nodes: Cluster, entries: list[Entry]) -> None:
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
         for e in entries:
             for name in ("s1", "s2"):
                 async with http.get(f"{nodes.http(name)}/jobs/{e.job_id}") as resp:
@@ -216,7 +223,8 @@ async def outputs_ok(media: Path, outputs: list[dict[str, object]]) -> bool:
 
 async def dead_letter_ids(nodes: Cluster) -> set[str]:
     url = f"{nodes.http('s1')}/dead-letters?limit=1000"
-    async with aiohttp.ClientSession() as http, http.get(url) as resp:
+    limit = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(timeout=limit) as http, http.get(url) as resp:
         body = await resp.json()
     return {str(r["job_id"]) for r in body["dead_letters"]}
 
@@ -247,6 +255,9 @@ async def test_exactly_once_effects_under_faults(tmp_path: Path) -> None:
     early = [e for e in entries if e.planned.kind == "cancel"]
     early += [e for e in entries if e.planned.kind == "ok"][:EARLY]
     rest = [e for e in entries if e not in early]
+    main = asyncio.current_task()
+    assert main is not None
+    guard = asyncio.create_task(faults.watchdog(RUN_LIMIT_S, main))
     async with cluster(tmp_path) as nodes:
         await asyncio.gather(nodes.start("s1"), nodes.start("s2"))
         followers = await early_phase(nodes, early)
@@ -268,6 +279,7 @@ async def test_exactly_once_effects_under_faults(tmp_path: Path) -> None:
             leftovers=[str(p) for p in (nodes.media / "jobs").glob("*/.run-*")],
         )
         runs = _lines(tmp_path / "ledger" / "runs")
+    guard.cancel()
     print(f"seed {SEED}: {len(entries)} jobs, {len(runs)} FFmpeg runs of {len(set(runs))} jobs,"
           f" FFmpeg processes at each SIGKILL {nodes.ffmpeg_at_kills}")  # fmt: skip
     assert faults.problems(entries, found) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from ffpool.backends.rabbitmq.markers import Markers
 from ffpool.backends.rabbitmq.records import UNKNOWN_OPERATION, RecordCache, fold
 from ffpool.jobs.events import (
     CompletedEvent,
+    FailedEvent,
+    FailureCode,
     JobRecord,
     JobState,
     ProgressEvent,
@@ -107,3 +110,39 @@ async def test_progress_before_the_job_is_recorded_still_reaches_its_subscriber(
     record = feed.cache.get(JOB)
     assert record is not None
     assert record.state is JobState.COMPLETED
+
+
+async def test_an_outcome_whose_event_was_lost_is_read_from_the_jobs_files(
+    tmp_path: Path,
+) -> None:
+    """A broker restart drops transient events: a follower of a job that completed meanwhile
+    gets the outcome from the job's files within a resync, and only once."""
+    markers = Markers(tmp_path)
+    feed = EventsFeed(Topology(), "s", 1.0, capacity=10)
+    other = "c" * 32
+    feed.ingest(StateEvent(job_id=JOB, state=JobState.RUNNING, operation="probe"))
+    async with feed.hub.subscribe(JOB) as sub, feed.hub.subscribe(other) as waiting:
+        resync = asyncio.create_task(feed.resync_forever(markers.outcomes, every_s=0.01))
+        try:
+            await asyncio.sleep(0.05)
+            assert sub.pending() == []  # nothing on disk yet: nothing invented
+            await markers.mark_completed(CompletedEvent(job_id=JOB, processing_time_s=1.0))
+            await markers.mark_cancelled(other)
+            async with asyncio.timeout(5):
+                assert [e.type async for e in sub] == ["completed"]
+                assert [e.type async for e in waiting] == ["cancelled"]
+            await asyncio.sleep(0.05)
+            assert sub.pending() == []
+            assert feed.waiting() == []
+        finally:
+            resync.cancel()
+
+
+async def test_outcomes_prefer_the_commit_and_skip_jobs_without_one(tmp_path: Path) -> None:
+    markers = Markers(tmp_path)
+    done = CompletedEvent(job_id=JOB, processing_time_s=1.0)
+    await markers.mark_completed(done)
+    await markers.mark_cancelled(JOB)
+    failed = FailedEvent(job_id="d" * 32, code=FailureCode.FFMPEG_ERROR, message="bad")
+    await markers.mark_failed(failed)
+    assert await markers.outcomes([JOB, "d" * 32, "e" * 32, "../x"]) == [done, failed]

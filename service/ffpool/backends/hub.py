@@ -53,6 +53,10 @@ class EventHub:
         for sub in tuple(self._subs.get(event.job_id, ())):
             sub.offer(event)
 
+    def subscribed(self) -> list[str]:
+        """The jobs someone follows here."""
+        return list(self._subs)
+
     def has_subscribers(self, job_id: str) -> bool:
         return bool(self._subs.get(job_id))
 

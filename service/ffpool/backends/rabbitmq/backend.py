@@ -70,7 +70,8 @@ class RabbitBackend:
         self._markers = Markers(settings.media_root)
         self._feed = (
             EventsFeed(self._topo, instance, self._timeout, settings.max_retained_jobs,
-                       on_dead_letter=self._markers.mark_failed)
+                       on_dead_letter=self._markers.mark_failed,
+                       outcomes=self._markers.outcomes)
             if serve_clients
             else None
         )  # fmt: skip

@@ -14,12 +14,18 @@ the job exchange with the DLQ's routing key; the durable DLQ keeps its own copy)
 broker dead-letters by itself, e.g. a requeued job whose original TTL ran out, never reached a
 worker that could report it: the watcher turns its `x-death` into a `failed` event (`expired`),
 so no job disappears without a trace.
+
+Events are transient (publisher.py), so a broker restart drops those it still held, and with
+them maybe the outcome a client waits for. Every outcome is also on disk (markers.py): every
+`RESYNC_S` the feed reads the files of the jobs followed here that have no outcome yet, and
+hands any it finds to their subscribers. A client waits at most that long after a lost event.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 from pydantic import TypeAdapter, ValidationError
@@ -32,6 +38,7 @@ from ffpool.jobs.events import FailedEvent, JobEvent, JobRecord
 from ffpool.topology import Topology
 
 log = logs.get(__name__)
+RESYNC_S = 2.0
 _event_adapter: TypeAdapter[JobEvent] = TypeAdapter(JobEvent)
 _batch_adapter: TypeAdapter[list[JobEvent]] = TypeAdapter(list[JobEvent])
 
@@ -64,8 +71,11 @@ class EventsFeed:
         capacity: int,
         *,
         on_dead_letter: Callable[[FailedEvent], Awaitable[None]] | None = None,
+        outcomes: Callable[[list[str]], Awaitable[Sequence[JobEvent]]] | None = None,
     ) -> None:
         self._on_dead_letter_seen = on_dead_letter
+        self._outcomes = outcomes
+        self._resync: asyncio.Task[None] | None = None
         self._topo = topo
         self._instance = instance
         self._timeout = timeout
@@ -95,9 +105,14 @@ class EventsFeed:
         await watch.bind(jobs, routing_key=self._topo.dlq_queue, timeout=self._timeout)
         await watch.consume(self._on_dead_letter, no_ack=True, timeout=self._timeout)
         self._queues = [events, watch]
+        if self._outcomes is not None and self._resync is None:
+            self._resync = asyncio.create_task(self.resync_forever(self._outcomes, RESYNC_S))
 
     async def stop(self) -> None:
         """Delete this server's queues (a crashed server's expire by themselves)."""
+        if self._resync is not None:
+            self._resync.cancel()
+            self._resync = None
         for queue in self._queues:
             try:
                 await queue.delete(if_unused=False, if_empty=False, timeout=self._timeout)
@@ -115,6 +130,27 @@ class EventsFeed:
         if before is None or not before.state.terminal:
             self.hub.publish(event)
         return record
+
+    def waiting(self) -> list[str]:
+        """Jobs followed here with no outcome known here yet."""
+        return [j for j in self.hub.subscribed() if not _terminal(self.cache.get(j))]
+
+    async def resync_forever(
+        self, outcomes: Callable[[list[str]], Awaitable[Sequence[JobEvent]]], every_s: float
+    ) -> None:
+        """Outcomes whose events were lost, read from the jobs' files (module docstring)."""
+        while True:
+            await asyncio.sleep(every_s)
+            if not (waiting := self.waiting()):
+                continue
+            try:
+                found = await outcomes(waiting)
+            except OSError as exc:
+                log.warning("job files unreadable", error=str(exc))
+                continue
+            for event in found:
+                log.info("outcome read from the job's files", job_id=event.job_id)
+                self.ingest(event)
 
     def remember(self, record: JobRecord) -> None:
         """A record learned from another server (lookup) or from a local submission."""
@@ -141,3 +177,7 @@ class EventsFeed:
             # Recorded in the job's files too: an expired job has no worker to record it, and
             # a server started later must not take it for queued (markers.py).
             await self._on_dead_letter_seen(failure)
+
+
+def _terminal(record: JobRecord | None) -> bool:
+    return record is not None and record.state.terminal

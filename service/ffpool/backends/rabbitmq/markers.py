@@ -1,8 +1,9 @@
 """Per-job marker files under MEDIA_ROOT/jobs/<id>/, the at-least-once guard.
 
 The executor's commit creates `.ffpool-completed.json` (the `completed` event, commit.py), a
-worker writes it again (the same event: an executor may not commit) before it acks a job, and a
-server writes `.ffpool-cancelled` when it cancels a queued job. A redelivered or republished
+worker writes it again (the same event: an executor may not commit) before it acks a job, and
+`.ffpool-cancelled` is written by a server that cancels a queued job or by the worker that
+stopped a running one at its client's request. A redelivered or republished
 copy of the job is then recognised by its id on any worker sharing MEDIA_ROOT (outputs are
 there anyway) and is not transcoded twice. Dot names can never clash with output names.
 File I/O runs in one dedicated thread, never on the event loop, a batch per wake-up: with
@@ -24,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from ffpool.backends.rabbitmq import records
 from ffpool.jobs.commit import COMPLETED, read_completed
-from ffpool.jobs.events import CompletedEvent, FailedEvent, JobRecord
+from ffpool.jobs.events import CancelledEvent, CompletedEvent, FailedEvent, JobRecord
 from ffpool.jobs.models import Job
 from ffpool.storage import JOBS_DIR
 
@@ -37,6 +38,7 @@ ACCEPTED = ".ffpool-accepted.json"
 FAILED = ".ffpool-failed.json"
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
+Outcome = CompletedEvent | FailedEvent | CancelledEvent
 _Call = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[], Any]]
 
 
@@ -143,6 +145,21 @@ class Markers:
             self._read(job_id, FAILED, FailedEvent) if FAILED in present else None,
             CANCELLED in present,
         )
+
+    async def outcomes(self, job_ids: list[str]) -> list[Outcome]:
+        """The outcomes the files record for these jobs (those that have one), one trip."""
+        return await _FILES.run(lambda: [o for j in job_ids if (o := self._outcome(j))])
+
+    def _outcome(self, job_id: str) -> Outcome | None:
+        try:
+            present = set(os.listdir(self._root / job_id))
+        except (OSError, ValueError):
+            return None
+        if COMPLETED in present and (done := self._read_completed(job_id)) is not None:
+            return done  # the commit wins over a cancel that raced it (records.from_files)
+        if FAILED in present and (failed := self._read(job_id, FAILED, FailedEvent)):
+            return failed
+        return CancelledEvent(job_id=job_id) if CANCELLED in present else None
 
     def _read(self, job_id: str, name: str, model: type[M]) -> M | None:
         try:

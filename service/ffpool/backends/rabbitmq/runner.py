@@ -205,6 +205,7 @@ class Settler:
             case FailedEvent():
                 await self.dead_letter(run, outcome)
             case CancelledEvent():
+                await self._markers.mark_cancelled(run.job.id)  # as for completed, above
                 await self._record(run, outcome)
             case Crash():
                 await nack_all(run.deliveries, self._timeout)
