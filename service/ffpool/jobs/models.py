@@ -26,6 +26,13 @@ MediaPath = Annotated[
     str,
     StringConstraints(min_length=1, max_length=1024, pattern=r"^[A-Za-z0-9_.][A-Za-z0-9_./ -]*$"),
 ]
+# Who a job belongs to (auth/tokens.py maps API tokens to tenants); a DNS-label-like name, so it
+# is safe in paths, metric labels and log fields. Without authentication every job is the
+# anonymous tenant's.
+TenantName = Annotated[
+    str, StringConstraints(min_length=1, max_length=63, pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+]
+ANONYMOUS_TENANT = "anonymous"
 # Numbers are strict: `true` or "5" is not a priority or a size.
 Priority = Annotated[int, Field(ge=0, le=9, strict=True)]
 
@@ -224,6 +231,7 @@ class Job(Strict):
     priority: Priority = 0
     idempotency_key: IdempotencyKey | None = None
     created_at: datetime = Field(default_factory=utcnow)
+    tenant: TenantName = ANONYMOUS_TENANT
 
 
 def job_id_for_key(key: str, spec: JobSpec) -> str:
