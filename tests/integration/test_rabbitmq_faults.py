@@ -66,6 +66,7 @@ class Cluster:
         for name, (ws, http) in self.ports.items():
             self.envs[name].update(WS_PORT=str(ws), HTTP_PORT=str(http))
         self.procs: dict[str, Proc] = {}
+        self.history: list[tuple[str, Proc]] = []
         self.survivors: list[int] = []
         self.ffmpeg_at_kills: list[int] = []  # how many FFmpeg each SIGKILLed worker had
 
@@ -77,7 +78,14 @@ class Cluster:
 
     async def start(self, name: str) -> None:
         role = "server" if name.startswith("s") else "worker"
-        self.procs[name] = await Proc(role, self.envs[name]).start(timeout=60)
+        proc = Proc(role, self.envs[name])
+        self.history.append((name, proc))
+        self.procs[name] = await proc.start(timeout=60)
+
+    def log_of(self, job_ids: set[str]) -> list[str]:
+        """Every process's log lines (restarted ones too) that name one of these jobs."""
+        return [f"{name}: {line}" for name, proc in self.history for line in proc.lines
+                if any(j in line for j in job_ids)]  # fmt: skip
 
     async def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
         """Signal a process; after a SIGKILL, the FFmpeg it ran must die too."""
@@ -282,7 +290,11 @@ async def test_exactly_once_effects_under_faults(tmp_path: Path) -> None:
     guard.cancel()
     print(f"seed {SEED}: {len(entries)} jobs, {len(runs)} FFmpeg runs of {len(set(runs))} jobs,"
           f" FFmpeg processes at each SIGKILL {nodes.ffmpeg_at_kills}")  # fmt: skip
-    assert faults.problems(entries, found) == []
+    problems = faults.problems(entries, found)
+    if problems:
+        print("\n".join(nodes.log_of({e.job_id for e in entries if e.job_id and any(
+            e.job_id in p or e.planned.key in p for p in problems)})))  # fmt: skip
+    assert problems == []
     assert sum(nodes.ffmpeg_at_kills) > 0, "no SIGKILL caught a worker running FFmpeg"
     assert len(runs) >= JOBS - POISON - CANCEL  # FFmpeg really ran (once per job, or more)
 

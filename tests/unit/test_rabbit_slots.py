@@ -134,3 +134,22 @@ async def test_twin_copies_arriving_together_run_once(tmp_path: Path) -> None:
     assert workers.busy_jobs() == 1
     await workers.drain(0)
     assert one.settled == two.settled == ["ack"]  # handed back once, both copies acked
+
+
+async def test_a_bug_while_handling_requeues_the_delivery(tmp_path: Path) -> None:
+    """An unexpected error (here: the republish of a redelivered job) must not leave the
+    delivery unsettled: that would hold the slot and the job until the connection closes."""
+    workers, publisher, _ = pool(tmp_path)
+
+    async def broken(job: Job, attempt: int, **_: Any) -> None:
+        raise RuntimeError("a bug")
+
+    publisher.publish_job = broken  # type: ignore[method-assign]
+    message = FakeMessage(new_job())
+    message.redelivered = True  # counted as an attempt: republished
+    await workers._on_message(0, message)  # type: ignore[arg-type]
+    await until(lambda: not workers._busy_slots)
+    assert message.settled == ["nack(requeue=True)"]
+    await workers._on_message(0, FakeMessage(new_job()))  # type: ignore[arg-type]
+    await until(lambda: workers.busy_jobs() == 1)  # the slot is free again
+    await workers.drain(0)

@@ -181,6 +181,11 @@ class WorkerPool:
         self._runs[job.id] = run
         try:
             await self._decide_and_dispatch(run, message)
+        except Exception:
+            # A bug costs these deliveries a requeue, never strands them: an unsettled one
+            # holds its slot (prefetch 1) and its job until the connection closes.
+            log.exception("handling a job failed: requeueing it", job_id=job.id)
+            await nack_all(run.deliveries, self._timeout)
         finally:
             del self._runs[job.id]
 
