@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import errno
 import fcntl
+import functools
 import os
 import secrets
 import shutil
@@ -110,12 +111,31 @@ class RunScope:
 
 async def _acquire(scope: RunScope) -> int:
     waited = False
-    while (fd := await asyncio.to_thread(_try_enter, scope)) is None:
+    while (fd := await _enter(scope)) is None:
         if not waited:
             log.info("another run of this job is in progress: waiting", job=scope.job_dir.name)
             waited = True
         await asyncio.sleep(LOCK_POLL_S)
     return fd
+
+
+async def _enter(scope: RunScope) -> int | None:
+    """`_try_enter` in a thread. A cancel (a stop, a lost connection) does not stop the
+    thread: what it takes is given back when it ends, or the lock would stay held by this
+    process for good, and every later run of the job would wait for it."""
+    attempt = asyncio.ensure_future(asyncio.to_thread(_try_enter, scope))
+    try:
+        return await asyncio.shield(attempt)
+    except asyncio.CancelledError:
+        attempt.add_done_callback(functools.partial(_give_back, scope))
+        raise
+
+
+def _give_back(scope: RunScope, attempt: asyncio.Future[int | None]) -> None:
+    if attempt.cancelled() or attempt.exception() is not None:
+        return
+    if (fd := attempt.result()) is not None:
+        asyncio.get_running_loop().run_in_executor(None, _release, scope, fd)
 
 
 @contextlib.asynccontextmanager
