@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from ffpool.backends.retention import RetainedBytes
 from ffpool.jobs.events import (
     CancelledEvent,
     CompletedEvent,
@@ -39,10 +40,12 @@ def fold(record: JobRecord | None, event: JobEvent) -> JobRecord | None:
                 started_at=event.at if event.state is JobState.RUNNING else None,
                 attempt=event.attempt,
                 worker=event.worker,
+                tenant=event.tenant,
             )
         if event.type == "progress":
             return None
-        # A terminal event for a job this server never heard of: keep the outcome anyway.
+        # A terminal event for a job this server never heard of: keep the outcome anyway,
+        # whose tenant is not known here (the record is nobody's until it is learned).
         seed = JobRecord(
             job_id=event.job_id,
             state=JobState.QUEUED,
@@ -53,6 +56,13 @@ def fold(record: JobRecord | None, event: JobEvent) -> JobRecord | None:
     if isinstance(event, StateEvent) and not record.state.terminal and _stale(record, event):
         return record
     return apply(record, event)
+
+
+def queued_event(job: Job) -> StateEvent:
+    """The submitting server's `queued`, naming the tenant for every server's cache. Dated at
+    the job's creation, before any worker can have started it: never taken for a hand-back."""
+    return StateEvent(job_id=job.id, state=JobState.QUEUED, operation=job.spec.operation.op,
+                      priority=job.priority, tenant=job.tenant, at=job.created_at)  # fmt: skip
 
 
 def _stale(record: JobRecord, event: StateEvent) -> bool:
@@ -67,10 +77,12 @@ def _stale(record: JobRecord, event: StateEvent) -> bool:
 
 
 class RecordCache:
-    """At most `capacity` records; the least recently touched is forgotten first."""
+    """At most `capacity` records, each cut to MAX_RECORD_BYTES, all within MAX_RETAINED_BYTES
+    (`retained`); the least recently touched is forgotten first."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, retained: RetainedBytes | None = None) -> None:
         self._capacity = capacity
+        self._retained = retained if retained is not None else RetainedBytes.from_settings()
         self._records: OrderedDict[str, JobRecord] = OrderedDict()
 
     def __len__(self) -> int:
@@ -80,16 +92,18 @@ class RecordCache:
         record = self._records.get(job_id)
         if record is not None:
             self._records.move_to_end(job_id)
+            self._retained.touch(job_id)
         return record
 
     def put(self, record: JobRecord) -> None:
         current = self._records.get(record.job_id)
         if current is not None and current.state.terminal and not record.state.terminal:
             return
-        self._records[record.job_id] = record
+        self._records[record.job_id] = self._retained.charge(record)
         self._records.move_to_end(record.job_id)
-        while len(self._records) > self._capacity:
-            self._records.popitem(last=False)
+        while len(self._records) > self._capacity or self._retained.over:
+            oldest, _ = self._records.popitem(last=False)
+            self._retained.discard(oldest)
 
     def fold(self, event: JobEvent) -> JobRecord | None:
         """Fold an event in; returns the new record (None if the job stays unknown)."""
@@ -122,3 +136,16 @@ def from_files(
     if outcome is None:
         return None
     return fold(None, outcome)
+
+
+def learn(held: JobRecord, learned: JobRecord) -> JobRecord:
+    """What a held record lacks, from another one of the same job: its tenant, and the job's
+    own fields when the held record was seeded from an outcome alone (a fast worker's outcome
+    can reach this server before the submitting server's record does)."""
+    update: dict[str, object] = {}
+    if held.tenant is None and learned.tenant is not None:
+        update["tenant"] = learned.tenant
+    if held.operation == UNKNOWN_OPERATION and learned.operation != UNKNOWN_OPERATION:
+        update.update(operation=learned.operation, priority=learned.priority,
+                      created_at=learned.created_at)  # fmt: skip
+    return held.model_copy(update=update) if update else held
