@@ -62,6 +62,9 @@ async def serve(prefix: str, slots: int, role: str) -> None:
     settings = Settings(
         backend="rabbitmq", rabbitmq_url=AMQP_URL, host="127.0.0.1", ws_port=0, media_root=media,
         instance_name=f"bench-{role}", max_concurrent_jobs=slots, max_retained_jobs=100_000,
+        # One anonymous tenant sends everything: its limits are not what is measured.
+        tenant_submits_per_second=100_000, tenant_max_active_jobs=1_000_000,
+        max_retained_bytes=1 << 30,
         **topology_env(prefix),
     )  # fmt: skip
     metrics = Metrics()

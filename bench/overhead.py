@@ -78,7 +78,7 @@ async def main(rounds: int) -> None:
         media = Path(tmp) / "media"
         media.mkdir()
         make_source(ffmpeg, media / "source.mp4")
-        settings = Settings(host="127.0.0.1", ws_port=0, http_port=0, media_root=media,
+        settings = Settings(host="127.0.0.1", ws_port=0, http_port=0, ops_port=0, media_root=media,
                             max_concurrent_jobs=1)  # fmt: skip
         async with running(settings) as svc, Client(svc.ws_url, svc.http_url) as client:
             print(f"{'case':40} {'bare s':>8} {'service s':>10} {'ratio':>7}")

@@ -113,7 +113,7 @@ async def stage(sc: Scenario, *, operator: bool) -> AsyncIterator[Stage]:
         await kube.create(secret_body())
         pool, spec = await create_pool(kube, pool_manifest(broker, sc))
         await make_children(stack, kube, broker, pool, spec, operator=operator)
-        overrides = {"MEDIA_ROOT": str(media), "HTTP_PORT": "0", "WS_PORT": "0",
+        overrides = {"MEDIA_ROOT": str(media), "HTTP_PORT": "0", "WS_PORT": "0", "OPS_PORT": "0",
                      "HOST": "127.0.0.1"}  # fmt: skip
         rs = ReplicaSetStandIn(kube, NS, WORKER_DEPLOYMENT, overrides)
         yield Stage(kube, broker, pool, spec, rs, await start_load(stack, kube, pool, rs, media))

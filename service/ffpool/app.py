@@ -1,7 +1,8 @@
 """Composition: build the backend for a role, run the WebSocket and HTTP servers, stop cleanly.
 
 `serve` = servers + workers in one process, `server` = WebSocket/HTTP only, `worker` = workers
-with a small health/metrics HTTP side for Kubernetes probes.
+with a small health HTTP side for Kubernetes probes. Every role also serves the ops port
+(/metrics, all tenants' /dead-letters), which the Ingress never routes (docs/security.md).
 """
 
 from __future__ import annotations
@@ -17,12 +18,17 @@ from aiohttp import web
 from websockets.asyncio.server import Server
 
 from ffpool import __version__, logs, names
+from ffpool.auth.gate import Authenticator
+from ffpool.auth.keys import SigningKeyError, load_signing_key
+from ffpool.auth.policy import ANONYMOUS_WARNING, startup_refusal
+from ffpool.auth.store import TokensFileError
 from ffpool.backends.base import JobBackend
 from ffpool.housekeeping import sweep_uploads_forever
 from ffpool.jobs.executor import Executor
 from ffpool.metrics import Metrics
 from ffpool.protocol import json_schema
 from ffpool.server.http import make_http_app
+from ffpool.server.ops import make_ops_app
 from ffpool.server.ws import start_ws_server
 from ffpool.settings import BackendKind, Settings
 from ffpool.storage import LocalStorage, Storage
@@ -63,6 +69,7 @@ class Running:
     backend: JobBackend
     ws_port: int | None
     http_port: int
+    ops_port: int
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when shutdown starts: /readyz answers 503 so no new traffic is routed here."""
 
@@ -74,11 +81,38 @@ class Running:
     def http_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
+    @property
+    def ops_url(self) -> str:
+        return f"http://127.0.0.1:{self.ops_port}"
+
+
+async def _authenticator(settings: Settings, role: Role) -> Authenticator:
+    """The secure default first: a process serving clients off loopback needs tokens."""
+    serves_clients = role is not Role.WORKER
+    if serves_clients and (refusal := startup_refusal(settings)) is not None:
+        raise SystemExit(refusal)
+    try:
+        auth = Authenticator(settings, await asyncio.to_thread(load_signing_key, settings))
+        await auth.start()
+    except (SigningKeyError, TokensFileError) as exc:
+        raise SystemExit(str(exc)) from None
+    if serves_clients and auth.anonymous:
+        log.warning(ANONYMOUS_WARNING.upper(), host=settings.host, anonymous=True)
+    return auth
+
+
+async def _site(app: web.Application, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
 
 @contextlib.asynccontextmanager
 async def running(settings: Settings, role: Role = Role.SERVE) -> AsyncIterator[Running]:
-    """Start backend, HTTP and (unless worker-only) WebSocket servers; stop them on exit."""
-    storage = LocalStorage(settings.media_root)
+    """Start backend, HTTP, ops and (unless worker-only) WebSocket servers; stop them on exit."""
+    auth = await _authenticator(settings, role)
+    storage = LocalStorage.from_settings(settings)
     metrics = Metrics()
     backend = build_backend(settings, role, metrics, Executor(settings, storage), storage)
     await backend.start()
@@ -88,7 +122,7 @@ async def running(settings: Settings, role: Role = Role.SERVE) -> AsyncIterator[
         else None
     )
     ws: Server | None = None
-    runner: web.AppRunner | None = None
+    runners: list[web.AppRunner] = []
     stopping = asyncio.Event()
 
     async def ready() -> bool:
@@ -100,18 +134,18 @@ async def running(settings: Settings, role: Role = Role.SERVE) -> AsyncIterator[
             backend=backend,
             job_routes=role is not Role.WORKER,
             storage=storage,
-            metrics=metrics,
             version=__version__,
             schema=json_schema(),
             ready=ready,
+            auth=auth,
         )
-        runner = web.AppRunner(http_app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, settings.host, settings.http_port)
-        await site.start()
+        runners.append(await _site(http_app, settings.host, settings.http_port))
+        ops_app = make_ops_app(backend, metrics)
+        runners.append(await _site(ops_app, settings.host, settings.ops_port))
         if role is not Role.WORKER:
-            ws = await start_ws_server(backend, settings, metrics)
-        yield Running(settings, backend, _ws_port(ws), _http_port(runner), stopping)
+            ws = await start_ws_server(backend, settings, metrics, auth, storage)
+        http_port, ops_port = (_http_port(r) for r in runners)
+        yield Running(settings, backend, _ws_port(ws), http_port, ops_port, stopping)
     finally:
         stopping.set()
         # Drain first, with clients still connected, so running jobs' results reach them.
@@ -124,7 +158,7 @@ async def running(settings: Settings, role: Role = Role.SERVE) -> AsyncIterator[
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
-        if runner is not None:
+        for runner in runners:
             await runner.cleanup()
 
 
@@ -184,6 +218,7 @@ async def _serve(svc: Running, settings: Settings, stop: asyncio.Event) -> None:
         "service ready",
         ws_port=svc.ws_port,
         http_port=svc.http_port,
+        ops_port=svc.ops_port,
         media_root=str(settings.media_root),
     )
     await stop.wait()

@@ -1,17 +1,19 @@
-"""`ffpool`: run the service (serve/server/worker), submit jobs, print the protocol schema."""
+"""`ffpool`: run the service (serve/server/worker), submit jobs, print the protocol schema,
+create API tokens."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from ffpool import logs
+from ffpool import logs, names
 from ffpool.settings import Settings
 
 OPERATIONS = ("probe", "thumbnail", "transcode", "extract_audio", "trim")
@@ -54,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     # Its own flags are parsed by the operator (see `main`); listed here for `ffpool -h`.
     sub.add_parser("operator", help="run the FFmpegPool Kubernetes operator", add_help=False)
     _submit_parser(sub.add_parser("submit", help="submit a job, show progress, download"))
+    token = sub.add_parser("token", help="API tokens (docs/security.md)")
+    create = token.add_subparsers(dest="token_command", required=True).add_parser(
+        "create", help="print a new token, then its line for AUTH_TOKENS_FILE"
+    )
+    create.add_argument("--tenant", required=True, help="a DNS label: a-z, 0-9 and '-'")
     return parser
 
 
@@ -69,6 +76,11 @@ def _submit_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--priority", type=int, default=0)
     p.add_argument("--key", help="idempotency key: resubmitting it returns the same job")
     p.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    p.add_argument(
+        "--token",
+        default=os.environ.get(names.TOKEN_ENV),
+        help=f"API token (default: ${names.TOKEN_ENV}; prefer the variable: argv is visible)",
+    )
     for flag, (_, kind) in OP_FLAGS.items():
         p.add_argument(f"--{flag.replace('_', '-')}", dest=flag, type=kind)
 
@@ -97,6 +109,22 @@ def operation_from(args: argparse.Namespace) -> dict[str, Any]:
     return op
 
 
+def create_token(tenant: str) -> int:
+    """Line 1: the token, for the client (shown once, stored nowhere). Line 2: its line for
+    AUTH_TOKENS_FILE, which holds only its hash."""
+    from ffpool.auth.tokens import file_line, new_token
+
+    token = new_token()
+    try:
+        line = file_line(tenant, token)
+    except ValueError as exc:
+        print(f"ffpool token create: {exc}", file=sys.stderr)
+        return 2
+    print(token)
+    print(line)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["operator"]:
@@ -109,6 +137,8 @@ def main(argv: list[str] | None = None) -> None:
         from ffpool.protocol import json_schema
 
         print(json.dumps(json_schema(), indent=2, sort_keys=True))
+    elif args.command == "token":
+        sys.exit(create_token(args.tenant))
     elif args.command == "submit":
         from ffpool.submit import run_submit
 

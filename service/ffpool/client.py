@@ -1,6 +1,6 @@
 """An async Python client for the ffpool WebSocket protocol and its HTTP side.
 
-async with Client("ws://127.0.0.1:8080/ws") as client:
+async with Client("ws://127.0.0.1:8080/ws", token=os.environ["FFPOOL_TOKEN"]) as client:
     upload_id = await client.upload(Path("clip.mp4"))
     accepted = await client.submit(JobSpec(input=UploadInput(upload_id=upload_id),
                                            operation=TranscodeOp(height=720)))
@@ -10,7 +10,8 @@ async with Client("ws://127.0.0.1:8080/ws") as client:
 
 Every network call has a time limit: connecting and each request reply (`timeout`), each read
 of an HTTP body and each stall of an upload (`read_timeout`), and waits on a job when given one.
-When the WebSocket closes, pending requests and waits end with ConnectionError.
+When the WebSocket closes, pending requests and waits end with ConnectionError. With a `token`,
+every request carries `Authorization: Bearer <token>` (docs/security.md).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, Final
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 from pydantic import ValidationError
@@ -29,6 +30,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from ffpool import client_resume as resume
+from ffpool import client_transfer as transfer
+from ffpool import names
 from ffpool.jobs.events import CancelledEvent, CompletedEvent, FailedEvent, OutputFile
 from ffpool.jobs.models import JobSpec
 from ffpool.protocol import (
@@ -46,7 +49,6 @@ from ffpool.protocol import (
 
 Outcome = CompletedEvent | FailedEvent | CancelledEvent
 TERMINAL = (CompletedEvent, FailedEvent, CancelledEvent)
-CHUNK = 256 * 1024
 # Events buffered per job not yet read by `events()`: about ten minutes of progress at two
 # events a second. Beyond that the oldest are dropped (progress supersedes progress).
 MAX_BUFFERED_EVENTS: Final = 1200
@@ -86,8 +88,10 @@ class Client:
         http_url: str | None = None,
         timeout: float = 30.0,
         read_timeout: float = 60.0,
+        token: str | None = None,
     ) -> None:
         self.ws_url = ws_url
+        self._headers = {names.AUTH_HEADER: names.BEARER_PREFIX + token} if token else {}
         self.http_url = http_url or http_url_for(ws_url)
         self.timeout = timeout
         self.read_timeout = read_timeout
@@ -107,7 +111,8 @@ class Client:
         return self
 
     async def _open(self) -> None:
-        self._ws = await asyncio.wait_for(connect(self.ws_url, max_size=2**24), self.timeout)
+        connecting = connect(self.ws_url, max_size=2**24, additional_headers=self._headers)
+        self._ws = await asyncio.wait_for(connecting, self.timeout)
         self._closed = False
         self._reader = asyncio.create_task(self._read())
 
@@ -269,38 +274,12 @@ class Client:
         raise ConnectionError("event stream ended")
 
     async def upload(self, path: Path) -> str:
-        assert self._http is not None
-        handle = await asyncio.to_thread(path.open, "rb")
-        try:
-            # aiohttp's sock_read starts only once the body is sent: a server that stops
-            # reading would stall us forever, so every chunk taken re-arms this deadline.
-            async with asyncio.timeout(self.read_timeout) as stall:
-                body = self._file_chunks(handle, stall)
-                async with self._http.post(f"{self.http_url}/uploads", data=body) as resp:
-                    stall.reschedule(None)  # the reply's reads are bounded by sock_read
-                    reply = await resp.json()
-        finally:
-            await asyncio.to_thread(handle.close)
-        if resp.status != 201:
-            raise RuntimeError(f"upload failed ({resp.status}): {reply}")
-        return str(reply["upload_id"])
-
-    async def _file_chunks(self, handle: BinaryIO, stall: asyncio.Timeout) -> AsyncIterator[bytes]:
-        loop = asyncio.get_running_loop()
-        while chunk := await asyncio.to_thread(handle.read, CHUNK):
-            stall.reschedule(loop.time() + self.read_timeout)
-            yield chunk
+        assert self._http is not None, "use `async with Client(...)`"
+        return await transfer.upload(
+            self._http, self.http_url, path, self.read_timeout, self._headers
+        )
 
     async def download(self, output: OutputFile, dest_dir: Path) -> Path:
-        assert self._http is not None
-        await asyncio.to_thread(dest_dir.mkdir, parents=True, exist_ok=True)
-        dest = dest_dir / Path(output.name).name
-        async with self._http.get(urljoin(self.http_url + "/", output.url)) as resp:
-            resp.raise_for_status()
-            handle = await asyncio.to_thread(dest.open, "wb")
-            try:
-                async for chunk in resp.content.iter_chunked(CHUNK):
-                    await asyncio.to_thread(handle.write, chunk)
-            finally:
-                await asyncio.to_thread(handle.close)
-        return dest
+        """Save an output (its URL is a signed link: client_transfer.download)."""
+        assert self._http is not None, "use `async with Client(...)`"
+        return await transfer.download(self._http, self.http_url, output, dest_dir, self._headers)

@@ -1,4 +1,5 @@
-"""Periodic clean-up of what clients leave behind on disk: uploads past their retention.
+"""Periodic clean-up of what clients leave behind on disk: uploads past their retention; and
+the recount of every tenant's disk usage that corrects the quota tally (quota.py).
 
 Job directories are removed with their job records (the backend's retention); uploads are not
 tied to a job (one upload may feed many jobs), so they expire by age alone.
@@ -28,10 +29,12 @@ def sweep_period(retention_s: float) -> float:
 
 
 async def sweep_uploads_once(storage: Storage, settings: Settings) -> list[str]:
-    """Remove expired uploads now; a failing scan is logged and retried on the next sweep."""
+    """Remove expired uploads now, then count what every tenant keeps; a failing scan is
+    logged and retried on the next sweep."""
     retention = settings.upload_retention_seconds
     try:
         removed = await asyncio.to_thread(storage.remove_stale_uploads, retention, time.time())
+        await asyncio.to_thread(storage.recount_usage)
     except OSError as exc:
         log.warning("upload sweep failed", error=type(exc).__name__)
         return []

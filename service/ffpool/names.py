@@ -61,3 +61,18 @@ JOB_PATH: Final = "/jobs/{job_id}"
 OUTPUT_PATH: Final = "/jobs/{job_id}/outputs/{name}"
 UPLOADS_PATH: Final = "/uploads"
 DEAD_LETTERS_PATH: Final = "/dead-letters"
+AUTH_TICKET_PATH: Final = "/auth/ticket"
+# Paths answered without a token (Kubernetes probes and load balancers cannot send one).
+PUBLIC_PATHS: Final = frozenset({HEALTH_PATH, LIVE_PATH, READY_PATH})
+
+# Authentication (docs/security.md).
+AUTH_HEADER: Final = "Authorization"
+BEARER_PREFIX: Final = "Bearer "
+# WebSocket subprotocols: the one the server selects, and the prefix a browser's ticket rides in.
+WS_SUBPROTOCOL: Final = "ffpool.v1"
+WS_TICKET_PREFIX: Final = "ffpool.ticket."
+# Query parameters of a signed download link.
+LINK_EXPIRES_PARAM: Final = "expires"
+LINK_SIGNATURE_PARAM: Final = "sig"
+# The client's token from the environment (`ffpool submit`).
+TOKEN_ENV: Final = "FFPOOL_TOKEN"  # noqa: S105 - the variable's name, not a token

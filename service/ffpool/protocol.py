@@ -41,6 +41,12 @@ class ErrorCode(enum.StrEnum):
     BACKEND_UNAVAILABLE = "backend_unavailable"
     BUSY = "busy"
     INTERNAL_ERROR = "internal_error"
+    # Authentication and per-tenant limits (docs/security.md, docs/protocol.md).
+    UNAUTHORIZED = "unauthorized"
+    RATE_LIMITED = "rate_limited"
+    TOO_MANY_JOBS = "too_many_jobs"
+    # Disk quotas (docs/security.md, "Limits: records, disk and uploads").
+    QUOTA_EXCEEDED = "quota_exceeded"
 
 
 class Message(BaseModel):

@@ -7,8 +7,8 @@ import socket
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AnyUrl, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AnyUrl, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ffpool import names
 
@@ -89,3 +89,71 @@ class Settings(BaseSettings):
     """Wall-clock limit on receiving one upload's body, so a slow client cannot hold it open."""
     job_routing_key: str = names.JOB_ROUTING_KEY
     """Routing key jobs are published and the job queue bound with (a pool may choose its own)."""
+
+    # Tenancy: what one tenant may have in flight (ffpool/tenancy.py, docs/protocol.md "Tenancy").
+    tenant_max_active_jobs: Annotated[int, Field(ge=1)] = 1000
+    """Queued + running jobs of one tenant, across all server replicas: a tenth of the default
+    queue (MAX_QUEUED_JOBS, QUEUE_MAX_LENGTH: 10,000), so one client cannot fill it alone."""
+    tenant_submits_per_second: Annotated[float, Field(gt=0, le=100_000)] = 50.0
+    """Submits per second of one tenant, per server replica (a token bucket holding two
+    seconds' worth): about a ninth of what a 2-core pool dispatches (docs/rabbitmq.md,
+    "Dispatch benchmark": ~450 jobs/s), so one tenant's burst leaves the others room."""
+
+    # Records, disk and uploads: what one job's record and one tenant may keep (docs/security.md,
+    # "Limits: records, disk and uploads"). A quota set to `none` is no limit of ffpool's own.
+    max_record_bytes: Annotated[int, Field(ge=4096, le=16 * MiB)] = 64 * 1024
+    """A retained job record's serialized size; stream lists and strings are cut to fit."""
+    max_retained_bytes: Annotated[int, Field(ge=64 * 1024)] = 16 * MiB
+    """All retained records together (serialized bytes); least recently used go first."""
+    disk_quota_bytes: Annotated[int, Field(ge=1)] | None = 50 * GiB
+    """Uploads and job files under MEDIA_ROOT, all tenants together."""
+    tenant_disk_quota_bytes: Annotated[int, Field(ge=1)] | None = 10 * GiB
+    """One tenant's uploads and its jobs' files."""
+    tenant_max_uploads: Annotated[int, Field(ge=1)] | None = 100
+    """How many uploads one tenant may keep at once (until they expire)."""
+
+    @field_validator("disk_quota_bytes", "tenant_disk_quota_bytes", "tenant_max_uploads",
+                     mode="before")  # fmt: skip
+    @classmethod
+    def _unlimited(cls, value: object) -> object:
+        """`none` (or an empty value) in the environment switches a quota off."""
+        if isinstance(value, str) and value.strip().lower() in ("", "none"):
+            return None
+        return value
+
+    # Authentication at the edge (docs/security.md): who may call, from where, on which port.
+    auth_tokens_file: Path | None = None
+    """Hashed API tokens, one `<tenant> sha256:<hex>` a line; reloaded when it changes."""
+    allow_anonymous: bool = False
+    """Serve callers without a token as the anonymous tenant (required off loopback when no
+    AUTH_TOKENS_FILE is given: the secure default refuses to start otherwise)."""
+    allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    """Browser origins allowed on the WebSocket upgrade (comma-separated), e.g.
+    `https://app.example.com`; a request without an Origin header is not a browser's."""
+    signing_key_file: Path | None = None
+    """HMAC key for download links, browser tickets and keyed job ids; the same on every
+    replica of a pool (without it, `MEDIA_ROOT/.ffpool-signing-key`, made on first use)."""
+    download_link_ttl_seconds: Annotated[float, Field(gt=0, le=7 * 24 * 3600)] = 3600.0
+    """How long a signed download link works after it is sent (docs/security.md)."""
+    ops_port: Annotated[int, Field(ge=0, le=65535)] = 8082
+    """/metrics and the all-tenant /dead-letters: for the scraper, never routed by the Ingress."""
+    tenant_max_connections: Annotated[int, Field(ge=1)] = 64
+    """Open WebSocket connections per tenant and server process (docs/security.md)."""
+
+    # What one FFmpeg/ffprobe run may cost (docs/security.md, "Limits: what one FFmpeg run
+    # may cost", where the defaults are measured).
+    max_input_pixels: Annotated[int, Field(ge=16 * 16, le=2**30)] = 50_000_000
+    """Largest decoded video frame or image (width x height) an input may have: 8K video and
+    48 MP photos pass, a decompression bomb is refused before it is decoded."""
+    ffmpeg_max_memory_bytes: Annotated[int, Field(ge=0)] = 8 * GiB
+    """Address space (RLIMIT_AS) of each FFmpeg/ffprobe process; 0: no limit."""
+    ffmpeg_max_cpu_seconds: Annotated[int, Field(ge=0)] = 7200
+    """CPU time (RLIMIT_CPU, all threads together) of each FFmpeg/ffprobe process; 0: no
+    limit. The default is the default job timeout on two busy cores."""
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip().rstrip("/") for part in value.split(",") if part.strip())
+        return value

@@ -2,14 +2,20 @@
 
 Layout under MEDIA_ROOT:
 
-- `uploads/<upload_id>`: files uploaded over HTTP (`uploads/.<id>.part` while streaming);
-- `jobs/<job_id>/...`: one directory per job: its outputs, and a URL input's download;
+- `uploads/<tenant>/<upload_id>`: files uploaded over HTTP (`uploads/.<tenant>.<id>.part`
+  while streaming); a tenant can only ever name its own uploads;
+- `jobs/<job_id>/...`: one directory per job: its outputs, a URL input's download (in a run's
+  scratch directory, for as long as the run lasts), and
+  `.ffpool-tenant` naming whose quota its files count against;
 - anything else: media that path inputs may reference, relative to MEDIA_ROOT.
 
 Path inputs may not reach into `jobs/` or `uploads/` (not even through a symlink): those are
 addressed only by their unguessable ids, so a client can read another job's files only if it
 knows that job's id. Hidden names (a leading `.`) are temporary or private files: never inputs,
 never downloadable. A symlink inside MEDIA_ROOT is followed only if its target stays inside.
+
+Disk quotas (quota.py) are kept here: every upload and every job's outputs are charged to
+their tenant as they are written and refunded as they are deleted.
 """
 
 from __future__ import annotations
@@ -25,59 +31,29 @@ from collections.abc import AsyncIterator
 from pathlib import Path, PurePosixPath
 from typing import Final, Protocol
 
-from ffpool.jobs.events import FailureCode
+from ffpool import disk_usage, quota, uploads
+from ffpool.content_types import CONTENT_TYPES as CONTENT_TYPES
+from ffpool.content_types import content_type as content_type
+from ffpool.settings import Settings
+from ffpool.storage_io import FILE_MODE as FILE_MODE
+from ffpool.storage_io import NEW_FILE_FLAGS, not_found, over_quota, rejected
+from ffpool.storage_io import WRITE_BUFFER_BYTES as WRITE_BUFFER_BYTES
+from ffpool.storage_io import StorageError as StorageError
+from ffpool.storage_io import stream_to_file as stream_to_file
 
 UPLOADS_DIR: Final = "uploads"
 JOBS_DIR: Final = "jobs"
 RESERVED_DIRS: Final = frozenset({UPLOADS_DIR, JOBS_DIR})
 DIR_MODE: Final = 0o750
-FILE_MODE: Final = 0o640
-# Bytes gathered before one write in a worker thread: large enough that the thread hop is
-# negligible, small enough to keep memory per transfer bounded.
-WRITE_BUFFER_BYTES: Final = 1024 * 1024
 # Temporary names end like this (or start with "."): never served, never inputs.
 TEMP_SUFFIXES: Final = (".part", ".tmp")
+# The longest file name component Linux file systems take (NAME_MAX, <limits.h>).
+NAME_MAX: Final = 255
 
 _ID_RE: Final = re.compile(r"[0-9a-f]{32}")
+# jobs/models.py TenantName: a DNS label, safe as a directory name.
+_TENANT_RE: Final = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 _OUTPUT_NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
-
-CONTENT_TYPES: Final = {
-    "mp4": "video/mp4",
-    "m4a": "audio/mp4",
-    "webm": "video/webm",
-    "mkv": "video/x-matroska",
-    "mov": "video/quicktime",
-    "jpg": "image/jpeg",
-    "jpeg": "image/jpeg",
-    "png": "image/png",
-    "webp": "image/webp",
-    "mp3": "audio/mpeg",
-    "aac": "audio/aac",
-    "opus": "audio/ogg",
-    "flac": "audio/flac",
-    "wav": "audio/wav",
-    "json": "application/json",
-}
-
-
-def content_type(name: str) -> str:
-    """The Content-Type of an output by its extension (outputs only ever have ours)."""
-    return CONTENT_TYPES.get(name.rpartition(".")[2].lower(), "application/octet-stream")
-
-
-class StorageError(Exception):
-    def __init__(self, code: FailureCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def rejected(message: str) -> StorageError:
-    return StorageError(FailureCode.INPUT_REJECTED, message)
-
-
-def not_found(message: str) -> StorageError:
-    return StorageError(FailureCode.INPUT_NOT_FOUND, message)
 
 
 def media_path_problem(rel: str) -> str | None:
@@ -94,6 +70,8 @@ def media_path_problem(rel: str) -> str | None:
         return "path may not contain '..'"
     if any(p.startswith(("-", ".")) for p in parts):
         return "path components may not start with '-' or '.'"
+    if any(len(p.encode()) > NAME_MAX for p in parts):
+        return f"path components may not be longer than {NAME_MAX} bytes"
     if parts[0] in RESERVED_DIRS:
         return f"paths under {JOBS_DIR}/ and {UPLOADS_DIR}/ are not inputs; use an upload id"
     return None
@@ -113,59 +91,14 @@ def _regular_file(path: Path, *, follow: bool) -> bool:
     return stat.S_ISREG(st.st_mode)
 
 
-def _stale_file(entry: os.DirEntry[str], cutoff: float) -> bool:
-    """A non-directory entry last modified before `cutoff` (vanished entries are not stale)."""
-    try:
-        st = entry.stat(follow_symlinks=False)
-    except FileNotFoundError:
-        return False
-    return not stat.S_ISDIR(st.st_mode) and st.st_mtime < cutoff
-
-
-def _discard(path: Path) -> None:
-    # A metadata-only call, done synchronously so cleanup also runs inside a cancelled task.
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-
-
-async def _write_all(fd: int, chunks: AsyncIterator[bytes], max_bytes: int) -> int:
-    size = 0
-    buffer = bytearray()
-    with os.fdopen(fd, "wb") as f:
-        async for chunk in chunks:
-            size += len(chunk)
-            if size > max_bytes:
-                raise StorageError(
-                    FailureCode.INPUT_TOO_LARGE, f"larger than the limit of {max_bytes} bytes"
-                )
-            buffer += chunk
-            if len(buffer) >= WRITE_BUFFER_BYTES:
-                await asyncio.to_thread(f.write, bytes(buffer))
-                buffer.clear()
-        await asyncio.to_thread(f.write, bytes(buffer))
-    return size
-
-
-async def stream_to_file(chunks: AsyncIterator[bytes], dest: Path, max_bytes: int) -> int:
-    """Write a stream to a new file `dest`; returns its size. More than `max_bytes` raises
-    StorageError(INPUT_TOO_LARGE). On any failure (or cancellation) `dest` is removed."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-    fd = await asyncio.to_thread(os.open, dest, flags, FILE_MODE)
-    try:
-        return await _write_all(fd, chunks, max_bytes)
-    except BaseException:
-        _discard(dest)
-        raise
-
-
 class Storage(Protocol):
     root: Path
 
     def resolve_media_path(self, rel: str) -> Path: ...
 
-    def upload_path(self, upload_id: str) -> Path: ...
+    def upload_path(self, tenant: str, upload_id: str) -> Path: ...
 
-    def job_dir(self, job_id: str) -> Path: ...
+    def job_dir(self, job_id: str, tenant: str | None = None) -> Path: ...
 
     def output_path(self, job_id: str, name: str) -> Path: ...
 
@@ -173,19 +106,37 @@ class Storage(Protocol):
 
     def remove_stale_uploads(self, older_than_s: float, now: float) -> list[str]: ...
 
+    def recount_usage(self) -> None: ...
+
+    def check_quota(self, tenant: str) -> None: ...
+
+    def charge_outputs(self, tenant: str, nbytes: int) -> None: ...
+
     async def save_upload(
-        self, chunks: AsyncIterator[bytes], max_bytes: int
+        self,
+        chunks: AsyncIterator[bytes],
+        max_bytes: int,
+        *,
+        tenant: str,
+        declared_bytes: int | None = None,
     ) -> tuple[str, int]: ...
 
 
 class LocalStorage:
     """Storage on a local (or shared, mounted) file system under one root."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, limits: quota.DiskLimits | None = None) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.root = root.resolve(strict=True)
         for sub in RESERVED_DIRS:
             (self.root / sub).mkdir(mode=DIR_MODE, exist_ok=True)
+        self.disk = disk_usage.DiskAccount(
+            self.root / UPLOADS_DIR, self.root / JOBS_DIR, limits or quota.DiskLimits()
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LocalStorage:
+        return cls(settings.media_root, quota.DiskLimits.from_settings(settings))
 
     def resolve_media_path(self, rel: str) -> Path:
         """The real absolute path of a user-given path: inside the root, a regular file."""
@@ -197,23 +148,39 @@ class LocalStorage:
             raise rejected("path escapes MEDIA_ROOT")
         if real.relative_to(self.root).parts[0] in RESERVED_DIRS:
             raise rejected("path leads into a reserved directory")
-        if not real.exists():
-            raise not_found(f"no such file: {rel}")
+        try:
+            real.lstat()
+        except FileNotFoundError:
+            raise not_found(f"no such file: {rel}") from None
+        except OSError:  # ENAMETOOLONG, ELOOP, ENOTDIR...: a bad path, not a server fault
+            raise rejected(f"path cannot be resolved: {rel}") from None
         if not _regular_file(real, follow=False):
             raise rejected(f"not a regular file: {rel}")
         return real
 
-    def upload_path(self, upload_id: str) -> Path:
-        path = self.root / UPLOADS_DIR / upload_id
+    def _tenant_uploads(self, tenant: str) -> Path:
+        if not _TENANT_RE.fullmatch(tenant):
+            raise rejected("not a valid tenant name")
+        return self.root / UPLOADS_DIR / tenant
+
+    def upload_path(self, tenant: str, upload_id: str) -> Path:
+        """The tenant's upload with this id: another tenant's id is simply not found."""
+        path = self._tenant_uploads(tenant) / upload_id
         if not _ID_RE.fullmatch(upload_id) or not _regular_file(path, follow=False):
             raise not_found("no upload with this id")
         return path
 
-    def job_dir(self, job_id: str) -> Path:
+    def job_dir(self, job_id: str, tenant: str | None = None) -> Path:
+        """The job's directory; with `tenant`, its files are that tenant's (TENANT_FILE)."""
         if not _ID_RE.fullmatch(job_id):
             raise rejected("not a valid job id")
         path = self.root / JOBS_DIR / job_id
         path.mkdir(mode=DIR_MODE, exist_ok=True)
+        if tenant is not None and _TENANT_RE.fullmatch(tenant):
+            with contextlib.suppress(FileExistsError):
+                fd = os.open(path / disk_usage.TENANT_FILE, NEW_FILE_FLAGS, FILE_MODE)
+                with os.fdopen(fd, "w") as f:
+                    f.write(tenant)
         return path
 
     def output_path(self, job_id: str, name: str) -> Path:
@@ -225,34 +192,70 @@ class LocalStorage:
         return path
 
     def remove_job(self, job_id: str) -> None:
+        """Blocking: delete a job's directory and refund its bytes to its tenant."""
         if _ID_RE.fullmatch(job_id):
-            shutil.rmtree(self.root / JOBS_DIR / job_id, ignore_errors=True)
+            path = self.root / JOBS_DIR / job_id
+            tenant, size = disk_usage.job_tenant(path), disk_usage.tree_bytes(path)
+            shutil.rmtree(path, ignore_errors=True)
+            self.disk.tally.add(tenant, -size)
 
     def remove_stale_uploads(self, older_than_s: float, now: float) -> list[str]:
         """Delete uploads (and abandoned `.part` files) last modified more than `older_than_s`
-        before `now` (epoch seconds); returns the names removed. Blocking: run it in a thread.
+        before `now` (epoch seconds); returns `<tenant>/<name>` of each. Blocking: run it in
+        a thread.
 
         A `.part` being streamed is rewritten at least every WRITE_BUFFER_BYTES, so only an
         upload stalled for the whole retention can be caught mid-way (and then fails cleanly).
         """
-        removed = []
-        with os.scandir(self.root / UPLOADS_DIR) as entries:
-            for entry in entries:
-                if _stale_file(entry, now - older_than_s):
-                    _discard(Path(entry.path))
-                    removed.append(entry.name)
-        return sorted(removed)
+        return uploads.remove_stale(self.root / UPLOADS_DIR, now - older_than_s, self.disk.tally)
 
-    async def save_upload(self, chunks: AsyncIterator[bytes], max_bytes: int) -> tuple[str, int]:
-        upload_id = uuid.uuid4().hex
-        final = self.root / UPLOADS_DIR / upload_id
-        temp = final.with_name(f".{upload_id}.part")
-        size = await stream_to_file(chunks, temp, max_bytes)
-        if size == 0:
-            _discard(temp)
-            raise rejected("empty upload")
+    def recount_usage(self) -> None:
+        """Blocking: count every tenant's files again (the sweep's correction of the tally)."""
+        self.disk.recount()
+
+    def check_quota(self, tenant: str) -> None:
+        """Raise QuotaExceeded (backends/base.py) when a new job of `tenant` would find no room
+        for its outputs: call it before submitting."""
+        self.disk.check_submit(tenant)
+
+    def charge_outputs(self, tenant: str, nbytes: int) -> None:
+        """Blocking: charge a finished run's outputs, or raise StorageError(QUOTA_EXCEEDED)."""
         try:
-            os.replace(temp, final)
-        except FileNotFoundError:  # swept as stale while it stalled (remove_stale_uploads)
-            raise rejected("upload expired before it completed") from None
+            self.disk.charge_outputs(tenant, nbytes)
+        except quota.OverQuota as exc:
+            raise over_quota(f"the outputs ({nbytes} bytes) do not fit: {exc}") from None
+
+    async def save_upload(
+        self,
+        chunks: AsyncIterator[bytes],
+        max_bytes: int,
+        *,
+        tenant: str,
+        declared_bytes: int | None = None,
+    ) -> tuple[str, int]:
+        """Stream an upload into the tenant's directory. Over a quota it is refused before any
+        byte is read when `declared_bytes` (Content-Length) says so, else stopped mid-way."""
+        directory = self._tenant_uploads(tenant)
+        problem = quota.upload_refusal(self.disk.limits, self.disk.view(tenant), declared_bytes)
+        if problem is not None:
+            raise over_quota(f"refused: {problem}")
+        upload_id = uuid.uuid4().hex
+        meter = uploads.Meter(self.disk.tally, self.disk.limits, tenant)
+        # Streamed next to the tenant directories, so a failed upload leaves not even those.
+        temp = self.root / UPLOADS_DIR / uploads.part_name(tenant, upload_id)
+        try:
+            size = await uploads.stream_upload(meter, chunks, temp, max_bytes)
+            await asyncio.to_thread(_publish, temp, directory, upload_id)
+        except BaseException:
+            uploads.discard(temp)
+            meter.refund()
+            raise
         return upload_id, size
+
+
+def _publish(temp: Path, directory: Path, upload_id: str) -> None:
+    directory.mkdir(mode=DIR_MODE, exist_ok=True)
+    try:
+        os.replace(temp, directory / upload_id)
+    except FileNotFoundError:  # swept as stale while it stalled (remove_stale_uploads)
+        raise rejected("upload expired before it completed") from None

@@ -26,7 +26,7 @@ async def _input(client: Client, args: argparse.Namespace) -> Any:
 
 async def run_submit(args: argparse.Namespace, operation: dict[str, Any]) -> int:
     op = TypeAdapter(Operation).validate_python(operation)  # fail before uploading anything
-    async with Client(args.server, args.http) as client:
+    async with Client(args.server, args.http, token=args.token) as client:
         job_input = TypeAdapter(JobInput).validate_python(await _input(client, args))
         try:
             accepted = await client.submit(

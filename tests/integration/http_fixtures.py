@@ -10,6 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from ffpool.metrics import Metrics
+from ffpool.server.ops import make_ops_app
 from ffpool.storage import LocalStorage
 from tests.integration.http_harness import Client, FakeBackend, Ready, app_for
 
@@ -36,8 +37,15 @@ def ready() -> Ready:
 
 @pytest.fixture
 async def client(
-    backend: FakeBackend, storage: LocalStorage, metrics: Metrics, ready: Ready
+    backend: FakeBackend, storage: LocalStorage, ready: Ready
 ) -> AsyncIterator[Client]:
-    app = app_for(backend, storage, metrics, ready)
+    app = app_for(backend, storage, ready)
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        yield client
+
+
+@pytest.fixture
+async def ops_client(backend: FakeBackend, metrics: Metrics) -> AsyncIterator[Client]:
+    """The ops port's app (/metrics, every tenant's /dead-letters)."""
+    async with TestClient(TestServer(make_ops_app(backend, metrics), host="127.0.0.1")) as client:
         yield client

@@ -9,10 +9,11 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from ffpool.auth.gate import Authenticator
+from ffpool.backends.admission import Admission, TenantLimits
 from ffpool.backends.base import BackendStats, Health, Submission, Subscription, UnknownJob
 from ffpool.jobs.events import JobRecord
 from ffpool.jobs.models import Job
-from ffpool.metrics import Metrics
 from ffpool.server.http import make_http_app
 from ffpool.settings import Settings
 from ffpool.storage import LocalStorage
@@ -28,6 +29,7 @@ class FakeBackend:
     name = "memory"
 
     def __init__(self) -> None:
+        self.admission = Admission(TenantLimits.from_settings(Settings()))
         self.records: dict[str, JobRecord] = {}
         self.dead: list[JobRecord] = []
         self.healthy: Health | Exception = Health.HEALTHY
@@ -58,8 +60,15 @@ class FakeBackend:
     async def stats(self) -> BackendStats:
         return self.stats_value
 
-    async def dead_letters(self, limit: int = 100) -> list[JobRecord]:
-        return self.dead[:limit]
+    async def dead_letters(self, limit: int = 100, tenant: str | None = None) -> list[JobRecord]:
+        return [r for r in self.dead if tenant in (None, r.tenant)][:limit]
+
+    async def active_jobs(self, tenant: str) -> int:
+        return sum(1 for r in self.records.values() if r.tenant == tenant)
+
+    def tenant_of(self, job_id: str) -> str | None:
+        record = self.records.get(job_id)
+        return None if record is None else record.tenant
 
     async def health(self) -> Health:
         if isinstance(self.healthy, Exception):
@@ -78,8 +87,8 @@ class Ready:
 def app_for(
     backend: FakeBackend | None,
     storage: LocalStorage,
-    metrics: Metrics,
     ready: Ready,
+    auth: Authenticator | None = None,
     **overrides: Any,
 ) -> web.Application:
     settings = Settings(media_root=storage.root, max_upload_bytes=UPLOAD_LIMIT, **overrides)
@@ -87,10 +96,10 @@ def app_for(
         settings=settings,
         backend=backend,
         storage=storage,
-        metrics=metrics,
         version=VERSION,
         schema=SCHEMA,
         ready=ready,
+        auth=auth,
     )
 
 

@@ -21,6 +21,7 @@ def settings_for(media_root: Path, **overrides: Any) -> Settings:
         "host": "127.0.0.1",
         "ws_port": 0,
         "http_port": 0,
+        "ops_port": 0,
         "media_root": media_root,
         "max_concurrent_jobs": 2,
         "cancel_grace_seconds": 1.0,

@@ -113,6 +113,12 @@ FAILING: list[tuple[dict[str, str], str]] = [
     ({"kind": "url", "url": "http://10.0.0.1/x.mp4"}, "input_rejected"),
     ({"kind": "url", "url": "http://[::1]/x.mp4"}, "input_rejected"),
     ({"kind": "url", "url": "http://[::ffff:127.0.0.1]/x.mp4"}, "input_rejected"),
+    # Cloud credential endpoints (docs/security.md) and a name too long for the file system.
+    ({"kind": "url", "url": "http://169.254.170.2/v2/credentials"}, "input_rejected"),
+    ({"kind": "url", "url": "http://100.100.100.200/latest/meta-data"}, "input_rejected"),
+    ({"kind": "url", "url": "http://[fd00:ec2::23]/"}, "input_rejected"),
+    ({"kind": "url", "url": "http://168.63.129.16/machine"}, "input_rejected"),
+    ({"kind": "path", "path": "clips/" + "a" * 300 + ".mp4"}, "input_rejected"),
 ]
 
 

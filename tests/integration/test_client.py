@@ -11,17 +11,19 @@ from pathlib import Path
 
 import pytest
 
+from ffpool.auth.keys import derive, load_signing_key
 from ffpool.client import Client, ClientError
 from ffpool.jobs.events import CancelledEvent, CompletedEvent
 from ffpool.jobs.models import (
+    ANONYMOUS_TENANT,
     JobSpec,
     PathInput,
     ThumbnailOp,
     TranscodeOp,
     UploadInput,
-    job_id_for_key,
 )
 from ffpool.protocol import ErrorCode
+from ffpool.tenancy import keyed_job_id
 from tests.integration.service import service
 
 pytestmark = pytest.mark.ffmpeg
@@ -151,12 +153,14 @@ async def test_follow_rides_out_unknown_job_and_a_dropped_connection(media_root:
     another replica), and after its connection drops reconnects and subscribes again."""
     spec = JobSpec(input=PathInput(path="clips/sample.mp4"), operation=ThumbnailOp(time=1))
     key = f"follow-{uuid.uuid4().hex}"
-    job_id = job_id_for_key(key, spec)
     async with (
         service(media_root) as svc,
         Client(svc.ws_url, svc.http_url) as follower,
         Client(svc.ws_url, svc.http_url) as submitter,
     ):
+        # The id the server derives (keyed, with the pool's key: tenancy.keyed_job_id).
+        secret = derive(load_signing_key(svc.settings), "job-id")
+        job_id = keyed_job_id(key, spec, ANONYMOUS_TENANT, secret)
         following = asyncio.create_task(follower.follow(job_id, timeout=60))
         await asyncio.sleep(0.5)
         assert not following.done()  # unknown_job so far: still trying

@@ -1,5 +1,6 @@
 """The HTTP side on a real socket (127.0.0.1, ephemeral port) with a small fake backend:
-health, probes, job status, dead letters, schema and metrics."""
+health, probes, job status, dead letters, schema; metrics and every tenant's dead letters on
+the ops app. Default settings, no tokens file: every caller is anonymous."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from ffpool.auth.policy import ANONYMOUS_WARNING
 from ffpool.backends.base import BackendUnavailable, Health
 from ffpool.jobs.events import FailedEvent, FailureCode, JobRecord, JobState, apply
 from ffpool.jobs.models import Job, JobSpec, PathInput, ProbeOp
@@ -38,6 +40,8 @@ async def test_health_shape_exact(client: Client) -> None:
             "max_concurrent": 4,
             "backend": "memory",
         },
+        "anonymous": True,
+        "warning": ANONYMOUS_WARNING,
     }
 
 
@@ -85,8 +89,12 @@ async def test_dead_letters(client: Client, backend: FakeBackend) -> None:
     job = Job(spec=JobSpec(input=PathInput(path="clips/a.mp4"), operation=ProbeOp()))
     failed = FailedEvent(job_id=job.id, code=FailureCode.INVALID_MEDIA, message="not media")
     backend.dead.append(apply(JobRecord.queued(job), failed))
+    other = Job(spec=job.spec, tenant="other")
+    other_failed = failed.model_copy(update={"job_id": other.id})
+    backend.dead.append(apply(JobRecord.queued(other), other_failed))
     body = await get_json(client, "/dead-letters?limit=5", 200)
-    [record] = body["dead_letters"]
+    [record] = body["dead_letters"]  # the caller's (anonymous) only
+    assert record["job_id"] == job.id
     assert record["state"] == JobState.FAILED
     assert record["failure"]["code"] == "invalid_media"
     assert record["failure"]["message"] == "not media"
@@ -97,7 +105,24 @@ async def test_schema_served(client: Client) -> None:
     assert (await get_json(client, "/schema/protocol.json", 200)) == SCHEMA
 
 
-async def test_metrics_text(client: Client, backend: FakeBackend, metrics: Metrics) -> None:
+async def test_every_tenants_dead_letters_on_the_ops_app(
+    ops_client: Client, backend: FakeBackend
+) -> None:
+    for tenant in ("acme", "globex"):
+        job = Job(spec=JobSpec(input=PathInput(path="a.mp4"), operation=ProbeOp()), tenant=tenant)
+        failed = FailedEvent(job_id=job.id, code=FailureCode.INVALID_MEDIA, message="no")
+        backend.dead.append(apply(JobRecord.queued(job), failed))
+    body = await get_json(ops_client, "/dead-letters", 200)
+    assert len(body["dead_letters"]) == 2
+    await get_json(ops_client, "/dead-letters?limit=lots", 400)
+
+
+async def test_metrics_only_on_the_ops_app(client: Client, ops_client: Client) -> None:
+    assert (await client.get("/metrics")).status == 404
+    assert (await ops_client.get("/metrics")).status == 200
+
+
+async def test_metrics_text(ops_client: Client, backend: FakeBackend, metrics: Metrics) -> None:
     backend.stats_value = backend.stats_value.model_copy(
         update={"queued_jobs": 7, "active_jobs": 3}
     )
@@ -106,7 +131,7 @@ async def test_metrics_text(client: Client, backend: FakeBackend, metrics: Metri
     metrics.observe_error("invalid_json")
     metrics.ws_connected(2)
     metrics.ws_connected(-1)
-    response = await client.get("/metrics")
+    response = await ops_client.get("/metrics")
     assert response.status == 200
     assert response.headers["Content-Type"].startswith("text/plain")
     text = await response.text()
@@ -123,21 +148,21 @@ async def test_metrics_text(client: Client, backend: FakeBackend, metrics: Metri
         assert line in text.splitlines(), line
 
 
-async def test_every_metric_is_namespaced(client: Client) -> None:
-    text = await (await client.get("/metrics")).text()
+async def test_every_metric_is_namespaced(ops_client: Client) -> None:
+    text = await (await ops_client.get("/metrics")).text()
     names = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
     assert names, text
     assert all(name.startswith("ffpool_") for name in names), sorted(names)
 
 
-async def test_worker_only_process(storage: LocalStorage, metrics: Metrics, ready: Ready) -> None:
-    app = app_for(None, storage, metrics, ready)
+async def test_worker_only_process(storage: LocalStorage, ready: Ready) -> None:
+    app = app_for(None, storage, ready)
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         body = await get_json(client, "/health", 200)
         assert body["stats"]["max_concurrent"] == 4
         await get_json(client, "/livez", 200)
         await get_json(client, "/readyz", 200)
-        assert (await client.get("/metrics")).status == 200
+        assert (await client.get("/metrics")).status == 404
         assert (await client.get(f"/jobs/{'f' * 32}")).status == 404
         assert (await client.post("/uploads", data=b"x")).status in (404, 405)
         assert os.listdir(storage.root / "uploads") == []

@@ -12,8 +12,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
 
+from ffpool.jobs.events import JobRecord
 from ffpool.jobs.models import Job, JobSpec, PathInput, ProbeOp
-from ffpool.metrics import Metrics
 from ffpool.storage import LocalStorage
 from tests.integration.http_harness import (
     UPLOAD_LIMIT,
@@ -38,7 +38,7 @@ async def test_upload_streamed(client: Client, storage: LocalStorage) -> None:
     assert response.status == 201, await response.text()
     reply = await response.json()
     assert reply["size"] == UPLOAD_LIMIT
-    assert storage.upload_path(reply["upload_id"]).read_bytes() == data
+    assert storage.upload_path("anonymous", reply["upload_id"]).read_bytes() == data
 
 
 @pytest.mark.parametrize("chunked", [False, True])
@@ -85,10 +85,10 @@ async def test_abandoned_upload_leaves_nothing(client: Client, storage: LocalSto
 
 
 async def test_slow_upload_times_out_408(
-    backend: FakeBackend, storage: LocalStorage, metrics: Metrics, ready: Ready
+    backend: FakeBackend, storage: LocalStorage, ready: Ready
 ) -> None:
     """A client that trickles its body is cut off at MAX_UPLOAD_SECONDS, leaving nothing."""
-    app = app_for(backend, storage, metrics, ready, max_upload_seconds=0.5)
+    app = app_for(backend, storage, ready, max_upload_seconds=0.5)
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
         head = f"POST /uploads HTTP/1.1\r\nHost: x\r\nContent-Length: {UPLOAD_LIMIT}\r\n\r\n"
@@ -110,6 +110,7 @@ async def test_slow_upload_times_out_408(
 @pytest.fixture
 def output(storage: LocalStorage, backend: FakeBackend) -> tuple[str, bytes]:
     job = Job(spec=JobSpec(input=PathInput(path="clips/a.mp4"), operation=ProbeOp()))
+    backend.records[job.id] = JobRecord.queued(job)  # the caller's (anonymous) job
     data = os.urandom(10_000)
     job_dir = storage.job_dir(job.id)
     (job_dir / "out.mp4").write_bytes(data)

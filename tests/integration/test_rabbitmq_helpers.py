@@ -56,6 +56,7 @@ def make_settings(prefix: str, media_root: Path, instance: str, **extra: Any) ->
         "instance_name": instance,
         "max_concurrent_jobs": 2,
         "broker_timeout_seconds": 5,
+        "ops_port": 0,
         **topology_env(prefix),
         **extra,
     }

@@ -104,7 +104,7 @@ def service_env(
 ) -> dict[str, str]:
     env = {
         "BACKEND": "rabbitmq", "RABBITMQ_URL": url, "HOST": "127.0.0.1", "WS_PORT": "0",
-        "HTTP_PORT": "0", "MEDIA_ROOT": str(media_root), "INSTANCE_NAME": instance,
+        "HTTP_PORT": "0", "OPS_PORT": "0", "MEDIA_ROOT": str(media_root), "INSTANCE_NAME": instance,
         "MAX_CONCURRENT_JOBS": "2", "DRAIN_SECONDS": "0", "CANCEL_GRACE_SECONDS": "1",
         "BROKER_TIMEOUT_SECONDS": "5", "JOB_TIMEOUT_SECONDS": "600", "LOG_LEVEL": "INFO",
         "JOB_EXCHANGE": f"{prefix}.jobs", "JOB_QUEUE": f"{prefix}.queue",

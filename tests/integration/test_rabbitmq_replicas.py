@@ -14,8 +14,9 @@ import pytest
 from ffpool.backends.rabbitmq import RabbitBackend
 from ffpool.jobs.events import FailureCode, JobState
 from ffpool.jobs.executor import Executor
-from ffpool.jobs.models import Job, JobSpec, PathInput, Preset, TranscodeOp, job_id_for_key
+from ffpool.jobs.models import ANONYMOUS_TENANT, Job, JobSpec, PathInput, Preset, TranscodeOp
 from ffpool.storage import LocalStorage
+from ffpool.tenancy import keyed_job_id
 from tests.integration.test_rabbitmq_helpers import (
     FakeExecutor,
     FakeMetrics,
@@ -37,7 +38,8 @@ def _broker() -> None:
 
 def keyed(key: str, path: str = "ok") -> Job:
     spec = JobSpec(input=PathInput(path=path), operation=TranscodeOp(preset=Preset.ULTRAFAST))
-    return Job(id=job_id_for_key(key, spec), spec=spec, idempotency_key=key)
+    job_id = keyed_job_id(key, spec, ANONYMOUS_TENANT, b"replicas-test-secret")
+    return Job(id=job_id, spec=spec, idempotency_key=key)
 
 
 async def test_another_server_answers_for_a_queued_job_after_its_server_died(

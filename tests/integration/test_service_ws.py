@@ -85,8 +85,9 @@ async def test_cancel_running_and_queued(media_root: Path) -> None:
             if msg.type == "cancelled":
                 seen[msg.job_id] = msg
         assert set(seen) == {running_id, queued_id}
-        # Nothing but bookkeeping (the run lock): no output, no run scratch directory.
-        leftovers = [p for p in (media_root / "jobs").glob("*/*") if p.name != ".ffpool-run.lock"]
+        # Nothing but bookkeeping (the run lock, whose quota): no output, no run scratch directory.
+        bookkeeping = {".ffpool-run.lock", ".ffpool-tenant"}
+        leftovers = [p for p in (media_root / "jobs").glob("*/*") if p.name not in bookkeeping]
         assert leftovers == [], leftovers
 
 

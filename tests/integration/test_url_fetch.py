@@ -8,16 +8,24 @@ import os
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.test_utils import TestServer
+from structlog.testing import capture_logs
 
 from ffpool.jobs.events import FailureCode
-from ffpool.jobs.inputs import InputError, fetch_url, materialize
+from ffpool.jobs.inputs import (
+    DOWNLOAD_FAILED_MESSAGE,
+    REFUSED_MESSAGE,
+    InputError,
+    fetch_url,
+    materialize,
+)
 from ffpool.jobs.models import UrlInput
-from ffpool.jobs.url_guard import IPAddress, check_address
+from ffpool.jobs.url_guard import IPAddress, check_address, policy
 from ffpool.settings import Settings
 from ffpool.storage import LocalStorage
 
@@ -92,6 +100,14 @@ def settings(tmp_path: Path, **overrides: object) -> Settings:
     return Settings.model_validate(values)
 
 
+def logged(logs: list[dict[str, Any]], event: str) -> object:
+    """The `reason` of the last log entry `event` (never at ERROR: a client's bad URL)."""
+    entries = [e for e in logs if e["event"] == event]
+    assert entries, logs
+    assert all(e["log_level"] != "error" for e in logs)
+    return entries[-1]["reason"]
+
+
 def only_127_0_0_1(ip: IPAddress) -> str | None:
     """An allowed host (127.0.0.1) and forbidden ones (everything else) on one machine."""
     return None if ip == ipaddress.ip_address("127.0.0.1") else check_address(ip)
@@ -117,8 +133,12 @@ async def test_clip_fetched_when_private_allowed(
 ) -> None:
     served["clip"] = sample_clip.read_bytes()
     job_input = UrlInput.model_validate({"url": f"{server}/clip.mp4"})
-    path = await materialize(job_input, JOB_ID, storage, settings(tmp_path, url_allow_private=True))
-    assert path == storage.root / "jobs" / JOB_ID / ".input"
+    scratch = storage.job_dir(JOB_ID) / ".run-0123"
+    scratch.mkdir()
+    path = await materialize(
+        job_input, JOB_ID, storage, settings(tmp_path, url_allow_private=True), into=scratch
+    )
+    assert path == scratch / ".input"  # the run's: removed with it
     assert path.read_bytes() == sample_clip.read_bytes()
     assert os.listdir(path.parent) == [".input"]
 
@@ -131,10 +151,16 @@ async def test_loopback_refused_by_default(
     url = server.replace("127.0.0.1", host) + "/clip.mp4"
     with pytest.raises(InputError) as info:
         await materialize(
-            UrlInput.model_validate({"url": url}), JOB_ID, storage, settings(tmp_path)
+            UrlInput.model_validate({"url": url}),
+            JOB_ID,
+            storage,
+            settings(tmp_path),
+            into=tmp_path,
         )
     assert info.value.code is FailureCode.INPUT_REJECTED
-    assert "loopback" in info.value.message
+    # A literal address is the client's own; what a name resolves to stays in the server log.
+    expected = "loopback address" if host == "127.0.0.1" else REFUSED_MESSAGE
+    assert expected in info.value.message
 
 
 @pytest.mark.parametrize(
@@ -156,6 +182,26 @@ async def test_redirect_to_forbidden_target_refused(
     url = f"{server}/redirect?to={target.format(port=port)}"
     message = await expect_failure(FailureCode.INPUT_REJECTED, url, tmp_path)
     assert "secret" not in message
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://169.254.170.2/v2/credentials",
+        "http://169.254.170.23/v1/credentials",
+        "http://100.100.100.200/latest/meta-data/",
+        "http://[fd00:ec2::23]/",
+        "http://[fd20:ce::254]/computeMetadata/v1/",
+    ],
+)
+async def test_credential_endpoints_refused_with_private_allowed(
+    server: str, tmp_path: Path, target: str
+) -> None:
+    url = f"{server}/redirect?to={target}"
+    with pytest.raises(InputError) as info:
+        await fetch_url(url, tmp_path / "download", settings(tmp_path), address_policy=policy(True))
+    assert info.value.code is FailureCode.INPUT_REJECTED
+    assert "metadata" in info.value.message  # the client's own literal: nothing to hide
 
 
 class RebindingResolver(AbstractResolver):
@@ -181,7 +227,7 @@ async def test_dns_rebinding_caught_at_connect_time(server: str, tmp_path: Path)
     port = server.rsplit(":", 1)[1]
     target = f"http://rebind.test:{port}/clip.mp4"
     resolver = RebindingResolver()
-    with pytest.raises(InputError) as info:
+    with pytest.raises(InputError) as info, capture_logs() as logs:
         await fetch_url(
             f"http://rebind.test:{port}/redirect?to={target}",
             tmp_path / "download",
@@ -191,7 +237,8 @@ async def test_dns_rebinding_caught_at_connect_time(server: str, tmp_path: Path)
         )
     assert resolver.lookups == 2
     assert info.value.code is FailureCode.INPUT_REJECTED
-    assert "rebind.test resolves to a loopback address" in info.value.message
+    assert info.value.message == REFUSED_MESSAGE
+    assert logged(logs, "URL input refused") == "rebind.test resolves to a loopback address"
 
 
 async def test_redirects_followed_within_limit(server: str, tmp_path: Path) -> None:
@@ -200,8 +247,10 @@ async def test_redirects_followed_within_limit(server: str, tmp_path: Path) -> N
 
 
 async def test_too_many_redirects(server: str, tmp_path: Path) -> None:
-    message = await expect_failure(FailureCode.DOWNLOAD_FAILED, f"{server}/loop", tmp_path)
-    assert "more than 5 redirects" in message
+    with capture_logs() as logs:
+        message = await expect_failure(FailureCode.DOWNLOAD_FAILED, f"{server}/loop", tmp_path)
+    assert message == DOWNLOAD_FAILED_MESSAGE
+    assert logged(logs, "URL input download failed") == "more than 5 redirects"
 
 
 async def test_no_redirects_allowed(server: str, tmp_path: Path) -> None:
@@ -226,25 +275,32 @@ async def test_chunked_body_within_limit(server: str, tmp_path: Path) -> None:
 async def test_slow_server_times_out(server: str, tmp_path: Path) -> None:
     loop = asyncio.get_running_loop()
     started = loop.time()
-    message = await expect_failure(
-        FailureCode.DOWNLOAD_FAILED, f"{server}/slow", tmp_path, url_fetch_timeout_seconds=0.3
-    )
-    assert "timed out after 0.3 s" in message
+    with capture_logs() as logs:
+        message = await expect_failure(
+            FailureCode.DOWNLOAD_FAILED, f"{server}/slow", tmp_path, url_fetch_timeout_seconds=0.3
+        )
+    assert message == DOWNLOAD_FAILED_MESSAGE
+    assert logged(logs, "URL input download failed") == "timed out after 0.3 s"
     assert loop.time() - started < 5
 
 
 async def test_http_error_does_not_echo_query(server: str, tmp_path: Path) -> None:
     url = f"{server}/missing?token=hunter2"
-    message = await expect_failure(FailureCode.DOWNLOAD_FAILED, url, tmp_path)
-    assert "HTTP 404" in message
-    assert "hunter2" not in message
+    with capture_logs() as logs:
+        message = await expect_failure(FailureCode.DOWNLOAD_FAILED, url, tmp_path)
+    # The remote status is the server's to know: the client learns only that it failed.
+    assert message == DOWNLOAD_FAILED_MESSAGE
+    assert logged(logs, "URL input download failed") == "the server answered HTTP 404"
+    assert "hunter2" not in repr(logs)
+    assert {"url": f"{server}/missing?***"}.items() <= logs[-1].items()
 
 
 async def test_connection_refused(tmp_path: Path) -> None:
-    with socket.socket() as s:
+    with socket.socket() as s, capture_logs() as logs:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # bound but not listening: connections are refused
         message = await expect_failure(
             FailureCode.DOWNLOAD_FAILED, f"http://127.0.0.1:{port}/x", tmp_path
         )
-    assert "could not connect" in message
+    assert message == DOWNLOAD_FAILED_MESSAGE  # the same as a timeout or an HTTP error
+    assert logged(logs, "URL input download failed") == "could not connect"

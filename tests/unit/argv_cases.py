@@ -18,8 +18,11 @@ HEAD = [
     "/opt/ff/ffmpeg", "-hide_banner", "-nostdin", "-y", "-nostats",
     "-progress", "pipe:1", "-stats_period", "0.5",
 ]  # fmt: skip
+# Decoders refuse frames over twice MAX_INPUT_PIXELS (padded sizes: jobs/limits.py).
+MAX_PIXELS = ["-max_pixels", str(2 * SETTINGS.max_input_pixels)]
 INPUT = [
-    "-protocol_whitelist", "file", "-format_whitelist", FORMAT_WHITELIST, "-i", f"file:{SRC}",
+    *MAX_PIXELS, "-protocol_whitelist", "file", "-format_whitelist", FORMAT_WHITELIST,
+    "-i", f"file:{SRC}",
 ]  # fmt: skip
 
 

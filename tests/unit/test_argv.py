@@ -28,6 +28,7 @@ from tests.unit.argv_cases import (
     HEAD,
     INPUT,
     JOB_DIR,
+    MAX_PIXELS,
     SETTINGS,
     SRC,
     plan,
@@ -39,8 +40,9 @@ def test_probe_runs_ffprobe_on_the_file_only() -> None:
     p = plan(ProbeOp())
     assert p.tool is Tool.FFPROBE
     assert list(p.argv) == [
-        "/opt/ff/ffprobe", "-v", "error", "-hide_banner", "-protocol_whitelist", "file",
-        "-format_whitelist", FORMAT_WHITELIST, "-show_format", "-show_streams", "-of", "json",
+        "/opt/ff/ffprobe", "-v", "error", "-hide_banner", *MAX_PIXELS,
+        "-protocol_whitelist", "file", "-format_whitelist", FORMAT_WHITELIST,
+        "-show_format", "-show_streams", "-of", "json",
         f"file:{SRC}",
     ]  # fmt: skip
     assert p.outputs == ()
@@ -70,7 +72,8 @@ def test_transcode_h265_bitrate_height_fps_in_mov() -> None:
     assert list(plan(op).argv) == [
         *HEAD, *INPUT, "-map", "0:v:0?", "-map", "0:a:0?",
         "-c:v", "libx265", "-preset", "slow", "-b:v", "2500k", "-pix_fmt", "yuv420p",
-        "-x265-params", "log-level=error", "-tag:v", "hvc1", "-vf", "scale=-2:720,fps=29.97",
+        "-x265-params", "log-level=error", "-tag:v", "hvc1", "-vf",
+        "scale=w=7680:h=720:force_original_aspect_ratio=decrease:force_divisible_by=2,fps=29.97",
         "-c:a", "libmp3lame", "-b:a", "96k", "-movflags", "+faststart",
         *tail("mov", "output.mov"),
     ]  # fmt: skip
@@ -112,7 +115,7 @@ def test_thumbnail_seeks_before_the_input() -> None:
     p = plan(op)
     assert list(p.argv) == [
         *HEAD, "-ss", "12.5", *INPUT, "-map", "0:v:0", "-frames:v", "1",
-        "-vf", "scale=320:180:force_original_aspect_ratio=decrease", "-c:v", "libwebp",
+        "-vf", "scale=w=320:h=180:force_original_aspect_ratio=decrease", "-c:v", "libwebp",
         "-update", "1", *tail("image2", "thumbnail.webp"),
     ]  # fmt: skip
     assert not p.probe_output
@@ -124,8 +127,11 @@ def test_thumbnail_seeks_before_the_input() -> None:
     ("width", "height", "expected"),
     [
         (None, None, None),
-        (200, None, "scale=200:-1"),
-        (None, 90, "scale=-1:90"),
+        # One side given: the other is bounded by the documented maximum, not the input.
+        (200, None, "scale=w=200:h=4320:force_original_aspect_ratio=decrease"),
+        (None, 90, "scale=w=7680:h=90:force_original_aspect_ratio=decrease"),
+        (None, 2000, "scale=w=7680:h=2000:force_original_aspect_ratio=decrease"),
+        (7680, 4320, "scale=w=7680:h=4320:force_original_aspect_ratio=decrease"),
     ],
 )
 def test_thumbnail_scale(width: int | None, height: int | None, expected: str | None) -> None:

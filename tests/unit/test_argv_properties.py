@@ -83,7 +83,7 @@ VOCABULARY = {
     "-map", "0:v:0?", "0:a:0?", "0:v:0", "0:a:0", "-frames:v", "-update", "-vf",
     "-c", "-c:v", "-c:a", "copy", "-b:v", "-b:a", "-crf", "-preset", "-pix_fmt", "yuv420p",
     "-q:v", "-deadline", "realtime", "good", "-cpu-used", "-row-mt", "-x265-params",
-    "log-level=error", "-tag:v", "hvc1", "-movflags", "+faststart",
+    "log-level=error", "-tag:v", "hvc1", "-movflags", "+faststart", "-max_pixels",
     "-map_metadata", "-map_chapters", "-fs", "-f",
     "libx264", "libx265", "libvpx-vp9", "aac", "libopus", "libmp3lame", "flac", "pcm_s16le",
     "mjpeg", "png", "libwebp", "mp4", "mov", "matroska", "webm", "image2", "mp3", "adts",
@@ -91,8 +91,8 @@ VOCABULARY = {
 }  # fmt: skip
 NUMBER = re.compile(r"-?\d+(\.\d+)?k?")
 FILTER = re.compile(
-    r"scale=-2:\d+(,fps=\d+(\.\d+)?)?|fps=\d+(\.\d+)?"
-    r"|scale=\d+:-1|scale=-1:\d+|scale=\d+:\d+:force_original_aspect_ratio=decrease"
+    r"scale=w=\d+:h=\d+:force_original_aspect_ratio=decrease(:force_divisible_by=2)?"
+    r"(,fps=\d+(\.\d+)?)?|fps=\d+(\.\d+)?"
 )
 
 

@@ -19,7 +19,7 @@ from ffpool.jobs.events import (
     ProgressEvent,
     StateEvent,
 )
-from ffpool.jobs.models import utcnow
+from ffpool.jobs.models import Job, JobSpec, PathInput, ProbeOp, utcnow
 from ffpool.topology import Topology
 
 JOB = "b" * 32
@@ -146,3 +146,17 @@ async def test_outcomes_prefer_the_commit_and_skip_jobs_without_one(tmp_path: Pa
     failed = FailedEvent(job_id="d" * 32, code=FailureCode.FFMPEG_ERROR, message="bad")
     await markers.mark_failed(failed)
     assert await markers.outcomes([JOB, "d" * 32, "e" * 32, "../x"]) == [done, failed]
+
+
+def test_a_record_seeded_from_an_outcome_learns_the_jobs_fields() -> None:
+    """The outcome of a fast job can reach a server before the submission's record: the
+    record held then learns the job's operation, priority, creation time and tenant."""
+    feed = EventsFeed(Topology(), "s", 1.0, capacity=10)
+    feed.ingest(CompletedEvent(job_id=JOB, processing_time_s=1.0))
+    job = Job(id=JOB, spec=JobSpec(input=PathInput(path="a.mp4"), operation=ProbeOp()),
+              priority=7, tenant="team-a")  # fmt: skip
+    held = feed.remember(JobRecord.queued(job))
+    assert held.state is JobState.COMPLETED
+    assert (held.operation, held.priority, held.tenant) == ("probe", 7, "team-a")
+    assert held.created_at == job.created_at
+    assert feed.remember(JobRecord.queued(job)) == held  # nothing more to learn

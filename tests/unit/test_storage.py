@@ -20,6 +20,7 @@ from ffpool.storage import (
 )
 
 JOB_ID = "0123456789abcdef0123456789abcdef"
+TENANT = "acme"
 
 
 @pytest.fixture
@@ -37,7 +38,9 @@ async def chunks_of(*parts: bytes) -> AsyncIterator[bytes]:
 
 
 def leftovers(storage: LocalStorage) -> list[str]:
-    return sorted(os.listdir(storage.root / "uploads"))
+    """Every file under uploads/, relative to it."""
+    uploads = storage.root / "uploads"
+    return sorted(str(p.relative_to(uploads)) for p in uploads.rglob("*") if p.is_file())
 
 
 @pytest.mark.parametrize(
@@ -147,33 +150,38 @@ def test_device_refused_through_symlink(storage: LocalStorage) -> None:
 
 
 async def test_upload_roundtrip(storage: LocalStorage) -> None:
-    upload_id, size = await storage.save_upload(chunks_of(b"abc", b"def"), max_bytes=6)
+    upload_id, size = await storage.save_upload(
+        chunks_of(b"abc", b"def"), max_bytes=6, tenant=TENANT
+    )
     assert size == 6
     assert len(upload_id) == 32
     assert int(upload_id, 16) >= 0
-    path = storage.upload_path(upload_id)
+    path = storage.upload_path(TENANT, upload_id)
+    assert path == storage.root / "uploads" / TENANT / upload_id
     assert path.read_bytes() == b"abcdef"
     assert stat.S_IMODE(path.stat().st_mode) & 0o007 == 0
-    assert leftovers(storage) == [upload_id]
+    assert leftovers(storage) == [f"{TENANT}/{upload_id}"]
 
 
 async def test_large_upload_spans_buffered_writes(storage: LocalStorage) -> None:
     block = os.urandom(300 * 1024)
-    upload_id, size = await storage.save_upload(chunks_of(*[block] * 8), max_bytes=10**7)
+    upload_id, size = await storage.save_upload(
+        chunks_of(*[block] * 8), max_bytes=10**7, tenant=TENANT
+    )
     assert size == len(block) * 8
-    assert storage.upload_path(upload_id).read_bytes() == block * 8
+    assert storage.upload_path(TENANT, upload_id).read_bytes() == block * 8
 
 
 async def test_upload_over_limit_leaves_nothing(storage: LocalStorage) -> None:
     with pytest.raises(StorageError) as info:
-        await storage.save_upload(chunks_of(b"abc", b"def"), max_bytes=5)
+        await storage.save_upload(chunks_of(b"abc", b"def"), max_bytes=5, tenant=TENANT)
     assert info.value.code is FailureCode.INPUT_TOO_LARGE
     assert leftovers(storage) == []
 
 
 async def test_empty_upload_refused(storage: LocalStorage) -> None:
     with pytest.raises(StorageError) as info:
-        await storage.save_upload(chunks_of(), max_bytes=5)
+        await storage.save_upload(chunks_of(), max_bytes=5, tenant=TENANT)
     assert info.value.code is FailureCode.INPUT_REJECTED
     assert leftovers(storage) == []
 
@@ -187,9 +195,12 @@ async def test_cancelled_upload_leaves_nothing(storage: LocalStorage) -> None:
         await asyncio.Event().wait()
         yield b"never"
 
-    task = asyncio.create_task(storage.save_upload(stalled(), max_bytes=100))
+    task = asyncio.create_task(storage.save_upload(stalled(), max_bytes=100, tenant=TENANT))
     await asyncio.wait_for(started.wait(), 10)
-    assert len(leftovers(storage)) == 1  # the temporary file exists while streaming
+    # The temporary file exists while streaming, outside the tenant's directory.
+    assert [
+        name.endswith(".part") and name.startswith(f".{TENANT}.") for name in leftovers(storage)
+    ] == [True]
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -197,8 +208,17 @@ async def test_cancelled_upload_leaves_nothing(storage: LocalStorage) -> None:
 
 
 def test_unknown_upload(storage: LocalStorage) -> None:
-    expect(FailureCode.INPUT_NOT_FOUND, storage.upload_path, "f" * 32)
-    expect(FailureCode.INPUT_NOT_FOUND, storage.upload_path, "../clips/a.mp4")
+    expect(FailureCode.INPUT_NOT_FOUND, storage.upload_path, TENANT, "f" * 32)
+    expect(FailureCode.INPUT_NOT_FOUND, storage.upload_path, TENANT, "../clips/a.mp4")
+    for tenant in ("", "..", "Acme", "a/b", "-a", "a" * 64):
+        expect(FailureCode.INPUT_REJECTED, storage.upload_path, tenant, "f" * 32)
+
+
+async def test_an_upload_is_found_only_by_its_tenant(storage: LocalStorage) -> None:
+    upload_id, _ = await storage.save_upload(chunks_of(b"abc"), max_bytes=6, tenant=TENANT)
+    assert storage.upload_path(TENANT, upload_id).read_bytes() == b"abc"
+    expect(FailureCode.INPUT_NOT_FOUND, storage.upload_path, "other", upload_id)
+    expect(FailureCode.INPUT_NOT_FOUND, storage.upload_path, "anonymous", upload_id)
 
 
 def test_job_dir_and_outputs(storage: LocalStorage) -> None:

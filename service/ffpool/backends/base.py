@@ -12,6 +12,7 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
+from ffpool.backends.admission import Admission
 from ffpool.jobs.events import JobEvent, JobRecord
 from ffpool.jobs.models import Job
 
@@ -36,6 +37,28 @@ class BackendBusy(BackendError):
 
 class UnknownJob(BackendError):
     code = "unknown_job"
+
+
+class TooManyJobs(BackendError):
+    """The tenant has TENANT_MAX_ACTIVE_JOBS queued and running (ffpool/tenancy.py)."""
+
+    code = "too_many_jobs"
+
+
+class RateLimited(BackendError):
+    """The tenant submits faster than TENANT_SUBMITS_PER_SECOND on this server."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class QuotaExceeded(BackendError):
+    """The tenant's (or the service's) disk quota is used up (`Storage.check_quota`)."""
+
+    code = "quota_exceeded"
 
 
 class Submission(BaseModel):
@@ -67,6 +90,8 @@ class Subscription(Protocol):
 
 class JobBackend(Protocol):
     name: str
+    admission: Admission
+    """This process's per-tenant submit limits and rate buckets (ffpool/tenancy.py)."""
 
     async def start(self) -> None: ...
 
@@ -86,6 +111,13 @@ class JobBackend(Protocol):
 
     async def stats(self) -> BackendStats: ...
 
-    async def dead_letters(self, limit: int = 100) -> list[JobRecord]: ...
+    async def dead_letters(self, limit: int = 100, tenant: str | None = None) -> list[JobRecord]:
+        """The newest dead-lettered jobs, of one tenant if given."""
+
+    async def active_jobs(self, tenant: str) -> int:
+        """The tenant's queued and running jobs, as far as this server can tell (pool-wide)."""
+
+    def tenant_of(self, job_id: str) -> str | None:
+        """Whose job it is, from what this server holds now (no I/O); None: not known here."""
 
     async def health(self) -> Health: ...

@@ -15,6 +15,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from ffpool import logs
+from ffpool.backends.admission import ActiveIndex, Admission, TenantLimits
 from ffpool.backends.base import (
     BackendStats,
     BackendUnavailable,
@@ -24,6 +25,7 @@ from ffpool.backends.base import (
     UnknownJob,
 )
 from ffpool.backends.hub import EventHub, Subscription
+from ffpool.backends.retention import RetainedBytes
 from ffpool.jobs.events import (
     CancelledEvent,
     CompletedEvent,
@@ -74,6 +76,8 @@ class MemoryBackend:
         self._metrics = metrics
         self._hub = EventHub()
         self._records: OrderedDict[str, JobRecord] = OrderedDict()
+        self._retained = RetainedBytes.from_settings(settings)
+        self._forgotten: list[str] = []  # evicted for bytes; their files go in `_sweep`
         self._queued: dict[str, Job] = {}
         self._pending: asyncio.PriorityQueue[tuple[int, int, str]] = asyncio.PriorityQueue()
         self._seq = itertools.count()
@@ -82,6 +86,8 @@ class MemoryBackend:
         self._tasks: list[asyncio.Task[None]] = []
         self._busy: set[int] = set()
         self._draining = False
+        self.admission = Admission(TenantLimits.from_settings(settings))
+        self._active = ActiveIndex()
 
     async def start(self) -> None:
         for index in range(self._settings.max_concurrent_jobs):
@@ -102,8 +108,9 @@ class MemoryBackend:
             raise BackendUnavailable("the service is shutting down")
         if len(self._queued) >= self._settings.max_queued_jobs:
             raise QueueFull(f"the queue holds {len(self._queued)} jobs, its limit")
-        record = JobRecord.queued(job)
+        record = self._retained.charge(JobRecord.queued(job))
         self._records[job.id] = record
+        self._active.track(record)
         self._queued[job.id] = job
         # Higher priority first, then first come first served.
         self._pending.put_nowait((-job.priority, next(self._seq), job.id))
@@ -124,6 +131,7 @@ class MemoryBackend:
         return self._records[job_id]
 
     async def get(self, job_id: str) -> JobRecord | None:
+        self._retained.touch(job_id)
         return self._records.get(job_id)
 
     def subscribe(self, job_id: str) -> AbstractAsyncContextManager[Subscription]:
@@ -138,9 +146,17 @@ class MemoryBackend:
             backend=self.name,
         )
 
-    async def dead_letters(self, limit: int = 100) -> list[JobRecord]:
+    async def dead_letters(self, limit: int = 100, tenant: str | None = None) -> list[JobRecord]:
         found = (self._records.get(job_id) for job_id in reversed(self._dead))
-        return [r for r in found if r is not None][:limit]
+        mine = (r for r in found if r is not None and tenant in (None, r.tenant))
+        return list(itertools.islice(mine, limit))
+
+    async def active_jobs(self, tenant: str) -> int:
+        return self._active.count(tenant)
+
+    def tenant_of(self, job_id: str) -> str | None:
+        record = self._records.get(job_id)
+        return record.tenant if record is not None else None
 
     async def health(self) -> Health:
         alive = self._tasks and not any(t.done() for t in self._tasks)
@@ -162,11 +178,25 @@ class MemoryBackend:
         record = self._records.get(event.job_id)
         if record is None:
             return
-        updated = apply(record, event)
+        updated = self._retained.charge(apply(record, event))
         self._records[event.job_id] = updated
+        self._active.track(updated)
         if updated.state is JobState.FAILED and not record.state.terminal:
             self._dead.append(event.job_id)
+        if updated.state.terminal and self._retained.over:
+            self._evict_over_budget(keep=event.job_id)
         self._hub.publish(event)
+
+    def _evict_over_budget(self, keep: str) -> None:
+        """Forget finished records, least recently used first, until within MAX_RETAINED_BYTES
+        (live jobs' records stay: they are what their clients follow)."""
+        for job_id in self._retained.least_recent():
+            if not self._retained.over:
+                return
+            if job_id != keep and self._records[job_id].state.terminal:
+                del self._records[job_id]
+                self._retained.discard(job_id)
+                self._forgotten.append(job_id)
 
     async def _work(self, index: int) -> None:
         worker = f"{self._settings.instance_name}/{index}"
@@ -206,7 +236,8 @@ class MemoryBackend:
         period = max(1.0, min(60.0, self._settings.job_retention_seconds / 4))
         while True:
             await asyncio.sleep(period)
-            doomed = self.forget_expired(time.time())
+            doomed = self.forget_expired(time.time()) + self._forgotten
+            self._forgotten = []
             if self._remove_files is not None:
                 for job_id in doomed:
                     await asyncio.to_thread(self._remove_files, job_id)
@@ -224,4 +255,5 @@ class MemoryBackend:
         doomed += [r.job_id for r in finished[:excess] if r.job_id not in doomed]
         for job_id in doomed:
             del self._records[job_id]
+            self._retained.discard(job_id)
         return doomed

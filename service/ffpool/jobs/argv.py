@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from ffpool.jobs import argv_codecs as codecs
+from ffpool.jobs import limits
 from ffpool.jobs.argv_codecs import num
 from ffpool.jobs.binaries import Binaries
 from ffpool.jobs.models import (
@@ -92,12 +93,21 @@ def file_url(path: Path) -> str:
     return f"file:{path}"
 
 
-def probe_argv(ffprobe: str, path: Path) -> tuple[str, ...]:
+def probe_argv(binaries: Binaries, path: Path, max_pixels: int | None = None) -> tuple[str, ...]:
+    """ffprobe of `path`; with `max_pixels`, its decoders refuse larger frames (an input's
+    probe decodes a first frame: it must not decode a bomb itself)."""
     return (
-        ffprobe, "-v", "error", "-hide_banner",
+        *binaries.prefix, binaries.ffprobe, "-v", "error", "-hide_banner",
+        *_pixel_limit(max_pixels),
         "-protocol_whitelist", PROTOCOL_WHITELIST, "-format_whitelist", FORMAT_WHITELIST,
         "-show_format", "-show_streams", "-of", "json", file_url(path),
     )  # fmt: skip
+
+
+def _pixel_limit(max_pixels: int | None) -> list[str]:
+    if max_pixels is None:
+        return []
+    return ["-max_pixels", str(limits.decoder_max_pixels(max_pixels))]
 
 
 def build_plan(
@@ -106,7 +116,8 @@ def build_plan(
     """The process that performs `op` on the local file `src`, writing under `job_dir`."""
     match op:
         case ProbeOp():
-            return FFmpegPlan(tool=Tool.FFPROBE, argv=probe_argv(binaries.ffprobe, src))
+            argv = probe_argv(binaries, src, settings.max_input_pixels)
+            return FFmpegPlan(tool=Tool.FFPROBE, argv=argv)
         case ThumbnailOp():
             return _thumbnail(op, src, job_dir, binaries, settings)
         case TranscodeOp():
@@ -117,18 +128,19 @@ def build_plan(
             return _trim(op, src, job_dir, binaries, settings)
 
 
-def _head(ffmpeg: str, settings: Settings) -> list[str]:
+def _head(binaries: Binaries, settings: Settings) -> list[str]:
     return [
-        ffmpeg, "-hide_banner", "-nostdin", "-y", "-nostats",
+        *binaries.prefix, binaries.ffmpeg, "-hide_banner", "-nostdin", "-y", "-nostats",
         "-progress", "pipe:1", "-stats_period", num(settings.progress_interval_seconds),
     ]  # fmt: skip
 
 
-def _input(src: Path, seek_s: float = 0.0) -> list[str]:
+def _input(src: Path, settings: Settings, seek_s: float = 0.0) -> list[str]:
     # -ss before -i: a fast keyframe seek in the demuxer instead of decoding up to the time.
     seek = ["-ss", num(seek_s)] if seek_s > 0 else []
     return [
-        *seek, "-protocol_whitelist", PROTOCOL_WHITELIST, "-format_whitelist", FORMAT_WHITELIST,
+        *seek, *_pixel_limit(settings.max_input_pixels),
+        "-protocol_whitelist", PROTOCOL_WHITELIST, "-format_whitelist", FORMAT_WHITELIST,
         "-i", file_url(src),
     ]  # fmt: skip
 
@@ -160,7 +172,7 @@ def _thumbnail(
     out = planned_output(job_dir, f"thumbnail.{op.format.value}")
     scale = codecs.thumbnail_scale(op.width, op.height)
     argv = [
-        *_head(binaries.ffmpeg, settings), *_input(src, op.time),
+        *_head(binaries, settings), *_input(src, settings, op.time),
         "-map", "0:v:0", "-frames:v", "1", *(["-vf", scale] if scale else []),
         *codecs.IMAGE_ENCODERS[op.format], "-update", "1", *_output("image2", out, settings),
     ]  # fmt: skip
@@ -172,7 +184,7 @@ def _transcode(
 ) -> FFmpegPlan:
     out = planned_output(job_dir, f"output.{op.container.value}")
     argv = [
-        *_head(binaries.ffmpeg, settings), *_input(src), *codecs.transcode_args(op),
+        *_head(binaries, settings), *_input(src, settings), *codecs.transcode_args(op),
         *_output(codecs.MUXERS[op.container], out, settings),
     ]  # fmt: skip
     return FFmpegPlan(tool=Tool.FFMPEG, argv=tuple(argv), outputs=(out,), probe_output=True)
@@ -185,7 +197,7 @@ def _extract_audio(
     out = planned_output(job_dir, f"audio.{extension}")
     bitrate = [] if lossless else ["-b:a", f"{op.bitrate_kbps}k"]
     argv = [
-        *_head(binaries.ffmpeg, settings), *_input(src),
+        *_head(binaries, settings), *_input(src, settings),
         "-map", "0:a:0", "-c:a", encoder, *bitrate, *_output(muxer, out, settings),
     ]  # fmt: skip
     return FFmpegPlan(tool=Tool.FFMPEG, argv=tuple(argv), outputs=(out,), probe_output=True)
@@ -209,7 +221,7 @@ def _trim(
     else:
         codec_args = codecs.transcode_args(_reencode_for(container))
     argv = [
-        *_head(binaries.ffmpeg, settings), *_input(src, op.start), "-t", num(op.duration),
+        *_head(binaries, settings), *_input(src, settings, op.start), "-t", num(op.duration),
         *codec_args, *_output(codecs.MUXERS[container], out, settings),
     ]  # fmt: skip
     return FFmpegPlan(

@@ -67,6 +67,10 @@ VP9_SPEED: Final = {
 }
 
 _QUICKTIME = (Container.MP4, Container.MOV)
+# The largest output sides (jobs/models.py Width and Height, docs/protocol.md): a side the job
+# does not give is bounded by these, whatever the input's aspect ratio.
+MAX_WIDTH: Final = 7680
+MAX_HEIGHT: Final = 4320
 
 
 def num(value: float) -> str:
@@ -76,14 +80,16 @@ def num(value: float) -> str:
 
 
 def thumbnail_scale(width: int | None, height: int | None) -> str | None:
-    """Scale filter for a thumbnail: one side keeps the aspect ratio, both fit inside a box."""
-    if width and height:
-        return f"scale={width}:{height}:force_original_aspect_ratio=decrease"
-    if width:
-        return f"scale={width}:-1"
-    if height:
-        return f"scale=-1:{height}"
-    return None
+    """Scale filter for a thumbnail: it fits inside the box of the given sides, a missing side
+    being the documented maximum, never following the input's aspect ratio past it (a 200x16
+    clip at height 2000 would be 25000 wide)."""
+    if not width and not height:
+        return None
+    return _fit(width or MAX_WIDTH, height or MAX_HEIGHT)
+
+
+def _fit(width: int, height: int, extra: str = "") -> str:
+    return f"scale=w={width}:h={height}:force_original_aspect_ratio=decrease{extra}"
 
 
 def transcode_args(op: TranscodeOp) -> list[str]:
@@ -134,9 +140,10 @@ def _rate_control(op: TranscodeOp) -> list[str]:
 def _video_filters(op: TranscodeOp) -> str:
     filters = []
     if op.height is not None:
-        # -2: width follows the aspect ratio, rounded to even; height made even as well,
-        # because 4:2:0 needs even dimensions.
-        filters.append(f"scale=-2:{op.height - op.height % 2}")
+        # The width follows the aspect ratio up to the documented maximum (a thin input
+        # would otherwise give a 12500-pixel-wide output); both sides even, because 4:2:0
+        # needs even dimensions.
+        filters.append(_fit(MAX_WIDTH, op.height - op.height % 2, ":force_divisible_by=2"))
     if op.fps is not None:
         filters.append(f"fps={num(op.fps)}")
     return ",".join(filters)

@@ -32,6 +32,8 @@ class BinariesNotFound(RuntimeError):
 class Binaries:
     ffmpeg: str
     ffprobe: str
+    prefix: tuple[str, ...] = ()
+    """The command every run goes behind: its resource limits (limits.py)."""
 
 
 def resolve(settings: Settings) -> Binaries:

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ffpool.jobs.models import Job, JobId, Priority, utcnow
+from ffpool.jobs.models import Job, JobId, Priority, TenantName, utcnow
 
 
 class JobState(enum.StrEnum):
@@ -39,6 +39,8 @@ class FailureCode(enum.StrEnum):
     TIMEOUT = "timeout"
     TOO_MANY_ATTEMPTS = "too_many_attempts"
     EXPIRED = "expired"
+    QUOTA_EXCEEDED = "quota_exceeded"
+    RESOURCE_LIMIT = "resource_limit"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -71,6 +73,8 @@ class MediaInfo(BaseModel):
     size: int | None = None
     bit_rate: int | None = None
     streams: tuple[StreamInfo, ...] = ()
+    streams_truncated: bool = False
+    """More streams than these (jobs/bounds.py MAX_STREAMS) were found; the rest are left out."""
 
 
 class OutputFile(BaseModel):
@@ -91,6 +95,9 @@ class StateEvent(Event):
     priority: Priority = 0
     attempt: int = 1
     worker: str | None = None
+    tenant: TenantName | None = None
+    """Whose job it is, so every server's cache can scope it (ffpool/tenancy.py); a client
+    only ever sees its own jobs' events, so this is never another tenant's name."""
 
 
 class ProgressEvent(Event):
@@ -146,6 +153,11 @@ class JobRecord(BaseModel):
     result: CompletedEvent | None = None
     failure: FailedEvent | None = None
     cancel: CancelledEvent | None = None
+    truncated: bool = False
+    """Parts of this record were cut to fit MAX_RECORD_BYTES (jobs/bounds.py)."""
+    tenant: TenantName | None = None
+    """Whose job it is; None when not known (yet): such a record is shown to no tenant
+    (a server that saw only a job's outcome learns the tenant from its files or a peer)."""
 
     @classmethod
     def queued(cls, job: Job) -> JobRecord:
@@ -155,6 +167,7 @@ class JobRecord(BaseModel):
             operation=job.spec.operation.op,
             priority=job.priority,
             created_at=job.created_at,
+            tenant=job.tenant,
         )
 
     def snapshot(self) -> StateEvent:
@@ -165,6 +178,7 @@ class JobRecord(BaseModel):
             priority=self.priority,
             attempt=self.attempt,
             worker=self.worker,
+            tenant=self.tenant,
         )
 
     def terminal_event(self) -> CompletedEvent | FailedEvent | CancelledEvent | None:
@@ -188,6 +202,7 @@ def apply(
                     "attempt": event.attempt,
                     "worker": event.worker,
                     "started_at": started,
+                    "tenant": record.tenant or event.tenant,
                 }
             )
         case ProgressEvent():

@@ -4,7 +4,8 @@ A run holds the job's run lock and writes into its own scratch directory; a fini
 commits its outputs atomically, and the first commit wins (commit.py). A failed or cancelled
 run removes only its own scratch files, never another run's, never committed outputs.
 
-Hot path per job: one FFmpeg process (its stderr gives the input duration for the progress
+Hot path per job: one ffprobe of the input (its frame size is checked before anything decodes
+it: limits.py), one FFmpeg process (its stderr gives the input duration for the progress
 percentage), plus one ffprobe of the output for video/audio results; a thumbnail's metadata is
 read from the image header.
 """
@@ -19,8 +20,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from ffpool import logs
+from ffpool.jobs import bounds, limits, pdeathsig, sweep
 from ffpool.jobs import executor_outcome as outcome
-from ffpool.jobs import pdeathsig
 from ffpool.jobs.argv import FFmpegPlan, PlannedOutput, build_plan
 from ffpool.jobs.binaries import Binaries, BinariesNotFound, resolve
 from ffpool.jobs.commit import RunScope, run_scope
@@ -44,6 +45,8 @@ log = logs.get(__name__)
 
 # The output probe reads our own fresh file: it needs seconds, never the whole job budget.
 OUTPUT_PROBE_TIMEOUT_S: Final = 60.0
+# An input's probe reads only the start of the input (ffprobe's probesize): seconds as well.
+INPUT_PROBE_TIMEOUT_S: Final = 60.0
 
 ProgressCallback = Callable[[ProgressEvent], None]
 
@@ -89,15 +92,18 @@ class Executor:
         self.settings = settings
         self.storage = storage
         self._binaries = binaries
+        self._bound: Binaries | None = None
+        self._swept = False
 
     @property
     def binaries(self) -> Binaries:
         """Resolved on first use, so a process that never runs jobs (a RabbitMQ-backed server)
         needs no FFmpeg; a worker reads it at start-up to fail fast. Raises BinariesNotFound."""
-        if self._binaries is None:
-            self._binaries = resolve(self.settings)
+        if self._bound is None:
+            found = self._binaries or resolve(self.settings)
+            self._bound = limits.bound(found, self.settings)  # every run behind its rlimits
             pdeathsig.trampoline()  # checked here, at worker start, not in a job's first run
-        return self._binaries
+        return self._bound
 
     async def execute(
         self, job: Job, on_progress: ProgressCallback
@@ -127,7 +133,11 @@ class Executor:
     async def _execute(self, attempt: _Attempt, on_progress: ProgressCallback) -> CompletedEvent:
         job = attempt.job
         self._require_binaries()
-        job_dir = await asyncio.to_thread(self.storage.job_dir, job.id)
+        if not self._swept:
+            # Once per process: what runs of a crashed worker left behind (sweep.py).
+            self._swept = True
+            await sweep.sweep_once(self.storage.root, self.settings)
+        job_dir = await asyncio.to_thread(self.storage.job_dir, job.id, job.tenant)
         async with run_scope(job_dir) as scope:
             if scope.done is not None:
                 log.info("job already committed by another run: not run again", job_id=job.id)
@@ -140,13 +150,21 @@ class Executor:
     ) -> tuple[CompletedEvent, tuple[str, ...]]:
         """The run itself, all in the scratch directory: its event and its output names."""
         job = attempt.job
-        src = await materialize(job.spec.input, job.id, self.storage, self.settings)
+        # A URL input is fetched into the run's scratch directory: it goes with the run,
+        # whatever its outcome.
+        src = await materialize(
+            job.spec.input, job.id, self.storage, self.settings, job.tenant, into=scope.scratch
+        )
+        # Every input is probed first: its frame size decides whether it is decoded at all.
+        timeout_s = min(INPUT_PROBE_TIMEOUT_S, self._remaining(attempt))
+        max_pixels = self.settings.max_input_pixels
+        info = await probe(self.binaries, src, timeout_s, max_pixels=max_pixels)
         if isinstance(job.spec.operation, ProbeOp):
-            info = await probe(self.binaries, src, self._remaining(attempt))
             return self._completed(attempt, (), info), ()
         plan = build_plan(job.spec.operation, src, scope.scratch, self.binaries, self.settings)
         tracker = await self._run(attempt, plan, on_progress)
         sizes = await asyncio.to_thread(_finalize, plan.outputs, self.settings.max_output_bytes)
+        await asyncio.to_thread(self.storage.charge_outputs, job.tenant, sum(sizes))
         on_progress(tracker.completed())
         files = tuple(
             self._output_file(job.id, out, size)
@@ -236,7 +254,7 @@ class Executor:
             job_id=attempt.job.id,
             outputs=files,
             processing_time_s=round(attempt.elapsed_s, 3),
-            metadata=info,
+            metadata=bounds.bound_media_info(info),
         )
 
 

@@ -7,6 +7,7 @@ from typing import Final
 
 from pydantic import AnyUrl
 
+from ffpool.jobs import limits
 from ffpool.jobs.events import FailedEvent, FailureCode
 from ffpool.jobs.runner import RunResult
 
@@ -57,6 +58,15 @@ def classify(result: RunResult, timeout_s: float, media_root: Path) -> JobFailur
         )
     if result.exit_code == 0:
         return None
+    # A limit, not FFmpeg or the input, stopped the run: the same run would stop again, so it
+    # fails for good like any other `failed` (never retried: docs/security.md).
+    if (limit := limits.limit_failure(result.exit_code, result.stderr_tail)) is not None:
+        return JobFailure(FailureCode.RESOURCE_LIMIT, limit, tail)
+    if limits.PIXEL_LIMIT_NEEDLE in result.stderr_tail:
+        # A frame the input's probe did not see (a resolution change mid-stream).
+        return JobFailure(
+            FailureCode.INPUT_REJECTED, "the input has a frame over MAX_INPUT_PIXELS", tail
+        )
     if result.exit_code < 0:
         return JobFailure(
             FailureCode.FFMPEG_ERROR, f"FFmpeg was killed by signal {-result.exit_code}", tail

@@ -1,10 +1,13 @@
 """Turn a job's input into a local file FFmpeg may read.
 
 Path and upload inputs are resolved by Storage. A URL input is downloaded by the worker itself
-into the job's directory (FFmpeg never opens a network URL), with the SSRF guard of
-`ffpool.jobs.url_guard` applied at every connection and every redirect hop, a size limit
-checked on Content-Length and again on the bytes actually received, and one deadline for the
-whole download, redirects included.
+into the run's scratch directory (FFmpeg never opens a network URL; the download goes with the
+run, whatever its outcome), with the SSRF guard of `ffpool.jobs.url_guard` applied at every
+connection and every redirect hop, a size limit checked on Content-Length and again on the
+bytes actually received, and one deadline for the whole download, redirects included.
+
+Why a download failed (the remote status, refused or timed out) is logged, never told to the
+client: otherwise URL inputs are a port scanner for whatever the worker can reach.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from yarl import URL
 from ffpool import logs
 from ffpool.jobs import url_guard
 from ffpool.jobs.events import FailureCode
-from ffpool.jobs.models import JobInput, PathInput, UploadInput, UrlInput
+from ffpool.jobs.models import ANONYMOUS_TENANT, JobInput, PathInput, UploadInput, UrlInput
 from ffpool.settings import Settings
 from ffpool.storage import Storage, StorageError, stream_to_file
 
@@ -32,6 +35,8 @@ log = logs.get(__name__)
 URL_INPUT_NAME: Final = ".input"
 REDIRECT_STATUSES: Final = frozenset({301, 302, 303, 307, 308})
 READ_CHUNK_BYTES: Final = 64 * 1024
+DOWNLOAD_FAILED_MESSAGE: Final = "the URL could not be fetched"
+REFUSED_MESSAGE: Final = "the URL's host is not allowed"
 
 
 class InputError(Exception):
@@ -42,19 +47,25 @@ class InputError(Exception):
 
 
 async def materialize(
-    job_input: JobInput, job_id: str, storage: Storage, settings: Settings
+    job_input: JobInput,
+    job_id: str,
+    storage: Storage,
+    settings: Settings,
+    tenant: str = ANONYMOUS_TENANT,
+    *,
+    into: Path,
 ) -> Path:
-    """The local file for a job's input; raises InputError with a FailureCode."""
+    """The local file for a job's input; raises InputError with a FailureCode. A URL input is
+    downloaded into `into`: the run's scratch directory, removed with the run."""
     try:
         match job_input:
             case PathInput():
                 return await asyncio.to_thread(storage.resolve_media_path, job_input.path)
             case UploadInput():
-                return await asyncio.to_thread(storage.upload_path, job_input.upload_id)
+                return await asyncio.to_thread(storage.upload_path, tenant, job_input.upload_id)
             case UrlInput():
-                job_dir = await asyncio.to_thread(storage.job_dir, job_id)
                 log.info("downloading URL input", job_id=job_id, host=job_input.url.host)
-                return await fetch_url(str(job_input.url), job_dir / URL_INPUT_NAME, settings)
+                return await fetch_url(str(job_input.url), into / URL_INPUT_NAME, settings)
             case _:
                 assert_never(job_input)
     except StorageError as exc:
@@ -84,7 +95,7 @@ async def fetch_url(
         raise _failed(start, f"timed out after {limit:g} s") from exc
     except aiohttp.ClientConnectorError as exc:
         if isinstance(exc.os_error, url_guard.AddressRefused):
-            raise InputError(FailureCode.INPUT_REJECTED, str(exc.os_error)) from exc
+            raise _refused(start, str(exc.os_error)) from exc
         raise _failed(start, "could not connect") from exc
     except (aiohttp.ClientError, OSError) as exc:
         # Never str(exc): aiohttp's messages can carry the full URL and its query string.
@@ -98,7 +109,15 @@ async def fetch_url(
 
 
 def _failed(url: URL, why: str) -> InputError:
-    return InputError(FailureCode.DOWNLOAD_FAILED, f"download from {url.host} failed: {why}")
+    log.warning("URL input download failed", url=url_guard.masked(url), reason=why)
+    return InputError(FailureCode.DOWNLOAD_FAILED, DOWNLOAD_FAILED_MESSAGE)
+
+
+def _refused(url: URL, why: str) -> InputError:
+    """A name that resolves to a refused address: which one, and what kind, stays in the log
+    (the client would learn the worker's view of internal DNS)."""
+    log.warning("URL input refused", url=url_guard.masked(url), reason=why)
+    return InputError(FailureCode.INPUT_REJECTED, REFUSED_MESSAGE)
 
 
 async def _download(

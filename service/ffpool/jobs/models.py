@@ -232,12 +232,3 @@ class Job(Strict):
     idempotency_key: IdempotencyKey | None = None
     created_at: datetime = Field(default_factory=utcnow)
     tenant: TenantName = ANONYMOUS_TENANT
-
-
-def job_id_for_key(key: str, spec: JobSpec) -> str:
-    """A stable job id for an idempotency key and its job, so every server replica derives the
-    same one without shared state. The spec is part of it: the same key with a different job
-    is a different job, never another job's result. Ids of keyed jobs are as guessable as
-    their keys: use random keys (UUIDs) where job outputs are private."""
-    name = f"ffpool:idempotency:{key}:{spec.model_dump_json()}"
-    return uuid.uuid5(uuid.NAMESPACE_URL, name).hex

@@ -12,7 +12,7 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ffpool.jobs import argv, probe_image
+from ffpool.jobs import argv, limits, probe_image
 from ffpool.jobs.binaries import Binaries
 from ffpool.jobs.events import FailureCode, MediaInfo, StreamInfo
 from ffpool.jobs.runner import run
@@ -119,9 +119,16 @@ def parse_ffprobe_json(data: bytes) -> MediaInfo:
 
 
 async def probe(
-    binaries: Binaries, path: Path, timeout_s: float, *, grace_s: float = PROBE_GRACE_S
+    binaries: Binaries,
+    path: Path,
+    timeout_s: float,
+    *,
+    grace_s: float = PROBE_GRACE_S,
+    max_pixels: int | None = None,
 ) -> MediaInfo:
-    """Run ffprobe on a local file; ProbeError(INVALID_MEDIA | TIMEOUT) if it cannot."""
+    """Run ffprobe on a local file; ProbeError(INVALID_MEDIA | TIMEOUT | RESOURCE_LIMIT) if it
+    cannot. With `max_pixels` (an input's probe), a larger video frame is refused
+    (INPUT_REJECTED) without ever being decoded."""
     collected = bytearray()
 
     def collect(chunk: bytes) -> None:
@@ -130,7 +137,7 @@ async def probe(
         collected.extend(chunk)
 
     result = await run(
-        argv.probe_argv(binaries.ffprobe, path),
+        argv.probe_argv(binaries, path, max_pixels),
         timeout_s=timeout_s,
         grace_s=grace_s,
         on_stdout=collect,
@@ -138,11 +145,26 @@ async def probe(
     if result.timed_out:
         raise ProbeError(FailureCode.TIMEOUT, f"ffprobe took longer than {timeout_s:g} s")
     if result.exit_code != 0:
-        raise ProbeError(FailureCode.INVALID_MEDIA, "not a readable media file", result.stderr_tail)
+        raise _failure(result.exit_code, result.stderr_tail, max_pixels)
     try:
-        return parse_ffprobe_json(bytes(collected))
+        info = parse_ffprobe_json(bytes(collected))
     except ValueError as exc:
         raise ProbeError(FailureCode.INVALID_MEDIA, str(exc)) from exc
+    if max_pixels is not None and (
+        problem := limits.pixel_problem(info, result.stderr_tail, max_pixels)
+    ):
+        raise ProbeError(FailureCode.INPUT_REJECTED, problem)
+    return info
+
+
+def _failure(exit_code: int, stderr: str, max_pixels: int | None) -> ProbeError:
+    if max_pixels is not None and (
+        problem := limits.pixel_problem(MediaInfo(), stderr, max_pixels)
+    ):
+        return ProbeError(FailureCode.INPUT_REJECTED, problem)
+    if (limit := limits.limit_failure(exit_code, stderr)) is not None:
+        return ProbeError(FailureCode.RESOURCE_LIMIT, limit, stderr)
+    return ProbeError(FailureCode.INVALID_MEDIA, "not a readable media file", stderr)
 
 
 def read_image_info(path: Path) -> MediaInfo | None:

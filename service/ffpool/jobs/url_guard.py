@@ -5,8 +5,9 @@ at every connection (the first request and each redirect hop). Checking the name
 connecting later would let DNS rebinding slip a private address in between. aiohttp does not
 call the resolver for IP literals, so `url_problem` checks those before a request is made.
 
-Cloud metadata addresses are refused even with `url_allow_private`: a trusted network is no
-reason to hand out the node's credentials.
+Cloud metadata and credential endpoints are refused even with `url_allow_private`: a trusted
+network is no reason to hand out the node's or a pod's credentials. Azure's WireServer is a
+public address, refused unless private addresses are allowed.
 """
 
 from __future__ import annotations
@@ -24,10 +25,20 @@ AddressPolicy = Callable[[IPAddress], str | None]
 
 ALLOWED_SCHEMES: Final = frozenset({"http", "https"})
 METADATA_ADDRESSES: Final = frozenset(
-    {
-        ipaddress.ip_address("169.254.169.254"),  # AWS, GCP, Azure, OpenStack
-        ipaddress.ip_address("fd00:ec2::254"),  # AWS IMDS over IPv6
-    }
+    ipaddress.ip_address(address)
+    for address in (
+        "169.254.169.254",  # AWS, GCP, Azure, OpenStack instance metadata
+        "fd00:ec2::254",  # AWS IMDS over IPv6
+        "169.254.170.2",  # AWS ECS task metadata and credentials
+        "169.254.170.23",  # AWS EKS Pod Identity agent
+        "fd00:ec2::23",  # AWS EKS Pod Identity agent over IPv6
+        "100.100.100.200",  # Alibaba Cloud metadata
+        "fd20:ce::254",  # GCP metadata over IPv6
+    )
+)
+# Public addresses that act as a cloud's control endpoint from inside its VMs.
+PLATFORM_ADDRESSES: Final = frozenset(
+    {ipaddress.ip_address("168.63.129.16")}  # Azure WireServer (agent, health, DNS)
 )
 # RFC 6598 shared address space (carrier-grade NAT); also where Alibaba's metadata lives.
 CGNAT: Final = ipaddress.ip_network("100.64.0.0/10")
@@ -59,6 +70,8 @@ def check_address(ip: IPAddress, *, allow_private: bool = False) -> str | None:
             return f"embeds an IPv4 {reason}" if reason else None
     if allow_private:
         return None
+    if ip in PLATFORM_ADDRESSES:
+        return "cloud platform address"
     checks = (
         (ip.is_unspecified, "unspecified"),
         (ip.is_loopback, "loopback"),
@@ -91,6 +104,13 @@ def url_problem(url: URL, address_policy: AddressPolicy) -> str | None:
     except ValueError:
         return None
     return address_policy(literal)
+
+
+def masked(url: URL) -> str:
+    """`url` for the log: no userinfo, no query or fragment (where signed URLs keep their
+    tokens), scheme, host, port and path kept."""
+    bare = url.with_user(None).with_query(None).with_fragment(None)
+    return str(bare) + ("?***" if url.raw_query_string else "")
 
 
 class AddressRefused(OSError):

@@ -1,7 +1,10 @@
-"""The HTTP side (port 8081): health and probes, metrics, job status, uploads, downloads, schema.
+"""The HTTP side (port 8081): health and probes, job status, uploads, downloads, schema, and
+browser tickets. /metrics and the all-tenant /dead-letters are on the ops port (server/ops.py).
 
-A worker-only process (no JobBackend here) still serves health, probes and metrics; the job
-routes exist only where there is a backend to answer them.
+Every route but the probes needs a token (server/http_auth.py); job routes see the backend
+through the caller's tenant only, so another tenant's job answers like an unknown one. A
+worker-only process still serves health and probes; the job routes exist only where there is a
+backend to answer them.
 """
 
 from __future__ import annotations
@@ -14,10 +17,15 @@ from typing import Any, Final
 from aiohttp import web
 from pydantic import BaseModel
 
-from ffpool import logs, names
+from ffpool import logs, names, tenancy
+from ffpool.auth.gate import Authenticator
+from ffpool.auth.keys import load_signing_key
+from ffpool.auth.policy import ANONYMOUS_WARNING
 from ffpool.backends.base import BackendError, BackendStats, Health, JobBackend
-from ffpool.jobs.events import FailureCode, JobRecord
-from ffpool.metrics import CONTENT_TYPE, Metrics
+from ffpool.jobs.events import FailureCode
+from ffpool.server.cors import cors_middleware
+from ffpool.server.http_auth import CALLER, SIGNED_LINK, auth_middleware, ticket_handler
+from ffpool.server.ops import dead_letters_response
 from ffpool.settings import Settings
 from ffpool.storage import Storage, StorageError, content_type
 
@@ -25,10 +33,10 @@ log = logs.get(__name__)
 
 BACKEND_TIMEOUT_SECONDS: Final = 5.0
 UPLOAD_CHUNK_BYTES: Final = 256 * 1024
-MAX_DEAD_LETTERS: Final = 1000
 _JOB_ID_RE: Final = re.compile(r"[0-9a-f]{32}")
 _STATUS_FOR: Final = {
     FailureCode.INPUT_TOO_LARGE: 413,
+    FailureCode.QUOTA_EXCEEDED: 507,
     FailureCode.INPUT_REJECTED: 400,
 }
 
@@ -39,6 +47,8 @@ class HealthBody(BaseModel):
     status: Health
     version: str
     stats: BackendStats
+    anonymous: bool = False
+    warning: str | None = None
 
 
 class ProbeBody(BaseModel):
@@ -48,10 +58,6 @@ class ProbeBody(BaseModel):
 class UploadBody(BaseModel):
     upload_id: str
     size: int
-
-
-class DeadLettersBody(BaseModel):
-    dead_letters: list[JobRecord]
 
 
 class ErrorBody(BaseModel):
@@ -73,7 +79,7 @@ class _Handlers:
         settings: Settings,
         backend: JobBackend | None,
         storage: Storage,
-        metrics: Metrics,
+        auth: Authenticator,
         version: str,
         schema: dict[str, Any],
         ready: Ready | None,
@@ -81,7 +87,8 @@ class _Handlers:
         self.settings = settings
         self.backend = backend
         self.storage = storage
-        self.metrics = metrics
+        self.auth = auth
+        self.serves_clients = True
         self.version = version
         self.schema = schema
         self.ready = ready
@@ -106,8 +113,12 @@ class _Handlers:
 
     async def health(self, _: web.Request) -> web.Response:
         status, stats = await self._backend_status()
-        body = HealthBody(status=status, version=self.version, stats=stats)
-        return _json(body, 200 if status is Health.HEALTHY else 503)
+        # A worker-only process serves no clients: its anonymity is nobody's concern.
+        anonymous = self.auth.anonymous and self.serves_clients
+        body = HealthBody(status=status, version=self.version, stats=stats, anonymous=anonymous,
+                          warning=ANONYMOUS_WARNING if anonymous else None)  # fmt: skip
+        text = body.model_dump_json(exclude_none=True)  # `warning` only when there is one
+        return web.json_response(text=text, status=200 if status is Health.HEALTHY else 503)
 
     async def livez(self, _: web.Request) -> web.Response:
         return _json(ProbeBody(status="alive"))
@@ -117,23 +128,29 @@ class _Handlers:
         ready = healthy is Health.HEALTHY and (self.ready is None or await self.ready())
         return _json(ProbeBody(status="ready" if ready else "not ready"), 200 if ready else 503)
 
-    async def metrics_text(self, _: web.Request) -> web.Response:
-        body = await self.metrics.render(self.backend)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
-
     async def schema_json(self, _: web.Request) -> web.Response:
         return web.json_response(self.schema)
 
-    async def job(self, request: web.Request) -> web.Response:
+    def _scoped(self, request: web.Request) -> JobBackend:
         assert self.backend is not None
+        return tenancy.scoped(self.backend, request[CALLER].tenant)
+
+    async def job(self, request: web.Request) -> web.Response:
         job_id = request.match_info["job_id"]
-        record = await self.backend.get(job_id) if _JOB_ID_RE.fullmatch(job_id) else None
+        scoped = self._scoped(request)
+        record = await scoped.get(job_id) if _JOB_ID_RE.fullmatch(job_id) else None
         if record is None:
             return _error(404, "unknown_job", "no job with this id")
-        return _json(record)
+        return _json(self.auth.sign_record(record))
 
     async def output(self, request: web.Request) -> web.StreamResponse:
         job_id, name = request.match_info["job_id"], request.match_info["name"]
+        # A signed link names its job and file; a token must own the job (another tenant's
+        # job answers exactly like a missing file).
+        if not request.get(SIGNED_LINK, False) and (
+            not _JOB_ID_RE.fullmatch(job_id) or await self._scoped(request).get(job_id) is None
+        ):
+            return _error(404, "not_found", "no such output")
         try:
             path = await asyncio.to_thread(self.storage.output_path, job_id, name)
         except StorageError:
@@ -154,7 +171,10 @@ class _Handlers:
         try:
             # The whole body, not each read: a client trickling bytes must not hold it open.
             async with asyncio.timeout(seconds):
-                upload_id, size = await self.storage.save_upload(chunks, limit)
+                upload_id, size = await self.storage.save_upload(
+                    chunks, limit, tenant=request[CALLER].tenant,
+                    declared_bytes=request.content_length,
+                )  # fmt: skip
         except StorageError as exc:
             return _error(_STATUS_FOR.get(exc.code, 400), exc.code, f"upload {exc.message}")
         except TimeoutError:
@@ -164,13 +184,8 @@ class _Handlers:
         return _json(UploadBody(upload_id=upload_id, size=size), 201)
 
     async def dead_letters(self, request: web.Request) -> web.Response:
-        assert self.backend is not None
-        try:
-            limit = int(request.query.get("limit", "100"))
-        except ValueError:
-            return _error(400, "invalid_limit", "limit must be an integer")
-        limit = min(max(limit, 1), MAX_DEAD_LETTERS)
-        return _json(DeadLettersBody(dead_letters=await self.backend.dead_letters(limit)))
+        """The caller's tenant's dead letters; every tenant's are on the ops port."""
+        return await dead_letters_response(request, self._scoped(request))
 
 
 def make_http_app(
@@ -178,24 +193,29 @@ def make_http_app(
     settings: Settings,
     backend: JobBackend | None,
     storage: Storage,
-    metrics: Metrics,
     version: str,
     schema: dict[str, Any],
     ready: Ready | None = None,
     job_routes: bool = True,
+    auth: Authenticator | None = None,
 ) -> web.Application:
-    """With `job_routes=False` (a worker-only process) the backend still answers health,
-    readiness and metrics, but clients are not served jobs, uploads or downloads here."""
-    h = _Handlers(settings, backend, storage, metrics, version, schema, ready)
-    app = web.Application()
+    """With `job_routes=False` (a worker-only process) the backend still answers health and
+    readiness, but clients are not served jobs, uploads or downloads here. Without `auth` one
+    is made from the settings (tests; the service passes the one its WebSocket side uses)."""
+    auth = auth or Authenticator(settings, load_signing_key(settings))
+    h = _Handlers(settings, backend, storage, auth, version, schema, ready)
+    h.serves_clients = backend is not None and job_routes
+    app = web.Application(
+        middlewares=[cors_middleware(settings.allowed_origins), auth_middleware(auth)]
+    )
     app.router.add_get(names.HEALTH_PATH, h.health)
     app.router.add_get(names.LIVE_PATH, h.livez)
     app.router.add_get(names.READY_PATH, h.readyz)
-    app.router.add_get(names.METRICS_PATH, h.metrics_text)
     app.router.add_get(names.SCHEMA_PATH, h.schema_json)
     if backend is not None and job_routes:
         app.router.add_get(names.JOB_PATH, h.job)
         app.router.add_get(names.OUTPUT_PATH, h.output)
         app.router.add_post(names.UPLOADS_PATH, h.upload)
         app.router.add_get(names.DEAD_LETTERS_PATH, h.dead_letters)
+        app.router.add_post(names.AUTH_TICKET_PATH, ticket_handler(auth))
     return app

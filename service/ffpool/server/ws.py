@@ -11,17 +11,20 @@ import asyncio
 import contextlib
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from typing import Any
 
 from pydantic import BaseModel
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
 
-from ffpool import logs, names
+from ffpool import logs, tenancy
+from ffpool.auth.gate import Authenticator
+from ffpool.auth.identity import Caller
+from ffpool.auth.keys import load_signing_key
+from ffpool.auth.limits import ConnectionLimits
 from ffpool.backends.base import BackendBusy, BackendError, JobBackend, UnknownJob
-from ffpool.jobs.models import Job, job_id_for_key, new_job_id
+from ffpool.jobs.events import CompletedEvent
+from ffpool.jobs.models import Job, new_job_id
 from ffpool.metrics import Metrics
 from ffpool.protocol import (
     Accepted,
@@ -36,7 +39,9 @@ from ffpool.protocol import (
     encode,
     parse_client_message,
 )
+from ffpool.server.ws_auth import Handshake, select_subprotocol
 from ffpool.settings import Settings
+from ffpool.storage import Storage
 
 log = logs.get(__name__)
 OUTBOX_SIZE = 512
@@ -61,15 +66,26 @@ class Gate:
 
 
 class Session:
-    """One client connection: its outbox, its writer and its job forwarders."""
+    """One client connection: its outbox, its writer and its job forwarders. It sees the
+    backend through its caller's tenant only (`tenancy.scoped`)."""
 
     def __init__(
-        self, ws: ServerConnection, backend: JobBackend, settings: Settings, metrics: Metrics
+        self,
+        ws: ServerConnection,
+        backend: JobBackend,
+        settings: Settings,
+        metrics: Metrics,
+        caller: Caller,
+        auth: Authenticator,
+        storage: Storage | None = None,
     ) -> None:
         self.ws = ws
-        self.backend = backend
+        self.backend = tenancy.scoped(backend, caller.tenant)
         self.settings = settings
         self.metrics = metrics
+        self.caller = caller
+        self.auth = auth
+        self.storage = storage
         self.outbox: asyncio.Queue[BaseModel] = asyncio.Queue(OUTBOX_SIZE)
         self.forwarders: dict[str, asyncio.Task[None]] = {}
         self.side_tasks: set[asyncio.Task[None]] = set()
@@ -112,11 +128,18 @@ class Session:
         await self.outbox.put(reply)
 
     async def submit(self, msg: Submit) -> None:
-        key = msg.idempotency_key
-        job_id = job_id_for_key(key, msg.job) if key else new_job_id()
-        job = Job(id=job_id, spec=msg.job, priority=msg.priority, idempotency_key=key)
+        key, tenant = msg.idempotency_key, self.caller.tenant
+        job_id = (
+            tenancy.keyed_job_id(key, msg.job, tenant, self.auth.job_id_key)
+            if key
+            else new_job_id()
+        )
+        job = Job(id=job_id, spec=msg.job, priority=msg.priority, idempotency_key=key,
+                  tenant=tenant)  # fmt: skip
         gate = await self.follow(job_id, msg.request_id)
         try:
+            if self.storage is not None:
+                self.storage.check_quota(tenant)  # in memory: QuotaExceeded if no room left
             submission = await self.backend.submit(job)
         except BackendError as exc:
             self._unfollow(job_id)
@@ -155,6 +178,9 @@ class Session:
         """Subscribe this connection to a job (once); returns the gate to open."""
         gate = Gate()
         if job_id in self.forwarders:
+            if len(self.side_tasks) >= MAX_SUBSCRIPTIONS:  # snapshots owed to a non-reader
+                raise _error(BackendBusy("too many requests pending on one connection"),
+                             request_id, job_id)  # fmt: skip
             gate.subscribed.set()  # already following; only a snapshot may be due
             self._spawn(self._snapshot_when_opened(job_id, gate))
             return gate
@@ -213,6 +239,9 @@ class Session:
     async def _write(self) -> None:
         while True:
             message = await self.outbox.get()
+            if isinstance(message, CompletedEvent):
+                # Signed as it leaves, so the link's lifetime starts when the client gets it.
+                message = self.auth.sign_completed(message)
             await self.ws.send(encode(message))
 
 
@@ -224,17 +253,24 @@ def _error(
     return err
 
 
-def _only_ws_path(connection: ServerConnection, request: Request) -> Response | None:
-    if request.path.split("?", 1)[0] != names.WS_PATH:
-        return connection.respond(HTTPStatus.NOT_FOUND, f"WebSocket endpoint is {names.WS_PATH}\n")
-    return None
+async def start_ws_server(
+    backend: JobBackend,
+    settings: Settings,
+    metrics: Metrics,
+    auth: Authenticator | None = None,
+    storage: Storage | None = None,
+) -> Server:
+    """Without `auth` one is made from the settings (benchmarks; the service passes the one its
+    HTTP side uses, so tickets issued there are taken here)."""
+    auth = auth or Authenticator(settings, load_signing_key(settings))
+    handshake = Handshake(auth, ConnectionLimits(settings.tenant_max_connections), metrics)
 
-
-async def start_ws_server(backend: JobBackend, settings: Settings, metrics: Metrics) -> Server:
     async def handler(ws: ServerConnection) -> None:
         metrics.ws_connected(1)
         try:
-            await Session(ws, backend, settings, metrics).run()
+            caller = handshake.callers.get(ws)
+            if caller is not None:  # else it closed during the handshake
+                await Session(ws, backend, settings, metrics, caller, auth, storage).run()
         finally:
             metrics.ws_connected(-1)
             with contextlib.suppress(Exception):
@@ -244,7 +280,8 @@ async def start_ws_server(backend: JobBackend, settings: Settings, metrics: Metr
         handler,
         settings.host,
         settings.ws_port,
-        process_request=_only_ws_path,
+        process_request=handshake.process_request,
+        select_subprotocol=select_subprotocol,
         max_size=settings.max_message_bytes * HARD_FRAME_FACTOR,
         max_queue=16,
     )

@@ -146,6 +146,19 @@ def dead_letter_record(job: Job, headers: Mapping[str, Any] | None) -> JobRecord
     return apply(record, dead_letter_failure(job.id, headers))
 
 
+def dead_letter_records(
+    found: list[tuple[bytes, dict[str, Any]]], tenant: str | None
+) -> list[JobRecord]:
+    """Records of peeked DLQ messages (body, headers), of one tenant if given: the job body
+    names its tenant."""
+    records = []
+    for body, headers in found:
+        job = parse_job(body)
+        if job is not None and tenant in (None, job.tenant):
+            records.append(dead_letter_record(job, headers))
+    return records
+
+
 def run_limit(job_timeout_s: float, consumer_timeout_ms: int | None) -> float:
     """Wall-clock limit for one run: the job timeout, capped below the broker's consumer
     timeout (past it the broker closes the channel and the job runs twice)."""

@@ -19,7 +19,9 @@ import aiormq
 from aio_pika.abc import AbstractRobustConnection
 
 from ffpool import logs, names
+from ffpool.backends.admission import Admission, TenantLimits
 from ffpool.backends.base import (
+    BackendError,
     BackendStats,
     BackendUnavailable,
     Health,
@@ -27,13 +29,14 @@ from ffpool.backends.base import (
     UnknownJob,
 )
 from ffpool.backends.hub import Subscription
-from ffpool.backends.rabbitmq import attempts, broker_limits, connection
+from ffpool.backends.rabbitmq import attempts, broker_limits, connection, records
 from ffpool.backends.rabbitmq.consumer import WorkerPool
 from ffpool.backends.rabbitmq.control import Control
 from ffpool.backends.rabbitmq.events import EventsFeed
 from ffpool.backends.rabbitmq.markers import Markers
 from ffpool.backends.rabbitmq.publisher import Publisher
 from ffpool.backends.rabbitmq.runner import ExecutorLike, MetricsLike
+from ffpool.backends.retention import RetainedBytes
 from ffpool.jobs.events import CancelledEvent, JobRecord, JobState
 from ffpool.jobs.models import Job
 from ffpool.settings import Settings
@@ -42,6 +45,8 @@ from ffpool.topology import Topology
 log = logs.get(__name__)
 # How long a server waits for another server to answer "do you know job X?".
 LOOKUP_WAIT_S = 0.5
+# How many dead letters are read to find one tenant's newest (the DLQ is shared).
+DEAD_LETTER_SCAN = 1000
 _CONNECT_ERRORS = (OSError, aio_pika.exceptions.AMQPError, aiormq.exceptions.AMQPError)
 
 
@@ -71,7 +76,8 @@ class RabbitBackend:
         self._feed = (
             EventsFeed(self._topo, instance, self._timeout, settings.max_retained_jobs,
                        on_dead_letter=self._markers.mark_failed,
-                       outcomes=self._markers.outcomes)
+                       outcomes=self._markers.outcomes,
+                       retained=RetainedBytes.from_settings(settings))
             if serve_clients
             else None
         )  # fmt: skip
@@ -79,6 +85,7 @@ class RabbitBackend:
         self._control: Control | None = None
         self._conns: list[AbstractRobustConnection] = []
         self._drained = False
+        self.admission = Admission(TenantLimits.from_settings(settings))
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -95,7 +102,7 @@ class RabbitBackend:
             self._settings.instance_name,
             self._timeout,
             on_cancel=self._pool.cancel if self._pool else None,
-            answer=self._feed.cache.get if self._feed else None,
+            answer=self._answer if self._feed else None,
         )
         if self._pool is not None:
             self._pool.lookup = self._lookup
@@ -192,9 +199,17 @@ class RabbitBackend:
         # for the job, also after this one died. No `queued` broadcast (it would cost a
         # publish and a delivery per server per job).
         await self._markers.mark_accepted(job)
-        record = JobRecord.queued(job)
-        feed.remember(record)
+        record = feed.remember(JobRecord.queued(job))
+        await self._announce(job)
         return Submission(record=record)
+
+    async def _announce(self, job: Job) -> None:
+        """`queued` with the tenant to every server, fire-and-forget like a worker's state
+        events: each counts a tenant's active jobs (TENANT_MAX_ACTIVE_JOBS) from its cache."""
+        try:
+            await self._publisher.publish_event(records.queued_event(job), confirm=False)
+        except (BackendError, TimeoutError) as exc:
+            log.debug("queued event not published", job_id=job.id, error=type(exc).__name__)
 
     async def cancel(self, job_id: str) -> JobRecord:
         record = await self.get(job_id)
@@ -215,15 +230,30 @@ class RabbitBackend:
         if self._feed is None:
             return None
         record = self._feed.cache.get(job_id)
-        if record is None and self._control is not None:
+        if record is None or record.tenant is None:
+            # Unknown here, or known from its outcome alone (whose tenant is not known here).
             # A live server's record is the freshest (running, progress); the job's files
             # answer when no server knows it (its accepting server died, or all restarted).
-            record = await self._control.lookup(job_id, LOOKUP_WAIT_S)
-        if record is None:
-            record = await self._markers.record(job_id)
-        if record is not None:
-            self._feed.remember(record)
+            found = await self._control.lookup(job_id, LOOKUP_WAIT_S) if self._control else None
+            found = found or await self._markers.record(job_id)
+            if found is not None:
+                record = self._feed.remember(found)
         return record
+
+    def _answer(self, job_id: str) -> JobRecord | None:
+        """A lookup's answer: a record whose tenant is not known here would be nobody's."""
+        record = self._feed.cache.get(job_id) if self._feed else None
+        return record if record is not None and record.tenant is not None else None
+
+    def tenant_of(self, job_id: str) -> str | None:
+        record = self._feed.cache.get(job_id) if self._feed else None
+        return record.tenant if record is not None else None
+
+    async def active_jobs(self, tenant: str) -> int:
+        feed = self._require_feed()
+        if feed.active.count(tenant) >= self.admission.limits.max_active_jobs:
+            await feed.settle_active(tenant)
+        return feed.active.count(tenant)
 
     async def _lookup(self, job_id: str) -> JobRecord | None:
         """A job's record for a worker that got a possible duplicate: local, else asked."""
@@ -250,14 +280,10 @@ class RabbitBackend:
             backend=self.name,
         )
 
-    async def dead_letters(self, limit: int = 100) -> list[JobRecord]:
-        found = await self._publisher.peek(self._topo.dlq_queue, limit)
-        records = []
-        for body, headers in found:
-            job = attempts.parse_job(body)
-            if job is not None:
-                records.append(attempts.dead_letter_record(job, headers))
-        return records
+    async def dead_letters(self, limit: int = 100, tenant: str | None = None) -> list[JobRecord]:
+        scan = limit if tenant is None else max(limit, DEAD_LETTER_SCAN)
+        found = await self._publisher.peek(self._topo.dlq_queue, scan)
+        return attempts.dead_letter_records(found, tenant)[:limit]
 
     async def health(self) -> Health:
         conns = [self._publisher.conn, *self._conns]

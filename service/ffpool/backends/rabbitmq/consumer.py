@@ -258,7 +258,7 @@ class WorkerPool:
     def _state_event(run: Run, state: JobState) -> StateEvent:
         job: Job = run.job
         return StateEvent(job_id=job.id, state=state, operation=job.spec.operation.op,
-                          priority=job.priority, attempt=run.attempt,
+                          priority=job.priority, attempt=run.attempt, tenant=job.tenant,
                           worker=run.worker if state is JobState.RUNNING else None)  # fmt: skip
 
     async def _publish_fast(self, event: JobEvent) -> None:

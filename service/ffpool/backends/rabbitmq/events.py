@@ -31,10 +31,12 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustC
 from pydantic import TypeAdapter, ValidationError
 
 from ffpool import logs
+from ffpool.backends.admission import ActiveIndex
 from ffpool.backends.hub import EventHub
-from ffpool.backends.rabbitmq import attempts, connection
+from ffpool.backends.rabbitmq import attempts, connection, records
 from ffpool.backends.rabbitmq.records import RecordCache
-from ffpool.jobs.events import FailedEvent, JobEvent, JobRecord
+from ffpool.backends.retention import RetainedBytes
+from ffpool.jobs.events import FailedEvent, JobEvent, JobRecord, StateEvent
 from ffpool.topology import Topology
 
 log = logs.get(__name__)
@@ -72,6 +74,7 @@ class EventsFeed:
         *,
         on_dead_letter: Callable[[FailedEvent], Awaitable[None]] | None = None,
         outcomes: Callable[[list[str]], Awaitable[Sequence[JobEvent]]] | None = None,
+        retained: RetainedBytes | None = None,
     ) -> None:
         self._on_dead_letter_seen = on_dead_letter
         self._outcomes = outcomes
@@ -79,8 +82,10 @@ class EventsFeed:
         self._topo = topo
         self._instance = instance
         self._timeout = timeout
-        self.cache = RecordCache(capacity)
+        self.cache = RecordCache(capacity, retained)
         self.hub = EventHub()
+        self.active = ActiveIndex()
+        self._settled: dict[str, float] = {}  # tenant → when its count was last settled
         self._queues: list[AbstractQueue] = []
 
     async def start(self, conn: AbstractRobustConnection) -> None:
@@ -123,7 +128,11 @@ class EventsFeed:
     def ingest(self, event: JobEvent) -> JobRecord | None:
         """Fold an event into the cache and hand it to this server's subscribers."""
         before = self.cache.get(event.job_id)
+        if _adds_nothing(before, event):
+            return before  # e.g. the accepting server hearing its own `queued` announcement
         record = self.cache.fold(event)
+        if record is not None:
+            self.active.track(record)
         # A job still unknown here is forwarded too: a fast worker's first progress can arrive
         # before the submitting server, still awaiting its confirm, has recorded the job, and
         # its client subscribed before submitting.
@@ -152,10 +161,32 @@ class EventsFeed:
                 log.info("outcome read from the job's files", job_id=event.job_id)
                 self.ingest(event)
 
-    def remember(self, record: JobRecord) -> None:
-        """A record learned from another server (lookup) or from a local submission."""
-        if self.cache.get(record.job_id) is None:
-            self.cache.put(record)
+    def remember(self, record: JobRecord) -> JobRecord:
+        """A record learned from another server (lookup), the job's files or a local
+        submission; the one now held (a record held already only learns what it lacks)."""
+        held = self.cache.get(record.job_id)
+        if held is not None:
+            if (learned := records.learn(held, record)) is held:
+                return held
+            record = learned
+        self.cache.put(record)
+        held = self.cache.get(record.job_id) or record  # as kept (cut to MAX_RECORD_BYTES)
+        self.active.track(held)
+        return held
+
+    async def settle_active(self, tenant: str) -> None:
+        """Count a tenant's jobs anew: forget evicted records, and read the outcomes of its
+        unfinished ones from their files (a terminal event lost to a broker restart would
+        otherwise count against the tenant until the record is evicted)."""
+        now = asyncio.get_running_loop().time()
+        last = self._settled.get(tenant)
+        if last is not None and now - last < RESYNC_S:
+            return  # at most every RESYNC_S: a tenant at its limit submits again and again
+        self._settled[tenant] = now
+        self.active.prune(tenant, self.cache.get)
+        if self._outcomes is not None and (ids := self.active.ids(tenant)):
+            for event in await self._outcomes(ids):
+                self.ingest(event)
 
     async def _on_event(self, message: AbstractIncomingMessage) -> None:
         events = parse_events(message.body)
@@ -177,6 +208,17 @@ class EventsFeed:
             # Recorded in the job's files too: an expired job has no worker to record it, and
             # a server started later must not take it for queued (markers.py).
             await self._on_dead_letter_seen(failure)
+
+
+def _adds_nothing(record: JobRecord | None, event: JobEvent) -> bool:
+    """A state event repeating what the record holds: not folded, not forwarded."""
+    return (
+        isinstance(event, StateEvent)
+        and record is not None
+        and record.tenant is not None
+        and (record.state, record.attempt, record.worker) == (event.state, event.attempt,
+                                                              event.worker)
+    )  # fmt: skip
 
 
 def _terminal(record: JobRecord | None) -> bool:

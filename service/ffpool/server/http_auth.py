@@ -1,0 +1,83 @@
+"""The HTTP side's authentication: a middleware every route passes, and the ticket route.
+
+Every route but the probes (/livez /readyz /health) needs a token, except one: an output
+download carrying a valid signed link (ffpool.auth.links) is served without one.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+from pydantic import BaseModel
+
+from ffpool import logs, names
+from ffpool.auth.gate import Authenticator
+from ffpool.auth.identity import Caller
+from ffpool.protocol import ErrorCode
+
+log = logs.get(__name__)
+CALLER: Final = web.RequestKey("caller", Caller)
+# Set (True) on a download authorized by its signed link rather than by a token.
+SIGNED_LINK: Final = web.RequestKey("signed_link", bool)
+
+
+class TicketBody(BaseModel):
+    ticket: str
+    expires_in: int
+
+
+def unauthorized() -> web.Response:
+    body = '{"error": "unauthorized", "message": "authentication required"}'
+    return web.Response(
+        text=body,
+        status=401,
+        content_type="application/json",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def _signed_link_ok(request: web.Request, auth: Authenticator) -> bool:
+    resource = request.match_info.route.resource
+    if resource is None or resource.canonical != names.OUTPUT_PATH:
+        return False
+    if names.LINK_SIGNATURE_PARAM not in request.query:
+        return False
+    return auth.link_valid(
+        request.match_info["job_id"],
+        request.match_info["name"],
+        request.query.get(names.LINK_EXPIRES_PARAM),
+        request.query.get(names.LINK_SIGNATURE_PARAM),
+    )
+
+
+def auth_middleware(auth: Authenticator) -> Middleware:
+    @web.middleware
+    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in names.PUBLIC_PATHS:
+            return await handler(request)
+        if _signed_link_ok(request, auth):
+            request[SIGNED_LINK] = True
+            return await handler(request)
+        values = request.headers.getall(names.AUTH_HEADER, [])
+        caller = (
+            None if len(values) > 1 else await auth.from_authorization(next(iter(values), None))
+        )
+        if caller is None:
+            log.debug("request refused", code=ErrorCode.UNAUTHORIZED.value, path=request.path)
+            return unauthorized()
+        request[CALLER] = caller
+        return await handler(request)
+
+    return authenticate
+
+
+def ticket_handler(auth: Authenticator) -> Handler:
+    async def ticket(request: web.Request) -> web.Response:
+        """A single-use WebSocket ticket for a browser (ffpool.auth.tickets)."""
+        caller = request[CALLER]
+        body = TicketBody(ticket=auth.tickets.issue(caller), expires_in=auth.tickets.ttl_s)
+        return web.json_response(text=body.model_dump_json(), headers={"Cache-Control": "no-store"})
+
+    return ticket

@@ -1,0 +1,99 @@
+"""Tenancy through two real `ffpool server` processes and one `ffpool worker` on RabbitMQ:
+a job accepted by one server, for one tenant, is that tenant's on the other server and
+unknown to every other tenant; keyed ids agree between the servers (shared signing key) and
+differ between tenants."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+
+from ffpool.auth.tokens import file_line, new_token
+from tests.integration.test_rabbitmq_helpers import AMQP_URL, need_broker, prefix_for_test
+from tests.integration.test_rabbitmq_procs import Client, Proc, procs, service_env
+
+pytestmark = [pytest.mark.rabbitmq, pytest.mark.ffmpeg]
+PROBE = {"input": {"kind": "path", "path": "clips/sample.mp4"}, "operation": {"op": "probe"}}
+TERMINAL = {"completed", "failed", "cancelled"}
+
+
+@pytest.fixture(autouse=True)
+def _broker() -> None:
+    need_broker()
+
+
+@contextlib.asynccontextmanager
+async def tenant_client(proc: Proc, token: str) -> AsyncIterator[Client]:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with connect(proc.ws_url, additional_headers=headers, open_timeout=10,
+                       close_timeout=2) as ws:  # fmt: skip
+        cl = Client(ws)
+        reader = asyncio.create_task(cl.read_forever())
+        try:
+            yield cl
+        finally:
+            reader.cancel()
+            await asyncio.wait({reader}, timeout=2)
+
+
+async def reply(cl: Client, message: dict[str, Any]) -> Any:
+    """Send a request and return its reply (`accepted` or `error`)."""
+    request_id = uuid.uuid4().hex
+    await cl.send({**message, "request_id": request_id})
+    async with asyncio.timeout(30), cl._new:
+        await cl._new.wait_for(lambda: any(m.request_id == request_id for m in cl.replies))
+        found = next(m for m in cl.replies if m.request_id == request_id)
+        cl.replies.remove(found)
+        return found
+
+
+async def test_two_server_processes_scope_jobs_by_tenant(media_root: Path, tmp_path: Path) -> None:
+    acme, globex = new_token(), new_token()
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"{file_line('acme', acme)}\n{file_line('globex', globex)}\n")
+    key_file = tmp_path / "signing.key"
+    key_file.write_text(secrets.token_hex(32))
+    async with prefix_for_test() as prefix:
+
+        def env(instance: str, **extra: str) -> dict[str, str]:
+            return service_env(prefix, media_root, instance, AMQP_URL, auth_tokens_file=tokens,
+                               signing_key_file=key_file, **extra)  # fmt: skip
+
+        servers = (("server", env("s1")), ("server", env("s2")))
+        async with (
+            procs(*servers, ("worker", env("w1", max_concurrent_jobs="1"))) as (one, two, _),
+            tenant_client(one, acme) as acme_one,
+            tenant_client(two, acme) as acme_two,
+            tenant_client(two, globex) as globex_two,
+        ):
+            key = f"k-{uuid.uuid4().hex}"
+            first = await reply(acme_one, {"type": "submit", "job": PROBE,
+                                           "idempotency_key": key})  # fmt: skip
+            assert first.type == "accepted", first
+            job_id = first.job_id
+            again = await reply(acme_two, {"type": "submit", "job": PROBE,
+                                           "idempotency_key": key})  # fmt: skip
+            assert (again.job_id, again.duplicate) == (job_id, True)
+            theirs = await reply(globex_two, {"type": "submit", "job": PROBE,
+                                              "idempotency_key": key})  # fmt: skip
+            assert theirs.job_id != job_id
+            assert not theirs.duplicate
+
+            for request in ("subscribe", "cancel"):
+                refused = await reply(globex_two, {"type": request, "job_id": job_id})
+                unknown = await reply(globex_two, {"type": request, "job_id": "f" * 32})
+                assert refused.code == unknown.code == "unknown_job"
+                assert refused.message == unknown.message.replace("f" * 32, job_id)
+
+            await acme_two.send({"type": "subscribe", "job_id": job_id})
+            events = await acme_two.until(job_id, TERMINAL)
+            assert events[0].type == "state"
+            assert globex_two.by_job.get(job_id) is None
