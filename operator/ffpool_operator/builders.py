@@ -1,5 +1,6 @@
-"""Pure builders: pool spec → owned ConfigMap, Service and Ingress manifests (plain dicts, the
-shape the API takes). Workloads are in workloads.py."""
+"""Pure builders: pool spec → owned ConfigMap, Service, Ingress and signing-key Secret manifests
+(plain dicts, the shape the API takes). Workloads are in workloads.py, NetworkPolicies in
+netpol.py."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from ffpool_operator.models import PoolRef, PoolSpec
 Manifest = dict[str, Any]
 WS_PORT = 8080
 HTTP_PORT = 8081
+OPS_PORT = 8082
+SIGNING_KEY = "signing-key"
+SIGNING_DIR = "/var/run/ffpool/signing"
 # Changing the ConfigMap alone would not restart pods; this pod-template annotation does.
 ANNOTATION_CONFIG_HASH = f"{names.API_GROUP}/config-hash"
 
@@ -24,6 +28,10 @@ def child_name(pool: PoolRef, component: str) -> str:
 
 def config_map_name(pool: PoolRef) -> str:
     return child_name(pool, "config")
+
+
+def signing_secret_name(pool: PoolRef) -> str:
+    return child_name(pool, "signing")
 
 
 def service_name(pool: PoolRef) -> str:
@@ -71,15 +79,20 @@ def metadata(pool: PoolRef, name: str, component: str, **extra: Any) -> dict[str
 def service_env(spec: PoolSpec) -> dict[str, str]:
     """Non-secret settings shared by servers and workers (ffpool Settings field names, upper
     case); the topology part comes from the same model the service declares with."""
+    auth = spec.auth
     return {
         **spec.env,
         **spec.topology.topology().env(),
+        "ALLOW_ANONYMOUS": str(auth.allow_anonymous).lower(),
+        **({"ALLOWED_ORIGINS": ",".join(auth.allowed_origins)} if auth.allowed_origins else {}),
+        "SIGNING_KEY_FILE": f"{SIGNING_DIR}/{SIGNING_KEY}",
         "BACKEND": BackendKind.RABBITMQ.value,
         "MAX_CONCURRENT_JOBS": str(spec.workers.jobs_per_worker),
         "MEDIA_ROOT": spec.storage.mount_path,
         "DRAIN_SECONDS": str(spec.workers.drain_seconds),
         "WS_PORT": str(WS_PORT),
         "HTTP_PORT": str(HTTP_PORT),
+        "OPS_PORT": str(OPS_PORT),
     }
 
 
@@ -101,6 +114,8 @@ def service(pool: PoolRef, spec: PoolSpec) -> Manifest:
     ports = [
         {"name": "ws", "port": svc.port, "targetPort": "ws", "protocol": "TCP"},
         {"name": "http", "port": svc.http_port, "targetPort": "http", "protocol": "TCP"},
+        # For in-cluster scrapers only: the Ingress never routes to it (`ingress`).
+        {"name": "ops", "port": svc.ops_port, "targetPort": "ops", "protocol": "TCP"},
     ]
     return {
         "apiVersion": "v1",
@@ -120,14 +135,28 @@ def _backend(pool: PoolRef, port: str) -> dict[str, Any]:
     return {"service": {"name": service_name(pool), "port": {"name": port}}}
 
 
+def client_paths() -> list[tuple[str, str, str]]:
+    """(path, pathType, Service port) of what clients use, and nothing else: /metrics and
+    /dead-letters (ops port) and the probes stay inside the cluster (docs/kubernetes.md)."""
+    jobs = names.JOB_PATH.split("/{", 1)[0]
+    return [
+        (names.WS_PATH, "Prefix", "ws"),
+        (names.UPLOADS_PATH, "Prefix", "http"),
+        (jobs, "Prefix", "http"),
+        (names.SCHEMA_PATH, "Exact", "http"),
+        (names.AUTH_TICKET_PATH, "Exact", "http"),
+        (names.HEALTH_PATH, "Exact", "http"),
+    ]
+
+
 def ingress(pool: PoolRef, spec: PoolSpec) -> Manifest | None:
-    """WebSocket clients (path /ws) and downloads (HTTP port) through one host; None when off."""
+    """The client paths (`client_paths`) through one host; None when off."""
     ing = spec.servers.ingress
     if not ing.enabled:
         return None
     paths = [
-        {"path": names.WS_PATH, "pathType": "Prefix", "backend": _backend(pool, "ws")},
-        {"path": "/", "pathType": "Prefix", "backend": _backend(pool, "http")},
+        {"path": path, "pathType": kind, "backend": _backend(pool, port)}
+        for path, kind, port in client_paths()
     ]
     rule: dict[str, Any] = {"http": {"paths": paths}}
     if ing.host:
@@ -147,4 +176,16 @@ def ingress(pool: PoolRef, spec: PoolSpec) -> Manifest | None:
             pool, service_name(pool), names.COMPONENT_SERVER, annotations=dict(ing.annotations)
         ),
         "spec": body,
+    }
+
+
+def signing_secret(pool: PoolRef, key: str) -> Manifest:
+    """The pool's download-link and job-id signing key, shared by all its pods. Created once
+    (reconcile.ensure_signing_secret), never applied: an apply would replace the key."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata(pool, signing_secret_name(pool), names.COMPONENT_SERVER),
+        "type": "Opaque",
+        "stringData": {SIGNING_KEY: key},
     }

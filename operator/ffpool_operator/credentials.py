@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
@@ -23,6 +24,17 @@ class BrokerCredentials(BaseModel):
     password: SecretStr
     amqp_url: SecretStr | None = None
     """For the exact-depth probe; without it the management API's (lagging) counts are used."""
+
+    @property
+    def amqp_port(self) -> int | None:
+        """The broker's port, for the pods' NetworkPolicy; None when unknown."""
+        if self.amqp_url is None:
+            return None
+        try:
+            url = urlsplit(self.amqp_url.get_secret_value())
+            return url.port or {"amqp": 5672, "amqps": 5671}.get(url.scheme)
+        except ValueError:  # a malformed port: the pods will fail on it anyway
+            return None
 
     def cache_key(self) -> tuple[str, str, str]:
         return (self.management_url, self.username, self.password.get_secret_value())

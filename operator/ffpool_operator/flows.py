@@ -21,8 +21,10 @@ from ffpool_operator import (
     topology_sync,
     victims,
 )
+from ffpool_operator.auth_status import AuthProblem
 from ffpool_operator.autoscaler import DeploymentSeen
 from ffpool_operator.broker import BrokerError, BrokerNotFound, BrokerRejected
+from ffpool_operator.broker_status import BrokerProblem
 from ffpool_operator.credentials import MissingSecret
 from ffpool_operator.kube import KubeError
 from ffpool_operator.models import Condition, DeletionPolicy, PoolRef, PoolSpec, WorkersStatus
@@ -74,14 +76,19 @@ async def run_reconcile(
         raise kopf.PermanentError(str(exc)) from exc
     report = await _topology(rt, pool, parsed)
     try:
-        await reconcile.apply_children(rt.kube, pool, parsed)
+        await reconcile.apply_children(rt.kube, pool, parsed, rt.state(pool).broker_port)
+        tokens = await reconcile.check_tokens(rt.kube, pool, parsed)
     except KubeError as exc:
         metrics.RECONCILE_ERRORS.labels(pool.namespace, pool.name, "children").inc()
         await _fail(rt, pool, status, gen, "ApplyFailed", str(exc))
         raise kopf.TemporaryError(f"applying children: {exc}", delay=10) from exc
     conds = reconcile.topology_condition(_conds(rt, pool, status), report, gen)
-    problem = report.problem or broker_status.pods_secret_problem(
-        parsed.rabbitmq.secret_name, parsed.rabbitmq.amqp_url_key, rt.state(pool).has_amqp_url
+    problem: BrokerProblem | AuthProblem | None = (
+        report.problem
+        or broker_status.pods_secret_problem(
+            parsed.rabbitmq.secret_name, parsed.rabbitmq.amqp_url_key, rt.state(pool).has_amqp_url
+        )
+        or tokens
     )
     conds = conditions.set_condition(
         conds, conditions.READY, problem is None, problem.reason if problem else "Reconciled",

@@ -20,6 +20,7 @@ RESOURCES = {
     "Pod": ("/api/v1", "pods"),
     "Deployment": ("/apis/apps/v1", "deployments"),
     "Ingress": ("/apis/networking.k8s.io/v1", "ingresses"),
+    "NetworkPolicy": ("/apis/networking.k8s.io/v1", "networkpolicies"),
     names.CRD_KIND: (f"/apis/{names.API_GROUP}/{names.API_VERSION}", names.CRD_PLURAL),
 }
 JSON = "application/json"

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import enum
 import re
-from typing import Annotated, Any, ClassVar, Self
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import BaseModel, ConfigDict, Field
 
 from ffpool.topology import Topology
-from ffpool_operator.rules import Rule, add_to_schema
+from ffpool_operator.camel import Camel, K8sName
+from ffpool_operator.rules import Rule
+from ffpool_operator.security_spec import AUTH_RULE, AuthSpec, NetworkPolicySpec
 
-K8sName = Annotated[
-    str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-]
 Seconds = Annotated[float, Field(ge=0, le=24 * 3600)]
 ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
 # Kubernetes rejects `patternProperties` in CRD schemas, so the names' pattern is a CEL rule; a
@@ -29,29 +27,6 @@ EnvVars = Annotated[
         holds=lambda env: all(re.fullmatch(ENV_NAME, name) for name in env),
     ),
 ]
-
-
-def _rules_schema(schema: dict[str, Any], cls: type[Any]) -> None:
-    add_to_schema(schema, getattr(cls, "RULES", ()))
-
-
-class Camel(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="forbid",
-        frozen=True,
-        use_attribute_docstrings=True,
-        json_schema_extra=_rules_schema,
-    )
-    RULES: ClassVar[tuple[Rule, ...]] = ()
-    """Cross-field rules: checked here and, as CEL, by the API server (rules.py)."""
-
-    @model_validator(mode="after")
-    def _check_rules(self) -> Self:
-        for rule in self.RULES:
-            rule.check(self)
-        return self
 
 
 class DeletionPolicy(enum.StrEnum):
@@ -123,11 +98,18 @@ class ServiceSpec(Camel):
             message="port and httpPort must differ: the Service exposes both",
             holds=lambda s: s.port != s.http_port,
         ),
+        Rule(
+            cel="self.opsPort != self.port && self.opsPort != self.httpPort",
+            message="opsPort must differ from port and httpPort: the Service exposes all three",
+            holds=lambda s: s.ops_port not in (s.port, s.http_port),
+        ),
     )
 
     type: ServiceType = ServiceType.CLUSTER_IP
     port: Annotated[int, Field(ge=1, le=65535)] = 80
     http_port: Annotated[int, Field(ge=1, le=65535)] = 8081
+    ops_port: Annotated[int, Field(ge=1, le=65535)] = 8082
+    """/metrics and /dead-letters (port `ops`): for the scraper, never routed by the Ingress."""
     annotations: dict[str, str] = Field(default_factory=dict)
 
 
@@ -204,6 +186,8 @@ class AutoscalingSpec(Camel):
 
 
 class PoolSpec(Camel):
+    RULES = (AUTH_RULE,)
+
     image: Annotated[str, Field(min_length=1)]
     image_pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT
     image_pull_secrets: list[K8sName] = Field(default_factory=list)
@@ -214,6 +198,8 @@ class PoolSpec(Camel):
     workers: WorkersSpec = Field(default_factory=WorkersSpec)
     storage: StorageSpec
     autoscaling: AutoscalingSpec = Field(default_factory=AutoscalingSpec)
+    auth: AuthSpec = Field(default_factory=AuthSpec)
+    network_policy: NetworkPolicySpec = Field(default_factory=NetworkPolicySpec)
     env: EnvVars = Field(default_factory=dict)
     """Extra service settings (upper-cased ffpool Settings fields, e.g. JOB_TIMEOUT_SECONDS)."""
 

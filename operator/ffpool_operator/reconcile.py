@@ -3,14 +3,16 @@ decisions are in the pure modules; this only reads, calls them and writes."""
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from pydantic import ValidationError
 
 from ffpool import logs, names
-from ffpool_operator import autoscaler, builders, conditions, topology_sync, workloads
+from ffpool_operator import autoscaler, builders, conditions, netpol, topology_sync, workloads
+from ffpool_operator.auth_status import AuthProblem, tokens_problem
 from ffpool_operator.broker import BrokerAdmin
-from ffpool_operator.kube import Kube, field_managers
+from ffpool_operator.kube import Kube, KubeError, field_managers
 from ffpool_operator.models import Condition, PoolRef, PoolSpec, PoolStatus
 from ffpool_operator.topology_sync import TopologyReport
 
@@ -76,9 +78,14 @@ def _topology_state(report: TopologyReport) -> tuple[bool | None, str, str]:
     return True, "Declared", ""
 
 
-async def apply_children(kube: Kube, pool: PoolRef, spec: PoolSpec) -> None:
+async def apply_children(
+    kube: Kube, pool: PoolRef, spec: PoolSpec, broker_port: int | None = None
+) -> None:
     """Server-side apply of every owned object (kube.py): what the spec no longer asks for goes,
-    what other managers set stays."""
+    what other managers set stays. The signing key is the exception: created once, never
+    applied. `broker_port` (from the AMQP URL) is the NetworkPolicy's egress port."""
+    await ensure_signing_secret(kube, pool)
+    await apply_network_policies(kube, pool, spec, broker_port)
     await kube.apply(builders.config_map(pool, spec))
     await kube.apply(builders.service(pool, spec))
     await kube.apply(workloads.server_deployment(pool, spec))
@@ -88,6 +95,44 @@ async def apply_children(kube: Kube, pool: PoolRef, spec: PoolSpec) -> None:
         await kube.apply(ingress)
     elif await kube.get("Ingress", pool.namespace, builders.service_name(pool)) is not None:
         await kube.delete("Ingress", pool.namespace, builders.service_name(pool))
+
+
+async def ensure_signing_secret(kube: Kube, pool: PoolRef) -> bool:
+    """Creates the pool's signing key (32 random bytes, hex) unless its Secret exists; True when
+    it created it. An existing key is never replaced, by the operator or an apply: every signed
+    download link and keyed job id would break. To bring your own, create the Secret first."""
+    name = builders.signing_secret_name(pool)
+    if await kube.get("Secret", pool.namespace, name) is not None:
+        return False
+    manifest = builders.signing_secret(pool, secrets.token_hex(32))
+    try:
+        await kube.create(manifest)
+    except KubeError as exc:
+        if exc.status != 409:  # 409: created meanwhile, and that key stays
+            raise
+        return False
+    return True
+
+
+async def apply_network_policies(
+    kube: Kube, pool: PoolRef, spec: PoolSpec, broker_port: int | None
+) -> None:
+    """Both policies when enabled; when disabled, those a previous spec created go."""
+    if spec.network_policy.enabled:
+        await kube.apply(netpol.server_policy(pool, spec, broker_port))
+        await kube.apply(netpol.worker_policy(pool, spec, broker_port))
+        return
+    for component in (names.COMPONENT_SERVER, names.COMPONENT_WORKER):
+        name = netpol.policy_name(pool, component)
+        if await kube.get("NetworkPolicy", pool.namespace, name) is not None:
+            await kube.delete("NetworkPolicy", pool.namespace, name)
+
+
+async def check_tokens(kube: Kube, pool: PoolRef, spec: PoolSpec) -> AuthProblem | None:
+    if spec.auth.tokens_secret is None:
+        return None
+    secret = await kube.get("Secret", pool.namespace, spec.auth.tokens_secret)
+    return tokens_problem(spec.auth, secret)
 
 
 async def apply_workers(kube: Kube, pool: PoolRef, spec: PoolSpec) -> None:

@@ -25,6 +25,8 @@ class PoolState:
     stats: FreshStats | None = None
     has_amqp_url: bool = True
     """Whether the Secret, as last read, holds the AMQP URL the pods get by secretKeyRef."""
+    broker_port: int | None = None
+    """The AMQP URL's port, as last read (the NetworkPolicy's egress to the broker)."""
     conditions: list[Condition] | None = None
     """The authoritative conditions: reconcile and daemon both write the whole list (a merge
     patch replaces lists), so they share it here instead of each re-reading a stale body."""
@@ -63,6 +65,7 @@ class Runtime:
             )
         state = self.state(pool)
         state.has_amqp_url = creds.amqp_url is not None
+        state.broker_port = creds.amqp_port
         state.admin = self.admins[key]
         state.stats = FreshStats(state.admin, self._probe(creds, spec))
         return self.admins[key]

@@ -1,5 +1,6 @@
 """Pure builders of the server and worker Deployments: restricted Pod Security, probes, the
-shared media volume, env from the ConfigMap plus Secret references."""
+shared media volume, the signing key and (servers) tokens Secrets as read-only volumes, env from
+the ConfigMap plus Secret references."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from ffpool import names
 from ffpool_operator.builders import (
     ANNOTATION_CONFIG_HASH,
     HTTP_PORT,
+    OPS_PORT,
+    SIGNING_DIR,
     WS_PORT,
     Manifest,
     child_name,
@@ -18,12 +21,24 @@ from ffpool_operator.builders import (
     metadata,
     selector,
     service_env,
+    signing_secret_name,
 )
 from ffpool_operator.models import PoolRef, PoolSpec, Resources, Scheduling
 
 RUN_AS = 10001  # numeric, so the kubelet can verify runAsNonRoot without reading the image
 TMP_VOLUME = "tmp"
 MEDIA_VOLUME = "media"
+SIGNING_VOLUME = "signing"
+TOKENS_VOLUME = "tokens"
+TOKENS_DIR = "/var/run/ffpool/tokens"
+SECRET_FILE_MODE = 0o440  # owner and fsGroup (the service's user) read; nobody writes
+# Scrapers that discover pods by annotation (Prometheus' `kubernetes-pods` convention) find the
+# ops port here; docs/kubernetes.md ("Secure by default") shows the scrape configuration.
+SCRAPE_ANNOTATIONS = {
+    "prometheus.io/scrape": "true",
+    "prometheus.io/port": str(OPS_PORT),
+    "prometheus.io/path": names.METRICS_PATH,
+}
 
 POD_SECURITY: dict[str, Any] = {
     "runAsNonRoot": True,
@@ -51,9 +66,9 @@ def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
     }
 
 
-def _env(spec: PoolSpec) -> list[dict[str, Any]]:
+def _env(spec: PoolSpec, component: str) -> list[dict[str, Any]]:
     rmq = spec.rabbitmq
-    return [
+    out = [
         {
             "name": "RABBITMQ_URL",
             "valueFrom": {"secretKeyRef": {"name": rmq.secret_name, "key": rmq.amqp_url_key}},
@@ -61,6 +76,44 @@ def _env(spec: PoolSpec) -> list[dict[str, Any]]:
         # Names the broker connection after the pod: the autoscaler maps connections to pods.
         {"name": "INSTANCE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
     ]
+    if _has_tokens(spec, component):
+        out.append({"name": "AUTH_TOKENS_FILE", "value": f"{TOKENS_DIR}/{spec.auth.tokens_key}"})
+    return out
+
+
+def _has_tokens(spec: PoolSpec, component: str) -> bool:
+    """Only servers authenticate clients: workers never see the tokens."""
+    return component == names.COMPONENT_SERVER and spec.auth.tokens_secret is not None
+
+
+def _mounts(spec: PoolSpec, component: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [
+        {"name": TMP_VOLUME, "mountPath": "/tmp"},  # noqa: S108 - an emptyDir, per pod
+        {"name": MEDIA_VOLUME, "mountPath": spec.storage.mount_path},
+        {"name": SIGNING_VOLUME, "mountPath": SIGNING_DIR, "readOnly": True},
+    ]
+    if _has_tokens(spec, component):
+        # A whole-directory mount, never `subPath`: the kubelet updates Secret volumes in place
+        # (atomically, via a symlink swap), which a subPath mount would not see, and the service
+        # reloads the tokens file when it changes, without a restart.
+        out.append({"name": TOKENS_VOLUME, "mountPath": TOKENS_DIR, "readOnly": True})
+    return out
+
+
+def _secret_volume(name: str, secret: str) -> dict[str, Any]:
+    return {"name": name, "secret": {"secretName": secret, "defaultMode": SECRET_FILE_MODE}}
+
+
+def _volumes(pool: PoolRef, spec: PoolSpec, component: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = [
+        {"name": TMP_VOLUME, "emptyDir": {"sizeLimit": "1Gi"}},
+        {"name": MEDIA_VOLUME, "persistentVolumeClaim": {"claimName": spec.storage.claim_name}},
+        _secret_volume(SIGNING_VOLUME, signing_secret_name(pool)),
+    ]
+    tokens = spec.auth.tokens_secret
+    if tokens is not None and _has_tokens(spec, component):
+        out.append(_secret_volume(TOKENS_VOLUME, tokens))
+    return out
 
 
 def _resources(res: Resources) -> dict[str, Any]:
@@ -73,7 +126,10 @@ def _resources(res: Resources) -> dict[str, Any]:
 
 
 def container(pool: PoolRef, spec: PoolSpec, component: str, res: Resources) -> dict[str, Any]:
-    ports = [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}]
+    ports = [
+        {"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"},
+        {"name": "ops", "containerPort": OPS_PORT, "protocol": "TCP"},
+    ]
     if component == names.COMPONENT_SERVER:
         ports.insert(0, {"name": "ws", "containerPort": WS_PORT, "protocol": "TCP"})
     return {
@@ -84,15 +140,12 @@ def container(pool: PoolRef, spec: PoolSpec, component: str, res: Resources) -> 
         "args": [component],
         "ports": ports,
         "envFrom": [{"configMapRef": {"name": config_map_name(pool)}}],
-        "env": _env(spec),
+        "env": _env(spec, component),
         "resources": _resources(res),
         "livenessProbe": _probe(names.LIVE_PATH, 10, 3),
         "readinessProbe": _probe(names.READY_PATH, 5, 2),
         "securityContext": dict(CONTAINER_SECURITY),
-        "volumeMounts": [
-            {"name": TMP_VOLUME, "mountPath": "/tmp"},  # noqa: S108 - an emptyDir, per pod
-            {"name": MEDIA_VOLUME, "mountPath": spec.storage.mount_path},
-        ],
+        "volumeMounts": _mounts(spec, component),
     }
 
 
@@ -117,13 +170,7 @@ def pod_spec(pool: PoolRef, spec: PoolSpec, component: str) -> dict[str, Any]:
         "automountServiceAccountToken": False,
         "securityContext": dict(POD_SECURITY),
         "containers": [container(pool, spec, component, side.resources)],
-        "volumes": [
-            {"name": TMP_VOLUME, "emptyDir": {"sizeLimit": "1Gi"}},
-            {
-                "name": MEDIA_VOLUME,
-                "persistentVolumeClaim": {"claimName": spec.storage.claim_name},
-            },
-        ],
+        "volumes": _volumes(pool, spec, component),
         "terminationGracePeriodSeconds": spec.workers.grace_seconds,
         **_scheduling(side.scheduling),
     }
@@ -139,7 +186,10 @@ def deployment(pool: PoolRef, spec: PoolSpec, component: str, replicas: int | No
     autoscaling daemon's field manager, and an apply without it leaves it alone."""
     template_meta = {
         "labels": labels(pool, component),
-        "annotations": {ANNOTATION_CONFIG_HASH: config_hash(service_env(spec))},
+        "annotations": {
+            **SCRAPE_ANNOTATIONS,
+            ANNOTATION_CONFIG_HASH: config_hash(service_env(spec)),
+        },
     }
     body: dict[str, Any] = {
         "selector": {"matchLabels": selector(pool, component)},

@@ -38,12 +38,14 @@ async def _follow(
 
 
 async def burst(
-    ingress_url: str, short_clip: Path, long_clip: Path, short: int, long: int, out_dir: Path
-) -> BurstResult:
+    ingress_url: str, token: str, short_clip: Path, long_clip: Path, short: int, long: int,
+    out_dir: Path,
+) -> BurstResult:  # fmt: skip
     """`short` quick transcodes, then `long` slow ones (submitted last, so they run while the
-    other workers go idle and the pool scales down around them)."""
+    other workers go idle and the pool scales down around them); every request carries `token`
+    (the pool's tokens Secret holds its hash)."""
     ws_url = ingress_url.replace("http://", "ws://") + names.WS_PATH
-    async with Client(ws_url, http_url=ingress_url, timeout=60) as client:
+    async with Client(ws_url, http_url=ingress_url, timeout=60, token=token) as client:
         quick = UploadInput(upload_id=await client.upload(short_clip))
         slow = UploadInput(upload_id=await client.upload(long_clip))
         specs = [JobSpec(input=quick, operation=TranscodeOp(preset=Preset.VERYFAST))] * short

@@ -27,6 +27,7 @@ from tests.cluster.pool import (
     helm,
     media_volume,
     restricted_namespace,
+    tokens_secret,
 )
 from tests.conftest import broker_reachable, require
 
@@ -139,15 +140,22 @@ def operator(control_plane: ControlPlane, node: Node) -> Iterator[str]:
 
 
 @pytest.fixture(scope="package")
+def pool_token(control_plane: ControlPlane, operator: str) -> str:
+    """The example pool's tokens Secret, created before the pool; the token its clients send."""
+    restricted_namespace(control_plane, POOL_NS)
+    return tokens_secret(control_plane)
+
+
+@pytest.fixture(scope="package")
 def pool(
     control_plane: ControlPlane,
     operator: str,
     broker_user: BrokerUser,
+    pool_token: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Path]:
-    """examples/ffmpegpool.yaml applied unchanged, next to a Secret for the local broker; yields
-    the directory behind the pool's media volume."""
-    restricted_namespace(control_plane, POOL_NS)
+    """examples/ffmpegpool.yaml applied unchanged, next to a Secret for the local broker and the
+    tokens Secret; yields the directory behind the pool's media volume."""
     media = tmp_path_factory.mktemp("media-volume")
     media_volume(control_plane, media, "ffpool-media")
     secret = broker_user.secret_manifest("ffpool-rabbitmq", POOL_NS)

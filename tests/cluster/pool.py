@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ffpool import names
+from ffpool.auth.tokens import file_line, new_token
 from tests.cluster.controlplane import ControlPlane
 from tests.polling import poll_until
 
@@ -20,6 +21,8 @@ RELEASE = "ffpool"
 POOL_NS = "media-test"
 POOL = "media"
 SERVICE_UID = 10001  # service/Dockerfile's USER
+TOKENS_SECRET = "ffpool-tokens"  # examples/ffmpegpool.yaml's auth.tokensSecret
+TENANT = "cluster-test"
 SERVER_PODS = f"{names.LABEL_POOL}={POOL},{names.LABEL_COMPONENT}={names.COMPONENT_SERVER}"
 RESTRICTED = {
     f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")
@@ -74,6 +77,20 @@ def media_volume(plane: ControlPlane, directory: Path, claim: str) -> None:
         },
     }
     plane.kubectl("apply", "-f", "-", input_text=json.dumps(volume))
+
+
+def tokens_secret(plane: ControlPlane) -> str:
+    """The example pool's tokens Secret, made the way docs/kubernetes.md says (one fresh token's
+    line under the key `tokens`); returns the token, for the clients."""
+    token = new_token()
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": TOKENS_SECRET, "namespace": POOL_NS},
+        "stringData": {"tokens": file_line(TENANT, token) + "\n"},
+    }
+    plane.kubectl("apply", "-f", "-", input_text=json.dumps(manifest))
+    return token
 
 
 def wait_ready(plane: ControlPlane, timeout: float = 240) -> None:

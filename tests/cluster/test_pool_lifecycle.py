@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -74,6 +76,10 @@ def test_the_operator_is_held_to_the_charts_rbac(
     assert can("patch", "deployments.apps", "-n", POOL_NS)
     assert can("patch", f"{CRD}/status", "-n", POOL_NS)
     assert can("create", "events", "-n", POOL_NS)
+    assert can("patch", "networkpolicies.networking.k8s.io", "-n", POOL_NS)
+    assert can("create", "secrets", "-n", POOL_NS)  # the signing key, once
+    assert not can("list", "secrets", "-n", POOL_NS)
+    assert not can("patch", "secrets", "-n", POOL_NS)
     assert not can("create", "clusterrolebindings")
     assert not can("delete", "nodes")
     assert not can("create", "pods/exec", "-n", POOL_NS)
@@ -91,6 +97,9 @@ def test_example_pool_becomes_ready_under_restricted_pod_security(
         f"deployment/{POOL}-worker",
         f"service/{POOL}",
         f"configmap/{POOL}-config",
+        f"secret/{POOL}-signing",
+        f"networkpolicy/{POOL}-server-netpol",  # the example turns the policies on
+        f"networkpolicy/{POOL}-worker-netpol",
     ):
         owners = get(control_plane, child).get("metadata", {}).get("ownerReferences") or []
         assert [(o["uid"], o.get("controller")) for o in owners] == [(uid, True)], child
@@ -134,6 +143,7 @@ async def test_a_burst_through_the_ingress_scales_workers_and_interrupts_none(
     control_plane: ControlPlane,
     pool: Path,
     ingress_controller: IngressController,
+    pool_token: str,
     ffmpeg_bin: str,
     ffprobe_bin: str,
     tmp_path: Path,
@@ -179,6 +189,7 @@ async def test_a_burst_through_the_ingress_scales_workers_and_interrupts_none(
     with ReplicaLog(control_plane) as replicas:
         result = await burst(
             ingress_controller.url,
+            pool_token,
             short_clip,
             long_clip,
             short=SHORT_JOBS,
@@ -202,6 +213,42 @@ async def test_a_burst_through_the_ingress_scales_workers_and_interrupts_none(
         probe = [ffprobe_bin, "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"]
         duration = subprocess.run([*probe, str(output)], capture_output=True, text=True, check=True)
         assert float(duration.stdout) > 3
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_the_ingress_routes_no_ops_paths_and_the_ops_port_serves_metrics(
+    control_plane: ControlPlane, pool: Path, ingress_controller: IngressController
+) -> None:
+    """Runs after the burst enabled the Ingress: /metrics and /dead-letters are not routed (the
+    controller answers them itself, as any unrouted path: nginx's 403 or 404), a client path
+    without a token is refused by the pool, and the Service's `ops` port (its EndpointSlice, as
+    a scraper finds it) answers /metrics."""
+    base = ingress_controller.url
+    unrouted = _status(base + "/not-a-client-path")
+    assert unrouted in (403, 404)
+    assert _status(base + names.METRICS_PATH) == unrouted
+    assert _status(base + names.DEAD_LETTERS_PATH) == unrouted
+    assert _status(base + names.JOB_PATH.format(job_id="nope")) == 401
+    slices = get(
+        control_plane, "endpointslices", "-l", f"kubernetes.io/service-name={POOL}"
+    )["items"]  # fmt: skip
+    ops = [
+        f"http://{address}:{port['port']}{names.METRICS_PATH}"
+        for piece in slices
+        for port in piece.get("ports") or []
+        if port.get("name") == "ops"
+        for endpoint in piece.get("endpoints") or []
+        for address in endpoint["addresses"]
+    ]
+    assert ops, slices
+    assert all(_status(url) == 200 for url in ops)
 
 
 def test_kubectl_scale_sets_workers_when_autoscaling_is_off(

@@ -41,7 +41,8 @@ class OwnerlessKube(Kube):
 
 
 def spec(**overrides: Any) -> PoolSpec:
-    base = {"image": "ffpool:test", "rabbitmq": {"secretName": "rmq"}}
+    base = {"image": "ffpool:test", "rabbitmq": {"secretName": "rmq"},
+            "auth": {"allowAnonymous": True}}  # fmt: skip
     return PoolSpec.model_validate({**base, "storage": {"claimName": "media"}, **overrides})
 
 

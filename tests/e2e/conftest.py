@@ -13,6 +13,7 @@ FFPOOL_E2E_KEEP=1 keeps the cluster the suite created.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import shutil
 import socket
@@ -27,12 +28,15 @@ from typing import Any
 import pytest
 import yaml
 
+from ffpool.auth.tokens import file_line, new_token
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 TOOLS = ("docker", "kind", "kubectl", "helm")
 SERVICE_IMAGE = "ffpool:e2e"
 OPERATOR_IMAGE = "ffpool-operator:e2e"
 POOL = "media"
+TOKENS_SECRET = "ffpool-tokens"  # examples/ffmpegpool.yaml's auth.tokensSecret
 NAMESPACE = "default"  # the example Secret's URLs name it
 OPERATOR_NAMESPACE = "ffpool-system"
 
@@ -153,8 +157,21 @@ def e2e_pool_manifests() -> str:
     return yaml.safe_dump_all(out)
 
 
+@pytest.fixture(scope="session")
+def token(cluster: Cluster) -> str:
+    """The example pool's tokens Secret (`auth.tokensSecret`), made as docs/kubernetes.md says;
+    the token its clients send."""
+    token = new_token()
+    secret = {
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": TOKENS_SECRET},
+        "stringData": {"tokens": file_line("e2e", token) + "\n"},
+    }  # fmt: skip
+    cluster.kubectl("-n", NAMESPACE, "apply", "-f", "-", stdin=json.dumps(secret))
+    return token
+
+
 @pytest.fixture(scope="module")
-def pool(cluster: Cluster, operator: None, broker: None) -> Iterator[str]:
+def pool(cluster: Cluster, operator: None, broker: None, token: str) -> Iterator[str]:
     cluster.kubectl("-n", NAMESPACE, "apply", "-f", "-", stdin=e2e_pool_manifests())
     wait_for(lambda: cluster.jsonpath(f"deployment/{POOL}-server", "{.status.readyReplicas}")
              == "1", 300, "the pool's server to be ready")  # fmt: skip

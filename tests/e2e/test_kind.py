@@ -63,11 +63,11 @@ def test_pool_becomes_ready_with_owned_children(cluster: Cluster, pool: str) -> 
 
 async def test_job_through_the_pool_service(
     cluster: Cluster, pool: str, port_forward: Callable[..., dict[int, int]], clip: Path,
-    tmp_path: Path,
+    tmp_path: Path, token: str,
 ) -> None:  # fmt: skip
     ports = await asyncio.to_thread(port_forward, f"service/{pool}", 80, 8081)
     ws, http = f"ws://127.0.0.1:{ports[80]}{names.WS_PATH}", f"http://127.0.0.1:{ports[8081]}"
-    async with Client(ws, http_url=http, timeout=30) as client:
+    async with Client(ws, http_url=http, timeout=30, token=token) as client:
         upload_id = await client.upload(clip)
         spec = JobSpec(input=UploadInput(upload_id=upload_id), operation=ThumbnailOp(time=1.0))
         accepted = await client.submit(spec)
@@ -81,11 +81,12 @@ async def test_job_through_the_pool_service(
 
 async def test_backlog_scales_workers_up_then_down(
     cluster: Cluster, pool: str, port_forward: Callable[..., dict[int, int]], clip: Path,
+    token: str,
 ) -> None:  # fmt: skip
     ports = await asyncio.to_thread(port_forward, f"service/{pool}", 80, 8081)
     ws, http = f"ws://127.0.0.1:{ports[80]}{names.WS_PATH}", f"http://127.0.0.1:{ports[8081]}"
     operation = TranscodeOp(preset=Preset.MEDIUM, height=480)
-    async with Client(ws, http_url=http, timeout=30) as client:
+    async with Client(ws, http_url=http, timeout=30, token=token) as client:
         upload_id = await client.upload(clip)
         spec = JobSpec(input=UploadInput(upload_id=upload_id), operation=operation)
         job_ids = [(await client.submit(spec)).job_id for _ in range(BACKLOG)]

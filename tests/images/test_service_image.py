@@ -41,12 +41,13 @@ async def test_serve_completes_a_real_job_as_10001(
     images: Images, media_root: Path, tmp_path: Path, ffprobe_bin: str
 ) -> None:
     _give_to_app_user(media_root)
-    ws_port, http_port = free_port(), free_port()
+    ws_port, http_port, ops_port = free_port(), free_port(), free_port()
     # No --user: the image's own USER must make it 10001.
     with container(
         images,
         "-v", f"{media_root}:/media",
         "-e", "HOST=127.0.0.1", "-e", f"WS_PORT={ws_port}", "-e", f"HTTP_PORT={http_port}",
+        "-e", f"OPS_PORT={ops_port}",
         "-e", "MAX_CONCURRENT_JOBS=1",
         SERVICE, "serve",
     ) as name:  # fmt: skip

@@ -14,6 +14,7 @@ def spec_dict(**overrides: Any) -> dict[str, Any]:
         "image": "ghcr.io/example/ffpool:1.0",
         "rabbitmq": {"secretName": "rmq"},
         "storage": {"claimName": "media"},
+        "auth": {"tokensSecret": "ffpool-tokens"},
     }
     return {**base, **overrides}
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from ffpool import names
-from ffpool_operator import builders, kube, main, workloads
+from ffpool_operator import builders, kube, main, netpol, workloads
 from ffpool_operator.models import PoolRef, PoolSpec
 from tests import helmchart
 from tests.helmchart import ROOT, manifests, of_kind
@@ -30,7 +30,7 @@ CLIENT_VERBS = {"get": {"get"}, "list": {"list"}, "create": {"create"}, "patch":
 KOPF_RESOURCE_DECORATORS = {
     "create", "update", "resume", "delete", "field", "event", "daemon", "timer", "index",
 }  # fmt: skip
-BUILDER_MODULES = {"builders": builders, "workloads": workloads}
+BUILDER_MODULES = {"builders": builders, "workloads": workloads, "netpol": netpol}
 
 
 def _sample() -> tuple[PoolRef, PoolSpec]:
@@ -59,8 +59,11 @@ def _builder_kind(call: ast.Call) -> str:
     assert isinstance(func.value, ast.Name), ast.dump(call)
     builder = getattr(BUILDER_MODULES[func.value.id], func.attr)
     pool, spec = _sample()
-    extra = [None] * (len(inspect.signature(builder).parameters) - 2)
-    manifest: dict[str, Any] = builder(pool, spec, *extra)
+    # Builders take the pool and, by parameter name, the spec or a signing key; any other
+    # parameter is optional (None).
+    samples = {"pool": pool, "spec": spec, "key": "0" * 64}
+    args = [samples.get(name) for name in inspect.signature(builder).parameters]
+    manifest: dict[str, Any] = builder(*args)
     return str(manifest["kind"])
 
 
@@ -208,6 +211,8 @@ def test_derivation_sees_the_known_calls() -> None:
     assert ("", "secrets", "get") in perms
     assert ("apps", "deployments", "patch") in perms
     assert ("", "pods", "list") in perms
+    assert ("", "secrets", "create") in perms  # the signing key, created once
+    assert ("networking.k8s.io", "networkpolicies", "patch") in perms
     assert (names.API_GROUP, f"{names.CRD_PLURAL}/status", "patch") in perms
     assert len(list(_client_calls())) >= 8
     assert handler_resources() == {(names.API_GROUP, names.CRD_PLURAL)}
@@ -243,7 +248,8 @@ def test_no_wildcards_and_no_secret_listing() -> None:
             perms = granted(role["rules"])
             assert not any("*" in part for perm in perms for part in perm), perms
             secret_verbs = {verb for group, res, verb in perms if (group, res) == ("", "secrets")}
-            assert secret_verbs <= {"get"}
+            # Read by name, and create the signing key once: never list, patch or delete.
+            assert secret_verbs <= {"get", "create"}
 
 
 def test_bindings_point_at_the_operator_service_account() -> None:

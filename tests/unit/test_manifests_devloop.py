@@ -21,7 +21,7 @@ from tests.helmchart import ROOT, manifests
 CHART_CRDS, CHART_REST = object(), object()  # what filter_yaml splits the rendered chart into
 TILT_BUILTINS = (
     "docker_build", "sync", "run", "fall_back_on", "helm", "k8s_yaml", "k8s_kind",
-    "k8s_resource", "local_resource", "link",
+    "k8s_resource", "local_resource", "link", "local",
 )  # fmt: skip
 
 
@@ -126,6 +126,9 @@ def test_tiltfile_resource_objects_exist() -> None:
     for name in ("rabbitmq.yaml", "rabbitmq-secret.yaml", "ffmpegpool.yaml"):
         docs = yaml.safe_load_all((ROOT / "examples" / name).read_text())
         known |= {f"{d['metadata']['name']}:{d['kind'].lower()}" for d in docs if d}
+    for call in _by_name(calls, "local"):  # Secrets made with `kubectl create secret generic`
+        made = re.search(r"create secret generic (\S+)", call.args[0])
+        known |= {f"{made.group(1)}:secret"} if made else set()
     for call in _by_name(calls, "k8s_resource"):
         for obj in call.kwargs.get("objects", []):
             assert obj in known, obj

@@ -117,7 +117,12 @@ def test_service_image_has_ffmpeg_and_runs_both_roles() -> None:
     assert json.loads(final.all("CMD")[0]) == ["server"]
     # The operator's pods run this image with their own command and args: both must be the CLI.
     spec = PoolSpec.model_validate(
-        {"image": "i", "rabbitmq": {"secretName": "s"}, "storage": {"claimName": "c"}}
+        {
+            "image": "i",
+            "rabbitmq": {"secretName": "s"},
+            "storage": {"claimName": "c"},
+            "auth": {"allowAnonymous": True},
+        }
     )
     pool = PoolRef(name="p", namespace="n", uid="u")
     for component in (names.COMPONENT_SERVER, names.COMPONENT_WORKER):
@@ -126,7 +131,7 @@ def test_service_image_has_ffmpeg_and_runs_both_roles() -> None:
         assert cli._parser().parse_args(container["args"]).command == component
     exposed = set(" ".join(final.all("EXPOSE")).split())
     defaults = Settings()
-    assert {str(defaults.ws_port), str(defaults.http_port)} <= exposed
+    assert {str(defaults.ws_port), str(defaults.http_port), str(defaults.ops_port)} <= exposed
     [health] = final.all("HEALTHCHECK")
     assert f"127.0.0.1:{defaults.http_port}{names.LIVE_PATH}" in health
 

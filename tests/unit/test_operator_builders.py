@@ -5,7 +5,7 @@ import pytest
 
 from ffpool import names
 from ffpool.settings import Settings
-from ffpool_operator import builders, workloads
+from ffpool_operator import builders, netpol, workloads
 from ffpool_operator.models import PoolSpec
 from tests.operator_harness.samples import POOL, spec, spec_dict
 from tests.podsecurity import hardening_gaps, violations
@@ -19,7 +19,10 @@ def _all(s: PoolSpec) -> list[dict[str, Any]]:
         builders.service(POOL, s),
         workloads.server_deployment(POOL, s),
         workloads.worker_deployment(POOL, s, None),
+        builders.signing_secret(POOL, "0" * 64),
     ]
+    if s.network_policy.enabled:
+        objs += [netpol.server_policy(POOL, s, 5672), netpol.worker_policy(POOL, s, None)]
     ing = builders.ingress(POOL, s)
     return objs + ([ing] if ing else [])
 
@@ -31,6 +34,8 @@ FULL = spec(
     workers={"jobsPerWorker": 3, "resources": {"limits": {"cpu": "2"}},
              "scheduling": {"tolerations": [{"key": "k", "operator": "Exists"}]}},
     imagePullSecrets=["regcred"],
+    auth={"tokensSecret": "tokens", "allowedOrigins": ["https://app.example.com"]},
+    networkPolicy={"enabled": True, "brokerTo": [{"ipBlock": {"cidr": "203.0.113.7/32"}}]},
 )  # fmt: skip
 
 
@@ -131,12 +136,13 @@ def test_worker_count_is_written_only_at_creation(overrides: dict[str, Any], exp
     assert scale["metadata"]["name"] == workloads.worker_deployment(POOL, s)["metadata"]["name"]
 
 
-def test_ingress_routes_websocket_and_http() -> None:
+def test_ingress_routes_only_the_client_paths() -> None:
     assert builders.ingress(POOL, spec()) is None
     ing = builders.ingress(POOL, FULL)
     assert ing is not None
     rule = ing["spec"]["rules"][0]
     ports = {p["path"]: p["backend"]["service"]["port"]["name"] for p in rule["http"]["paths"]}
-    assert ports == {"/ws": "ws", "/": "http"}
+    assert ports == {"/ws": "ws", "/uploads": "http", "/jobs": "http", "/health": "http",
+                     "/schema/protocol.json": "http", "/auth/ticket": "http"}  # fmt: skip
     assert ing["spec"]["tls"] == [{"secretName": "ff-tls", "hosts": ["ff.example.com"]}]
     assert ing["spec"]["ingressClassName"] == "nginx"

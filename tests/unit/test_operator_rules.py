@@ -42,8 +42,13 @@ def test_rules_sit_where_the_models_declare_them() -> None:
         for path, node in _spec_nodes().items()
         if VALIDATIONS in node
     }
-    assert set(rules) == {"spec.autoscaling", "spec.workers", "spec.servers.service", "spec.env"}
+    assert set(rules) == {
+        "spec", "spec.autoscaling", "spec.workers", "spec.servers.service", "spec.env"
+    }  # fmt: skip
     assert rules["spec.autoscaling"] == ["minReplicas must not exceed maxReplicas"]
+    # On the spec, not on `auth`: a rule on an absent object never runs, and a pool without
+    # `auth` must be refused too.
+    assert [m.split(":")[0] for m in rules["spec"]] == ["auth"]
 
 
 def test_the_schema_uses_nothing_the_api_server_forbids() -> None:
@@ -62,6 +67,11 @@ def test_the_schema_uses_nothing_the_api_server_forbids() -> None:
         ({"autoscaling": {"minReplicas": 3, "maxReplicas": 2}}, "must not exceed maxReplicas"),
         ({"workers": {"drainSeconds": 60, "terminationGracePeriodSeconds": 60}}, "must exceed"),
         ({"servers": {"service": {"port": 8081}}}, "port and httpPort must differ"),
+        ({"servers": {"service": {"opsPort": 80}}}, "opsPort must differ"),
+        ({"auth": {}}, "exactly one of auth.tokensSecret"),
+        ({"auth": {"allowAnonymous": False}}, "exactly one of auth.tokensSecret"),
+        ({"auth": {"tokensSecret": "t", "allowAnonymous": True}}, "exactly one of"),
+        ({"auth": {"allowAnonymous": True, "allowedOrigins": ["a,b"]}}, "pattern"),
         ({"env": {"timeout": "1"}}, "env names must be upper-case"),
         ({"env": {f"K{i}": "v" for i in range(129)}}, "at most 128 items"),
     ],
@@ -80,3 +90,11 @@ def test_valid_edges_pass() -> None:
             env={"_PRIVATE": "1", "JOB_TIMEOUT_SECONDS": "60"},
         )
     )
+    PoolSpec.model_validate(spec_dict(auth={"allowAnonymous": True}))
+    PoolSpec.model_validate(spec_dict(auth={"tokensSecret": "t", "allowAnonymous": False}))
+
+
+def test_a_pool_without_auth_is_refused() -> None:
+    body = {k: v for k, v in spec_dict().items() if k != "auth"}
+    with pytest.raises(ValidationError, match=r"exactly one of auth\.tokensSecret"):
+        PoolSpec.model_validate(body)

@@ -83,7 +83,7 @@ derives the same list from the operator's code and fails on any difference.
   verbs: ["update"]
 # Owned children: server-side apply, a PATCH that the API server also authorizes as `create`
 # when it creates the object. Deployments are read for the worker count and status; an Ingress
-# is read, and deleted when the spec disables it.
+# and the NetworkPolicies are read, and deleted when the spec disables them.
 - apiGroups: [""]
   resources: ["configmaps", "services"]
   verbs: ["create", "patch"]
@@ -91,16 +91,18 @@ derives the same list from the operator's code and fails on any difference.
   resources: ["deployments"]
   verbs: ["get", "create", "patch"]
 - apiGroups: ["networking.k8s.io"]
-  resources: ["ingresses"]
+  resources: ["ingresses", "networkpolicies"]
   verbs: ["get", "create", "patch", "delete"]
 # Busy-aware scale-down: find idle worker pods and set their pod-deletion-cost.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "patch"]
-# The pool's RabbitMQ Secret, read by name for the management API credentials. No list/watch.
+# Secrets, by name only (no list/watch, no patch, no delete): the pool's RabbitMQ Secret (management
+# API credentials), its tokens Secret (checked to exist, for the pool's condition) and its signing
+# key Secret (created once if absent, never rewritten).
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get"]
+  verbs: ["get", "create"]
 # Scaling decisions and warnings as Kubernetes Events (kopf.info / kopf.warn).
 - apiGroups: [""]
   resources: ["events"]
