@@ -33,8 +33,15 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def _execd_ffmpeg(cmdline: str) -> bool:
+    return "ffmpeg" in cmdline and not cmdline.startswith(sys.executable)
+
+
 def command(pid: int) -> str:
-    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:  # gone meanwhile
+        return ""
 
 
 async def test_ffmpeg_dies_when_its_worker_is_killed() -> None:
@@ -45,7 +52,9 @@ async def test_ffmpeg_dies_when_its_worker_is_killed() -> None:
         ffmpeg: list[int] = []
         while not ffmpeg:
             assert time.monotonic() < deadline, "FFmpeg did not start"
-            ffmpeg = [p for p in children(parent.pid) if "ffmpeg" in command(p)]
+            # Exec'd FFmpeg only: a child caught between fork and exec still shows the
+            # parent's command line (this script, which names ffmpeg), maybe a short-lived one.
+            ffmpeg = [p for p in children(parent.pid) if _execd_ffmpeg(command(p))]
             await asyncio.sleep(0.05)
         pid = ffmpeg[0]
         assert os.getpgid(pid) != os.getpgid(parent.pid)  # its own session, as before
