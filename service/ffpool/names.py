@@ -19,6 +19,9 @@ HEADER_ATTEMPT: Final = "x-ffpool-attempt"
 HEADER_FAILURE_CODE: Final = "x-ffpool-failure-code"
 HEADER_FAILURE_REASON: Final = "x-ffpool-failure-reason"
 HEADER_ORIGIN: Final = "x-ffpool-origin"
+# "MAJOR.MINOR" of the message body's format, on every AMQP message (docs/rabbitmq.md,
+# "Wire format and upgrades").
+HEADER_WIRE: Final = "x-ffpool-wire"
 
 # Kubernetes API group and the labels/annotations the operator puts on what it owns.
 API_GROUP: Final = "ffpool.dev"

@@ -21,7 +21,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustC
 
 from ffpool import logs
 from ffpool.backends.base import BackendError
-from ffpool.backends.rabbitmq import attempts, connection
+from ffpool.backends.rabbitmq import attempts, connection, unread, wire
 from ffpool.backends.rabbitmq.attempts import Action
 from ffpool.backends.rabbitmq.markers import Markers
 from ffpool.backends.rabbitmq.outbox import Outbox
@@ -162,6 +162,9 @@ class WorkerPool:
         task.add_done_callback(lambda _: self._busy_slots.discard(slot))
 
     async def _handle(self, slot: int, message: AbstractIncomingMessage) -> None:
+        if not wire.readable(message.headers):
+            await unread.leave_for_newer(self._publisher, message, self._timeout)
+            return
         job = attempts.parse_job(message.body)
         if job is None:
             log.error("dead-lettering an unreadable job message", message_id=message.message_id)

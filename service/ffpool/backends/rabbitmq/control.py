@@ -14,11 +14,11 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from ffpool import logs
 from ffpool.backends.base import BackendError
-from ffpool.backends.rabbitmq import connection
+from ffpool.backends.rabbitmq import connection, wire
 from ffpool.backends.rabbitmq.publisher import Publisher
 from ffpool.jobs.events import JobRecord
 from ffpool.jobs.models import JobId
@@ -53,10 +53,8 @@ _adapter: TypeAdapter[CancelCommand | LookupRequest | LookupReply] = TypeAdapter
 
 
 def parse(body: bytes) -> CancelCommand | LookupRequest | LookupReply | None:
-    try:
-        return _adapter.validate_json(body)
-    except ValidationError:
-        return None
+    """Fields a newer minor wire version added are ignored (wire.py)."""
+    return wire.parse(_adapter, body)
 
 
 class Control:
@@ -118,6 +116,11 @@ class Control:
             self._waiting.pop(correlation, None)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        if not wire.readable(message.headers):
+            # A cancel is also a marker file a worker reads before running a job; a lookup
+            # unanswered here is answered by a newer server, or counts as unknown.
+            wire.warn_unreadable("a control message", message.headers)
+            return
         msg = parse(message.body)
         match msg:
             case CancelCommand() if self._on_cancel is not None:

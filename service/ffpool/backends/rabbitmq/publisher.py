@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from ffpool import logs, names
 from ffpool.backends.base import BackendBusy, BackendUnavailable, QueueFull
-from ffpool.backends.rabbitmq import connection
+from ffpool.backends.rabbitmq import connection, wire
 from ffpool.backends.rabbitmq.attempts import REPUBLISHED
 from ffpool.jobs.events import JobEvent
 from ffpool.jobs.models import Job
@@ -76,6 +76,7 @@ class Publisher:
             priority=min(job.priority, self._topo.max_priority),
             message_id=job.id,
             headers={
+                **wire.headers(),
                 names.HEADER_ATTEMPT: attempt,
                 names.HEADER_ORIGIN: REPUBLISHED if republished else self._name,
             },
@@ -83,9 +84,20 @@ class Publisher:
         body = job.model_dump_json().encode()
         await self._confirm(self._topo.job_exchange, self._topo.routing_key, body, props, wait_s)
 
+    async def republish_unread(
+        self, body: bytes, headers: dict[str, Any], priority: int | None, message_id: str | None
+    ) -> None:
+        """A job this release cannot read (a newer wire major), back to the job queue as it
+        came: body, wire header and attempt unchanged, for a newer worker (wire.py)."""
+        props = Properties(content_type=JSON, delivery_mode=PERSISTENT, priority=priority,
+                           message_id=message_id,
+                           headers={**headers, names.HEADER_ORIGIN: REPUBLISHED})  # fmt: skip
+        await self._confirm(self._topo.job_exchange, self._topo.routing_key, body, props, None)
+
     async def publish_dead_letter(self, job_body: bytes, headers: dict[str, Any]) -> None:
         props = Properties(content_type=JSON, delivery_mode=PERSISTENT,
-                           headers={**headers, names.HEADER_ORIGIN: self._name})  # fmt: skip
+                           headers={**wire.headers(), **headers,
+                                    names.HEADER_ORIGIN: self._name})  # fmt: skip
         await self._confirm(self._topo.job_exchange, self._topo.dlq_queue, job_body, props, None)
 
     async def publish_event(self, event: JobEvent, *, confirm: bool) -> None:
@@ -96,7 +108,7 @@ class Publisher:
         transient message still waits in a server's durable events queue while that server
         reconnects; writing every event to disk would cut dispatch throughput."""
         body = event.model_dump_json().encode()
-        props = Properties(content_type=JSON)
+        props = Properties(content_type=JSON, headers=wire.headers())
         exchange = self._topo.events_exchange
         if confirm:
             await self._confirm(exchange, event.type, body, props, None, mandatory=False)
@@ -107,19 +119,20 @@ class Publisher:
         """Several events as one confirmed message, a JSON array (outbox.py)."""
         body = b"[" + b",".join(e.model_dump_json().encode() for e in events) + b"]"
         await self._confirm(self._topo.events_exchange, EVENT_BATCH_KEY, body,
-                            Properties(content_type=JSON), None, mandatory=False)  # fmt: skip
+                            Properties(content_type=JSON, headers=wire.headers()), None,
+                            mandatory=False)  # fmt: skip
 
     async def publish_control(
         self, body: BaseModel, routing_key: str, *, reply_to: str | None = None
     ) -> None:
-        props = Properties(content_type=JSON, reply_to=reply_to)
+        props = Properties(content_type=JSON, reply_to=reply_to, headers=wire.headers())
         data = body.model_dump_json().encode()
         await self._confirm(self._topo.control_exchange, routing_key, data, props, None,
                             mandatory=False)  # fmt: skip
 
     async def reply(self, queue_name: str, body: BaseModel) -> None:
         """Answer a control request straight into the asker's queue (default exchange)."""
-        props = Properties(content_type=JSON)
+        props = Properties(content_type=JSON, headers=wire.headers())
         data = body.model_dump_json().encode()
         await self._send(self._fast, "", queue_name, data, props, None, False)
 

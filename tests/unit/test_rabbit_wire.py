@@ -1,0 +1,180 @@
+"""The AMQP wire format's versioning (docs/rabbitmq.md, "Wire format and upgrades"): every
+message carries the version; a newer minor version's extra fields are read; a newer major
+version is never dropped (a worker hands the job back, a server leaves the event)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from pydantic import ValidationError
+
+from ffpool import names, protocol
+from ffpool.backends.rabbitmq import attempts, control, wire
+from ffpool.backends.rabbitmq.consumer import WorkerPool
+from ffpool.backends.rabbitmq.events import EventsFeed, parse_events
+from ffpool.backends.rabbitmq.publisher import Properties, Publisher
+from ffpool.jobs.events import CompletedEvent, JobState, StateEvent
+from ffpool.jobs.models import Job, JobSpec, PathInput, ProbeOp
+from ffpool.settings import Settings
+from ffpool.topology import Topology
+
+from .test_rabbit_slots import BlockingExecutor, FakeMessage, FakeMetrics, FakePublisher, until
+
+JOB = "c" * 32
+
+
+def newer_minor(model: dict[str, Any]) -> bytes:
+    """A body as a later minor version writes it: a field this release does not know, at the
+    top and nested."""
+    return json.dumps({**model, "added_later": {"x": 1}}).encode()
+
+
+def test_the_version_header_is_read_leniently() -> None:
+    assert wire.version_of(None) == (1, 0)  # releases before versioning
+    assert wire.version_of({names.HEADER_WIRE: "1.7"}) == (1, 7)
+    assert wire.version_of({names.HEADER_WIRE: b"2.0"}) == (2, 0)  # AMQP strings may be bytes
+    assert wire.version_of({names.HEADER_WIRE: "garbage"}) == (1, 0)
+    assert wire.readable({names.HEADER_WIRE: f"{wire.MAJOR}.{wire.MINOR + 5}"})
+    assert not wire.readable({names.HEADER_WIRE: f"{wire.MAJOR + 1}.0"})
+
+
+def test_an_event_with_a_newer_minor_field_is_read_single_and_batched() -> None:
+    done = CompletedEvent(job_id=JOB, processing_time_s=1.5)
+    body = json.loads(done.model_dump_json())
+    body["outputs"] = [{"name": "o.mp4", "size": 1, "content_type": "video/mp4", "url": "u",
+                        "checksum": "new in a later minor"}]  # fmt: skip
+    single = parse_events(newer_minor(body))
+    assert single is not None
+    assert single[0].type == "completed"
+    batch = parse_events(b"[" + newer_minor(body) + b"," + newer_minor(body) + b"]")
+    assert batch is not None
+    assert len(batch) == 2
+    assert parse_events(json.dumps({**body, "processing_time_s": "soon"}).encode()) is None
+
+
+def test_a_job_and_control_messages_with_newer_minor_fields_are_read() -> None:
+    job = Job(spec=JobSpec(input=PathInput(path="in.mp4"), operation=ProbeOp()))
+    body = json.loads(job.model_dump_json())
+    body["spec"]["operation"]["hwaccel"] = "new in a later minor"
+    parsed = attempts.parse_job(newer_minor(body))
+    assert parsed is not None
+    assert parsed.id == job.id
+    cancel = control.parse(newer_minor({"type": "cancel", "job_id": JOB}))
+    assert cancel == control.CancelCommand(job_id=JOB)
+
+
+def test_dead_letters_of_a_newer_major_are_not_read_as_records() -> None:
+    job = Job(spec=JobSpec(input=PathInput(path="in.mp4"), operation=ProbeOp()))
+    body = job.model_dump_json().encode()
+    newer = {names.HEADER_WIRE: f"{wire.MAJOR + 1}.0"}
+    found = attempts.dead_letter_records([(body, newer), (body, wire.headers())], None)
+    assert [r.job_id for r in found] == [job.id]
+
+
+def test_the_client_protocol_stays_strict() -> None:
+    """Lenient parsing is for AMQP bodies between ffpool processes only: a client's typo is
+    still refused, not silently ignored."""
+    spec = {"input": {"kind": "path", "path": "in.mp4"}, "operation": {"op": "probe"}}
+    submit = {"type": "submit", "job": spec, "priorty": 5}
+    with pytest.raises(protocol.ProtocolError, match="priorty"):
+        protocol.parse_client_message(json.dumps(submit), 65536)
+    with pytest.raises(ValidationError, match="added_later"):
+        Job.model_validate_json(
+            newer_minor(
+                json.loads(
+                    Job(
+                        spec=JobSpec(input=PathInput(path="a.mp4"), operation=ProbeOp())
+                    ).model_dump_json()
+                )
+            )
+        )
+
+
+class RecordingPublisher(Publisher):
+    def __init__(self) -> None:
+        super().__init__("amqp://unused", "test", Topology(), 1.0)
+        self.sent: list[Properties] = []
+
+    async def _confirm(self, exchange: str, routing_key: str, body: bytes,
+                       props: Properties, wait_s: float | None, *,
+                       mandatory: bool = True) -> None:  # fmt: skip
+        self.sent.append(props)
+
+    async def _send(self, channel: Any, exchange: str, routing_key: str, body: bytes,
+                    props: Properties, wait_s: float | None, mandatory: bool) -> None:  # fmt: skip
+        self.sent.append(props)
+
+
+async def test_every_published_message_carries_the_wire_version() -> None:
+    publisher = RecordingPublisher()
+    job = Job(spec=JobSpec(input=PathInput(path="in.mp4"), operation=ProbeOp()))
+    event = StateEvent(job_id=JOB, state=JobState.QUEUED, operation="probe")
+    await publisher.publish_job(job, 1)
+    await publisher.publish_dead_letter(b"{}", {names.HEADER_ATTEMPT: 3})
+    await publisher.publish_event(event, confirm=True)
+    await publisher.publish_event(event, confirm=False)
+    await publisher.publish_events([event])
+    await publisher.publish_control(control.CancelCommand(job_id=JOB), "cancel")
+    await publisher.reply("q", control.CancelCommand(job_id=JOB))
+    assert len(publisher.sent) == 7
+    assert all((p.headers or {}).get(names.HEADER_WIRE) == wire.VERSION for p in publisher.sent)
+
+
+class HandBackPublisher(FakePublisher):
+    def __init__(self) -> None:
+        super().__init__()
+        self.unread: list[tuple[bytes, dict[str, Any], int | None]] = []
+
+    async def republish_unread(self, body: bytes, headers: dict[str, Any],
+                               priority: int | None, message_id: str | None) -> None:  # fmt: skip
+        self.unread.append((body, headers, priority))
+
+
+async def test_a_worker_hands_a_newer_major_job_back_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not run, not dead-lettered, not nacked (a redelivery would cost it an attempt at the
+    newer worker): republished as it came, then acked."""
+    monkeypatch.setattr("ffpool.backends.rabbitmq.unread.DELAY_S", 0.01)
+    settings = Settings(backend="rabbitmq", media_root=tmp_path, instance_name="w",
+                        broker_timeout_seconds=2)  # fmt: skip
+    publisher, executor = HandBackPublisher(), BlockingExecutor()
+    workers = WorkerPool(settings, Topology.from_settings(settings), cast(Publisher, publisher),
+                         executor, FakeMetrics(), None)  # fmt: skip
+    message = FakeMessage(Job(spec=JobSpec(input=PathInput(path="in.mp4"), operation=ProbeOp())))
+    message.body = b'{"v2": "a body only a newer release reads"}'
+    message.headers = {names.HEADER_WIRE: f"{wire.MAJOR + 1}.0", names.HEADER_ATTEMPT: 2}
+    message.priority = 4  # type: ignore[attr-defined]
+    await workers._on_message(0, message)  # type: ignore[arg-type]
+    await until(lambda: message.settled == ["ack"])
+    assert executor.started == []
+    assert publisher.unread == [(message.body, message.headers, 4)]
+
+
+class EventMessage:
+    def __init__(self, body: bytes, wire_version: str) -> None:
+        self.body = body
+        self.headers = {names.HEADER_WIRE: wire_version}
+        self.routing_key = "batch"
+
+
+async def test_a_server_reads_newer_minor_events_and_leaves_newer_major_ones() -> None:
+    feed = EventsFeed(Topology(), "s", 1.0, 100)
+    running = json.loads(StateEvent(job_id=JOB, state=JobState.RUNNING,
+                                    operation="probe").model_dump_json())  # fmt: skip
+    later_minor = EventMessage(newer_minor(running), f"{wire.MAJOR}.{wire.MINOR + 1}")
+    await feed._on_event(later_minor)  # type: ignore[arg-type]
+    record = feed.cache.get(JOB)
+    assert record is not None
+    assert record.state is JobState.RUNNING
+    done = CompletedEvent(job_id=JOB, processing_time_s=1.0).model_dump_json().encode()
+    await feed._on_event(EventMessage(done, f"{wire.MAJOR + 1}.0"))  # type: ignore[arg-type]
+    record = feed.cache.get(JOB)
+    # Left for the job's files: the resync reads the outcome (events.py resync_forever).
+    assert record is not None
+    assert record.state is JobState.RUNNING
+    await asyncio.sleep(0)
