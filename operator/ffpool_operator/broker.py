@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ffpool_operator.scaling import QueueStats
 from ffpool_operator.victims import BrokerChannel, BrokerConnection
@@ -48,6 +48,16 @@ class QueueInfo(BaseModel):
     messages_ready: int = 0
     messages_unacknowledged: int = 0
     consumers: int = 0
+    policy: str | None = None
+    """The user policy applied to the queue (RabbitMQ applies one: the highest priority)."""
+    operator_policy: str | None = None
+    effective_policy_definition: dict[str, Any] = Field(default_factory=dict)
+    """The keys the policies in force set (user and operator policy merged)."""
+
+    @field_validator("effective_policy_definition", mode="before")
+    @classmethod
+    def _no_policy(cls, value: Any) -> Any:
+        return value if isinstance(value, dict) else {}  # `[]` on some versions, absent on others
 
     def stats(self) -> QueueStats:
         return QueueStats(

@@ -16,8 +16,12 @@ from ffpool_operator import (
     broker_status,
     builders,
     conditions,
+    drift,
+    events,
     metrics,
+    queue_rename,
     reconcile,
+    rollout,
     topology_sync,
     victims,
 )
@@ -47,7 +51,10 @@ async def _fail(
 
 
 async def _write(rt: Runtime, pool: PoolRef, conds: list[Condition], extra: dict[str, Any]) -> None:
+    """Also posts an Event per condition change (events.py): every condition passes here."""
+    before = rt.state(pool).conditions or []
     rt.state(pool).conditions = conds
+    events.post(pool, events.changes(before, conds), time.monotonic())
     status = {"conditions": conditions.dump(conds), **extra}
     await reconcile.write_status(rt.kube, pool, status)
 
@@ -75,14 +82,21 @@ async def run_reconcile(
         await _fail(rt, pool, status, gen, "InvalidSpec", str(exc))
         raise kopf.PermanentError(str(exc)) from exc
     report = await _topology(rt, pool, parsed)
+    memory = drift.MEMORY.of(pool.uid)
+    plan = drift.ChildPlan(pool_uid=pool.uid, synced=memory.synced)
     try:
-        await reconcile.apply_children(rt.kube, pool, parsed, rt.state(pool).broker_port)
+        async with memory.lock:  # not next to a repair pass of the previous spec (drift.py)
+            memory.generation = gen
+            await reconcile.apply_children(rt.kube, pool, parsed, rt.state(pool).broker_port, plan)
         tokens = await reconcile.check_tokens(rt.kube, pool, parsed)
+        upgrading = rollout.in_progress(_conds(rt, pool, status))
+        upgrade = await reconcile.rollout_plan(rt.kube, pool, parsed, upgrading)
     except KubeError as exc:
         metrics.RECONCILE_ERRORS.labels(pool.namespace, pool.name, "children").inc()
         await _fail(rt, pool, status, gen, "ApplyFailed", str(exc))
         raise kopf.TemporaryError(f"applying children: {exc}", delay=10) from exc
     conds = reconcile.topology_condition(_conds(rt, pool, status), report, gen)
+    conds = topology_sync.overrides_condition(conds, report, gen)
     problem: BrokerProblem | AuthProblem | None = (
         report.problem
         or broker_status.pods_secret_problem(
@@ -94,25 +108,17 @@ async def run_reconcile(
         conds, conditions.READY, problem is None, problem.reason if problem else "Reconciled",
         problem.message if problem else "owned objects applied", generation=gen,
     )  # fmt: skip
+    conflict = drift.trouble(plan.conflicts, [], None)
+    conds, memory.saved_ready = drift.with_trouble(conds, conflict, None)
+    conds = rollout.with_condition(conds, upgrade, gen)
     rt.state(pool).next_drift_check = time.monotonic() + parsed.topology.drift_check_seconds
     selector = builders.selector_text(pool, names.COMPONENT_WORKER)
     await _write(rt, pool, conds, {"observedGeneration": gen, "workers": {"selector": selector}})
-    if problem is not None:
-        raise kopf.TemporaryError(problem.message, delay=broker_status.retry_delay(retry))
-
-
-async def _drift_check(rt: Runtime, pool: PoolRef, spec: PoolSpec, status: Any) -> None:
-    state = rt.state(pool)
-    if state.next_drift_check == 0.0:  # the reconcile has just declared it
-        state.next_drift_check = time.monotonic() + spec.topology.drift_check_seconds
-    if time.monotonic() < state.next_drift_check:
-        return
-    state.next_drift_check = time.monotonic() + spec.topology.drift_check_seconds
-    report = await _topology(rt, pool, spec)
-    if report.problem is not None:
-        log.warning("drift check failed", pool=pool.name, error=report.problem.message)
-    conds = reconcile.topology_condition(_conds(rt, pool, status), report, None)
-    await _write(rt, pool, conds, {})
+    # A foreign object can go away without the spec changing: retried with back-off too.
+    if (trouble := conflict or problem) is not None:
+        raise kopf.TemporaryError(trouble.message, delay=broker_status.retry_delay(retry))
+    if upgrade.phase is not rollout.Phase.ROLLED_OUT:  # looked at again until it is
+        raise kopf.TemporaryError(upgrade.message, delay=rollout.POLL_SECONDS)
 
 
 def _scaling_status(
@@ -150,6 +156,10 @@ async def autoscale_once(rt: Runtime, pool: PoolRef, spec: Any, status: Any, bod
     except KubeError as exc:
         metrics.RECONCILE_ERRORS.labels(pool.namespace, pool.name, "autoscale").inc()
         log.warning("autoscaling poll failed", pool=pool.name, error=str(exc))
+        warning = events.PoolEvent(
+            type=events.EventType.WARNING, reason="AutoscalePollFailed", message=str(exc)[:1000]
+        )
+        events.post(pool, [warning], time.monotonic(), repeat=events.REPEAT_SECONDS)
         return 5.0
 
 
@@ -182,12 +192,12 @@ async def _autoscale(rt: Runtime, pool: PoolRef, spec: Any, status: Any, body: A
         parsed = reconcile.parse_spec(spec)
     except ValueError:
         return 30.0  # the reconcile handler reports invalid specs
-    await _drift_check(rt, pool, parsed, status)
     deployment = await rt.kube.get(
         "Deployment", pool.namespace, builders.child_name(pool, names.COMPONENT_WORKER)
     )
     if deployment is None:
-        return parsed.autoscaling.polling_interval_seconds  # not reconciled yet
+        await _workers_missing(rt, pool, status)
+        return parsed.autoscaling.polling_interval_seconds
     seen = DeploymentSeen.parse(deployment)
     state = rt.state(pool)
     history = state.history or History(since=time.monotonic())
@@ -206,6 +216,23 @@ async def _autoscale(rt: Runtime, pool: PoolRef, spec: Any, status: Any, body: A
     )
     await _write(rt, pool, conds, extra)
     return parsed.autoscaling.polling_interval_seconds
+
+
+async def _workers_missing(rt: Runtime, pool: PoolRef, status: Any) -> None:
+    """Before the first reconcile there is nothing to miss; after it, a missing worker
+    Deployment is said (`WorkloadsReady`, `Ready`) until the repair timer has it back."""
+    if reconcile.parse_status(status).observed_generation is None:
+        return
+    old = _conds(rt, pool, status)
+    said = next((c for c in old if c.type == drift.WORKLOADS_READY), None)
+    if said is not None and said.reason == drift.DEPLOYMENT_MISSING:
+        return  # already said, perhaps with why recreating it fails (the repair's message)
+    name = builders.child_name(pool, names.COMPONENT_WORKER)
+    log.warning("worker Deployment missing", pool=pool.name, deployment=name)
+    memory = drift.MEMORY.of(pool.uid)
+    found = drift.missing_trouble(name)
+    conds, memory.saved_ready = drift.with_trouble(old, found, memory.saved_ready)
+    await _write(rt, pool, conds, {})
 
 
 def _observe(pool: PoolRef, stats: QueueStats | None) -> None:
@@ -232,6 +259,9 @@ async def run_delete(rt: Runtime, pool: PoolRef, spec: Any, body: Any, runtime: 
         kopf.warn(body, reason="QueuesKept", message=f"broker unreachable, queues kept: {exc}")
     finally:
         rt.forget(pool)
+        events.LIMITER.forget(pool.uid)
+        queue_rename.WATCH.forget(topology_sync.policy_name(pool))
+        drift.MEMORY.forget(pool.uid)
 
 
 async def _delete_queues(rt: Runtime, pool: PoolRef, spec: PoolSpec, body: Any) -> None:

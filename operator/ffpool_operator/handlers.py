@@ -11,7 +11,8 @@ from typing import Any
 import kopf
 
 from ffpool import names
-from ffpool_operator import cluster, flows
+from ffpool_operator import cluster, drift, flows, topology_watch
+from ffpool_operator import repair as repair_flow
 from ffpool_operator.kube import Kube
 from ffpool_operator.models import PoolRef
 from ffpool_operator.runtime import Runtime
@@ -27,6 +28,9 @@ def configure(settings: kopf.OperatorSettings) -> None:
         prefix=prefix, key="last-handled-configuration"
     )
     settings.posting.level = logging.INFO  # scaling decisions are INFO events (kopf.info)
+    # Failures and condition changes post their own Events, once each (events.py); kopf's posting
+    # of every log line would repeat each retry as a `Logging` event (docs/operator.md, "Events").
+    settings.posting.loggers = False
     settings.peering.standalone = True  # one replica, Recreate (docs/operator.md)
 
 
@@ -50,6 +54,15 @@ def _pool(name: str | None, namespace: str | None, uid: str | None) -> PoolRef:
     return PoolRef(name=name or "", namespace=namespace or "", uid=uid or "")
 
 
+# Registered before the reconcile, so that an update runs it first and the reconcile's status
+# already names the jobs a renamed queue holds.
+@kopf.on.update(*RESOURCE, field="spec")
+async def rename_queue(
+    old: Any, new: Any, name: str, namespace: str | None, uid: str, memo: Any, **_: Any
+) -> None:
+    await topology_watch.on_spec_change(memo.runtime, _pool(name, namespace, uid), old, new)
+
+
 @kopf.on.resume(*RESOURCE)
 @kopf.on.create(*RESOURCE)
 @kopf.on.update(*RESOURCE)
@@ -69,6 +82,29 @@ async def autoscale(
     pool = _pool(name, namespace, uid)
     while not stopped:
         interval = await flows.autoscale_once(memo.runtime, pool, spec, status, body)
+        await flows.pause(stopped, spec, interval)
+
+
+# kopf never overlaps two runs of one pool's timer: one repair per pool at a time, however
+# many children changed meanwhile (docs/operator.md, "Drift and ownership").
+@kopf.timer(*RESOURCE, interval=drift.REPAIR_SECONDS, initial_delay=drift.REPAIR_SECONDS)
+async def repair(
+    spec: Any, status: Any, meta: Any, name: str, namespace: str | None, uid: str, memo: Any,
+    **_: Any,
+) -> None:  # fmt: skip
+    pool = _pool(name, namespace, uid)
+    await repair_flow.repair_once(memo.runtime, pool, spec, status, meta.get("generation"))
+
+
+@kopf.daemon(*RESOURCE, cancellation_timeout=5.0)
+async def topology_drift(
+    stopped: Any, spec: Any, status: Any, name: str, namespace: str | None, uid: str, memo: Any,
+    **_: Any,
+) -> None:  # fmt: skip
+    """Its own daemon, not a step of the autoscaling poll: see topology_watch."""
+    pool = _pool(name, namespace, uid)
+    while not stopped:
+        interval = await topology_watch.drift_once(memo.runtime, pool, spec, status)
         await flows.pause(stopped, spec, interval)
 
 

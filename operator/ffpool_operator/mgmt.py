@@ -38,7 +38,10 @@ from ffpool_operator.victims import BrokerChannel, BrokerConnection
 
 log = logs.get(__name__)
 T = TypeVar("T")
-_QUEUE_COLUMNS = "name,durable,arguments,messages_ready,messages_unacknowledged,consumers"
+_QUEUE_COLUMNS = (
+    "name,durable,arguments,messages_ready,messages_unacknowledged,consumers,"
+    "policy,operator_policy,effective_policy_definition"
+)
 
 
 class _ApiConnectionDetails(BaseModel):
@@ -69,6 +72,7 @@ class _ApiBinding(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     key: str = Field(default="", alias="routing_key")
+    properties_key: str = ""
 
 
 def _parse(shape: type[T], data: Any, path: str) -> T:
@@ -189,6 +193,17 @@ class ManagementClient:
             f"/bindings/{segment(vhost)}/e/{segment(binding.exchange)}/q/{segment(binding.queue)}"
         )
         await self._call("POST", path, {"routing_key": binding.routing_key, "arguments": {}})
+
+    async def unbind(self, vhost: str, binding: Binding) -> None:
+        """Removes the binding with that routing key (absent: nothing to do). The API names a
+        binding by its `properties_key`, read from the listing."""
+        path = (
+            f"/bindings/{segment(vhost)}/e/{segment(binding.exchange)}/q/{segment(binding.queue)}"
+        )
+        for b in _parse(list[_ApiBinding], await self._call("GET", path) or [], path):
+            if b.key == binding.routing_key:
+                with contextlib.suppress(BrokerNotFound):  # removed meanwhile
+                    await self._call("DELETE", f"{path}/{segment(b.properties_key)}")
 
     async def put_policy(self, vhost: str, policy: Policy) -> None:
         body = {

@@ -9,11 +9,21 @@ from typing import Any
 from pydantic import ValidationError
 
 from ffpool import logs, names
-from ffpool_operator import autoscaler, builders, conditions, netpol, topology_sync, workloads
+from ffpool_operator import (
+    autoscaler,
+    builders,
+    conditions,
+    netpol,
+    rollout,
+    topology_sync,
+    workloads,
+)
 from ffpool_operator.auth_status import AuthProblem, tokens_problem
 from ffpool_operator.broker import BrokerAdmin
+from ffpool_operator.drift import ChildPlan
 from ffpool_operator.kube import Kube, KubeError, field_managers
 from ffpool_operator.models import Condition, PoolRef, PoolSpec, PoolStatus
+from ffpool_operator.ownership import Owner, owner_of
 from ffpool_operator.topology_sync import TopologyReport
 
 log = logs.get(__name__)
@@ -79,21 +89,43 @@ def _topology_state(report: TopologyReport) -> tuple[bool | None, str, str]:
 
 
 async def apply_children(
-    kube: Kube, pool: PoolRef, spec: PoolSpec, broker_port: int | None = None
-) -> None:
+    kube: Kube, pool: PoolRef, spec: PoolSpec, broker_port: int | None = None,
+    plan: ChildPlan | None = None,
+) -> ChildPlan:  # fmt: skip
     """Server-side apply of every owned object (kube.py): what the spec no longer asks for goes,
-    what other managers set stays. The signing key is the exception: created once, never
-    applied. `broker_port` (from the AMQP URL) is the NetworkPolicy's egress port."""
-    await ensure_signing_secret(kube, pool)
-    await apply_network_policies(kube, pool, spec, broker_port)
-    await kube.apply(builders.config_map(pool, spec))
-    await kube.apply(builders.service(pool, spec))
-    await kube.apply(workloads.server_deployment(pool, spec))
-    await apply_workers(kube, pool, spec)
-    ingress = builders.ingress(pool, spec)
-    if ingress is not None:
-        await kube.apply(ingress)
-    elif await kube.get("Ingress", pool.namespace, builders.service_name(pool)) is not None:
+    what other managers set stays. Each object is read first and left alone when it is not the
+    pool's (`plan.conflicts`); a repair pass (`plan.repair`) applies only what is missing or
+    differs. The signing key is the exception: created once, never applied, and one the user
+    created is used as it is. `broker_port` (from the AMQP URL) is the NetworkPolicy's egress
+    port."""
+    plan = plan or ChildPlan(pool_uid=pool.uid)
+    ns = pool.namespace
+    if await ensure_signing_secret(kube, pool) and plan.repair:
+        plan.created.append(f"Secret {builders.signing_secret_name(pool)}")
+    await apply_network_policies(kube, pool, spec, broker_port, plan)
+    cm = builders.config_map(pool, spec)
+    if plan.wants(cm, await kube.get("ConfigMap", ns, builders.config_map_name(pool))):
+        plan.applied(cm, await kube.apply(cm))
+    svc = builders.service(pool, spec)
+    if plan.wants(svc, await kube.get("Service", ns, builders.service_name(pool))):
+        plan.applied(svc, await kube.apply(svc))
+    server = workloads.server_deployment(pool, spec)
+    live = await kube.get("Deployment", ns, builders.child_name(pool, names.COMPONENT_SERVER))
+    if plan.wants(server, live):
+        plan.applied(server, await kube.apply(server))
+    await apply_workers(kube, pool, spec, plan)
+    await apply_ingress(kube, pool, spec, plan)
+    return plan
+
+
+async def apply_ingress(kube: Kube, pool: PoolRef, spec: PoolSpec, plan: ChildPlan) -> None:
+    """Applied when enabled; when disabled, deleted only if it is the pool's."""
+    ing = builders.ingress(pool, spec)
+    live = await kube.get("Ingress", pool.namespace, builders.service_name(pool))
+    if ing is not None:
+        if plan.wants(ing, live):
+            plan.applied(ing, await kube.apply(ing))
+    elif owner_of(live, pool.uid) is Owner.OWN:
         await kube.delete("Ingress", pool.namespace, builders.service_name(pool))
 
 
@@ -115,17 +147,24 @@ async def ensure_signing_secret(kube: Kube, pool: PoolRef) -> bool:
 
 
 async def apply_network_policies(
-    kube: Kube, pool: PoolRef, spec: PoolSpec, broker_port: int | None
+    kube: Kube, pool: PoolRef, spec: PoolSpec, broker_port: int | None, plan: ChildPlan
 ) -> None:
-    """Both policies when enabled; when disabled, those a previous spec created go."""
+    """Both policies when enabled; when disabled, those a previous spec created go (and only
+    those: a policy of the same name that is not the pool's stays)."""
+    ns = pool.namespace
+    server_name = netpol.policy_name(pool, names.COMPONENT_SERVER)
+    worker_name = netpol.policy_name(pool, names.COMPONENT_WORKER)
     if spec.network_policy.enabled:
-        await kube.apply(netpol.server_policy(pool, spec, broker_port))
-        await kube.apply(netpol.worker_policy(pool, spec, broker_port))
+        server = netpol.server_policy(pool, spec, broker_port)
+        if plan.wants(server, await kube.get("NetworkPolicy", ns, server_name)):
+            plan.applied(server, await kube.apply(server))
+        worker = netpol.worker_policy(pool, spec, broker_port)
+        if plan.wants(worker, await kube.get("NetworkPolicy", ns, worker_name)):
+            plan.applied(worker, await kube.apply(worker))
         return
-    for component in (names.COMPONENT_SERVER, names.COMPONENT_WORKER):
-        name = netpol.policy_name(pool, component)
-        if await kube.get("NetworkPolicy", pool.namespace, name) is not None:
-            await kube.delete("NetworkPolicy", pool.namespace, name)
+    for name in (server_name, worker_name):
+        if owner_of(await kube.get("NetworkPolicy", ns, name), pool.uid) is Owner.OWN:
+            await kube.delete("NetworkPolicy", ns, name)
 
 
 async def check_tokens(kube: Kube, pool: PoolRef, spec: PoolSpec) -> AuthProblem | None:
@@ -135,22 +174,48 @@ async def check_tokens(kube: Kube, pool: PoolRef, spec: PoolSpec) -> AuthProblem
     return tokens_problem(spec.auth, secret)
 
 
-async def apply_workers(kube: Kube, pool: PoolRef, spec: PoolSpec) -> None:
+async def apply_workers(kube: Kube, pool: PoolRef, spec: PoolSpec, plan: ChildPlan) -> None:
     """The worker Deployment, whose `spec.replicas` the autoscaling daemon's field manager owns.
     The reconcile applies a count only to create the Deployment (never with the default of 1),
     then the daemon's manager applies the same count, and the reconcile's own apply leaves the
     count out from then on: dropping a field that another manager still owns keeps it, while
     dropping one the reconcile owned alone would reset it. A handover cut short (operator
-    restart) is finished on the next reconcile."""
+    restart) is finished on the next reconcile. A recreated Deployment starts from that count
+    too, and the daemon sets its own at its next poll."""
     name = builders.child_name(pool, names.COMPONENT_WORKER)
     live = await kube.get("Deployment", pool.namespace, name)
+    # A new image reaches the workers only once the servers run it (rollout.py).
+    upgrade = rollout.plan(
+        spec.image, await _view(kube, pool, names.COMPONENT_SERVER), _parse(live)
+    )
+    spec = spec.model_copy(update={"image": upgrade.worker_image})
+    desired = workloads.worker_deployment(pool, spec)
+    if not plan.wants(desired, live):
+        return
     if live is None:
         count = workloads.initial_worker_replicas(spec)
         await kube.apply(workloads.worker_deployment(pool, spec, count))
         await autoscaler.write_replicas(kube, pool, count)
     elif (field_managers(live, REPLICAS) & OWNERS) == {names.FIELD_MANAGER}:
         await autoscaler.write_replicas(kube, pool, int(live["spec"].get("replicas") or 0))
-    await kube.apply(workloads.worker_deployment(pool, spec))
+    plan.applied(desired, await kube.apply(desired))
+
+
+async def rollout_plan(kube: Kube, pool: PoolRef, spec: PoolSpec, upgrading: bool) -> rollout.Plan:
+    """Where an image rollout stands, from both Deployments as they are now."""
+    servers = await _view(kube, pool, names.COMPONENT_SERVER)
+    workers = await _view(kube, pool, names.COMPONENT_WORKER)
+    return rollout.plan(spec.image, servers, workers, upgrading)
+
+
+async def _view(kube: Kube, pool: PoolRef, component: str) -> rollout.DeploymentView | None:
+    return _parse(
+        await kube.get("Deployment", pool.namespace, builders.child_name(pool, component))
+    )
+
+
+def _parse(live: dict[str, Any] | None) -> rollout.DeploymentView | None:
+    return rollout.DeploymentView.parse(live) if live is not None else None
 
 
 async def write_status(kube: Kube, pool: PoolRef, status: dict[str, Any]) -> None:

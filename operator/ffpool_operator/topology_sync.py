@@ -10,14 +10,17 @@ owned by the pool. Note: where both set a limit, RabbitMQ applies the lower of t
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ffpool.topology import argument_differences
+from ffpool_operator import policy_overrides, queue_rename
 from ffpool_operator.broker import Binding, BrokerAdmin, BrokerRejected, Policy, QueueInfo
 from ffpool_operator.broker_status import BrokerProblem
-from ffpool_operator.models import PoolRef, TopologySpec
+from ffpool_operator.models import Condition, PoolRef, TopologySpec
+from ffpool_operator.policy_overrides import Override
 
 # Queue argument → policy key, for the arguments a policy can also carry.
 POLICY_KEYS = {
@@ -34,6 +37,7 @@ class TopologyPlan(BaseModel):
 
     exchange: str
     exchange_kind: str = "direct"
+    job_queue: str
     queues: dict[str, dict[str, Any]]
     bindings: tuple[Binding, ...]
     policy: Policy
@@ -46,10 +50,34 @@ class TopologyReport(BaseModel):
     """The job exchange exists with other settings (RabbitMQ refused to redeclare it)."""
     problem: BrokerProblem | None = None
     """Set when the broker could not be asked, or refused (auth, vhost): see broker_status."""
+    overrides: list[Override] = Field(default_factory=list)
+    """Another policy (a site's, an operator policy) changes a queue's limits: see
+    policy_overrides."""
+    stranded: list[str] = Field(default_factory=list)
+    """Jobs left in a queue the spec renamed away from: see queue_rename."""
 
     @property
     def ready(self) -> bool:
-        return not self.conflicts and self.exchange_conflict is None and self.problem is None
+        return (
+            not self.conflicts
+            and self.exchange_conflict is None
+            and self.problem is None
+            and not self.overrides
+            and not self.stranded
+        )
+
+
+def overrides_condition(
+    conds: list[Condition], report: TopologyReport, generation: int | None
+) -> list[Condition]:
+    """Applied after reconcile.topology_condition: what the broker does unlike the spec (jobs
+    left in a renamed queue, a policy override) is reported only over a topology otherwise
+    declared (a broker problem or an argument conflict stays the reason)."""
+    if report.problem or report.conflicts or report.exchange_conflict is not None:
+        return conds
+    if report.stranded:  # jobs that will not run come before limits that differ
+        return queue_rename.condition(conds, report.stranded, generation)
+    return policy_overrides.condition(conds, report.overrides, generation)
 
 
 def policy_name(pool: PoolRef) -> str:
@@ -62,6 +90,7 @@ def plan(pool: PoolRef, spec: TopologySpec) -> TopologyPlan:
     definition = {POLICY_KEYS[k]: v for k, v in args.items() if k in POLICY_KEYS}
     return TopologyPlan(
         exchange=topo.job_exchange,
+        job_queue=topo.job_queue,
         queues={topo.job_queue: args, topo.dlq_queue: topo.dlq_arguments()},
         bindings=(
             Binding(exchange=topo.job_exchange, queue=topo.job_queue, routing_key=topo.routing_key),
@@ -98,6 +127,19 @@ async def _ensure_queues(
             r.created.append(f"queue {name}")
             continue
         r.conflicts.extend(f"{name} {d}" for d in argument_differences(arguments, info.arguments))
+        if (override := policy_overrides.find(info, p.policy.name)) is not None:
+            r.overrides.append(override)
+
+
+async def _watch_retired(
+    admin: BrokerAdmin, vhost: str, p: TopologyPlan, r: TopologyReport
+) -> None:
+    for old in queue_rename.WATCH.watching(p.policy.name, (vhost, p.job_queue)):
+        info = await admin.queue(old.vhost, old.queue)
+        if queue_rename.drained(old, info, time.monotonic()):
+            queue_rename.WATCH.drop(p.policy.name, old)
+        elif (message := queue_rename.stranded(old, info)) is not None:
+            r.stranded.append(message)
 
 
 async def ensure(admin: BrokerAdmin, vhost: str, p: TopologyPlan) -> TopologyReport:
@@ -110,6 +152,7 @@ async def ensure(admin: BrokerAdmin, vhost: str, p: TopologyPlan) -> TopologyRep
         report.exchange_conflict = f"exchange {p.exchange}: {exc}"
         return report
     await _ensure_queues(admin, vhost, p, report)
+    await _watch_retired(admin, vhost, p, report)
     for binding in p.bindings:
         keys = {b.routing_key for b in await admin.bindings(vhost, binding.exchange, binding.queue)}
         if binding.routing_key not in keys:

@@ -7,9 +7,8 @@ import json
 import os
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from ffpool import names
 from ffpool.auth.tokens import file_line, new_token
@@ -130,17 +129,16 @@ def worker_replicas(plane: ControlPlane) -> int:
     return int(get(plane, "deployment", f"{POOL}-worker").get("spec", {}).get("replicas") or 0)
 
 
-@dataclass
-class ReplicaLog:
-    """The worker Deployment's `spec.replicas` over time, read every half second."""
+class Sampler:
+    """Reads something every half second in a thread while the `with` block runs."""
 
-    plane: ControlPlane
-    samples: list[tuple[float, int]] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    def __init__(self, plane: ControlPlane) -> None:
+        self.plane = plane
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> ReplicaLog:
-        self._thread = threading.Thread(target=self._run, name="replica-log", daemon=True)
+    def __enter__(self) -> Self:
+        self._thread = threading.Thread(target=self._run, name=type(self).__name__, daemon=True)
         self._thread.start()
         return self
 
@@ -151,7 +149,21 @@ class ReplicaLog:
 
     def _run(self) -> None:
         while not self._stop.wait(0.5):
-            self.samples.append((time.monotonic(), worker_replicas(self.plane)))
+            self.sample()
+
+    def sample(self) -> None:
+        raise NotImplementedError
+
+
+class ReplicaLog(Sampler):
+    """The worker Deployment's `spec.replicas` over time."""
+
+    def __init__(self, plane: ControlPlane) -> None:
+        super().__init__(plane)
+        self.samples: list[tuple[float, int]] = []
+
+    def sample(self) -> None:
+        self.samples.append((time.monotonic(), worker_replicas(self.plane)))
 
     @property
     def peak(self) -> int:

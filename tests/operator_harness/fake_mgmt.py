@@ -5,6 +5,7 @@ touching the real broker's users."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -14,8 +15,16 @@ from aiohttp import web
 class Answer:
     """The answer every request gets (change it while the server runs), and what was asked."""
 
-    def __init__(self, status: int, body: str, content_type: str = "application/json") -> None:
+    def __init__(
+        self,
+        status: int,
+        body: str,
+        content_type: str = "application/json",
+        delays: dict[str, float] | None = None,
+    ) -> None:
         self.status, self.body, self.content_type = status, body, content_type
+        self.delays = delays or {}
+        """`"METHOD /path-prefix"` → seconds the answer takes (a slow broker)."""
         self.requests: list[str] = []
 
 
@@ -33,7 +42,11 @@ async def serve(answer: Answer) -> AsyncIterator[str]:
     """Yields the base URL (what a Secret's `management-url` holds)."""
 
     async def handle(request: web.Request) -> web.Response:
-        answer.requests.append(f"{request.method} {request.path}")
+        asked = f"{request.method} {request.path}"
+        answer.requests.append(asked)
+        await asyncio.sleep(
+            max((s for p, s in answer.delays.items() if asked.startswith(p)), default=0)
+        )
         return web.Response(
             status=answer.status, text=answer.body, content_type=answer.content_type
         )

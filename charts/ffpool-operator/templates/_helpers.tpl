@@ -82,11 +82,12 @@ derives the same list from the operator's code and fails on any difference.
   resources: ["ffmpegpools/finalizers"]
   verbs: ["update"]
 # Owned children: server-side apply, a PATCH that the API server also authorizes as `create`
-# when it creates the object. Deployments are read for the worker count and status; an Ingress
-# and the NetworkPolicies are read, and deleted when the spec disables them.
+# when it creates the object. Every child is read first (one that is not the pool's is left
+# alone) and by the repair timer; Deployments also for the worker count and status; an Ingress
+# and the NetworkPolicies are deleted when the spec disables them.
 - apiGroups: [""]
   resources: ["configmaps", "services"]
-  verbs: ["create", "patch"]
+  verbs: ["get", "create", "patch"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "create", "patch"]
