@@ -86,6 +86,12 @@ def result(exit_code: int, stderr: str) -> RunResult:
     [
         (255, "frame=1\nExiting normally, received signal 24.", FailureCode.RESOURCE_LIMIT),
         (-24, "", FailureCode.RESOURCE_LIMIT),
+        # Still stopping at the fourth SIGXCPU (a loaded machine): FFmpeg's hard exit.
+        (
+            123,
+            "Immediate exit requested\nReceived > 3 system signals, hard exiting",
+            FailureCode.RESOURCE_LIMIT,
+        ),
         (1, "x264 [error]: malloc of size 3569077 failed", FailureCode.RESOURCE_LIMIT),
         (1, "Error while opening encoder: Cannot allocate memory", FailureCode.RESOURCE_LIMIT),
         (1, "Picture size 9000x9000 exceeds specified max pixel count", FailureCode.INPUT_REJECTED),

@@ -37,8 +37,12 @@ PIXEL_LIMIT_NEEDLE: Final = "exceeds specified max pixel count"
 DECODER_PIXEL_FACTOR: Final = 2
 # RLIMIT_CPU: at the soft limit the kernel sends SIGXCPU, which FFmpeg handles like SIGTERM
 # (it stops and says "received signal 24"); SIGKILL follows at the hard limit, this much later.
+# The kernel repeats SIGXCPU every CPU second past the soft limit: an FFmpeg still stopping
+# after the fourth exits at once with fftools/ffmpeg.c's "Received > 3 system signals" (its
+# only other source would be repeated SIGTERMs, which ffpool never sends: runner.py sends one,
+# then SIGKILL).
 CPU_KILL_GRACE_S: Final = 10
-CPU_LIMIT_NEEDLE: Final = "received signal 24"
+CPU_LIMIT_NEEDLES: Final = ("received signal 24", "Received > 3 system signals")
 SIGXCPU: Final = 24
 # What FFmpeg and its libraries print when an allocation fails (libavutil's ENOMEM text,
 # x264's "malloc of size N failed", a C++ library's std::bad_alloc).
@@ -83,7 +87,7 @@ def prefix(prlimit: str, settings: Settings) -> tuple[str, ...]:
 
 def limit_failure(exit_code: int, stderr: str) -> str | None:
     """Which resource limit a failed run hit, as the client's message, or None."""
-    if exit_code == -SIGXCPU or CPU_LIMIT_NEEDLE in stderr:
+    if exit_code == -SIGXCPU or any(needle in stderr for needle in CPU_LIMIT_NEEDLES):
         return "FFmpeg used up its CPU time limit (FFMPEG_MAX_CPU_SECONDS)"
     if any(needle in stderr for needle in MEMORY_NEEDLES):
         return "FFmpeg ran out of memory (its limit is FFMPEG_MAX_MEMORY_BYTES)"
