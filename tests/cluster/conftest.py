@@ -31,6 +31,25 @@ from tests.cluster.pool import (
 )
 from tests.conftest import broker_reachable, require
 
+# The lifecycle's last steps delete the pool and uninstall the chart that every test here
+# shares (package-scoped fixtures), so they run after every other test of this package.
+LAST = (
+    "test_deleting_the_pool_collects_its_children_and_keeps_its_queues",
+    "test_helm_uninstall_keeps_the_crd",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    mine = [n for n, item in enumerate(items) if item.path.parent == here]
+    if not mine:
+        return
+    block = items[mine[0] : mine[-1] + 1]  # this package's tests are collected together
+    last = [item for item in block if item.name in LAST]
+    block = [item for item in block if item.name not in LAST] + last
+    items[mine[0] : mine[-1] + 1] = block
+
+
 # The names the project's manifests use for its images (examples/ffmpegpool.yaml, the chart's
 # default repository), given to the locally built images on the node: manifests apply unchanged
 # and `IfNotPresent` finds them without a registry.

@@ -14,6 +14,7 @@ import pytest
 
 from ffpool import names
 from ffpool_operator import autoscaler, builders, cluster, reconcile, workloads
+from ffpool_operator.drift import ChildPlan
 from ffpool_operator.kube import Kube, KubeError, field_managers
 from ffpool_operator.models import PoolRef, PoolSpec
 from tests.cluster.controlplane import ControlPlane
@@ -34,10 +35,17 @@ def ownerless(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 class OwnerlessKube(Kube):
-    """The real client, applying without owner references."""
+    """The real client, applying without owner references; what it reads back names the pool
+    as owner, so the reconcile's ownership check (ownership.py) takes the objects as the pool's."""
 
     async def apply(self, manifest: dict[str, Any], manager: str | None = None) -> dict[str, Any]:
         return await super().apply(ownerless(manifest), manager)
+
+    async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        found = await super().get(kind, namespace, name)
+        if found is not None:
+            found["metadata"]["ownerReferences"] = [{"uid": POOL.uid, "kind": names.CRD_KIND}]
+        return found
 
 
 def spec(**overrides: Any) -> PoolSpec:
@@ -137,7 +145,7 @@ async def test_a_handover_cut_short_is_finished_by_the_next_reconcile(
     assert field_managers(live(control_plane, "deployment", WORKER), REPLICAS) == {
         names.FIELD_MANAGER
     }
-    await reconcile.apply_workers(kube, POOL, s)
+    await reconcile.apply_workers(kube, POOL, s, ChildPlan(pool_uid=POOL.uid))
     worker = live(control_plane, "deployment", WORKER)
     assert worker["spec"]["replicas"] == 3
     assert field_managers(worker, REPLICAS) == {names.FIELD_MANAGER_AUTOSCALER}

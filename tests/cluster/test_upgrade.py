@@ -34,7 +34,6 @@ from tests.cluster.pool import (
     POOL_NS,
     Sampler,
     condition,
-    generation,
     get,
     rolled_out,
     wait_ready,
@@ -169,23 +168,30 @@ class Burst:
         await self.follow(await self.submit(key))
 
 
+def _reconciled(plane: ControlPlane) -> bool:
+    pool = get(plane, "ffp", POOL)
+    observed = (pool.get("status") or {}).get("observedGeneration")
+    return bool(observed == pool["metadata"]["generation"])
+
+
 def _prepare(plane: ControlPlane, node: Node) -> None:
     """The new image's name on the node, the Ingress on, workers small enough for three to fit
-    the node (as in test_pool_lifecycle.py)."""
+    the node (as in test_pool_lifecycle.py), autoscaling on (that file turns it off)."""
     node.containerd.ctr("images", "tag", "--force", SERVICE_IMAGE, NEW)
     patch = {"spec": {
         "servers": {"ingress": {"enabled": True, "host": "media.ffpool.test"}},
         "workers": {"resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
                                   "limits": {"cpu": "1", "memory": "1Gi"}}},
-        "autoscaling": {"maxReplicas": 3, "pollingIntervalSeconds": 2,
+        "autoscaling": {"enabled": True, "maxReplicas": 3, "pollingIntervalSeconds": 2,
                         "scaleDownStabilizationSeconds": 10},
         "env": {"FFMPEG_THREADS": "1"},
     }}  # fmt: skip
-    before = generation(plane, f"{POOL}-server")
     plane.kubectl("patch", "ffp", POOL, "-n", POOL_NS, "--type=merge", "-p", json.dumps(patch))
     poll_until(lambda: get(plane, "ingress", POOL), timeout=60, what="the pool's Ingress")
-    # The new env rolls the servers: that rollout is over before the upgrade starts.
-    poll_until(lambda: rolled_out(plane, f"{POOL}-server", before), timeout=180,
+    # The new env rolls the servers (unless test_pool_lifecycle.py patched the pool so before):
+    # the operator has applied the patch, and that rollout is over, before the upgrade starts.
+    poll_until(lambda: _reconciled(plane), timeout=60, what="the patch reconciled")
+    poll_until(lambda: rolled_out(plane, f"{POOL}-server", 0), timeout=180,
                what="servers rolled out with the new env")  # fmt: skip
     wait_ready(plane)
 

@@ -105,5 +105,6 @@ async def test_network_policies_follow_the_spec(
     assert [p["port"] for p in server["spec"]["egress"][1]["ports"]] == [5672]
     assert len(worker["spec"]["egress"]) == 3  # DNS, broker, public addresses (URL inputs)
     await kube.patch(names.CRD_KIND, NS, "pool", {"spec": {"networkPolicy": {"enabled": False}}})
+    # Deleted one after the other: each is polled for, not read the moment the first is gone.
     await eventually(lambda: obj(kube_api, "networkpolicies", "pool-server-netpol") is None)
-    assert obj(kube_api, "networkpolicies", "pool-worker-netpol") is None
+    await eventually(lambda: obj(kube_api, "networkpolicies", "pool-worker-netpol") is None)
