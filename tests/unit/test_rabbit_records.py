@@ -160,3 +160,23 @@ def test_a_record_seeded_from_an_outcome_learns_the_jobs_fields() -> None:
     assert (held.operation, held.priority, held.tenant) == ("probe", 7, "team-a")
     assert held.created_at == job.created_at
     assert feed.remember(JobRecord.queued(job)) == held  # nothing more to learn
+
+
+async def test_a_stale_queued_announcement_is_not_forwarded() -> None:
+    """The accepting server's `queued` (dated at the job's creation) may arrive after the
+    worker's `running`: subscribers never see the job go back to queued."""
+    feed = EventsFeed(Topology(), "s", 1.0, capacity=10)
+    announced = StateEvent(job_id=JOB, state=JobState.QUEUED, operation="probe", tenant="t",
+                           at=utcnow() - timedelta(seconds=5))  # fmt: skip
+    async with feed.hub.subscribe(JOB) as sub:
+        feed.ingest(state(JobState.RUNNING))
+        feed.ingest(announced)
+        handed_back = state(JobState.QUEUED, dt=1.0)  # a real hand-back, after the start
+        feed.ingest(handed_back)
+        assert [(e.type, getattr(e, "state", None)) for e in sub.pending()] == [
+            ("state", JobState.RUNNING),
+            ("state", JobState.QUEUED),
+        ]
+    record = feed.cache.get(JOB)
+    assert record is not None
+    assert record.state is JobState.QUEUED

@@ -131,7 +131,11 @@ class EventsFeed:
         # A job still unknown here is forwarded too: a fast worker's first progress can arrive
         # before the submitting server, still awaiting its confirm, has recorded the job, and
         # its client subscribed before submitting.
-        if before is None or not before.state.terminal:
+        # A state event the fold ignored as stale is not forwarded either: the accepting
+        # server's `queued` announcement can arrive after a worker's `running`, and a client
+        # must never see its job go back to queued when it did not.
+        stale = isinstance(event, StateEvent) and before is not None and record is before
+        if (before is None or not before.state.terminal) and not stale:
             self.hub.publish(event)
         return record
 
