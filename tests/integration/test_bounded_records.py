@@ -40,7 +40,7 @@ def many_streams(ffmpeg_bin: str, tmp_path_factory: pytest.TempPathFactory) -> P
                     "-c:a", "pcm_s16le", str(tiny)], check=True, timeout=60)  # fmt: skip
     maps = [arg for _ in range(STREAMS) for arg in ("-map", "0:a")]
     subprocess.run([*run, "-i", str(tiny), *maps, "-c", "copy", str(many)], check=True, timeout=60)
-    assert many.stat().st_size < 1024 * 1024  # the "0.4 MB upload"
+    assert many.stat().st_size < 1024 * 1024  # a small upload ("0.4 MB")
     return many
 
 

@@ -35,7 +35,7 @@ MiB = 1024 * 1024
 
 @pytest.fixture(scope="session")
 def bomb(ffmpeg_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The issue's decompression bomb: a 16000x16000 PNG of one color, under a megabyte."""
+    """A decompression bomb: a 16000x16000 PNG of one color, under a megabyte."""
     path = tmp_path_factory.mktemp("bomb") / "bomb.png"
     subprocess.run(
         [
@@ -114,7 +114,7 @@ def thin_clip(media_root: Path, ffmpeg_bin: str) -> Path:
 @pytest.mark.parametrize(
     ("op", "size"),
     [
-        # The issue's cases: 25000x2000 and 12500x1000 before; now inside 7680x4320.
+        # Before the clamp these gave 25000x2000 and 12500x1000; now inside 7680x4320.
         (ThumbnailOp(height=2000, format="png"), (7680, 614)),
         (TranscodeOp(height=1000, preset=Preset.ULTRAFAST, audio_codec="none"), (7680, 614)),
         (ThumbnailOp(width=100, format="png"), (100, 8)),

@@ -74,7 +74,7 @@ def test_no_jobs_directory_is_nothing_to_sweep(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "rel",
     [
-        "clips/" + "a" * 300 + ".mp4",  # the ENAMETOOLONG
+        "clips/" + "a" * 300 + ".mp4",  # ENAMETOOLONG
         "a" * 256,
     ],
 )

@@ -35,7 +35,7 @@ def video(width: int, height: int, codec_type: str = "video") -> MediaInfo:
     [
         (video(7680, 4320), "", False),  # 8K passes the default limit
         (video(8000, 6000), "", False),  # a 48 MP photo too
-        (video(16000, 16000), "", True),  # the decompression bomb
+        (video(16000, 16000), "", True),  # a decompression bomb
         (video(10000, 5001), "", True),  # one pixel row over
         (video(16000, 16000, "audio"), "", False),  # cover art dims on a non-video stream
         # A decoder that refused the frame leaves it 0x0, but says so.
@@ -108,7 +108,7 @@ def test_classify_limits(exit_code: int, stderr: str, code: FailureCode) -> None
 @pytest.mark.parametrize(
     ("op", "scale"),
     [
-        # The cases: one side given, the other followed a 200x16 input's aspect ratio.
+        # One side given, the other followed a 200x16 input's aspect ratio.
         (ThumbnailOp(height=2000), "scale=w=7680:h=2000:force_original_aspect_ratio=decrease"),
         (ThumbnailOp(width=320), "scale=w=320:h=4320:force_original_aspect_ratio=decrease"),
         (
