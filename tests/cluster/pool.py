@@ -78,16 +78,21 @@ def media_volume(plane: ControlPlane, directory: Path, claim: str) -> None:
     plane.kubectl("apply", "-f", "-", input_text=json.dumps(volume))
 
 
-def tokens_secret(plane: ControlPlane) -> str:
-    """The example pool's tokens Secret, made the way docs/kubernetes.md says (one fresh token's
-    line under the key `tokens`); returns the token, for the clients."""
+def tokens_secret_manifest(namespace: str, tenant: str) -> tuple[str, dict[str, Any]]:
+    """A fresh token and the example pool's tokens Secret holding it, made the way
+    docs/kubernetes.md says (the token's line under the key `tokens`)."""
     token = new_token()
-    manifest = {
+    return token, {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": TOKENS_SECRET, "namespace": POOL_NS},
-        "stringData": {"tokens": file_line(TENANT, token) + "\n"},
+        "metadata": {"name": TOKENS_SECRET, "namespace": namespace},
+        "stringData": {"tokens": file_line(tenant, token) + "\n"},
     }
+
+
+def tokens_secret(plane: ControlPlane) -> str:
+    """The example pool's tokens Secret; returns the token, for the clients."""
+    token, manifest = tokens_secret_manifest(POOL_NS, TENANT)
     plane.kubectl("apply", "-f", "-", input_text=json.dumps(manifest))
     return token
 

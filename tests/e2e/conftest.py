@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ffpool.auth.tokens import file_line, new_token
+from tests.cluster.pool import tokens_secret_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -36,7 +36,6 @@ TOOLS = ("docker", "kind", "kubectl", "helm")
 SERVICE_IMAGE = "ffpool:e2e"
 OPERATOR_IMAGE = "ffpool-operator:e2e"
 POOL = "media"
-TOKENS_SECRET = "ffpool-tokens"  # examples/ffmpegpool.yaml's auth.tokensSecret
 NAMESPACE = "default"  # the example Secret's URLs name it
 OPERATOR_NAMESPACE = "ffpool-system"
 
@@ -161,11 +160,7 @@ def e2e_pool_manifests() -> str:
 def token(cluster: Cluster) -> str:
     """The example pool's tokens Secret (`auth.tokensSecret`), made as docs/kubernetes.md says;
     the token its clients send."""
-    token = new_token()
-    secret = {
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": TOKENS_SECRET},
-        "stringData": {"tokens": file_line("e2e", token) + "\n"},
-    }  # fmt: skip
+    token, secret = tokens_secret_manifest(NAMESPACE, "e2e")
     cluster.kubectl("-n", NAMESPACE, "apply", "-f", "-", stdin=json.dumps(secret))
     return token
 

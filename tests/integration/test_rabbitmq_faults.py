@@ -155,7 +155,9 @@ async def follow(urls: list[str], entry: Entry, first: int) -> None:
     for attempt in range(50):
         async with contextlib.AsyncExitStack() as stack:
             try:
-                client = await stack.enter_async_context(Client(order[attempt % 2], timeout=10))
+                client = await stack.enter_async_context(
+                    Client(order[attempt % len(order)], timeout=10)
+                )
             except (OSError, TimeoutError, WebSocketException):  # its server is down: the next
                 await asyncio.sleep(0.5)
                 continue
