@@ -41,7 +41,7 @@ from tests.cluster.pool import (
 from tests.conftest import make_clip
 from tests.polling import poll_until
 
-pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.cluster, pytest.mark.upgrade, pytest.mark.timeout(600)]
 OLD, NEW = EXAMPLE_SERVICE_IMAGE, "localhost/ffpool:upgrade"
 FIRST_WAVE = 15  # submitted at once, before the image changes: a backlog to upgrade under
 EVERY_S = 2.0  # then one job every this long, until the workers have rolled too
