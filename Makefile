@@ -49,7 +49,7 @@ schema: setup
 
 ## The CRD from the operator's models, and its byte-identical copy in the Helm chart.
 crd: setup
-	$(BIN)/python -m ffpool_operator.crd > crds/ffmpegpools.ffpool.dev.yaml
+	$(BIN)/python -m ffpool_operator.spec.crd > crds/ffmpegpools.ffpool.dev.yaml
 	cp crds/ffmpegpools.ffpool.dev.yaml charts/ffpool-operator/crds/ffmpegpools.ffpool.dev.yaml
 
 clean:

@@ -52,8 +52,8 @@ from bench.keda_loop import KedaDriver
 from bench.replicaset import worker_seconds
 from bench.stage import Scenario, Stage, StageFactory, stage
 from ffpool import logs
-from ffpool_operator.amqp_probe import AmqpReadyProbe
-from ffpool_operator.models import AutoscalingSpec
+from ffpool_operator.broker.amqp_depth import AmqpReadyProbe
+from ffpool_operator.spec.pool import AutoscalingSpec
 from tests.operator_harness.helpers import AMQP_URL
 
 DRAIN_DEADLINE_SECONDS = 240.0

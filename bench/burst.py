@@ -16,8 +16,8 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from bench.ledger import Ledger
 from ffpool.backends.rabbitmq import RabbitBackend, connection
-from ffpool.backends.rabbitmq.events import parse_events
-from ffpool.jobs.models import Job, JobSpec, PathInput, Preset, TranscodeOp
+from ffpool.backends.rabbitmq.feed import parse_events
+from ffpool.domain.jobs import Job, JobSpec, PathInput, Preset, TranscodeOp
 from ffpool.metrics import Metrics
 from ffpool.settings import Settings
 from ffpool.topology import Topology

@@ -37,8 +37,8 @@ from websockets.asyncio.client import connect
 from ffpool import logs
 from ffpool.backends.memory import MemoryBackend
 from ffpool.backends.rabbitmq import RabbitBackend
-from ffpool.jobs.events import CompletedEvent, FailedEvent, ProgressEvent
-from ffpool.jobs.models import Job
+from ffpool.domain.events import CompletedEvent, FailedEvent, ProgressEvent
+from ffpool.domain.jobs import Job
 from ffpool.metrics import Metrics
 from ffpool.server.ws import start_ws_server
 from ffpool.settings import Settings

@@ -1,6 +1,6 @@
 """The Kubernetes side of the autoscaling benchmark, outside pytest: KMock with the test suite's
 fixes (tests/kmock_ext.ApiServer) serving the API on 127.0.0.1, and the real operator in its own
-thread and loop, from the same tests/operator_harness/cluster.py the operator tests use."""
+thread and loop, from the same tests/operator_harness/access.py the operator tests use."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any
 
 import kmock
 
-from ffpool_operator import cluster
-from ffpool_operator.kube import Kube
+from ffpool_operator.kube import access
+from ffpool_operator.kube.client import Kube
 from tests.kmock_ext import ApiServer
 from tests.operator_harness.cluster import register_resources, running_operator, write_kubeconfig
 
@@ -26,8 +26,8 @@ async def api_server(workdir: Path) -> AsyncIterator[tuple[Any, Kube]]:
     async with ApiServer() as api, kmock.Server(api):
         register_resources(api)
         path = write_kubeconfig(str(api.url), workdir / "kubeconfig", token="bench-token")
-        os.environ["KUBECONFIG"] = str(path)  # read by cluster.load() (operator and client)
-        kube = Kube(cluster.load())
+        os.environ["KUBECONFIG"] = str(path)  # read by access.load() (operator and client)
+        kube = Kube(access.load())
         try:
             yield api, kube
         finally:

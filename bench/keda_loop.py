@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from bench import keda
 from ffpool import logs
-from ffpool_operator.kube import Kube, KubeError
+from ffpool_operator.kube.client import Kube, KubeError
 
 log = logs.get(__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ffpool.jobs.events import CompletedEvent, FailedEvent, JobEvent, JobState, StateEvent
+from ffpool.domain.events import CompletedEvent, FailedEvent, JobEvent, JobState, StateEvent
 
 
 @dataclass

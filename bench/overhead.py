@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 
 from ffpool.app import running
-from ffpool.client import Client
-from ffpool.jobs.argv import build_plan
-from ffpool.jobs.binaries import resolve
-from ffpool.jobs.events import CompletedEvent
-from ffpool.jobs.models import JobSpec, Operation, PathInput, ThumbnailOp, TranscodeOp
+from ffpool.client.session import Client
+from ffpool.domain.events import CompletedEvent
+from ffpool.domain.jobs import JobSpec, Operation, PathInput, ThumbnailOp, TranscodeOp
+from ffpool.ffmpeg.argv import build_plan
+from ffpool.ffmpeg.binaries import resolve
 from ffpool.settings import Settings
 
 CASES: list[tuple[str, Operation]] = [

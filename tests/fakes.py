@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from ffpool.jobs.events import (
+from ffpool.domain.events import (
     CompletedEvent,
     FailedEvent,
     FailureCode,
     JobState,
     ProgressEvent,
 )
-from ffpool.jobs.models import Job
+from ffpool.domain.jobs import Job
 
 
 class FakeExecutor:

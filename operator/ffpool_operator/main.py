@@ -1,5 +1,5 @@
 """The operator process: `ffpool operator` (wired by the CLI to `main`) or
-`kopf run -m ffpool_operator.handlers`. One replica with a `Recreate` Deployment strategy: kopf
+`kopf run -m ffpool_operator.flows.handlers`. One replica with a `Recreate` Deployment strategy: kopf
 peering is switched off (standalone), so two replicas would both act (docs/operator.md)."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from ffpool import logs
 
 
 def _load_handlers() -> None:
-    import ffpool_operator.handlers  # noqa: F401 - registers the handlers with kopf
+    import ffpool_operator.flows.handlers  # noqa: F401 - registers the handlers with kopf
 
 
 async def operator(

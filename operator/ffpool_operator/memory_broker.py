@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ffpool_operator.broker import (
+from ffpool_operator.broker.protocols import (
     Binding,
     BrokerError,
     BrokerRejected,
@@ -13,7 +13,7 @@ from ffpool_operator.broker import (
     Policy,
     QueueInfo,
 )
-from ffpool_operator.victims import BrokerChannel, BrokerConnection
+from ffpool_operator.decisions.victims import BrokerChannel, BrokerConnection
 
 
 class InMemoryBroker:

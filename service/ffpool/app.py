@@ -23,15 +23,15 @@ from ffpool.auth.keys import SigningKeyError, load_signing_key
 from ffpool.auth.policy import ANONYMOUS_WARNING, startup_refusal
 from ffpool.auth.store import TokensFileError
 from ffpool.backends.base import JobBackend
-from ffpool.housekeeping import sweep_uploads_forever
-from ffpool.jobs.executor import Executor
+from ffpool.domain.protocol import json_schema
+from ffpool.ffmpeg.executor import Executor
 from ffpool.metrics import Metrics
-from ffpool.protocol import json_schema
 from ffpool.server.http import make_http_app
 from ffpool.server.ops import make_ops_app
 from ffpool.server.ws import start_ws_server
 from ffpool.settings import BackendKind, Settings
-from ffpool.storage import LocalStorage, Storage
+from ffpool.storage.housekeeping import sweep_uploads_forever
+from ffpool.storage.media import LocalStorage, Storage
 
 log = logs.get(__name__)
 

@@ -134,13 +134,13 @@ def main(argv: list[str] | None = None) -> None:
         return
     args = _parser().parse_args(argv)
     if args.command == "schema":
-        from ffpool.protocol import json_schema
+        from ffpool.domain.protocol import json_schema
 
         print(json.dumps(json_schema(), indent=2, sort_keys=True))
     elif args.command == "token":
         sys.exit(create_token(args.tenant))
     elif args.command == "submit":
-        from ffpool.submit import run_submit
+        from ffpool.client.submit import run_submit
 
         try:
             code = asyncio.run(run_submit(args, operation_from(args)))

@@ -15,7 +15,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ffpool import logs
 from ffpool.backends.base import BackendError, JobBackend
-from ffpool.jobs.events import JobState
+from ffpool.domain.events import JobState
 
 log = logs.get(__name__)
 

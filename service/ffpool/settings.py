@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     job_routing_key: str = names.JOB_ROUTING_KEY
     """Routing key jobs are published and the job queue bound with (a pool may choose its own)."""
 
-    # Tenancy: what one tenant may have in flight (ffpool/tenancy.py, docs/protocol.md "Tenancy").
+    # Tenancy: what one tenant may have in flight (ffpool/backends/tenancy.py, docs/protocol.md "Tenancy").
     tenant_max_active_jobs: Annotated[int, Field(ge=1)] = 1000
     """Queued + running jobs of one tenant, across all server replicas: a tenth of the default
     queue (MAX_QUEUED_JOBS, QUEUE_MAX_LENGTH: 10,000), so one client cannot fill it alone."""

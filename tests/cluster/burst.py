@@ -11,9 +11,9 @@ from pathlib import Path
 
 from bench.ledger import Ledger
 from ffpool import names
-from ffpool.client import Client
-from ffpool.jobs.events import CompletedEvent
-from ffpool.jobs.models import JobSpec, Preset, TranscodeOp, UploadInput
+from ffpool.client.session import Client
+from ffpool.domain.events import CompletedEvent
+from ffpool.domain.jobs import JobSpec, Preset, TranscodeOp, UploadInput
 
 
 @dataclass

@@ -16,9 +16,9 @@ import yaml
 from pydantic import ValidationError
 
 from ffpool import names
-from ffpool_operator import crd
-from ffpool_operator.models import PoolSpec
-from ffpool_operator.rules import VALIDATIONS
+from ffpool_operator.spec import crd
+from ffpool_operator.spec.pool import PoolSpec
+from ffpool_operator.spec.rules import VALIDATIONS
 from tests.cluster.controlplane import ROOT, ControlPlane
 
 pytestmark = [pytest.mark.cluster]

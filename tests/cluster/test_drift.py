@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from ffpool import names
-from ffpool_operator import drift
+from ffpool_operator.decisions import drift
 from tests.cluster.controlplane import ControlPlane
 from tests.cluster.pool import POOL, POOL_NS, condition, generation, get, wait_ready
 from tests.polling import poll_until

@@ -1,5 +1,5 @@
 """The operator's server-side apply against the real API server: its real client (kube.py) and
-its real reconcile (reconcile.apply_children, the builders in builders.py and workloads.py), as
+its real reconcile (apply.apply_children, the builders in objects.py and deployments.py), as
 the cluster admin. What KMock only approximates (tests/kmock_apply.py) is shown here: fields the
 operator stops setting go, fields other managers set stay, the worker count belongs to the
 autoscaler's field manager, and `metadata.managedFields` says so (docs/operator.md)."""
@@ -13,10 +13,12 @@ from typing import Any
 import pytest
 
 from ffpool import names
-from ffpool_operator import autoscaler, builders, cluster, reconcile, workloads
-from ffpool_operator.drift import ChildPlan
-from ffpool_operator.kube import Kube, KubeError, field_managers
-from ffpool_operator.models import PoolRef, PoolSpec
+from ffpool_operator.decisions.drift import ChildPlan
+from ffpool_operator.flows import apply, autoscale
+from ffpool_operator.kube import access
+from ffpool_operator.kube.client import Kube, KubeError, field_managers
+from ffpool_operator.manifests import deployments, objects
+from ffpool_operator.spec.pool import PoolRef, PoolSpec
 from tests.cluster.controlplane import ControlPlane
 
 pytestmark = [pytest.mark.cluster]
@@ -66,7 +68,7 @@ async def kube(
     control_plane: ControlPlane, namespace: str, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Kube]:
     monkeypatch.setenv("KUBECONFIG", str(control_plane.admin_kubeconfig))
-    client = OwnerlessKube(cluster.load())  # how the operator loads its config outside a pod
+    client = OwnerlessKube(access.load())  # how the operator loads its config outside a pod
     yield client
     await client.close()
 
@@ -90,7 +92,7 @@ async def test_fields_dropped_from_the_spec_go_and_other_managers_fields_stay(
         servers={"service": {"annotations": {"example.com/team": "video"}}},
         autoscaling={"minReplicas": 2},
     )
-    await reconcile.apply_children(kube, POOL, first)
+    await apply.apply_children(kube, POOL, first)
     worker = live(control_plane, "deployment", WORKER)
     assert worker["spec"]["replicas"] == 2  # created with the initial count, not the default 1
     assert worker["spec"]["template"]["spec"]["nodeSelector"] == {"disk": "ssd"}
@@ -100,7 +102,7 @@ async def test_fields_dropped_from_the_spec_go_and_other_managers_fields_stay(
     control_plane.kubectl("annotate", "service", "pool", "-n", NS, "example.com/note=keep")
     control_plane.kubectl("scale", "deployment", WORKER, "-n", NS, "--replicas=5")
 
-    await reconcile.apply_children(kube, POOL, spec(autoscaling={"minReplicas": 2}))
+    await apply.apply_children(kube, POOL, spec(autoscaling={"minReplicas": 2}))
     worker = live(control_plane, "deployment", WORKER)
     assert "nodeSelector" not in worker["spec"]["template"]["spec"]
     assert worker["metadata"]["labels"]["example.com/owner"] == "alice"
@@ -114,10 +116,10 @@ async def test_the_worker_count_belongs_to_the_autoscalers_field_manager(
     control_plane: ControlPlane, kube: Kube
 ) -> None:
     s = spec(autoscaling={"minReplicas": 1})
-    await reconcile.apply_children(kube, POOL, s)
+    await apply.apply_children(kube, POOL, s)
     control_plane.kubectl("scale", "deployment", WORKER, "-n", NS, "--replicas=4")
-    await autoscaler.write_replicas(kube, POOL, 3)  # force: takes the count back from kubectl
-    await reconcile.apply_children(kube, POOL, s)
+    await autoscale.write_replicas(kube, POOL, 3)  # force: takes the count back from kubectl
+    await apply.apply_children(kube, POOL, s)
 
     worker = live(control_plane, "deployment", WORKER)
     assert worker["spec"]["replicas"] == 3
@@ -141,11 +143,11 @@ async def test_a_handover_cut_short_is_finished_by_the_next_reconcile(
     (which would reset it to Kubernetes' default of 1)."""
     control_plane.kubectl("delete", "deployment", WORKER, "-n", NS, "--ignore-not-found")
     s = spec(autoscaling={"minReplicas": 3})
-    await kube.apply(workloads.worker_deployment(POOL, s, 3))
+    await kube.apply(deployments.worker_deployment(POOL, s, 3))
     assert field_managers(live(control_plane, "deployment", WORKER), REPLICAS) == {
         names.FIELD_MANAGER
     }
-    await reconcile.apply_workers(kube, POOL, s, ChildPlan(pool_uid=POOL.uid))
+    await apply.apply_workers(kube, POOL, s, ChildPlan(pool_uid=POOL.uid))
     worker = live(control_plane, "deployment", WORKER)
     assert worker["spec"]["replicas"] == 3
     assert field_managers(worker, REPLICAS) == {names.FIELD_MANAGER_AUTOSCALER}
@@ -157,9 +159,9 @@ async def test_force_takes_back_what_the_operator_owns(
     """The server count comes from the pool's spec: `kubectl scale` of the server Deployment
     lasts until the next reconcile, which applies with force instead of failing on conflict."""
     s = spec(servers={"replicas": 2})
-    await reconcile.apply_children(kube, POOL, s)
+    await apply.apply_children(kube, POOL, s)
     control_plane.kubectl("scale", "deployment", SERVER, "-n", NS, "--replicas=6")
-    await reconcile.apply_children(kube, POOL, s)
+    await apply.apply_children(kube, POOL, s)
     server = live(control_plane, "deployment", SERVER)
     assert server["spec"]["replicas"] == 2
     assert field_managers(server, REPLICAS) == {names.FIELD_MANAGER}
@@ -182,16 +184,16 @@ async def test_apply_needs_patch_and_create_but_no_get(
     )  # fmt: skip
     token = control_plane.kubectl("create", "token", account, "-n", NS).strip()
     monkeypatch.setenv("KUBECONFIG", str(control_plane.kubeconfig(account, token)))
-    client = Kube(cluster.load())
+    client = Kube(access.load())
     pool = PoolRef(name="rbac", namespace=NS, uid=POOL.uid)
     try:
-        created = await client.apply(ownerless(builders.config_map(pool, spec())))
+        created = await client.apply(ownerless(objects.config_map(pool, spec())))
         assert created["data"]["MAX_CONCURRENT_JOBS"] == "1"
         two = spec(workers={"jobsPerWorker": 2})
-        changed = await client.apply(ownerless(builders.config_map(pool, two)))
+        changed = await client.apply(ownerless(objects.config_map(pool, two)))
         assert changed["data"]["MAX_CONCURRENT_JOBS"] == "2"
         with pytest.raises(KubeError) as denied:
-            await client.get("ConfigMap", NS, builders.config_map_name(pool))
+            await client.get("ConfigMap", NS, objects.config_map_name(pool))
         assert denied.value.status == 403
     finally:
         await client.close()

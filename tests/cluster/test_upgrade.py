@@ -22,9 +22,9 @@ from websockets.exceptions import WebSocketException
 
 from bench.ledger import Ledger
 from ffpool import names
-from ffpool.client import Client, Outcome
-from ffpool.jobs.events import CompletedEvent, JobEvent, JobState, StateEvent
-from ffpool.jobs.models import JobSpec, Preset, TranscodeOp, UploadInput
+from ffpool.client.session import Client, Outcome
+from ffpool.domain.events import CompletedEvent, JobEvent, JobState, StateEvent
+from ffpool.domain.jobs import JobSpec, Preset, TranscodeOp, UploadInput
 from tests.cluster.conftest import EXAMPLE_SERVICE_IMAGE, SERVICE_IMAGE
 from tests.cluster.controlplane import ControlPlane
 from tests.cluster.ingress import IngressController

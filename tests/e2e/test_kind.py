@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from ffpool import names
-from ffpool.client import Client
-from ffpool.jobs.events import CompletedEvent
-from ffpool.jobs.models import JobSpec, Preset, ThumbnailOp, TranscodeOp, UploadInput
+from ffpool.client.session import Client
+from ffpool.domain.events import CompletedEvent
+from ffpool.domain.jobs import JobSpec, Preset, ThumbnailOp, TranscodeOp, UploadInput
 from tests.conftest import make_clip
 from tests.e2e.conftest import NAMESPACE, POOL, Cluster, wait_for
 

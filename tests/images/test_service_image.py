@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from ffpool import names
-from ffpool.client import Client
-from ffpool.jobs.events import CompletedEvent
-from ffpool.jobs.models import JobSpec, PathInput, Preset, TranscodeOp
+from ffpool.client.session import Client
+from ffpool.domain.events import CompletedEvent
+from ffpool.domain.jobs import JobSpec, PathInput, Preset, TranscodeOp
 from tests.images.conftest import (
     APP_UID,
     SERVICE,

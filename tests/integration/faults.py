@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ffpool.jobs.models import (
+from ffpool.domain.jobs import (
     JobSpec,
     PathInput,
     Preset,

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from ffpool.metrics import Metrics
 from ffpool.server.ops import make_ops_app
-from ffpool.storage import LocalStorage
+from ffpool.storage.media import LocalStorage
 from tests.integration.http_harness import Client, FakeBackend, Ready, app_for
 
 

@@ -12,11 +12,11 @@ from aiohttp.test_utils import TestClient
 from ffpool.auth.gate import Authenticator
 from ffpool.backends.admission import Admission, TenantLimits
 from ffpool.backends.base import BackendStats, Health, Submission, Subscription, UnknownJob
-from ffpool.jobs.events import JobRecord
-from ffpool.jobs.models import Job
+from ffpool.domain.events import JobRecord
+from ffpool.domain.jobs import Job
 from ffpool.server.http import make_http_app
 from ffpool.settings import Settings
-from ffpool.storage import LocalStorage
+from ffpool.storage.media import LocalStorage
 
 VERSION = "9.8.7"
 SCHEMA = {"title": "ffpool protocol", "oneOf": [{"type": "object"}]}

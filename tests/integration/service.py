@@ -12,7 +12,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 
 from ffpool.app import Running, running
-from ffpool.protocol import server_adapter
+from ffpool.domain.protocol import server_adapter
 from ffpool.settings import Settings
 
 

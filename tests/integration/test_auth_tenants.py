@@ -11,9 +11,9 @@ from yarl import URL
 
 from ffpool import logs, names
 from ffpool.app import running
-from ffpool.client import Client, ClientError
-from ffpool.jobs.events import CompletedEvent
-from ffpool.jobs.models import JobSpec, PathInput, ThumbnailOp
+from ffpool.client.session import Client, ClientError
+from ffpool.domain.events import CompletedEvent
+from ffpool.domain.jobs import JobSpec, PathInput, ThumbnailOp
 from tests.integration.auth_harness import bearer, conn_as, http_status, secured
 from tests.integration.service import settings_for, submit
 

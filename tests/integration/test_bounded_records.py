@@ -16,13 +16,13 @@ import pytest
 
 from ffpool.backends.rabbitmq.records import RecordCache
 from ffpool.backends.retention import RetainedBytes
-from ffpool.jobs import bounds
-from ffpool.jobs.events import CompletedEvent
-from ffpool.jobs.executor import Executor
-from ffpool.jobs.models import Job, JobSpec, PathInput, ProbeOp
-from ffpool.jobs.probe import parse_ffprobe_json
+from ffpool.domain import bounds
+from ffpool.domain.events import CompletedEvent
+from ffpool.domain.jobs import Job, JobSpec, PathInput, ProbeOp
+from ffpool.ffmpeg.executor import Executor
+from ffpool.ffmpeg.probe import parse_ffprobe_json
 from ffpool.settings import Settings
-from ffpool.storage import LocalStorage
+from ffpool.storage.media import LocalStorage
 
 pytestmark = pytest.mark.ffmpeg
 STREAMS = 1000

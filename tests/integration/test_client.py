@@ -1,4 +1,4 @@
-"""ffpool.client against the real service (memory backend, real FFmpeg, ephemeral ports):
+"""ffpool.client.session against the real service (memory backend, real FFmpeg, ephemeral ports):
 every wait ends, by an outcome, a deadline, a refusal or the connection closing."""
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from ffpool.auth.keys import derive, load_signing_key
-from ffpool.client import Client, ClientError
-from ffpool.jobs.events import CancelledEvent, CompletedEvent
-from ffpool.jobs.models import (
+from ffpool.backends.tenancy import keyed_job_id
+from ffpool.client.session import Client, ClientError
+from ffpool.domain.events import CancelledEvent, CompletedEvent
+from ffpool.domain.jobs import (
     ANONYMOUS_TENANT,
     JobSpec,
     PathInput,
@@ -22,8 +23,7 @@ from ffpool.jobs.models import (
     TranscodeOp,
     UploadInput,
 )
-from ffpool.protocol import ErrorCode
-from ffpool.tenancy import keyed_job_id
+from ffpool.domain.protocol import ErrorCode
 from tests.integration.service import service
 
 pytestmark = pytest.mark.ffmpeg

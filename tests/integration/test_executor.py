@@ -12,10 +12,8 @@ from typing import Any
 
 import pytest
 
-from ffpool.jobs.binaries import Binaries
-from ffpool.jobs.events import CompletedEvent, ProgressEvent
-from ffpool.jobs.executor import Executor
-from ffpool.jobs.models import (
+from ffpool.domain.events import CompletedEvent, ProgressEvent
+from ffpool.domain.jobs import (
     AudioCodec,
     AudioFormat,
     Container,
@@ -33,8 +31,10 @@ from ffpool.jobs.models import (
     TrimOp,
     VideoCodec,
 )
+from ffpool.ffmpeg.binaries import Binaries
+from ffpool.ffmpeg.executor import Executor
 from ffpool.settings import Settings
-from ffpool.storage import LocalStorage
+from ffpool.storage.media import LocalStorage
 
 pytestmark = pytest.mark.ffmpeg
 

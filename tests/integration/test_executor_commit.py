@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from ffpool.jobs import commit
-from ffpool.jobs.events import CompletedEvent, OutputFile, ProgressEvent
-from ffpool.jobs.models import Preset, TranscodeOp
+from ffpool.domain.events import CompletedEvent, OutputFile, ProgressEvent
+from ffpool.domain.jobs import Preset, TranscodeOp
+from ffpool.ffmpeg import commit
 from tests.integration.test_executor import ffprobe, job_files, job_for, make_executor
 
 pytestmark = pytest.mark.ffmpeg

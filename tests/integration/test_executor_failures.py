@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ffpool.jobs.argv import PROTOCOL_WHITELIST
-from ffpool.jobs.events import CompletedEvent, FailedEvent, FailureCode, ProgressEvent
-from ffpool.jobs.models import (
+from ffpool.domain.events import CompletedEvent, FailedEvent, FailureCode, ProgressEvent
+from ffpool.domain.jobs import (
     ExtractAudioOp,
     Operation,
     Preset,
@@ -22,6 +21,7 @@ from ffpool.jobs.models import (
     ThumbnailOp,
     TranscodeOp,
 )
+from ffpool.ffmpeg.argv import PROTOCOL_WHITELIST
 from tests.conftest import make_clip
 from tests.integration.test_executor import (
     execute,

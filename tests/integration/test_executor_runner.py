@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ffpool.jobs.runner import run
+from ffpool.ffmpeg.process import run
 
 PY = sys.executable
 

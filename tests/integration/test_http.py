@@ -11,10 +11,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from ffpool.auth.policy import ANONYMOUS_WARNING
 from ffpool.backends.base import BackendUnavailable, Health
-from ffpool.jobs.events import FailedEvent, FailureCode, JobRecord, JobState, apply
-from ffpool.jobs.models import Job, JobSpec, PathInput, ProbeOp
+from ffpool.domain.events import FailedEvent, FailureCode, JobRecord, JobState, apply
+from ffpool.domain.jobs import Job, JobSpec, PathInput, ProbeOp
 from ffpool.metrics import Metrics
-from ffpool.storage import LocalStorage
+from ffpool.storage.media import LocalStorage
 from tests.integration.http_harness import (
     SCHEMA,
     VERSION,

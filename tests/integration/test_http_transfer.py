@@ -12,9 +12,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
 
-from ffpool.jobs.events import JobRecord
-from ffpool.jobs.models import Job, JobSpec, PathInput, ProbeOp
-from ffpool.storage import LocalStorage
+from ffpool.domain.events import JobRecord
+from ffpool.domain.jobs import Job, JobSpec, PathInput, ProbeOp
+from ffpool.storage.media import LocalStorage
 from tests.integration.http_harness import (
     UPLOAD_LIMIT,
     Client,

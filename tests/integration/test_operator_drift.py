@@ -10,7 +10,7 @@ import pytest
 from kmock._internal import rendering
 
 from ffpool import names
-from ffpool_operator import drift
+from ffpool_operator.decisions import drift
 from tests.kmock_ext import ApiServer
 from tests.operator_harness.helpers import (
     NS,

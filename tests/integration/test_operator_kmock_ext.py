@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from ffpool import names
-from ffpool_operator.kube import KubeError, field_managers
+from ffpool_operator.kube.client import KubeError, field_managers
 from tests.kmock_ext import ApiServer
 
 pytest_plugins = ["tests.operator_harness.fixtures"]

@@ -4,14 +4,14 @@ BrokerError of its own kind, never success, absence or an unhandled exception.""
 import pytest
 from pydantic import SecretStr
 
-from ffpool_operator.broker import (
+from ffpool_operator.broker.management import ManagementClient
+from ffpool_operator.broker.protocols import (
     BrokerAuthFailed,
     BrokerBadAnswer,
     BrokerError,
     BrokerNotFound,
     BrokerUnavailable,
 )
-from ffpool_operator.mgmt import ManagementClient
 from tests.operator_harness import fake_mgmt
 from tests.operator_harness.fake_mgmt import Answer
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ffpool_operator.mgmt import segment
+from ffpool_operator.broker.management import segment
 from tests.integration.test_operator_events import pool_events
 from tests.kmock_ext import ApiServer
 from tests.operator_harness.helpers import Broker, condition, eventually, pool, secret

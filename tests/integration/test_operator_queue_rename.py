@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from ffpool import names
-from ffpool_operator.mgmt import segment
+from ffpool_operator.broker.management import segment
 from tests.integration.test_operator_events import pool_events
 from tests.kmock_ext import ApiServer
 from tests.operator_harness.helpers import NS, Broker, condition, eventually, pool, secret

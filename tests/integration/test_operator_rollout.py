@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from ffpool import names
-from ffpool_operator import rollout
-from ffpool_operator.kube import Kube
+from ffpool_operator.decisions import rollout
+from ffpool_operator.kube.client import Kube
 from tests.kmock_ext import ApiServer
 from tests.operator_harness.helpers import NS, Broker, condition, eventually, obj, pool, secret
 

@@ -11,14 +11,14 @@ import sys
 import time
 from pathlib import Path
 
-from ffpool.jobs import pdeathsig
+from ffpool.ffmpeg import pdeathsig
 from tests.integration.test_executor_runner import alive, until_dead
 
 # A parent that runs an endless FFmpeg through ffpool's runner, with a thread running (as a
 # worker has: the marker file thread), and waits to be killed.
 PARENT = """
 import asyncio, threading, time
-from ffpool.jobs.runner import run
+from ffpool.ffmpeg.process import run
 threading.Thread(target=time.sleep, args=(600,), daemon=True).start()
 asyncio.run(run(["ffmpeg", "-nostdin", "-re", "-f", "lavfi", "-i", "testsrc=size=64x64",
                  "-f", "null", "-"], timeout_s=600, grace_s=1))

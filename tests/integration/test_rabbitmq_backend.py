@@ -15,7 +15,7 @@ import pytest
 from ffpool import names
 from ffpool.backends.base import BackendUnavailable, QueueFull
 from ffpool.backends.rabbitmq import RabbitBackend
-from ffpool.jobs.events import FailureCode, JobState
+from ffpool.domain.events import FailureCode, JobState
 from ffpool.settings import Settings
 from tests.integration.test_rabbitmq_helpers import (
     FakeExecutor,

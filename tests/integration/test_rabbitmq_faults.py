@@ -23,7 +23,7 @@ import aiohttp
 import pytest
 from websockets.exceptions import WebSocketException
 
-from ffpool.client import Client, ClientError
+from ffpool.client.session import Client, ClientError
 from tests.integration import faults
 from tests.integration.faults import Entry, Findings, Planned
 from tests.integration.test_rabbitmq_helpers import need_broker

@@ -15,7 +15,7 @@ import aio_pika
 import pytest
 
 from ffpool.backends.rabbitmq import RabbitBackend
-from ffpool.jobs.events import (
+from ffpool.domain.events import (
     CompletedEvent,
     FailedEvent,
     FailureCode,
@@ -23,7 +23,7 @@ from ffpool.jobs.events import (
     JobState,
     ProgressEvent,
 )
-from ffpool.jobs.models import Job, JobSpec, PathInput, ProbeOp
+from ffpool.domain.jobs import Job, JobSpec, PathInput, ProbeOp
 from ffpool.settings import Settings
 from ffpool.topology import Topology
 from tests.conftest import broker_reachable, require

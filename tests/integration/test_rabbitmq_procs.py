@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from ffpool.protocol import server_adapter
+from ffpool.domain.protocol import server_adapter
 from tests.conftest import require
 
 FFPOOL = str(Path(sys.executable).with_name("ffpool"))

@@ -11,8 +11,8 @@ import pytest
 
 from ffpool import names
 from ffpool.backends.base import BackendUnavailable
-from ffpool.backends.rabbitmq import RabbitBackend, runner
-from ffpool.jobs.events import FailureCode, JobState
+from ffpool.backends.rabbitmq import RabbitBackend, job_run
+from ffpool.domain.events import FailureCode, JobState
 from tests.integration.test_rabbitmq_helpers import (
     FakeExecutor,
     FakeMetrics,
@@ -85,7 +85,7 @@ async def test_a_completed_job_redelivered_after_a_crash_is_not_run_again(
         j = job("ok")
         async with started(RabbitBackend(make_settings(prefix, tmp_path, "server1"),
                                          FakeMetrics(), None)) as front:  # fmt: skip
-            monkeypatch.setattr(runner, "ack_all", _acked_but_not)
+            monkeypatch.setattr(job_run, "ack_all", _acked_but_not)
             async with started(RabbitBackend(worker, FakeMetrics(), first, serve_clients=False)):
                 await front.submit(j)
                 await eventually(lambda: state_of(front, j.id, JobState.COMPLETED))

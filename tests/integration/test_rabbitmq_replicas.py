@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from ffpool.backends.rabbitmq import RabbitBackend
-from ffpool.jobs.events import FailureCode, JobState
-from ffpool.jobs.executor import Executor
-from ffpool.jobs.models import ANONYMOUS_TENANT, Job, JobSpec, PathInput, Preset, TranscodeOp
-from ffpool.storage import LocalStorage
-from ffpool.tenancy import keyed_job_id
+from ffpool.backends.tenancy import keyed_job_id
+from ffpool.domain.events import FailureCode, JobState
+from ffpool.domain.jobs import ANONYMOUS_TENANT, Job, JobSpec, PathInput, Preset, TranscodeOp
+from ffpool.ffmpeg.executor import Executor
+from ffpool.storage.media import LocalStorage
 from tests.integration.test_rabbitmq_helpers import (
     FakeExecutor,
     FakeMetrics,

@@ -15,7 +15,7 @@ import pytest
 
 from ffpool.backends.base import BackendUnavailable
 from ffpool.backends.rabbitmq import RabbitBackend
-from ffpool.jobs.events import JobState
+from ffpool.domain.events import JobState
 from tests.integration.test_rabbitmq_helpers import (
     FakeExecutor,
     FakeMetrics,

@@ -11,9 +11,9 @@ import pytest
 
 from ffpool.backends.base import TooManyJobs, UnknownJob
 from ffpool.backends.rabbitmq import RabbitBackend
-from ffpool.jobs.events import JobEvent, JobState
-from ffpool.jobs.models import Job, JobSpec, PathInput, ProbeOp
-from ffpool.tenancy import scoped
+from ffpool.backends.tenancy import scoped
+from ffpool.domain.events import JobEvent, JobState
+from ffpool.domain.jobs import Job, JobSpec, PathInput, ProbeOp
 from tests.integration.test_rabbitmq_helpers import (
     FakeExecutor,
     FakeMetrics,

@@ -15,8 +15,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from structlog.testing import capture_logs
 
-from ffpool.jobs.events import CompletedEvent, FailedEvent, FailureCode
-from ffpool.jobs.models import (
+from ffpool.domain.events import CompletedEvent, FailedEvent, FailureCode
+from ffpool.domain.jobs import (
     Job,
     JobSpec,
     Operation,

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import aiohttp
 
-from ffpool.client import Client
-from ffpool.jobs.events import CompletedEvent
-from ffpool.jobs.models import JobSpec, PathInput, ThumbnailOp, TranscodeOp
+from ffpool.client.session import Client
+from ffpool.domain.events import CompletedEvent
+from ffpool.domain.jobs import JobSpec, PathInput, ThumbnailOp, TranscodeOp
 from tests.conftest import make_clip
 from tests.integration.service import conn, service, submit
 

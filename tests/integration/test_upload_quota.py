@@ -14,12 +14,12 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from ffpool.auth.gate import Authenticator
 from ffpool.auth.tokens import file_line
-from ffpool.jobs.events import CompletedEvent, FailedEvent, FailureCode
-from ffpool.jobs.executor import Executor
-from ffpool.jobs.models import Job, JobSpec, PathInput, ThumbnailOp
-from ffpool.quota import DiskLimits
+from ffpool.domain.events import CompletedEvent, FailedEvent, FailureCode
+from ffpool.domain.jobs import Job, JobSpec, PathInput, ThumbnailOp
+from ffpool.ffmpeg.executor import Executor
 from ffpool.settings import Settings
-from ffpool.storage import LocalStorage
+from ffpool.storage.media import LocalStorage
+from ffpool.storage.quota import DiskLimits
 from tests.integration.http_harness import Client, FakeBackend, Ready, app_for
 
 QUOTA = 50_000

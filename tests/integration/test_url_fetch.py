@@ -16,18 +16,18 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.test_utils import TestServer
 from structlog.testing import capture_logs
 
-from ffpool.jobs.events import FailureCode
-from ffpool.jobs.inputs import (
+from ffpool.domain.events import FailureCode
+from ffpool.domain.jobs import UrlInput
+from ffpool.ffmpeg.inputs import (
     DOWNLOAD_FAILED_MESSAGE,
     REFUSED_MESSAGE,
     InputError,
     fetch_url,
     materialize,
 )
-from ffpool.jobs.models import UrlInput
-from ffpool.jobs.url_guard import IPAddress, check_address, policy
+from ffpool.ffmpeg.url_guard import IPAddress, check_address, policy
 from ffpool.settings import Settings
-from ffpool.storage import LocalStorage
+from ffpool.storage.media import LocalStorage
 
 JOB_ID = "0123456789abcdef0123456789abcdef"
 BODY = os.urandom(200_000)

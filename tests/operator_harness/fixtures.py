@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from ffpool_operator import cluster
-from ffpool_operator.kube import Kube
+from ffpool_operator.kube import access
+from ffpool_operator.kube.client import Kube
 from tests.conftest import broker_reachable, require
 from tests.operator_harness.cluster import register_resources, running_operator, write_kubeconfig
 from tests.operator_harness.helpers import Broker
@@ -27,7 +27,7 @@ def kube_api(kmock: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any
 
 @pytest.fixture
 async def kube(kube_api: Any) -> AsyncIterator[Kube]:
-    client = Kube(cluster.load())
+    client = Kube(access.load())
     yield client
     await client.close()
 

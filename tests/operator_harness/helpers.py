@@ -11,7 +11,7 @@ import aiohttp
 from pydantic import SecretStr
 
 from ffpool import names
-from ffpool_operator.mgmt import ManagementClient, segment
+from ffpool_operator.broker.management import ManagementClient, segment
 
 NS = "ffp-test"
 MGMT_URL = "http://127.0.0.1:15672"

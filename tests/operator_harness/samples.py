@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ffpool_operator.models import PoolRef, PoolSpec
+from ffpool_operator.spec.pool import PoolRef, PoolSpec
 
 POOL = PoolRef(name="demo", namespace="media", uid="0b7c-uid")
 

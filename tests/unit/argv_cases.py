@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ffpool.jobs.argv import FORMAT_WHITELIST, FFmpegPlan, build_plan
-from ffpool.jobs.binaries import Binaries
-from ffpool.jobs.models import Operation
+from ffpool.domain.jobs import Operation
+from ffpool.ffmpeg.argv import FORMAT_WHITELIST, FFmpegPlan, build_plan
+from ffpool.ffmpeg.binaries import Binaries
 from ffpool.settings import Settings
 
 BIN = Binaries(ffmpeg="/opt/ff/ffmpeg", ffprobe="/opt/ff/ffprobe")

@@ -6,9 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ffpool.jobs.argv import FORMAT_WHITELIST, Tool, build_plan, file_url, trim_container
-from ffpool.jobs.argv_codecs import num
-from ffpool.jobs.models import (
+from ffpool.domain.jobs import (
     AudioCodec,
     AudioFormat,
     Container,
@@ -22,6 +20,8 @@ from ffpool.jobs.models import (
     TrimOp,
     VideoCodec,
 )
+from ffpool.ffmpeg.argv import FORMAT_WHITELIST, Tool, build_plan, file_url, trim_container
+from ffpool.ffmpeg.codecs import num
 from ffpool.settings import Settings
 from tests.unit.argv_cases import (
     BIN,

@@ -9,8 +9,7 @@ from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from ffpool.jobs.argv import FORMAT_WHITELIST
-from ffpool.jobs.models import (
+from ffpool.domain.jobs import (
     MAX_MEDIA_SECONDS,
     MIN_TRIM_SECONDS,
     AudioCodec,
@@ -27,6 +26,7 @@ from ffpool.jobs.models import (
     TrimOp,
     VideoCodec,
 )
+from ffpool.ffmpeg.argv import FORMAT_WHITELIST
 from tests.unit.argv_cases import BIN, HEAD, JOB_DIR, SRC, plan
 
 seconds = st.floats(min_value=0, max_value=7 * 24 * 3600, allow_nan=False)

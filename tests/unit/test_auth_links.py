@@ -5,8 +5,8 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 from ffpool.auth.links import link_valid, sign_completed, sign_record, sign_url
-from ffpool.jobs.events import CompletedEvent, JobRecord, OutputFile, apply
-from ffpool.jobs.models import Job, JobSpec, PathInput, ProbeOp
+from ffpool.domain.events import CompletedEvent, JobRecord, OutputFile, apply
+from ffpool.domain.jobs import Job, JobSpec, PathInput, ProbeOp
 
 KEY = b"k" * 32
 JOB = "a" * 32

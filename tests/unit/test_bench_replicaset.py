@@ -17,7 +17,7 @@ from bench.replicaset import (
     worker_seconds,
 )
 from ffpool import names
-from ffpool.jobs.events import CompletedEvent, JobState, StateEvent
+from ffpool.domain.events import CompletedEvent, JobState, StateEvent
 
 A, B = "a" * 32, "b" * 32
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ffpool.jobs import binaries
-from ffpool.jobs.binaries import Binaries, BinariesNotFound, resolve
+from ffpool.ffmpeg import binaries
+from ffpool.ffmpeg.binaries import Binaries, BinariesNotFound, resolve
 from ffpool.settings import Settings
 
 

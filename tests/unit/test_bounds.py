@@ -8,8 +8,8 @@ from collections.abc import Callable
 from ffpool.backends.memory import MemoryBackend
 from ffpool.backends.rabbitmq.records import RecordCache
 from ffpool.backends.retention import RetainedBytes
-from ffpool.jobs import bounds
-from ffpool.jobs.events import (
+from ffpool.domain import bounds
+from ffpool.domain.events import (
     CompletedEvent,
     FailedEvent,
     FailureCode,
@@ -20,7 +20,7 @@ from ffpool.jobs.events import (
     StreamInfo,
     apply,
 )
-from ffpool.jobs.models import Job, JobSpec, PathInput, ProbeOp, utcnow
+from ffpool.domain.jobs import Job, JobSpec, PathInput, ProbeOp, utcnow
 from ffpool.settings import Settings
 from tests.fakes import NullMetrics, until
 

@@ -1,5 +1,5 @@
 """The chart grants exactly what the operator uses: every Kubernetes API call is derived from the
-operator's code (its `kube.<verb>(...)` calls, the kinds its builders produce, the resources its
+operator's code (its `client.<verb>(...)` calls, the kinds its builders produce, the resources its
 kopf handlers watch) plus kopf's own needs, and compared with the rendered RBAC rules."""
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ import pytest
 import yaml
 
 from ffpool import names
-from ffpool_operator import builders, kube, main, netpol, workloads
-from ffpool_operator.models import PoolRef, PoolSpec
+from ffpool_operator import main
+from ffpool_operator.kube import client
+from ffpool_operator.manifests import deployments, network_policies, objects
+from ffpool_operator.spec.pool import PoolRef, PoolSpec
 from tests import helmchart
 from tests.helmchart import ROOT, manifests, of_kind
 
@@ -30,7 +32,11 @@ CLIENT_VERBS = {"get": {"get"}, "list": {"list"}, "create": {"create"}, "patch":
 KOPF_RESOURCE_DECORATORS = {
     "create", "update", "resume", "delete", "field", "event", "daemon", "timer", "index",
 }  # fmt: skip
-BUILDER_MODULES = {"builders": builders, "workloads": workloads, "netpol": netpol}
+BUILDER_MODULES = {
+    "objects": objects,
+    "deployments": deployments,
+    "network_policies": network_policies,
+}
 
 
 def _sample() -> tuple[PoolRef, PoolSpec]:
@@ -42,7 +48,7 @@ def _sample() -> tuple[PoolRef, PoolSpec]:
 
 
 def _group_resource(kind: str) -> tuple[str, str]:
-    prefix, plural = kube.RESOURCES[kind]
+    prefix, plural = client.RESOURCES[kind]
     return ("" if prefix == "/api/v1" else prefix.split("/")[2]), plural
 
 
@@ -53,7 +59,7 @@ def _is_kube_receiver(node: ast.expr) -> bool:
 
 
 def _builder_kind(call: ast.Call) -> str:
-    """Kind of the manifest a builders./workloads. call returns, by calling it on a sample."""
+    """Kind of the manifest a objects./deployments. call returns, by calling it on a sample."""
     func = call.func
     assert isinstance(func, ast.Attribute), ast.dump(call)
     assert isinstance(func.value, ast.Name), ast.dump(call)
@@ -93,7 +99,7 @@ def _kind_of(arg: ast.expr, scope: ast.AST) -> str:
 
 
 def _client_calls() -> Iterator[tuple[Path, str, ast.Call, ast.AST]]:
-    for path in sorted(PACKAGE.glob("*.py")):
+    for path in sorted(PACKAGE.rglob("*.py")):
         tree = ast.parse(path.read_text())
         for scope in ast.walk(tree):
             if not isinstance(scope, ast.AsyncFunctionDef | ast.FunctionDef):
@@ -121,7 +127,7 @@ def operator_client_permissions() -> set[Permission]:
 
 
 def _kopf_posts_events() -> bool:
-    for path in sorted(PACKAGE.glob("*.py")):
+    for path in sorted(PACKAGE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if (
                 isinstance(node, ast.Attribute)
@@ -148,8 +154,10 @@ def _resolve_resource(dec: ast.Call, module: Any) -> tuple[str, str]:
 def handler_resources() -> set[tuple[str, str]]:
     """Resources the operator's kopf handlers serve, from their decorators."""
     found: set[tuple[str, str]] = set()
-    for path in sorted(PACKAGE.glob("*.py")):
-        module = importlib.import_module(f"ffpool_operator.{path.stem}")
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = importlib.import_module(
+            ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        )
         for node in ast.walk(ast.parse(path.read_text())):
             if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 continue
@@ -185,7 +193,7 @@ def owner_reference_permissions() -> set[Permission]:
     """blockOwnerDeletion needs `update` on the owner's finalizers (OwnerReferencesPermission-
     Enforcement admission): https://kubernetes.io/docs/reference/access-authn-authz/admission-controllers/#ownerreferencespermissionenforcement"""
     pool, _ = _sample()
-    if not builders.owner_reference(pool).get("blockOwnerDeletion"):
+    if not objects.owner_reference(pool).get("blockOwnerDeletion"):
         return set()
     return {(names.API_GROUP, f"{names.CRD_PLURAL}/finalizers", "update")}
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ffpool.client_resume import RETRY_FIRST_S, RETRY_MAX_S, give_up_unknown, retry_delay
+from ffpool.client.resume import RETRY_FIRST_S, RETRY_MAX_S, give_up_unknown, retry_delay
 
 
 def test_retry_delay_doubles_up_to_its_cap() -> None:

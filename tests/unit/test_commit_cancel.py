@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ffpool.jobs import commit
-from ffpool.jobs.commit import RunScope, run_scope
+from ffpool.ffmpeg import commit
+from ffpool.ffmpeg.commit import RunScope, run_scope
 
 
 async def test_a_run_cancelled_while_taking_the_lock_gives_it_back(

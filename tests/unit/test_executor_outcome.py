@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from pydantic import AnyUrl
 
-from ffpool.jobs.events import FailureCode
-from ffpool.jobs.executor_outcome import classify, output_url, size_failure, useful_tail
-from ffpool.jobs.runner import RunResult
+from ffpool.domain.events import FailureCode
+from ffpool.ffmpeg.outcome import classify, output_url, size_failure, useful_tail
+from ffpool.ffmpeg.process import RunResult
 
 ROOT = Path("/srv/media")
 JOB = "0123456789abcdef0123456789abcdef"

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from ffpool.housekeeping import sweep_period, sweep_uploads_forever, sweep_uploads_once
-from ffpool.jobs.events import FailureCode
-from ffpool.quota import TenantUsage
+from ffpool.domain.events import FailureCode
 from ffpool.settings import Settings
-from ffpool.storage import LocalStorage, StorageError
+from ffpool.storage.housekeeping import sweep_period, sweep_uploads_forever, sweep_uploads_once
+from ffpool.storage.media import LocalStorage, StorageError
+from ffpool.storage.quota import TenantUsage
 
 NOW = 1_700_000_000.0
 TENANT = "acme"

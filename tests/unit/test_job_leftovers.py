@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from ffpool.jobs.commit import LOCK
-from ffpool.jobs.events import FailureCode
-from ffpool.jobs.sweep import leftover, remove_stale_leftovers
-from ffpool.storage import LocalStorage, StorageError, media_path_problem
+from ffpool.domain.events import FailureCode
+from ffpool.ffmpeg.commit import LOCK
+from ffpool.ffmpeg.sweep import leftover, remove_stale_leftovers
+from ffpool.storage.media import LocalStorage, StorageError, media_path_problem
 
 OLD = "0" * 32
 BUSY = "1" * 32

@@ -11,12 +11,12 @@ import structlog
 from structlog.testing import capture_logs
 
 from ffpool import logs
-from ffpool.jobs.binaries import Binaries
-from ffpool.jobs.events import FailedEvent, FailureCode, JobState
-from ffpool.jobs.executor import Executor
-from ffpool.jobs.models import Job, JobSpec, PathInput, ProbeOp
+from ffpool.domain.events import FailedEvent, FailureCode, JobState
+from ffpool.domain.jobs import Job, JobSpec, PathInput, ProbeOp
+from ffpool.ffmpeg.binaries import Binaries
+from ffpool.ffmpeg.executor import Executor
 from ffpool.settings import Settings
-from ffpool.storage import LocalStorage
+from ffpool.storage.media import LocalStorage
 
 
 @pytest.fixture

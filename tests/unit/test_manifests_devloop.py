@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ffpool_operator.models import PoolSpec
+from ffpool_operator.spec.pool import PoolSpec
 from tests import helmchart
 from tests.e2e import conftest as e2e
 from tests.helmchart import ROOT, manifests

@@ -15,8 +15,8 @@ import pytest
 from ffpool import cli, names
 from ffpool.settings import Settings
 from ffpool_operator import main as operator_main
-from ffpool_operator import workloads
-from ffpool_operator.models import PoolRef, PoolSpec
+from ffpool_operator.manifests import deployments
+from ffpool_operator.spec.pool import PoolRef, PoolSpec
 from tests.helmchart import ROOT
 
 SERVICE = ROOT / "service" / "Dockerfile"
@@ -126,7 +126,7 @@ def test_service_image_has_ffmpeg_and_runs_both_roles() -> None:
     )
     pool = PoolRef(name="p", namespace="n", uid="u")
     for component in (names.COMPONENT_SERVER, names.COMPONENT_WORKER):
-        container = workloads.container(pool, spec, component, spec.workers.resources)
+        container = deployments.container(pool, spec, component, spec.workers.resources)
         assert container["command"] == json.loads(final.all("ENTRYPOINT")[0])
         assert cli._parser().parse_args(container["args"]).command == component
     exposed = set(" ".join(final.all("EXPOSE")).split())

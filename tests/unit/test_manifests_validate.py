@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from ffpool import names
-from ffpool_operator import builders, workloads
-from ffpool_operator.models import PoolRef, PoolSpec
+from ffpool_operator.manifests import deployments, objects
+from ffpool_operator.spec.pool import PoolRef, PoolSpec
 from tests import helmchart, podsecurity
 from tests.helmchart import ROOT, manifests, of_kind
 
@@ -42,14 +42,14 @@ def _operator_objects() -> list[dict[str, Any]]:
     )
     spec = PoolSpec.model_validate(body["spec"])
     pool = PoolRef(name=body["metadata"]["name"], namespace="default", uid="1234")
-    ingress = builders.ingress(pool, spec)
+    ingress = objects.ingress(pool, spec)
     assert ingress is not None
     return [
-        builders.config_map(pool, spec),
-        builders.service(pool, spec),
+        objects.config_map(pool, spec),
+        objects.service(pool, spec),
         ingress,
-        workloads.server_deployment(pool, spec),
-        workloads.worker_deployment(pool, spec, None),
+        deployments.server_deployment(pool, spec),
+        deployments.worker_deployment(pool, spec, None),
     ]
 
 

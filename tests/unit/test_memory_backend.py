@@ -8,8 +8,8 @@ import pytest
 
 from ffpool.backends.base import QueueFull, UnknownJob
 from ffpool.backends.memory import MemoryBackend
-from ffpool.jobs.events import JobState
-from ffpool.jobs.models import Job, JobSpec, PathInput, ProbeOp, TrimOp
+from ffpool.domain.events import JobState
+from ffpool.domain.jobs import Job, JobSpec, PathInput, ProbeOp, TrimOp
 from ffpool.settings import Settings
 from tests.fakes import FakeExecutor, NullMetrics, until
 

@@ -3,8 +3,8 @@ argument conflicts only from real conflicts, retries backing off."""
 
 import pytest
 
-from ffpool_operator import broker_status, reconcile, topology_sync
-from ffpool_operator.broker import (
+from ffpool_operator.broker import topology
+from ffpool_operator.broker.protocols import (
     BrokerAuthFailed,
     BrokerBadAnswer,
     BrokerError,
@@ -12,9 +12,11 @@ from ffpool_operator.broker import (
     BrokerRejected,
     BrokerUnavailable,
 )
-from ffpool_operator.credentials import MissingSecret
+from ffpool_operator.broker.topology import TopologyReport
+from ffpool_operator.decisions import broker_status
+from ffpool_operator.flows import apply
 from ffpool_operator.memory_broker import InMemoryBroker
-from ffpool_operator.topology_sync import TopologyReport
+from ffpool_operator.spec.credentials import MissingSecret
 from tests.operator_harness.samples import POOL, spec
 
 
@@ -33,7 +35,7 @@ def test_each_failure_has_its_own_reason(exc: Exception, reason: str, topology: 
     problem = broker_status.classify(exc)
     assert (problem.reason, problem.topology) == (reason, topology)
     assert str(exc) in problem.message
-    cond = reconcile.topology_condition([], TopologyReport(problem=problem), 1)[0]
+    cond = apply.topology_condition([], TopologyReport(problem=problem), 1)[0]
     assert (cond.reason, cond.message) == (reason, problem.message)
     assert "recreate" not in cond.message
 
@@ -51,17 +53,17 @@ async def test_auth_and_vhost_failures_are_not_argument_conflicts(failure: Broke
     broker = InMemoryBroker()
     broker.failure = failure
     with pytest.raises(type(failure)):
-        await topology_sync.ensure(broker, "/", topology_sync.plan(POOL, spec().topology))
+        await topology.ensure(broker, "/", topology.plan(POOL, spec().topology))
 
 
 async def test_an_exchange_of_another_type_is_an_exchange_conflict() -> None:
     broker = InMemoryBroker()
-    plan = topology_sync.plan(POOL, spec().topology)
+    plan = topology.plan(POOL, spec().topology)
     broker.exchanges["/", plan.exchange] = "topic"
-    report = await topology_sync.ensure(broker, "/", plan)
+    report = await topology.ensure(broker, "/", plan)
     assert not report.ready
     assert report.conflicts == []
-    cond = reconcile.topology_condition([], report, 1)[0]
+    cond = apply.topology_condition([], report, 1)[0]
     assert (cond.status.value, cond.reason) == ("False", "ExchangeConflict")
 
 

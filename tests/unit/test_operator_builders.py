@@ -5,8 +5,8 @@ import pytest
 
 from ffpool import names
 from ffpool.settings import Settings
-from ffpool_operator import builders, netpol, workloads
-from ffpool_operator.models import PoolSpec
+from ffpool_operator.manifests import deployments, network_policies, objects
+from ffpool_operator.spec.pool import PoolSpec
 from tests.operator_harness.samples import POOL, spec, spec_dict
 from tests.podsecurity import hardening_gaps, violations
 
@@ -15,15 +15,18 @@ K8S_VERSION = "1.30"
 
 def _all(s: PoolSpec) -> list[dict[str, Any]]:
     objs = [
-        builders.config_map(POOL, s),
-        builders.service(POOL, s),
-        workloads.server_deployment(POOL, s),
-        workloads.worker_deployment(POOL, s, None),
-        builders.signing_secret(POOL, "0" * 64),
+        objects.config_map(POOL, s),
+        objects.service(POOL, s),
+        deployments.server_deployment(POOL, s),
+        deployments.worker_deployment(POOL, s, None),
+        objects.signing_secret(POOL, "0" * 64),
     ]
     if s.network_policy.enabled:
-        objs += [netpol.server_policy(POOL, s, 5672), netpol.worker_policy(POOL, s, None)]
-    ing = builders.ingress(POOL, s)
+        objs += [
+            network_policies.server_policy(POOL, s, 5672),
+            network_policies.worker_policy(POOL, s, None),
+        ]
+    ing = objects.ingress(POOL, s)
     return objs + ([ing] if ing else [])
 
 
@@ -47,13 +50,13 @@ def test_manifests_validate_strictly_against_kubernetes_schemas(s: PoolSpec) -> 
 
 @pytest.mark.parametrize("s", [spec(), FULL], ids=["minimal", "full"])
 def test_pods_pass_restricted_pod_security(s: PoolSpec) -> None:
-    for dep in (workloads.server_deployment(POOL, s), workloads.worker_deployment(POOL, s, 2)):
+    for dep in (deployments.server_deployment(POOL, s), deployments.worker_deployment(POOL, s, 2)):
         assert violations(dep) == []
         assert hardening_gaps(dep) == []
 
 
 def test_podsecurity_checker_catches_violations() -> None:
-    dep = workloads.worker_deployment(POOL, spec(), 1)
+    dep = deployments.worker_deployment(POOL, spec(), 1)
     pod = dep["spec"]["template"]["spec"]
     pod["securityContext"] = {}
     pod["hostNetwork"] = True
@@ -80,9 +83,9 @@ def test_every_child_is_owned_and_labelled() -> None:
 
 def test_env_comes_from_the_shared_topology_and_settings_names() -> None:
     s = spec(topology={"jobQueue": "q1", "maxPriority": 3}, workers={"jobsPerWorker": 4})
-    routed = builders.config_map(POOL, spec(topology={"routingKey": "rk.1"}))["data"]
+    routed = objects.config_map(POOL, spec(topology={"routingKey": "rk.1"}))["data"]
     assert routed["JOB_ROUTING_KEY"] == "rk.1"
-    env = builders.config_map(POOL, s)["data"]
+    env = objects.config_map(POOL, s)["data"]
     assert env["JOB_QUEUE"] == "q1"
     assert env["JOB_ROUTING_KEY"] == "ffmpeg_job"
     assert env["QUEUE_MAX_PRIORITY"] == "3"
@@ -90,7 +93,9 @@ def test_env_comes_from_the_shared_topology_and_settings_names() -> None:
     assert env["BACKEND"] == "rabbitmq"
     settings_fields = {f.upper() for f in Settings.model_fields}
     assert set(env) <= settings_fields, set(env) - settings_fields
-    container = workloads.worker_deployment(POOL, s, 1)["spec"]["template"]["spec"]["containers"][0]
+    container = deployments.worker_deployment(POOL, s, 1)["spec"]["template"]["spec"]["containers"][
+        0
+    ]
     by_name = {e["name"]: e for e in container["env"]}
     assert by_name["RABBITMQ_URL"]["valueFrom"]["secretKeyRef"] == {
         "name": "rmq",
@@ -101,14 +106,14 @@ def test_env_comes_from_the_shared_topology_and_settings_names() -> None:
 
 
 def test_config_change_rolls_pods_and_grace_exceeds_drain() -> None:
-    a = workloads.worker_deployment(POOL, spec(), 1)["spec"]["template"]
-    b = workloads.worker_deployment(POOL, spec(env={"JOB_TIMEOUT_SECONDS": "60"}), 1)["spec"][
+    a = deployments.worker_deployment(POOL, spec(), 1)["spec"]["template"]
+    b = deployments.worker_deployment(POOL, spec(env={"JOB_TIMEOUT_SECONDS": "60"}), 1)["spec"][
         "template"
     ]
-    key = builders.ANNOTATION_CONFIG_HASH
+    key = objects.ANNOTATION_CONFIG_HASH
     assert a["metadata"]["annotations"][key] != b["metadata"]["annotations"][key]
     s = spec(workers={"drainSeconds": 120})
-    grace = workloads.worker_deployment(POOL, s, 1)["spec"]["template"]["spec"]
+    grace = deployments.worker_deployment(POOL, s, 1)["spec"]["template"]["spec"]
     assert grace["terminationGracePeriodSeconds"] > 120
     with pytest.raises(ValueError, match="must exceed"):
         PoolSpec.model_validate(
@@ -128,17 +133,17 @@ def test_worker_count_is_written_only_at_creation(overrides: dict[str, Any], exp
     """After creation the daemon owns the count (autoscaler, or busy-aware manual scale): a
     reconcile apply without `replicas` cannot race with it (docs/operator.md, "Worker count")."""
     s = spec(**overrides)
-    assert "replicas" not in workloads.worker_deployment(POOL, s)["spec"]
-    assert workloads.initial_worker_replicas(s) == expected
-    assert workloads.worker_deployment(POOL, s, 4)["spec"]["replicas"] == 4
-    scale = workloads.worker_replicas(POOL, expected)
+    assert "replicas" not in deployments.worker_deployment(POOL, s)["spec"]
+    assert deployments.initial_worker_replicas(s) == expected
+    assert deployments.worker_deployment(POOL, s, 4)["spec"]["replicas"] == 4
+    scale = deployments.worker_replicas(POOL, expected)
     assert scale["spec"] == {"replicas": expected}  # the daemon's apply owns the count alone
-    assert scale["metadata"]["name"] == workloads.worker_deployment(POOL, s)["metadata"]["name"]
+    assert scale["metadata"]["name"] == deployments.worker_deployment(POOL, s)["metadata"]["name"]
 
 
 def test_ingress_routes_only_the_client_paths() -> None:
-    assert builders.ingress(POOL, spec()) is None
-    ing = builders.ingress(POOL, FULL)
+    assert objects.ingress(POOL, spec()) is None
+    ing = objects.ingress(POOL, FULL)
     assert ing is not None
     rule = ing["spec"]["rules"][0]
     ports = {p["path"]: p["backend"]["service"]["port"]["name"] for p in rule["http"]["paths"]}

@@ -4,7 +4,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from ffpool_operator import crd
+from ffpool_operator.spec import crd
 from tests.operator_harness.samples import spec_dict
 
 CRD_FILE = Path(__file__).parents[2] / "crds" / "ffmpegpools.ffpool.dev.yaml"
@@ -18,7 +18,7 @@ def _schema() -> dict[str, Any]:
 
 def test_committed_crd_matches_the_models() -> None:
     assert CRD_FILE.read_text() == crd.render(), (
-        "crds/ is stale: run `python -m ffpool_operator.crd > crds/ffmpegpools.ffpool.dev.yaml`"
+        "crds/ is stale: run `python -m ffpool_operator.spec.crd > crds/ffmpegpools.ffpool.dev.yaml`"
     )
 
 

@@ -1,4 +1,4 @@
-"""Drift and ownership decisions, pure (ffpool_operator.drift, ffpool_operator.ownership)."""
+"""Drift and ownership decisions, pure (ffpool_operator.decisions.drift, ffpool_operator.decisions.ownership)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 
 from ffpool import names
-from ffpool_operator import builders, conditions, drift, workloads
-from ffpool_operator.drift import Action, ChildPlan
-from ffpool_operator.models import Condition, ConditionStatus, PoolRef
-from ffpool_operator.ownership import Owner, describe_owner, owner_of
+from ffpool_operator.decisions import conditions, drift
+from ffpool_operator.decisions.drift import Action, ChildPlan
+from ffpool_operator.decisions.ownership import Owner, describe_owner, owner_of
+from ffpool_operator.manifests import deployments, objects
+from ffpool_operator.spec.pool import Condition, ConditionStatus, PoolRef
 from tests.operator_harness.samples import spec
 
 POOL = PoolRef(name="pool", namespace="ns", uid="uid-1")
@@ -28,7 +29,7 @@ def live(manifest: dict[str, Any], rv: str = "7", **meta: Any) -> dict[str, Any]
 
 
 def worker() -> dict[str, Any]:
-    return workloads.worker_deployment(POOL, spec())
+    return deployments.worker_deployment(POOL, spec())
 
 
 def foreign(manifest: dict[str, Any], **meta: Any) -> dict[str, Any]:
@@ -39,7 +40,7 @@ def foreign(manifest: dict[str, Any], **meta: Any) -> dict[str, Any]:
 
 
 def test_ownership_needs_a_reference_with_the_pools_uid() -> None:
-    svc = builders.service(POOL, spec())
+    svc = objects.service(POOL, spec())
     assert owner_of(None, POOL.uid) is Owner.ABSENT
     assert owner_of(live(svc), POOL.uid) is Owner.OWN
     assert owner_of(foreign(svc), POOL.uid) is Owner.FOREIGN
@@ -51,7 +52,7 @@ def test_ownership_needs_a_reference_with_the_pools_uid() -> None:
 
 
 def test_the_owner_is_named_for_the_user() -> None:
-    svc = builders.service(POOL, spec())
+    svc = objects.service(POOL, spec())
     helm = foreign(svc, managedFields=[{"manager": "helm"}, {"manager": "kubectl-edit"}])
     assert describe_owner(helm) == "no owner, written by helm, kubectl-edit"
     refs = [{"kind": "Foo", "name": "a", "uid": "1"},
@@ -71,7 +72,7 @@ def test_fields_others_add_are_no_drift_but_an_edited_image_is() -> None:
 
 
 def test_a_removed_label_or_list_element_is_drift() -> None:
-    desired = builders.service(POOL, spec())
+    desired = objects.service(POOL, spec())
     seen = live(desired)
     del seen["metadata"]["labels"][names.LABEL_POOL]
     assert not drift.covers(desired, seen)
@@ -102,7 +103,7 @@ def test_decide() -> None:
 
 def test_a_plan_records_conflicts_creations_and_real_repairs() -> None:
     s = spec()
-    svc, cm, dep = builders.service(POOL, s), builders.config_map(POOL, s), worker()
+    svc, cm, dep = objects.service(POOL, s), objects.config_map(POOL, s), worker()
     plan = ChildPlan(pool_uid=POOL.uid, repair=True)
     assert not plan.wants(svc, foreign(svc))
     assert [c.kind + " " + c.name for c in plan.conflicts] == ["Service pool"]
@@ -124,7 +125,7 @@ def test_a_plan_records_conflicts_creations_and_real_repairs() -> None:
 
 
 def test_a_reconcile_plan_reports_no_repairs() -> None:
-    cm = builders.config_map(POOL, spec())
+    cm = objects.config_map(POOL, spec())
     plan = ChildPlan(pool_uid=POOL.uid)
     assert plan.wants(cm, live(cm, rv="1"))
     plan.applied(cm, live(cm, rv="2"))
@@ -133,7 +134,7 @@ def test_a_reconcile_plan_reports_no_repairs() -> None:
 
 
 def test_trouble_orders_conflicts_then_missing_then_failures() -> None:
-    svc = builders.service(POOL, spec())
+    svc = objects.service(POOL, spec())
     plan = ChildPlan(pool_uid=POOL.uid, repair=True)
     plan.wants(svc, foreign(svc))
     found = drift.trouble(plan.conflicts, ["Deployment pool-worker"], "HTTP 500")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from ffpool_operator import conditions, events
-from ffpool_operator.events import (
+from ffpool_operator.decisions import conditions
+from ffpool_operator.kube import events
+from ffpool_operator.kube.events import (
     BURST,
     REFILL_SECONDS,
     REPEAT_SECONDS,
@@ -11,7 +12,7 @@ from ffpool_operator.events import (
     Limiter,
     PoolEvent,
 )
-from ffpool_operator.models import Condition
+from ffpool_operator.spec.pool import Condition
 
 T0 = "2026-01-01T00:00:00Z"
 

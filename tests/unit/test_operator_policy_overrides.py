@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ffpool_operator import conditions, policy_overrides, topology_sync
-from ffpool_operator.broker import QueueInfo
-from ffpool_operator.broker_status import BrokerProblem
-from ffpool_operator.models import Condition
-from ffpool_operator.topology_sync import TopologyReport
+from ffpool_operator.broker import topology
+from ffpool_operator.broker.protocols import QueueInfo
+from ffpool_operator.broker.topology import TopologyReport
+from ffpool_operator.decisions import conditions, policy_overrides
+from ffpool_operator.decisions.broker_status import BrokerProblem
+from ffpool_operator.spec.pool import Condition
 
 OURS = "ffpool.ns.pool"
 ARGS = {"x-message-ttl": 3_600_000, "x-max-length": 10_000, "x-overflow": "reject-publish",
@@ -61,7 +62,7 @@ def test_an_unreadable_effective_definition_is_read_as_none() -> None:
 
 def _topology(report: TopologyReport) -> Condition:
     conds = conditions.set_condition([], conditions.TOPOLOGY_READY, True, "Declared")
-    conds = topology_sync.overrides_condition(conds, report, 3)
+    conds = topology.overrides_condition(conds, report, 3)
     return next(c for c in conds if c.type == conditions.TOPOLOGY_READY)
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ffpool_operator import conditions, queue_rename, topology_sync
-from ffpool_operator.broker import QueueInfo
-from ffpool_operator.models import PoolSpec
-from ffpool_operator.topology_sync import TopologyReport
+from ffpool_operator.broker import queue_rename, topology
+from ffpool_operator.broker.protocols import QueueInfo
+from ffpool_operator.broker.topology import TopologyReport
+from ffpool_operator.decisions import conditions
+from ffpool_operator.spec.pool import PoolSpec
 
 
 def spec(**topology: Any) -> PoolSpec:
@@ -60,7 +61,7 @@ def test_the_message_counts_the_jobs_and_says_what_to_do() -> None:
 def test_stranded_jobs_make_topology_not_ready_before_a_policy_override() -> None:
     conds = conditions.set_condition([], conditions.TOPOLOGY_READY, True, "Declared")
     report = TopologyReport(stranded=["queue jobs ..."])
-    out = topology_sync.overrides_condition(conds, report, None)
+    out = topology.overrides_condition(conds, report, None)
     cond = next(c for c in out if c.type == conditions.TOPOLOGY_READY)
     assert (cond.status.value, cond.reason, cond.message) == (
         "False", "OldQueueNotEmpty", "queue jobs ...",

@@ -1,11 +1,11 @@
-"""Ordered upgrades (operator/ffpool_operator/rollout.py): the workers keep their image until
+"""Ordered upgrades (operator/ffpool_operator/decisions/rollout.py): the workers keep their image until
 the servers' rollout is complete."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ffpool_operator.rollout import DeploymentView, Phase, plan, reported
+from ffpool_operator.decisions.rollout import DeploymentView, Phase, plan, reported
 
 OLD, NEW = "registry/ffpool:1", "registry/ffpool:2"
 

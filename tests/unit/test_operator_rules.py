@@ -1,4 +1,4 @@
-"""Cross-field rules (ffpool_operator/rules.py) reach the generated CRD as CEL, and pydantic
+"""Cross-field rules (ffpool_operator/spec/rules.py) reach the generated CRD as CEL, and pydantic
 enforces the same rules with the same messages. The real API server evaluating them is in
 tests/cluster/test_crd_validation.py; these checks run without a cluster."""
 
@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from ffpool_operator import crd
-from ffpool_operator.models import PoolSpec
-from ffpool_operator.rules import VALIDATIONS
+from ffpool_operator.spec import crd
+from ffpool_operator.spec.pool import PoolSpec
+from ffpool_operator.spec.rules import VALIDATIONS
 from tests.operator_harness.samples import spec_dict
 
 # Keywords the API server forbids in a CRD schema (apiextensions' schema validation); the

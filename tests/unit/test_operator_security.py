@@ -11,9 +11,10 @@ from pydantic import SecretStr
 
 from ffpool import names
 from ffpool.settings import Settings
-from ffpool_operator import auth_status, builders, netpol, workloads
-from ffpool_operator.credentials import BrokerCredentials
-from ffpool_operator.models import PoolSpec
+from ffpool_operator.decisions import auth_status
+from ffpool_operator.manifests import deployments, network_policies, objects
+from ffpool_operator.spec.credentials import BrokerCredentials
+from ffpool_operator.spec.pool import PoolSpec
 from tests.operator_harness.samples import POOL, spec
 
 ANONYMOUS = spec(auth={"allowAnonymous": True})
@@ -21,7 +22,7 @@ POLICY_ON = {"enabled": True}
 
 
 def _pod(s: PoolSpec, component: str) -> dict[str, Any]:
-    dep = workloads.deployment(POOL, s, component, 1)
+    dep = deployments.deployment(POOL, s, component, 1)
     pod: dict[str, Any] = dep["spec"]["template"]["spec"]
     return pod
 
@@ -33,7 +34,7 @@ def _container(s: PoolSpec, component: str) -> dict[str, Any]:
 
 def _env(s: PoolSpec, component: str) -> dict[str, str]:
     plain = {e["name"]: e.get("value", "") for e in _container(s, component)["env"]}
-    return {**builders.service_env(s), **plain}
+    return {**objects.service_env(s), **plain}
 
 
 def test_servers_mount_the_tokens_secret_read_only_and_workers_never_see_it() -> None:
@@ -61,26 +62,26 @@ def test_both_components_mount_the_signing_key(component: str) -> None:
     mount = next(m for m in container["volumeMounts"] if m["name"] == "signing")
     assert mount["readOnly"] is True
     key_file = _env(ANONYMOUS, component)["SIGNING_KEY_FILE"]
-    assert key_file == f"{mount['mountPath']}/{builders.SIGNING_KEY}"
+    assert key_file == f"{mount['mountPath']}/{objects.SIGNING_KEY}"
     volume = next(v for v in _pod(ANONYMOUS, component)["volumes"] if v["name"] == "signing")
-    assert volume["secret"]["secretName"] == builders.signing_secret_name(POOL) == "demo-signing"
+    assert volume["secret"]["secretName"] == objects.signing_secret_name(POOL) == "demo-signing"
     assert volume["secret"]["defaultMode"] == 0o440
 
 
 def test_auth_settings_reach_the_config_map_as_settings_names() -> None:
     s = spec(auth={"allowAnonymous": True, "allowedOrigins": ["https://a.example", "http://b"]})
-    env = builders.config_map(POOL, s)["data"]
+    env = objects.config_map(POOL, s)["data"]
     assert env["ALLOW_ANONYMOUS"] == "true"
     assert env["ALLOWED_ORIGINS"] == "https://a.example,http://b"
     assert env["OPS_PORT"] == "8082"
-    assert builders.config_map(POOL, spec())["data"]["ALLOW_ANONYMOUS"] == "false"
-    assert "ALLOWED_ORIGINS" not in builders.config_map(POOL, spec())["data"]
+    assert objects.config_map(POOL, spec())["data"]["ALLOW_ANONYMOUS"] == "false"
+    assert "ALLOWED_ORIGINS" not in objects.config_map(POOL, spec())["data"]
     fields = {f.upper() for f in Settings.model_fields}
     assert {"ALLOW_ANONYMOUS", "ALLOWED_ORIGINS", "OPS_PORT", "SIGNING_KEY_FILE"} <= fields
     assert "AUTH_TOKENS_FILE" in fields
     settings = Settings.model_validate({k.lower(): v for k, v in env.items()})
     assert settings.allowed_origins == ("https://a.example", "http://b")
-    assert settings.ops_port == builders.OPS_PORT
+    assert settings.ops_port == objects.OPS_PORT
 
 
 def test_the_ops_port_is_declared_served_and_never_routed() -> None:
@@ -91,14 +92,14 @@ def test_the_ops_port_is_declared_served_and_never_routed() -> None:
         # Probes stay on the HTTP port: the ops port is for the scraper.
         assert container["livenessProbe"]["httpGet"]["port"] == "http"
         assert container["readinessProbe"]["httpGet"]["port"] == "http"
-        annotations = workloads.deployment(POOL, ANONYMOUS, component, 1)["spec"]["template"][
+        annotations = deployments.deployment(POOL, ANONYMOUS, component, 1)["spec"]["template"][
             "metadata"
         ]["annotations"]
         assert annotations["prometheus.io/port"] == "8082"
-    svc = builders.service(POOL, spec(servers={"service": {"opsPort": 9102}}))
+    svc = objects.service(POOL, spec(servers={"service": {"opsPort": 9102}}))
     ops = next(p for p in svc["spec"]["ports"] if p["name"] == "ops")
     assert (ops["port"], ops["targetPort"]) == (9102, "ops")
-    ing = builders.ingress(POOL, spec(servers={"ingress": {"enabled": True}}))
+    ing = objects.ingress(POOL, spec(servers={"ingress": {"enabled": True}}))
     assert ing is not None
     paths = ing["spec"]["rules"][0]["http"]["paths"]
     assert {p["backend"]["service"]["port"]["name"] for p in paths} == {"ws", "http"}
@@ -117,8 +118,8 @@ def _routes(rule: dict[str, Any], path: str) -> bool:
 
 
 def test_signing_secret_carries_a_key_and_is_owned() -> None:
-    secret = builders.signing_secret(POOL, "ab" * 32)
-    assert secret["stringData"] == {builders.SIGNING_KEY: "ab" * 32}
+    secret = objects.signing_secret(POOL, "ab" * 32)
+    assert secret["stringData"] == {objects.SIGNING_KEY: "ab" * 32}
     assert secret["metadata"]["ownerReferences"][0]["uid"] == POOL.uid
 
 
@@ -137,7 +138,7 @@ def _ports(rule: dict[str, Any]) -> set[tuple[Any, str]]:
 
 def test_servers_take_clients_from_the_ingress_controller_and_scrapes_on_ops() -> None:
     s = spec(networkPolicy=POLICY_ON)
-    policy = netpol.server_policy(POOL, s, 5671)["spec"]
+    policy = network_policies.server_policy(POOL, s, 5671)["spec"]
     assert policy["podSelector"]["matchLabels"][names.LABEL_COMPONENT] == "server"
     assert policy["policyTypes"] == ["Ingress", "Egress"]
     clients, scrape = policy["ingress"]
@@ -153,7 +154,7 @@ def test_servers_take_clients_from_the_ingress_controller_and_scrapes_on_ops() -
 
 
 def test_workers_reach_public_addresses_only_with_url_inputs() -> None:
-    on = netpol.worker_policy(POOL, spec(networkPolicy=POLICY_ON), None)["spec"]
+    on = network_policies.worker_policy(POOL, spec(networkPolicy=POLICY_ON), None)["spec"]
     assert [_ports(r) for r in on["ingress"]] == [{("ops", "TCP")}]
     _dns, broker, public = on["egress"]
     assert _ports(broker) == {(5672, "TCP"), (5671, "TCP")}  # the URL's port not known yet
@@ -163,17 +164,17 @@ def test_workers_reach_public_addresses_only_with_url_inputs() -> None:
             "100.64.0.0/10", "127.0.0.0/8"} <= blocks["0.0.0.0/0"]  # fmt: skip
     assert {"fc00::/7", "fe80::/10", "::1/128"} <= blocks["::/0"]
     off = spec(networkPolicy={**POLICY_ON, "urlInputs": False})
-    assert len(netpol.worker_policy(POOL, off, 5672)["spec"]["egress"]) == 2
+    assert len(network_policies.worker_policy(POOL, off, 5672)["spec"]["egress"]) == 2
 
 
 def test_configured_peers_are_passed_through() -> None:
     broker = [{"ipBlock": {"cidr": "203.0.113.7/32"}}]
     clients = [{"podSelector": {"matchLabels": {"app": "gateway"}}}]
     s = spec(networkPolicy={**POLICY_ON, "brokerTo": broker, "ingressFrom": clients})
-    policy = netpol.server_policy(POOL, s, 5672)["spec"]
+    policy = network_policies.server_policy(POOL, s, 5672)["spec"]
     assert _peers(policy["ingress"][0], "from") == clients
     assert _peers(policy["egress"][1], "to") == broker
-    assert netpol.policy_name(POOL, "worker") == "demo-worker-netpol"
+    assert network_policies.policy_name(POOL, "worker") == "demo-worker-netpol"
 
 
 @pytest.mark.parametrize(

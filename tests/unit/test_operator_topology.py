@@ -4,10 +4,11 @@ import pytest
 
 from ffpool.settings import Settings
 from ffpool.topology import Topology
-from ffpool_operator import credentials, mgmt, topology_sync
-from ffpool_operator.broker import QueueInfo
+from ffpool_operator.broker import management, topology
+from ffpool_operator.broker.protocols import QueueInfo
 from ffpool_operator.memory_broker import InMemoryBroker
-from ffpool_operator.models import RabbitMQSpec
+from ffpool_operator.spec import credentials
+from ffpool_operator.spec.pool import RabbitMQSpec
 from tests.operator_harness.samples import POOL, spec
 
 VH = "/"
@@ -15,8 +16,8 @@ VH = "/"
 
 async def test_declares_everything_then_is_idempotent() -> None:
     broker = InMemoryBroker()
-    plan = topology_sync.plan(POOL, spec().topology)
-    report = await topology_sync.ensure(broker, VH, plan)
+    plan = topology.plan(POOL, spec().topology)
+    report = await topology.ensure(broker, VH, plan)
     assert report.ready
     assert "queue ffmpeg_job_queue" in report.created
     assert broker.queues[VH, "ffmpeg_job_queue"].arguments == Topology().queue_arguments()
@@ -25,34 +26,34 @@ async def test_declares_everything_then_is_idempotent() -> None:
     policy = broker.policies[VH, "ffpool.media.demo"]
     assert policy.pattern == "^ffmpeg_job_queue$"
     assert policy.definition["message-ttl"] == 3_600_000
-    again = await topology_sync.ensure(broker, VH, plan)
+    again = await topology.ensure(broker, VH, plan)
     assert again.ready
     assert again.created == []
 
 
 async def test_conflicting_arguments_are_reported_not_redeclared() -> None:
     broker = InMemoryBroker()
-    await topology_sync.ensure(broker, VH, topology_sync.plan(POOL, spec().topology))
-    changed = topology_sync.plan(POOL, spec(topology={"maxPriority": 3}).topology)
-    report = await topology_sync.ensure(broker, VH, changed)
+    await topology.ensure(broker, VH, topology.plan(POOL, spec().topology))
+    changed = topology.plan(POOL, spec(topology={"maxPriority": 3}).topology)
+    report = await topology.ensure(broker, VH, changed)
     assert not report.ready
     assert report.conflicts == ["ffmpeg_job_queue x-max-priority: queue has 9, spec wants 3"]
 
 
 async def test_drift_is_repaired() -> None:
     broker = InMemoryBroker()
-    plan = topology_sync.plan(POOL, spec().topology)
-    await topology_sync.ensure(broker, VH, plan)
+    plan = topology.plan(POOL, spec().topology)
+    await topology.ensure(broker, VH, plan)
     del broker.queues[VH, "ffmpeg_job_queue"]
     broker.bound.clear()
-    report = await topology_sync.ensure(broker, VH, plan)
+    report = await topology.ensure(broker, VH, plan)
     assert (VH, "ffmpeg_job_queue") in broker.queues
     assert len(report.created) == 3
 
 
 def test_path_segments_are_fully_encoded() -> None:
-    assert mgmt.segment("/") == "%2F"
-    assert mgmt.segment("a/b c%") == "a%2Fb%20c%25"
+    assert management.segment("/") == "%2F"
+    assert management.segment("a/b c%") == "a%2Fb%20c%25"
 
 
 def _secret(**data: str) -> dict[str, object]:
@@ -87,12 +88,10 @@ def test_topology_env_round_trips_through_settings(monkeypatch: pytest.MonkeyPat
 
 def test_delete_if_empty_counts_in_flight_jobs_and_consumers() -> None:
     q = QueueInfo(name="q")
-    assert topology_sync.in_use(q) is None
-    assert topology_sync.in_use(q.model_copy(update={"messages_unacknowledged": 2})) == (
-        "2 in flight"
-    )
+    assert topology.in_use(q) is None
+    assert topology.in_use(q.model_copy(update={"messages_unacknowledged": 2})) == ("2 in flight")
     busy = q.model_copy(update={"messages_ready": 1, "consumers": 3})
-    assert topology_sync.in_use(busy) == "1 ready, 3 consumers"
+    assert topology.in_use(busy) == "1 ready, 3 consumers"
 
 
 async def test_in_memory_broker_deletes_like_rabbitmq_if_empty() -> None:
@@ -110,7 +109,7 @@ def test_channels_are_parsed_at_the_boundary() -> None:
         {"connection_details": [], "messages_unacknowledged": 0},  # a direct (in-broker) client
         {"connection_details": {"name": "c2"}},  # no stats yet
     ]
-    parsed = [mgmt._ApiChannel.model_validate(c).parsed() for c in raw]
+    parsed = [management._ApiChannel.model_validate(c).parsed() for c in raw]
     assert [(c.connection_name, c.unacked) for c in parsed] == [("c1", 2), ("", 0), ("c2", 0)]
     with pytest.raises(ValueError, match="greater than or equal"):
-        mgmt._ApiChannel.model_validate({"messages_unacknowledged": -1})
+        management._ApiChannel.model_validate({"messages_unacknowledged": -1})

@@ -1,6 +1,6 @@
 """When the drift daemon checks the topology (topology_watch.schedule: pure)."""
 
-from ffpool_operator.topology_watch import schedule
+from ffpool_operator.flows.topology_watch import schedule
 
 
 def test_the_first_check_waits_a_full_interval_after_the_reconcile() -> None:

@@ -1,8 +1,8 @@
 from typing import Any
 
 from ffpool import names
-from ffpool_operator import victims
-from ffpool_operator.victims import BrokerChannel, BrokerConnection, WorkerPod
+from ffpool_operator.decisions import victims
+from ffpool_operator.decisions.victims import BrokerChannel, BrokerConnection, WorkerPod
 
 P = names.WORKER_CONNECTION_PREFIX
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ffpool.jobs.probe import parse_ffprobe_json, parse_rate, read_image_info
-from ffpool.jobs.probe_image import dimensions
+from ffpool.ffmpeg.probe import parse_ffprobe_json, parse_rate, read_image_info
+from ffpool.ffmpeg.probe_image import dimensions
 
 # `ffprobe -v error -show_format -show_streams -of json out.mp4` (trimmed to the fields we use
 # plus some we ignore; values exactly as ffprobe writes them: most numbers are strings).

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from ffpool.jobs.progress import (
+from ffpool.ffmpeg.process import StderrTail
+from ffpool.ffmpeg.progress import (
     LineSplitter,
     ProgressTracker,
     parse_duration_line,
     parse_out_time_us,
     parse_speed,
 )
-from ffpool.jobs.runner import StderrTail
 
 JOB = "0123456789abcdef0123456789abcdef"
 

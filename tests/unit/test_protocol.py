@@ -8,7 +8,13 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from ffpool.protocol import ErrorCode, ProtocolError, Submit, json_schema, parse_client_message
+from ffpool.domain.protocol import (
+    ErrorCode,
+    ProtocolError,
+    Submit,
+    json_schema,
+    parse_client_message,
+)
 
 SCHEMA_FILE = Path(__file__).parents[2] / "service" / "ffpool" / "schema" / "protocol.json"
 

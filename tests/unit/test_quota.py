@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from ffpool.backends.base import QuotaExceeded
-from ffpool.jobs.events import FailureCode
-from ffpool.quota import (
+from ffpool.domain.events import FailureCode
+from ffpool.settings import Settings
+from ffpool.storage.media import LocalStorage, StorageError
+from ffpool.storage.quota import (
     DiskLimits,
     TenantUsage,
     UsageTally,
@@ -21,8 +23,6 @@ from ffpool.quota import (
     submit_refusal,
     upload_refusal,
 )
-from ffpool.settings import Settings
-from ffpool.storage import LocalStorage, StorageError
 
 LIMITS = DiskLimits(disk_quota_bytes=1000, tenant_disk_quota_bytes=100, tenant_max_uploads=2)
 ACME, OTHER = "acme", "other"

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from ffpool import names
 from ffpool.backends.rabbitmq import attempts, broker_limits
 from ffpool.backends.rabbitmq.attempts import Action, Decision, decide
-from ffpool.jobs.events import FailureCode, JobState
-from ffpool.jobs.models import Job, JobSpec, PathInput, ProbeOp
+from ffpool.domain.events import FailureCode, JobState
+from ffpool.domain.jobs import Job, JobSpec, PathInput, ProbeOp
 
 
 def _decide(redelivered: bool, attempt: int, completed: bool = False, cancelled: bool = False,

@@ -9,11 +9,11 @@ import pytest
 
 from ffpool.backends.base import BackendUnavailable
 from ffpool.backends.rabbitmq import outbox as outbox_module
-from ffpool.backends.rabbitmq.events import parse_events
+from ffpool.backends.rabbitmq.feed import parse_events
 from ffpool.backends.rabbitmq.outbox import Outbox
 from ffpool.backends.rabbitmq.publisher import Publisher
 from ffpool.backends.rabbitmq.transport import CoalescingWriter
-from ffpool.jobs.events import CompletedEvent, JobEvent, ProgressEvent
+from ffpool.domain.events import CompletedEvent, JobEvent, ProgressEvent
 from ffpool.topology import Topology
 
 

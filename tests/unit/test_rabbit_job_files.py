@@ -7,8 +7,8 @@ from pathlib import Path
 
 from ffpool.backends.rabbitmq.markers import Markers
 from ffpool.backends.rabbitmq.records import from_files
-from ffpool.jobs.events import CompletedEvent, FailedEvent, FailureCode, JobState
-from ffpool.jobs.models import Job, JobSpec, PathInput, ProbeOp
+from ffpool.domain.events import CompletedEvent, FailedEvent, FailureCode, JobState
+from ffpool.domain.jobs import Job, JobSpec, PathInput, ProbeOp
 
 
 def _job() -> Job:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from ffpool.backends.rabbitmq.runner import ProgressSender
-from ffpool.jobs.events import JobEvent, JobState, ProgressEvent, StateEvent
+from ffpool.backends.rabbitmq.job_run import ProgressSender
+from ffpool.domain.events import JobEvent, JobState, ProgressEvent, StateEvent
 
 JOB = "c" * 32
 RUNNING = StateEvent(job_id=JOB, state=JobState.RUNNING, operation="probe", worker="w/0")

@@ -7,10 +7,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from ffpool.backends.rabbitmq.control import CancelCommand, LookupReply, LookupRequest, parse
-from ffpool.backends.rabbitmq.events import EventsFeed, parse_event
+from ffpool.backends.rabbitmq.feed import EventsFeed, parse_event
 from ffpool.backends.rabbitmq.markers import Markers
 from ffpool.backends.rabbitmq.records import UNKNOWN_OPERATION, RecordCache, fold
-from ffpool.jobs.events import (
+from ffpool.domain.events import (
     CompletedEvent,
     FailedEvent,
     FailureCode,
@@ -19,7 +19,7 @@ from ffpool.jobs.events import (
     ProgressEvent,
     StateEvent,
 )
-from ffpool.jobs.models import Job, JobSpec, PathInput, ProbeOp, utcnow
+from ffpool.domain.jobs import Job, JobSpec, PathInput, ProbeOp, utcnow
 from ffpool.topology import Topology
 
 JOB = "b" * 32

@@ -8,10 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
-from ffpool.backends.rabbitmq.consumer import WorkerPool
 from ffpool.backends.rabbitmq.publisher import Publisher
-from ffpool.jobs.events import CompletedEvent, FailedEvent, JobEvent, ProgressEvent
-from ffpool.jobs.models import Job, JobSpec, PathInput, ProbeOp
+from ffpool.backends.rabbitmq.worker_pool import WorkerPool
+from ffpool.domain.events import CompletedEvent, FailedEvent, JobEvent, ProgressEvent
+from ffpool.domain.jobs import Job, JobSpec, PathInput, ProbeOp
 from ffpool.settings import Settings
 from ffpool.topology import Topology
 

@@ -12,13 +12,14 @@ from typing import Any, cast
 import pytest
 from pydantic import ValidationError
 
-from ffpool import names, protocol
+from ffpool import names
 from ffpool.backends.rabbitmq import attempts, control, wire
-from ffpool.backends.rabbitmq.consumer import WorkerPool
-from ffpool.backends.rabbitmq.events import EventsFeed, parse_events
+from ffpool.backends.rabbitmq.feed import EventsFeed, parse_events
 from ffpool.backends.rabbitmq.publisher import Properties, Publisher
-from ffpool.jobs.events import CompletedEvent, JobState, StateEvent
-from ffpool.jobs.models import Job, JobSpec, PathInput, ProbeOp
+from ffpool.backends.rabbitmq.worker_pool import WorkerPool
+from ffpool.domain import protocol
+from ffpool.domain.events import CompletedEvent, JobState, StateEvent
+from ffpool.domain.jobs import Job, JobSpec, PathInput, ProbeOp
 from ffpool.settings import Settings
 from ffpool.topology import Topology
 

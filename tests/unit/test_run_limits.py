@@ -10,15 +10,15 @@ import pytest
 from pydantic import ValidationError
 from yarl import URL
 
-from ffpool.jobs import limits
-from ffpool.jobs.argv import build_plan, probe_argv
-from ffpool.jobs.argv_codecs import MAX_HEIGHT, MAX_WIDTH, thumbnail_scale
-from ffpool.jobs.binaries import Binaries
-from ffpool.jobs.events import FailureCode, MediaInfo, StreamInfo
-from ffpool.jobs.executor_outcome import classify
-from ffpool.jobs.models import ThumbnailOp, TranscodeOp
-from ffpool.jobs.runner import RunResult
-from ffpool.jobs.url_guard import check_address, masked
+from ffpool.domain.events import FailureCode, MediaInfo, StreamInfo
+from ffpool.domain.jobs import ThumbnailOp, TranscodeOp
+from ffpool.ffmpeg import limits
+from ffpool.ffmpeg.argv import build_plan, probe_argv
+from ffpool.ffmpeg.binaries import Binaries
+from ffpool.ffmpeg.codecs import MAX_HEIGHT, MAX_WIDTH, thumbnail_scale
+from ffpool.ffmpeg.outcome import classify
+from ffpool.ffmpeg.process import RunResult
+from ffpool.ffmpeg.url_guard import check_address, masked
 from ffpool.settings import Settings
 from tests.unit.argv_cases import plan
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ffpool.jobs.events import FailureCode
-from ffpool.storage import (
+from ffpool.domain.events import FailureCode
+from ffpool.storage.media import (
     LocalStorage,
     StorageError,
     content_type,

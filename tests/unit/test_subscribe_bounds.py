@@ -13,9 +13,9 @@ from websockets.asyncio.server import ServerConnection
 from ffpool.auth.gate import Authenticator
 from ffpool.auth.identity import ANONYMOUS
 from ffpool.backends.memory import MemoryBackend
-from ffpool.jobs.models import Job, JobSpec, PathInput, TrimOp
+from ffpool.domain.jobs import Job, JobSpec, PathInput, TrimOp
+from ffpool.domain.protocol import Error, ErrorCode
 from ffpool.metrics import Metrics
-from ffpool.protocol import Error, ErrorCode
 from ffpool.server.ws import MAX_SUBSCRIPTIONS, OUTBOX_SIZE, Session
 from ffpool.settings import Settings
 from tests.fakes import FakeExecutor, NullMetrics, until

@@ -11,10 +11,10 @@ import pytest
 from ffpool.backends.admission import Admission, TenantLimits, take
 from ffpool.backends.base import JobBackend, RateLimited, TooManyJobs, UnknownJob
 from ffpool.backends.memory import MemoryBackend
-from ffpool.jobs.events import JobEvent, JobState
-from ffpool.jobs.models import Job, JobSpec, PathInput, ProbeOp, TrimOp
+from ffpool.backends.tenancy import keyed_job_id, scoped
+from ffpool.domain.events import JobEvent, JobState
+from ffpool.domain.jobs import Job, JobSpec, PathInput, ProbeOp, TrimOp
 from ffpool.settings import Settings
-from ffpool.tenancy import keyed_job_id, scoped
 from tests.fakes import FakeExecutor, NullMetrics, until
 
 SPEC = JobSpec(input=PathInput(path="a.mp4"), operation=TrimOp(duration=1))

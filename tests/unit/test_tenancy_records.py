@@ -8,9 +8,9 @@ from pathlib import Path
 
 from ffpool.backends.rabbitmq import attempts, records
 from ffpool.backends.rabbitmq.control import LookupReply, parse
-from ffpool.backends.rabbitmq.events import EventsFeed
+from ffpool.backends.rabbitmq.feed import EventsFeed
 from ffpool.backends.rabbitmq.markers import Markers
-from ffpool.jobs.events import (
+from ffpool.domain.events import (
     CompletedEvent,
     FailedEvent,
     FailureCode,
@@ -18,7 +18,7 @@ from ffpool.jobs.events import (
     JobState,
     StateEvent,
 )
-from ffpool.jobs.models import Job, JobSpec, PathInput, ProbeOp
+from ffpool.domain.jobs import Job, JobSpec, PathInput, ProbeOp
 from ffpool.topology import Topology
 
 SPEC = JobSpec(input=PathInput(path="a.mp4"), operation=ProbeOp())

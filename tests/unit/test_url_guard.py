@@ -9,7 +9,7 @@ import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
-from ffpool.jobs.url_guard import (
+from ffpool.ffmpeg.url_guard import (
     AddressRefused,
     GuardedResolver,
     check_address,

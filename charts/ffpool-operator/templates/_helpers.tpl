@@ -64,7 +64,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/*
 Rules for the objects a pool owns, in the namespaces the operator serves. Each rule is one API
-call family the operator makes (ffpool_operator/kube.py and kopf itself); the chart's RBAC test
+call family the operator makes (ffpool_operator/kube/client.py and kopf itself); the chart's RBAC test
 derives the same list from the operator's code and fails on any difference.
 */}}
 {{- define "ffpool-operator.poolRules" -}}

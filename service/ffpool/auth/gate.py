@@ -11,7 +11,7 @@ from ffpool.auth.keys import derive
 from ffpool.auth.policy import anonymous_allowed, bearer_token, ticket_from_protocols
 from ffpool.auth.store import TokenStore
 from ffpool.auth.tickets import Tickets
-from ffpool.jobs.events import CompletedEvent, JobRecord
+from ffpool.domain.events import CompletedEvent, JobRecord
 from ffpool.settings import Settings
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from ffpool.jobs.models import ANONYMOUS_TENANT, TenantName
+from ffpool.domain.jobs import ANONYMOUS_TENANT, TenantName
 
 
 class Caller(BaseModel):

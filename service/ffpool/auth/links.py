@@ -9,7 +9,7 @@ import hmac
 from urllib.parse import urlencode
 
 from ffpool import names
-from ffpool.jobs.events import CompletedEvent, JobRecord
+from ffpool.domain.events import CompletedEvent, JobRecord
 
 
 def signature(key: bytes, job_id: str, name: str, expires: int) -> str:

@@ -14,7 +14,7 @@ from typing import Annotated, Final
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
-from ffpool.jobs.models import ANONYMOUS_TENANT, TenantName
+from ffpool.domain.jobs import ANONYMOUS_TENANT, TenantName
 
 DIGEST_PREFIX: Final = "sha256:"
 TOKEN_PREFIX: Final = "ffp_"  # noqa: S105 - a prefix that makes leaked tokens greppable

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict
 
-from ffpool.jobs.events import JobRecord
+from ffpool.domain.events import JobRecord
 from ffpool.settings import Settings
 
 # The bucket holds this many seconds' worth of submits: a client resubmitting a small batch

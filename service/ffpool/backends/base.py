@@ -13,8 +13,8 @@ from typing import Protocol
 from pydantic import BaseModel
 
 from ffpool.backends.admission import Admission
-from ffpool.jobs.events import JobEvent, JobRecord
-from ffpool.jobs.models import Job
+from ffpool.domain.events import JobEvent, JobRecord
+from ffpool.domain.jobs import Job
 
 
 class BackendError(Exception):
@@ -40,7 +40,7 @@ class UnknownJob(BackendError):
 
 
 class TooManyJobs(BackendError):
-    """The tenant has TENANT_MAX_ACTIVE_JOBS queued and running (ffpool/tenancy.py)."""
+    """The tenant has TENANT_MAX_ACTIVE_JOBS queued and running (ffpool/backends/tenancy.py)."""
 
     code = "too_many_jobs"
 
@@ -91,7 +91,7 @@ class Subscription(Protocol):
 class JobBackend(Protocol):
     name: str
     admission: Admission
-    """This process's per-tenant submit limits and rate buckets (ffpool/tenancy.py)."""
+    """This process's per-tenant submit limits and rate buckets (ffpool/backends/tenancy.py)."""
 
     async def start(self) -> None: ...
 

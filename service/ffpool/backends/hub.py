@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from ffpool.jobs.events import JobEvent, ProgressEvent
+from ffpool.domain.events import JobEvent, ProgressEvent
 
 SUBSCRIBER_BUFFER = 256
 TERMINAL_TYPES = frozenset({"completed", "failed", "cancelled"})

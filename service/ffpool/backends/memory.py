@@ -26,7 +26,7 @@ from ffpool.backends.base import (
 )
 from ffpool.backends.hub import EventHub, Subscription
 from ffpool.backends.retention import RetainedBytes
-from ffpool.jobs.events import (
+from ffpool.domain.events import (
     CancelledEvent,
     CompletedEvent,
     FailedEvent,
@@ -37,7 +37,7 @@ from ffpool.jobs.events import (
     StateEvent,
     apply,
 )
-from ffpool.jobs.models import Job
+from ffpool.domain.jobs import Job
 from ffpool.settings import Settings
 
 log = logs.get(__name__)

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterator
 
-from ffpool.jobs import bounds
-from ffpool.jobs.events import JobRecord
+from ffpool.domain import bounds
+from ffpool.domain.events import JobRecord
 from ffpool.settings import Settings
 
 

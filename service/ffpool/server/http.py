@@ -17,17 +17,18 @@ from typing import Any, Final
 from aiohttp import web
 from pydantic import BaseModel
 
-from ffpool import logs, names, tenancy
+from ffpool import logs, names
 from ffpool.auth.gate import Authenticator
 from ffpool.auth.keys import load_signing_key
 from ffpool.auth.policy import ANONYMOUS_WARNING
+from ffpool.backends import tenancy
 from ffpool.backends.base import BackendError, BackendStats, Health, JobBackend
-from ffpool.jobs.events import FailureCode
+from ffpool.domain.events import FailureCode
 from ffpool.server.cors import cors_middleware
 from ffpool.server.http_auth import CALLER, SIGNED_LINK, auth_middleware, ticket_handler
 from ffpool.server.ops import dead_letters_response
 from ffpool.settings import Settings
-from ffpool.storage import Storage, StorageError, content_type
+from ffpool.storage.media import Storage, StorageError, content_type
 
 log = logs.get(__name__)
 

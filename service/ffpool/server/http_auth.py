@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from ffpool import logs, names
 from ffpool.auth.gate import Authenticator
 from ffpool.auth.identity import Caller
-from ffpool.protocol import ErrorCode
+from ffpool.domain.protocol import ErrorCode
 
 log = logs.get(__name__)
 CALLER: Final = web.RequestKey("caller", Caller)

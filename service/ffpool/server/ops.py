@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from ffpool import names
 from ffpool.backends.base import JobBackend
-from ffpool.jobs.events import JobRecord
+from ffpool.domain.events import JobRecord
 from ffpool.metrics import CONTENT_TYPE, Metrics
 
 MAX_DEAD_LETTERS: Final = 1000

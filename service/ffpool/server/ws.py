@@ -1,5 +1,5 @@
 """The WebSocket endpoint (`ws://HOST:8080/ws`): parse each frame, call the backend, forward
-job events. It only does I/O; the protocol lives in ffpool.protocol.
+job events. It only does I/O; the protocol lives in ffpool.domain.protocol.
 
 One writer task per connection owns the socket; forwarders feed it through a bounded queue, so a
 slow client slows only its own forwarders, whose subscriptions then drop progress samples.
@@ -17,16 +17,16 @@ from pydantic import BaseModel
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from ffpool import logs, tenancy
+from ffpool import logs
 from ffpool.auth.gate import Authenticator
 from ffpool.auth.identity import Caller
 from ffpool.auth.keys import load_signing_key
 from ffpool.auth.limits import ConnectionLimits
+from ffpool.backends import tenancy
 from ffpool.backends.base import BackendBusy, BackendError, JobBackend, UnknownJob
-from ffpool.jobs.events import CompletedEvent
-from ffpool.jobs.models import Job, new_job_id
-from ffpool.metrics import Metrics
-from ffpool.protocol import (
+from ffpool.domain.events import CompletedEvent
+from ffpool.domain.jobs import Job, new_job_id
+from ffpool.domain.protocol import (
     Accepted,
     Cancel,
     Error,
@@ -39,9 +39,10 @@ from ffpool.protocol import (
     encode,
     parse_client_message,
 )
+from ffpool.metrics import Metrics
 from ffpool.server.ws_auth import Handshake, select_subprotocol
 from ffpool.settings import Settings
-from ffpool.storage import Storage
+from ffpool.storage.media import Storage
 
 log = logs.get(__name__)
 OUTBOX_SIZE = 512

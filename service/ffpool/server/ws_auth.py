@@ -21,8 +21,8 @@ from ffpool.auth.gate import Authenticator
 from ffpool.auth.identity import Caller
 from ffpool.auth.limits import ConnectionLimits
 from ffpool.auth.policy import origin_allowed
+from ffpool.domain.protocol import ErrorCode
 from ffpool.metrics import Metrics
-from ffpool.protocol import ErrorCode
 
 log = logs.get(__name__)
 

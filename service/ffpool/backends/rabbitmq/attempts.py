@@ -21,8 +21,8 @@ from pydantic import TypeAdapter
 
 from ffpool import names
 from ffpool.backends.rabbitmq import wire
-from ffpool.jobs.events import FailedEvent, FailureCode, JobRecord, apply
-from ffpool.jobs.models import Job
+from ffpool.domain.events import FailedEvent, FailureCode, JobRecord, apply
+from ffpool.domain.jobs import Job
 
 MAX_REASON_CHARS = 500
 REPUBLISHED = "republished"  # HEADER_ORIGIN value of a worker's retry or hand-back

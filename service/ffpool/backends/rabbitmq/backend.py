@@ -30,15 +30,15 @@ from ffpool.backends.base import (
 )
 from ffpool.backends.hub import Subscription
 from ffpool.backends.rabbitmq import attempts, broker_limits, connection, records
-from ffpool.backends.rabbitmq.consumer import WorkerPool
 from ffpool.backends.rabbitmq.control import Control
-from ffpool.backends.rabbitmq.events import EventsFeed
+from ffpool.backends.rabbitmq.feed import EventsFeed
+from ffpool.backends.rabbitmq.job_run import ExecutorLike, MetricsLike
 from ffpool.backends.rabbitmq.markers import Markers
 from ffpool.backends.rabbitmq.publisher import Publisher
-from ffpool.backends.rabbitmq.runner import ExecutorLike, MetricsLike
+from ffpool.backends.rabbitmq.worker_pool import WorkerPool
 from ffpool.backends.retention import RetainedBytes
-from ffpool.jobs.events import CancelledEvent, JobRecord, JobState
-from ffpool.jobs.models import Job
+from ffpool.domain.events import CancelledEvent, JobRecord, JobState
+from ffpool.domain.jobs import Job
 from ffpool.settings import Settings
 from ffpool.topology import Topology
 

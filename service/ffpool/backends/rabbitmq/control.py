@@ -20,8 +20,8 @@ from ffpool import logs
 from ffpool.backends.base import BackendError
 from ffpool.backends.rabbitmq import connection, wire
 from ffpool.backends.rabbitmq.publisher import Publisher
-from ffpool.jobs.events import JobRecord
-from ffpool.jobs.models import JobId
+from ffpool.domain.events import JobRecord
+from ffpool.domain.jobs import JobId
 from ffpool.topology import Topology
 
 log = logs.get(__name__)

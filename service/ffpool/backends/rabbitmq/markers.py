@@ -24,10 +24,10 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from ffpool.backends.rabbitmq import records
-from ffpool.jobs.commit import COMPLETED, read_completed
-from ffpool.jobs.events import CancelledEvent, CompletedEvent, FailedEvent, JobRecord
-from ffpool.jobs.models import Job
-from ffpool.storage import JOBS_DIR
+from ffpool.domain.events import CancelledEvent, CompletedEvent, FailedEvent, JobRecord
+from ffpool.domain.jobs import Job
+from ffpool.ffmpeg.commit import COMPLETED, read_completed
+from ffpool.storage.media import JOBS_DIR
 
 __all__ = ["ACCEPTED", "CANCELLED", "COMPLETED", "FAILED", "Markers"]
 CANCELLED = ".ffpool-cancelled"

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 
 from ffpool import logs
 from ffpool.backends.base import BackendError, BackendUnavailable
-from ffpool.jobs.events import JobEvent
+from ffpool.domain.events import JobEvent
 
 log = logs.get(__name__)
 # Events per message: bounds the message (each event is well under 2 KB).

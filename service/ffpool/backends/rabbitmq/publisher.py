@@ -21,8 +21,8 @@ from ffpool import logs, names
 from ffpool.backends.base import BackendBusy, BackendUnavailable, QueueFull
 from ffpool.backends.rabbitmq import connection, wire
 from ffpool.backends.rabbitmq.attempts import REPUBLISHED
-from ffpool.jobs.events import JobEvent
-from ffpool.jobs.models import Job
+from ffpool.domain.events import JobEvent
+from ffpool.domain.jobs import Job
 from ffpool.topology import Topology
 
 log = logs.get(__name__)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from ffpool.backends.retention import RetainedBytes
-from ffpool.jobs.events import (
+from ffpool.domain.events import (
     CancelledEvent,
     CompletedEvent,
     FailedEvent,
@@ -21,7 +21,7 @@ from ffpool.jobs.events import (
     StateEvent,
     apply,
 )
-from ffpool.jobs.models import Job
+from ffpool.domain.jobs import Job
 
 UNKNOWN_OPERATION = "unknown"
 _RANK = {JobState.QUEUED: 0, JobState.RUNNING: 1}

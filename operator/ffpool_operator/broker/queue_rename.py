@@ -1,0 +1,110 @@
+"""A renamed job queue (`topology.jobQueue`, or the pool moved to another vhost): the old queue
+is left with the jobs it holds, so it is watched until it is empty, and unbound at once when it
+still sits where new jobs go.
+
+Unbound, because a queue left bound to the job exchange with the job routing key gets a copy of
+every new job that no worker consumes; with `reject-publish`, once that copy fills it, RabbitMQ
+nacks the publish and every submission fails (https://www.rabbitmq.com/docs/maxlength). Not
+consumed or moved by the operator: it runs no jobs, and moving them is the broker's shovel's
+work (docs/rabbitmq.md, "Renaming the job queue"). Watched from the operator's memory: a
+restart forgets the old name (the queue is unbound already), and the condition clears."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from ffpool_operator.broker.protocols import QueueInfo
+from ffpool_operator.decisions import conditions
+from ffpool_operator.spec.pool import Condition, PoolSpec
+
+REASON = "OldQueueNotEmpty"
+
+
+class Retired(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    vhost: str
+    queue: str
+    exchange: str
+    routing_key: str
+    successor: str
+    takes_new_jobs: bool
+    """Still bound where new jobs go (same vhost, exchange and routing key): it must be unbound.
+    Otherwise its binding stays, and servers not yet rolled keep feeding the old workers."""
+    counted_after: float
+    """Monotonic time from which the management API's counts include the jobs published before
+    the rename: they lag by the statistics interval (`rabbitmq.statisticsIntervalSeconds`)."""
+
+
+def retired(old: PoolSpec, new: PoolSpec, now: float) -> Retired | None:
+    """The queue a spec change leaves behind, None when the job queue stays where it was."""
+    before, after = old.topology, new.topology
+    if (old.rabbitmq.vhost, before.job_queue) == (new.rabbitmq.vhost, after.job_queue):
+        return None
+    return Retired(
+        vhost=old.rabbitmq.vhost, queue=before.job_queue, exchange=before.job_exchange,
+        routing_key=before.routing_key, successor=after.job_queue,
+        takes_new_jobs=(old.rabbitmq.vhost, before.job_exchange, before.routing_key)
+        == (new.rabbitmq.vhost, after.job_exchange, after.routing_key),
+        counted_after=now + 2 * new.rabbitmq.statistics_interval_seconds,
+    )  # fmt: skip
+
+
+def drained(r: Retired, info: QueueInfo | None, now: float) -> bool:
+    """Gone, or seen empty once its counts can be trusted: the watch ends."""
+    if info is None:
+        return True
+    return now >= r.counted_after and info.messages_ready + info.messages_unacknowledged == 0
+
+
+def stranded(r: Retired, info: QueueInfo | None) -> str | None:
+    """What to tell the user about the old queue; None while it holds no job."""
+    if info is None:
+        return None
+    jobs = info.messages_ready + info.messages_unacknowledged
+    if jobs == 0:
+        return None
+    return (
+        f"queue {r.queue} (the job queue before a rename to {r.successor}) still holds {jobs}"
+        f" jobs ({info.messages_ready} ready, {info.messages_unacknowledged} in flight,"
+        f" {info.consumers} consumers) that no new worker takes: move them with a shovel to"
+        f" {r.successor}, or delete the queue to drop them (docs/rabbitmq.md)"
+    )
+
+
+def condition(
+    conds: list[Condition], messages: list[str], generation: int | None
+) -> list[Condition]:
+    """`TopologyReady=False`: the topology the spec names is declared, but jobs accepted under
+    the old name will not run until someone acts."""
+    if not messages:
+        return conds
+    return conditions.set_condition(
+        conds, conditions.TOPOLOGY_READY, False, REASON, "; ".join(messages),
+        generation=generation,
+    )  # fmt: skip
+
+
+class Watch:
+    """The retired queues per pool (keyed by its policy name, unique per pool)."""
+
+    def __init__(self) -> None:
+        self._queues: dict[str, dict[tuple[str, str], Retired]] = {}
+
+    def add(self, key: str, r: Retired) -> None:
+        self._queues.setdefault(key, {})[r.vhost, r.queue] = r
+
+    def watching(self, key: str, current: tuple[str, str]) -> list[Retired]:
+        """A queue renamed back to is current again, not retired."""
+        queues = self._queues.get(key, {})
+        queues.pop(current, None)
+        return list(queues.values())
+
+    def drop(self, key: str, r: Retired) -> None:
+        self._queues.get(key, {}).pop((r.vhost, r.queue), None)
+
+    def forget(self, key: str) -> None:
+        self._queues.pop(key, None)
+
+
+WATCH = Watch()

@@ -1,0 +1,99 @@
+"""The topology drift check, in its own daemon (handlers.topology_drift) beside the autoscaling
+one: declaring the topology takes several management API calls, each up to
+`rabbitmq.timeoutSeconds`, and a slow broker must never delay a scaling decision
+(docs/operator.md, "Topology drift")."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import kopf
+
+from ffpool import logs
+from ffpool_operator import metrics
+from ffpool_operator.broker import queue_rename, topology
+from ffpool_operator.broker.protocols import Binding, BrokerError
+from ffpool_operator.flows import apply, lifecycle
+from ffpool_operator.flows.runtime import Runtime
+from ffpool_operator.kube import events
+from ffpool_operator.kube.client import KubeError
+from ffpool_operator.spec.credentials import MissingSecret
+from ffpool_operator.spec.pool import PoolRef, PoolSpec
+
+log = logs.get(__name__)
+INVALID_SPEC_WAIT_SECONDS = 30.0  # as the autoscaling daemon: the reconcile reports it
+KUBE_RETRY_SECONDS = 5.0
+
+
+def schedule(next_check: float, now: float, interval: float) -> tuple[bool, float]:
+    """(check now?, when the check after is due). 0.0 means never scheduled: the reconcile has
+    just declared the topology (it sets the next check itself), so the first check waits."""
+    if next_check == 0.0:
+        return False, now + interval
+    if now < next_check:
+        return False, next_check
+    return True, now + interval
+
+
+async def drift_once(rt: Runtime, pool: PoolRef, spec: Any, status: Any) -> float:
+    """One pass; returns the seconds to wait. Never raises for API trouble: the daemon goes on."""
+    try:
+        parsed = apply.parse_spec(spec)
+    except ValueError:
+        return INVALID_SPEC_WAIT_SECONDS
+    state = rt.state(pool)
+    due, state.next_drift_check = schedule(
+        state.next_drift_check, time.monotonic(), parsed.topology.drift_check_seconds
+    )
+    if due:
+        try:
+            await _check(rt, pool, parsed, status)
+        except KubeError as exc:
+            metrics.RECONCILE_ERRORS.labels(pool.namespace, pool.name, "drift").inc()
+            log.warning("drift check failed", pool=pool.name, error=str(exc))
+            return KUBE_RETRY_SECONDS
+    return max(0.0, state.next_drift_check - time.monotonic())
+
+
+async def _check(rt: Runtime, pool: PoolRef, spec: PoolSpec, status: Any) -> None:
+    report = await lifecycle._topology(rt, pool, spec)
+    if report.problem is not None:
+        log.warning("drift check failed", pool=pool.name, error=report.problem.message)
+    conds = apply.topology_condition(lifecycle._conds(rt, pool, status), report, None)
+    conds = topology.overrides_condition(conds, report, None)
+    await lifecycle._write(rt, pool, conds, {})
+
+
+async def on_spec_change(rt: Runtime, pool: PoolRef, old: Any, new: Any) -> None:
+    """A renamed job queue: the old one is watched, and unbound where new jobs would reach it
+    (queue_rename)."""
+    try:
+        gone = queue_rename.retired(apply.parse_spec(old), apply.parse_spec(new), time.monotonic())
+    except ValueError:
+        return  # the reconcile reports an invalid spec; a valid old one has nothing to retire
+    if gone is None:
+        return
+    queue_rename.WATCH.add(topology.policy_name(pool), gone)
+    if gone.takes_new_jobs:
+        await _unbind(rt, pool, new, gone)
+    log.info("job queue renamed", pool=pool.name, old=gone.queue, new=gone.successor)
+    unbound = f"unbound from {gone.exchange}" if gone.takes_new_jobs else "left bound to its key"
+    message = (
+        f"job queue {gone.queue} → {gone.successor}: {gone.queue} {unbound}, with the jobs it"
+        " holds (docs/rabbitmq.md)"
+    )
+    renamed = events.PoolEvent(
+        type=events.EventType.NORMAL, reason="JobQueueRenamed", message=message
+    )
+    events.post(pool, [renamed], time.monotonic())
+
+
+async def _unbind(rt: Runtime, pool: PoolRef, new: Any, gone: queue_rename.Retired) -> None:
+    """Retried while the broker cannot be asked: left bound, it takes a copy of every job."""
+    binding = Binding(exchange=gone.exchange, queue=gone.queue, routing_key=gone.routing_key)
+    try:
+        admin = await rt.admin(pool, apply.parse_spec(new))
+        await admin.unbind(gone.vhost, binding)
+    except (MissingSecret, BrokerError, KubeError) as exc:
+        raise kopf.TemporaryError(f"unbinding the old job queue: {exc}", delay=10) from exc

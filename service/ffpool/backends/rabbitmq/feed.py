@@ -1,0 +1,232 @@
+"""A server's view of every job: the events exchange folded into a bounded record cache.
+
+Each server binds its own events queue to the events exchange (`#`), so progress and outcomes
+reach whichever server holds the client's WebSocket, and every server can answer
+`get`/`subscribe` for jobs submitted elsewhere.
+
+That events queue is durable with an idle expiry rather than exclusive: when the broker
+restarts or the network drops, outcomes that workers publish before this server has
+reconnected wait in its queue instead of being dropped; a server that dies for good leaves a
+queue the broker deletes after `SERVER_QUEUE_EXPIRES_MS`.
+
+Each server also watches the dead letters as they happen (a second such queue bound to
+the job exchange with the DLQ's routing key; the durable DLQ keeps its own copy). A job the
+broker dead-letters by itself, e.g. a requeued job whose original TTL ran out, never reached a
+worker that could report it: the watcher turns its `x-death` into a `failed` event (`expired`),
+so no job disappears without a trace.
+
+Events are transient (publisher.py), so a broker restart drops those it still held, and with
+them maybe the outcome a client waits for. Every outcome is also on disk (markers.py): every
+`RESYNC_S` the feed reads the files of the jobs followed here that have no outcome yet, and
+hands any it finds to their subscribers. A client waits at most that long after a lost event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+from pydantic import TypeAdapter
+
+from ffpool import logs
+from ffpool.backends.admission import ActiveIndex
+from ffpool.backends.hub import EventHub
+from ffpool.backends.rabbitmq import attempts, connection, records, wire
+from ffpool.backends.rabbitmq.records import RecordCache
+from ffpool.backends.retention import RetainedBytes
+from ffpool.domain.events import FailedEvent, JobEvent, JobRecord, StateEvent
+from ffpool.topology import Topology
+
+log = logs.get(__name__)
+RESYNC_S = 2.0
+_event_adapter: TypeAdapter[JobEvent] = TypeAdapter(JobEvent)
+_batch_adapter: TypeAdapter[list[JobEvent]] = TypeAdapter(list[JobEvent])
+
+
+def parse_event(body: bytes) -> JobEvent | None:
+    """Fields a newer minor wire version added are ignored (wire.py)."""
+    return wire.parse(_event_adapter, body)
+
+
+def parse_events(body: bytes) -> list[JobEvent] | None:
+    """One event, or a worker's batch of them (a JSON array, see outbox.py); None if the
+    message is not valid as a whole: a batch is published by one worker in one piece."""
+    if not body.lstrip().startswith(b"["):
+        event = parse_event(body)
+        return None if event is None else [event]
+    return wire.parse(_batch_adapter, body)
+
+
+class EventsFeed:
+    def __init__(
+        self,
+        topo: Topology,
+        instance: str,
+        timeout: float,
+        capacity: int,
+        *,
+        on_dead_letter: Callable[[FailedEvent], Awaitable[None]] | None = None,
+        outcomes: Callable[[list[str]], Awaitable[Sequence[JobEvent]]] | None = None,
+        retained: RetainedBytes | None = None,
+    ) -> None:
+        self._on_dead_letter_seen = on_dead_letter
+        self._outcomes = outcomes
+        self._resync: asyncio.Task[None] | None = None
+        self._topo = topo
+        self._instance = instance
+        self._timeout = timeout
+        self.cache = RecordCache(capacity, retained)
+        self.hub = EventHub()
+        self.active = ActiveIndex()
+        self._settled: dict[str, float] = {}  # tenant → when its count was last settled
+        self._queues: list[AbstractQueue] = []
+
+    async def start(self, conn: AbstractRobustConnection) -> None:
+        channel = await connection.open_channel(conn, self._timeout)
+        token = uuid.uuid4().hex[:8]
+        exchange = await connection.events_exchange(channel, self._topo, self._timeout)
+        events = await channel.declare_queue(
+            f"{self._topo.events_exchange}:{self._instance}:{token}",
+            durable=True,
+            arguments=connection.server_queue_arguments(expires=True),
+            timeout=self._timeout,
+        )
+        await events.bind(exchange, routing_key="#", timeout=self._timeout)
+        await events.consume(self._on_event, no_ack=True, timeout=self._timeout)
+        jobs = await channel.get_exchange(self._topo.job_exchange, ensure=False)
+        watch = await channel.declare_queue(
+            f"{self._topo.dlq_queue}:watch:{self._instance}:{token}",
+            durable=True,
+            arguments=connection.server_queue_arguments(expires=True),
+            timeout=self._timeout,
+        )
+        await watch.bind(jobs, routing_key=self._topo.dlq_queue, timeout=self._timeout)
+        await watch.consume(self._on_dead_letter, no_ack=True, timeout=self._timeout)
+        self._queues = [events, watch]
+        if self._outcomes is not None and self._resync is None:
+            self._resync = asyncio.create_task(self.resync_forever(self._outcomes, RESYNC_S))
+
+    async def stop(self) -> None:
+        """Delete this server's queues (a crashed server's expire by themselves)."""
+        if self._resync is not None:
+            self._resync.cancel()
+            self._resync = None
+        for queue in self._queues:
+            try:
+                await queue.delete(if_unused=False, if_empty=False, timeout=self._timeout)
+            except Exception as exc:  # the broker may be gone: the queue expires then
+                log.debug("events queue not deleted", error=type(exc).__name__)
+        self._queues = []
+
+    def ingest(self, event: JobEvent) -> JobRecord | None:
+        """Fold an event into the cache and hand it to this server's subscribers."""
+        before = self.cache.get(event.job_id)
+        if _adds_nothing(before, event):
+            return before  # e.g. the accepting server hearing its own `queued` announcement
+        record = self.cache.fold(event)
+        if record is not None:
+            self.active.track(record)
+        # A job still unknown here is forwarded too: a fast worker's first progress can arrive
+        # before the submitting server, still awaiting its confirm, has recorded the job, and
+        # its client subscribed before submitting.
+        # A state event the fold ignored as stale is not forwarded either: the accepting
+        # server's `queued` announcement can arrive after a worker's `running`, and a client
+        # must never see its job go back to queued when it did not.
+        stale = isinstance(event, StateEvent) and before is not None and record is before
+        if (before is None or not before.state.terminal) and not stale:
+            self.hub.publish(event)
+        return record
+
+    def waiting(self) -> list[str]:
+        """Jobs followed here with no outcome known here yet."""
+        return [j for j in self.hub.subscribed() if not _terminal(self.cache.get(j))]
+
+    async def resync_forever(
+        self, outcomes: Callable[[list[str]], Awaitable[Sequence[JobEvent]]], every_s: float
+    ) -> None:
+        """Outcomes whose events were lost, read from the jobs' files (module docstring)."""
+        while True:
+            await asyncio.sleep(every_s)
+            if not (waiting := self.waiting()):
+                continue
+            try:
+                found = await outcomes(waiting)
+            except OSError as exc:
+                log.warning("job files unreadable", error=str(exc))
+                continue
+            for event in found:
+                log.info("outcome read from the job's files", job_id=event.job_id)
+                self.ingest(event)
+
+    def remember(self, record: JobRecord) -> JobRecord:
+        """A record learned from another server (lookup), the job's files or a local
+        submission; the one now held (a record held already only learns what it lacks)."""
+        held = self.cache.get(record.job_id)
+        if held is not None:
+            if (learned := records.learn(held, record)) is held:
+                return held
+            record = learned
+        self.cache.put(record)
+        held = self.cache.get(record.job_id) or record  # as kept (cut to MAX_RECORD_BYTES)
+        self.active.track(held)
+        return held
+
+    async def settle_active(self, tenant: str) -> None:
+        """Count a tenant's jobs anew: forget evicted records, and read the outcomes of its
+        unfinished ones from their files (a terminal event lost to a broker restart would
+        otherwise count against the tenant until the record is evicted)."""
+        now = asyncio.get_running_loop().time()
+        last = self._settled.get(tenant)
+        if last is not None and now - last < RESYNC_S:
+            return  # at most every RESYNC_S: a tenant at its limit submits again and again
+        self._settled[tenant] = now
+        self.active.prune(tenant, self.cache.get)
+        if self._outcomes is not None and (ids := self.active.ids(tenant)):
+            for event in await self._outcomes(ids):
+                self.ingest(event)
+
+    async def _on_event(self, message: AbstractIncomingMessage) -> None:
+        if not wire.readable(message.headers):
+            # Advisory: an outcome missed here is read from the job's files (resync_forever).
+            wire.warn_unreadable("an event", message.headers)
+            return
+        events = parse_events(message.body)
+        if events is None:
+            log.warning("ignored a malformed event", routing_key=message.routing_key)
+            return
+        for event in events:
+            self.ingest(event)
+
+    async def _on_dead_letter(self, message: AbstractIncomingMessage) -> None:
+        if not wire.readable(message.headers):
+            # The durable DLQ keeps its copy for a newer server's /dead-letters.
+            wire.warn_unreadable("a dead letter", message.headers)
+            return
+        job = attempts.parse_job(message.body)
+        if job is None:
+            return
+        self.remember(JobRecord.queued(job))
+        failure = attempts.dead_letter_failure(job.id, message.headers)
+        log.info("job dead-lettered", job_id=job.id, code=failure.code.value)
+        self.ingest(failure)
+        if self._on_dead_letter_seen is not None:
+            # Recorded in the job's files too: an expired job has no worker to record it, and
+            # a server started later must not take it for queued (markers.py).
+            await self._on_dead_letter_seen(failure)
+
+
+def _adds_nothing(record: JobRecord | None, event: JobEvent) -> bool:
+    """A state event repeating what the record holds: not folded, not forwarded."""
+    return (
+        isinstance(event, StateEvent)
+        and record is not None
+        and record.tenant is not None
+        and (record.state, record.attempt, record.worker) == (event.state, event.attempt,
+                                                              event.worker)
+    )  # fmt: skip
+
+
+def _terminal(record: JobRecord | None) -> bool:
+    return record is not None and record.state.terminal

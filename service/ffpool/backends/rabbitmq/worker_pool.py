@@ -1,0 +1,302 @@
+"""The worker pool: one consumer per job slot, each on its own channel with prefetch 1.
+
+`rabbitmqctl list_queues name messages consumers` therefore shows one consumer per slot
+(`ffmpeg_job_queue 0 4` for a process with 4 workers), and a slot never holds a job it has not
+started: a later high-priority job is not stuck behind a prefetched one. Deliveries are
+handled in tasks this pool owns (aiormq cancels a channel's own consumer tasks when the
+channel closes, which must not kill a running FFmpeg on a broker blip), and acked or nacked
+explicitly: `message.process()` would reject, i.e. dead-letter, a job on CancelledError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+
+from ffpool import logs
+from ffpool.backends.base import BackendError
+from ffpool.backends.rabbitmq import attempts, connection, unread, wire
+from ffpool.backends.rabbitmq.attempts import Action
+from ffpool.backends.rabbitmq.job_run import (
+    ExecutorLike,
+    MetricsLike,
+    ProgressSender,
+    Run,
+    Settler,
+    Stop,
+    execute,
+    nack_all,
+)
+from ffpool.backends.rabbitmq.markers import Markers
+from ffpool.backends.rabbitmq.outbox import Outbox
+from ffpool.backends.rabbitmq.publisher import Publisher
+from ffpool.domain.events import (
+    CancelledEvent,
+    CompletedEvent,
+    FailedEvent,
+    JobEvent,
+    JobRecord,
+    JobState,
+    StateEvent,
+)
+from ffpool.domain.jobs import Job
+from ffpool.settings import Settings
+from ffpool.topology import Topology
+
+log = logs.get(__name__)
+REMEMBERED_IDS = 10_000  # cancelled/completed job ids each worker keeps (bounded)
+_V = TypeVar("_V")
+
+
+def _remember(ids: OrderedDict[str, _V], job_id: str, value: _V) -> None:
+    ids[job_id] = value
+    ids.move_to_end(job_id)
+    while len(ids) > REMEMBERED_IDS:
+        ids.popitem(last=False)
+
+
+class WorkerPool:
+    def __init__(
+        self,
+        settings: Settings,
+        topo: Topology,
+        publisher: Publisher,
+        executor: ExecutorLike,
+        metrics: MetricsLike,
+        limit_s: float | None,
+    ) -> None:
+        self._settings = settings
+        self._topo = topo
+        self._publisher = publisher
+        self._executor = executor
+        self._metrics = metrics
+        self._limit_s = limit_s
+        self._timeout = settings.broker_timeout_seconds
+        self._markers = Markers(settings.media_root)
+        self._outbox = Outbox(publisher.publish_events)
+        self._settler = Settler(publisher, self._markers, self._timeout, self._outbox)
+        self._consumers: list[tuple[AbstractQueue, str]] = []
+        self._runs: dict[str, Run] = {}
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._busy_slots: set[int] = set()
+        self._cancelled: OrderedDict[str, None] = OrderedDict()
+        self._completed: OrderedDict[str, CompletedEvent] = OrderedDict()
+        self._draining = False
+        self.lookup: Callable[[str], Awaitable[JobRecord | None]] | None = None
+
+    async def start(self, conn: AbstractRobustConnection, count: int) -> None:
+        conn.close_callbacks.add(self._on_connection_lost)
+        for index in range(count):
+            channel = await connection.open_channel(conn, self._timeout)
+            await channel.set_qos(prefetch_count=1, timeout=self._timeout)
+            queue = await connection.declare_queue(
+                channel, self._topo.job_queue, self._topo.queue_arguments(), self._timeout
+            )
+            callback = functools.partial(self._on_message, index)
+            tag = await queue.consume(callback, timeout=self._timeout)
+            self._consumers.append((queue, tag))
+            log.info(f"RabbitMQ Worker {index} started")
+
+    def _on_connection_lost(self, _sender: object, exc: BaseException | None) -> None:
+        """The deliveries of the running jobs died with the connection and the broker requeues
+        them (maybe to another worker): stop the runs, so no job runs twice at once. Their
+        run scratch is removed as on a cancel; the redelivery counts as an attempt."""
+        if self._draining or not self._runs:
+            return
+        log.warning("worker connection lost: handing running jobs back to the broker",
+                    running=len(self._runs), error=type(exc).__name__)  # fmt: skip
+        for run in list(self._runs.values()):
+            run.request_stop(Stop.LOST)
+
+    def busy_jobs(self) -> int:
+        return len(self._runs)
+
+    def cancel(self, job_id: str) -> None:
+        """A cancel broadcast: stop the job if it runs here, skip it if it arrives later."""
+        _remember(self._cancelled, job_id, None)
+        run = self._runs.get(job_id)
+        if run is not None:
+            log.info("cancelling running job", job_id=job_id)
+            run.request_stop(Stop.CLIENT)
+
+    async def drain(self, timeout: float) -> None:
+        """Stop taking jobs now; let running ones finish within `timeout`; hand the rest back
+        to the queue with their attempt unchanged (never the DLQ)."""
+        self._draining = True
+        await self._cancel_consumers()
+        busy = set(self._handlers)
+        if busy:
+            log.info("draining", running=len(self._runs), timeout_s=timeout)
+            await asyncio.wait(busy, timeout=timeout)
+        for run in list(self._runs.values()):
+            run.request_stop(Stop.HAND_BACK)
+        if self._handlers:
+            grace = self._settings.cancel_grace_seconds + 2 * self._timeout
+            await asyncio.wait(set(self._handlers), timeout=grace)
+
+    async def _cancel_consumers(self) -> None:
+        consumers, self._consumers = self._consumers, []
+        for queue, tag in consumers:
+            try:
+                await queue.cancel(tag, timeout=self._timeout)
+            except Exception as exc:
+                log.debug("consumer cancel failed", error=type(exc).__name__)
+
+    async def _on_message(self, slot: int, message: AbstractIncomingMessage) -> None:
+        if slot in self._busy_slots:
+            # A delivery restored after a reconnect while the slot's lost job still stops:
+            # a slot never runs two jobs, so it goes back to the queue.
+            log.info("slot busy: requeueing a delivery", slot=slot, message_id=message.message_id)
+            await nack_all([message], self._timeout)
+            return
+        self._busy_slots.add(slot)
+        task = asyncio.create_task(self._handle(slot, message))
+        self._handlers.add(task)
+        task.add_done_callback(self._handlers.discard)
+        task.add_done_callback(lambda _: self._busy_slots.discard(slot))
+
+    async def _handle(self, slot: int, message: AbstractIncomingMessage) -> None:
+        if not wire.readable(message.headers):
+            await unread.leave_for_newer(self._publisher, message, self._timeout)
+            return
+        job = attempts.parse_job(message.body)
+        if job is None:
+            log.error("dead-lettering an unreadable job message", message_id=message.message_id)
+            await message.reject(requeue=False)
+            return
+        if (running := self._runs.get(job.id)) is not None:
+            # A copy of a job running here (redelivered after a reconnect): settle it together.
+            running.deliveries.append(message)
+            return
+        attempt = attempts.header_attempt(message.headers)
+        run = Run(job, attempt, f"{self._settings.instance_name}/{slot}", [message])
+        if self._draining:
+            await self._settler.hand_back(run)
+            return
+        # Claimed before the first await: a copy delivered to another slot while this one
+        # checks the markers joins this run instead of starting a second one.
+        self._runs[job.id] = run
+        try:
+            await self._decide_and_dispatch(run, message)
+        except Exception:
+            # A bug costs these deliveries a requeue, never strands them: an unsettled one
+            # holds its slot (prefetch 1) and its job until the connection closes.
+            log.exception("handling a job failed: requeueing it", job_id=job.id)
+            await nack_all(run.deliveries, self._timeout)
+        finally:
+            del self._runs[job.id]
+
+    async def _decide_and_dispatch(self, run: Run, message: AbstractIncomingMessage) -> None:
+        job, attempt = run.job, run.attempt
+        redelivered = bool(message.redelivered)
+        # The markers are read on every delivery (a stat in a thread, cheap next to an FFmpeg
+        # run): a job cancelled while queued, before this worker started, carries no other
+        # trace. Asking the servers is for possible duplicates only.
+        keyed = job.idempotency_key is not None
+        ask = attempts.maybe_duplicate(redelivered, message.headers, keyed)
+        done, cancelled = await self._known_outcome(job.id, ask=ask)
+        decision = attempts.decide(
+            redelivered=redelivered,
+            attempt=attempt,
+            max_attempts=self._topo.max_attempts,
+            completed=job.id in self._completed or done is not None,
+            cancelled=job.id in self._cancelled or cancelled,
+        )
+        run.attempt = decision.attempt
+        await self._dispatch(decision.action, run)
+
+    async def _dispatch(self, action: Action, run: Run) -> None:
+        job_id = run.job.id
+        match action:
+            case Action.RUN:
+                await self._run(run)
+            case Action.RETRY:
+                log.warning("job redelivered: counting an attempt", job_id=job_id,
+                            attempt=run.attempt)  # fmt: skip
+                await self._settler.retry(run)
+                await self._state(run, JobState.QUEUED)
+            case Action.POISON:
+                log.error("poison job: too many attempts", job_id=job_id, attempt=run.attempt)
+                await self._settler.dead_letter(run, attempts.poison_failure(job_id, run.attempt))
+            case Action.SKIP_COMPLETED:
+                log.info("duplicate delivery of a completed job: not run again", job_id=job_id)
+                done = await self._completed_event(job_id)
+                await self._settler.settle(run, done or _completed_unknown(job_id))
+            case Action.SKIP_CANCELLED:
+                await self._settler.settle(run, CancelledEvent(job_id=job_id))
+
+    async def _run(self, run: Run) -> None:
+        job = run.job
+        # Every event of a run goes on the outcome's channel: the broker keeps one channel's
+        # messages in order but not two channels', and a progress sample that trailed the
+        # outcome would be dropped by servers that already saw the job finish.
+        progress = ProgressSender(
+            self._publish_in_order,
+            self._state_event(run, JobState.RUNNING),
+            publish_last=self._publish_in_order,
+        )
+        log.info("job started", job_id=job.id, attempt=run.attempt, worker=run.worker)
+        outcome = await execute(run, self._executor, progress, self._limit_s)
+        await progress.close(self._timeout)
+        if isinstance(outcome, CompletedEvent):
+            _remember(self._completed, job.id, outcome)
+        await self._settler.settle(run, outcome)
+        if outcome is None and progress.announced:
+            await self._state(run, JobState.QUEUED)  # handed back: waiting again
+        if isinstance(outcome, CompletedEvent | FailedEvent | CancelledEvent):
+            seconds = time.monotonic() - run.started
+            self._metrics.observe_finished(job.spec.operation.op, _state_of(outcome), seconds)
+            log.info("job finished", job_id=job.id, state=outcome.type, seconds=round(seconds, 3))
+
+    async def _state(self, run: Run, state: JobState) -> None:
+        await self._publish_fast(self._state_event(run, state))
+
+    @staticmethod
+    def _state_event(run: Run, state: JobState) -> StateEvent:
+        job: Job = run.job
+        return StateEvent(job_id=job.id, state=state, operation=job.spec.operation.op,
+                          priority=job.priority, attempt=run.attempt, tenant=job.tenant,
+                          worker=run.worker if state is JobState.RUNNING else None)  # fmt: skip
+
+    async def _publish_fast(self, event: JobEvent) -> None:
+        """State and progress: informational, the confirmed outcome is what counts."""
+        try:
+            await self._publisher.publish_event(event, confirm=False)
+        except (BackendError, TimeoutError) as exc:
+            log.debug("event not published", job_id=event.job_id, error=type(exc).__name__)
+
+    async def _publish_in_order(self, event: JobEvent) -> None:
+        """On the outcome's (confirmed) channel: a channel's messages are routed in order, so
+        this one reaches the servers before the outcome published next."""
+        await self._outbox.put(event)
+
+    async def _completed_event(self, job_id: str) -> CompletedEvent | None:
+        return self._completed.get(job_id) or (await self._known_outcome(job_id))[0]
+
+    async def _known_outcome(
+        self, job_id: str, *, ask: bool = True
+    ) -> tuple[CompletedEvent | None, bool]:
+        """(completed event, cancelled) of a job that may have run before: this worker's
+        memory, the marker files, else (if `ask`) the servers' records (a lookup)."""
+        if (done := self._completed.get(job_id)) is not None:
+            return done, False
+        done, cancelled = await self._markers.check(job_id)
+        if ask and done is None and not cancelled and self.lookup is not None:
+            record = await self.lookup(job_id)
+            if record is not None:
+                return record.result, record.state is JobState.CANCELLED
+        return done, cancelled
+
+
+def _state_of(outcome: CompletedEvent | FailedEvent | CancelledEvent) -> JobState:
+    return JobState(outcome.type)
+
+
+def _completed_unknown(job_id: str) -> CompletedEvent:
+    return CompletedEvent(job_id=job_id, processing_time_s=0.0)

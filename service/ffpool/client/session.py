@@ -1,0 +1,285 @@
+"""An async Python client for the ffpool WebSocket protocol and its HTTP side.
+
+async with Client("ws://127.0.0.1:8080/ws", token=os.environ["FFPOOL_TOKEN"]) as client:
+    upload_id = await client.upload(Path("clip.mp4"))
+    accepted = await client.submit(JobSpec(input=UploadInput(upload_id=upload_id),
+                                           operation=TranscodeOp(height=720)))
+    outcome = await client.wait(accepted.job_id, on_event=print, timeout=3600)
+    for output in outcome.outputs:
+        await client.download(output, Path("out"))
+
+Every network call has a time limit: connecting and each request reply (`timeout`), each read
+of an HTTP body and each stall of an upload (`read_timeout`), and waits on a job when given one.
+When the WebSocket closes, pending requests and waits end with ConnectionError. With a `token`,
+every request carries `Authorization: Bearer <token>` (docs/security.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+from pydantic import ValidationError
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from ffpool import names
+from ffpool.client import resume as resume
+from ffpool.client import transfer as transfer
+from ffpool.domain.events import CancelledEvent, CompletedEvent, FailedEvent, OutputFile
+from ffpool.domain.jobs import JobSpec
+from ffpool.domain.protocol import (
+    Accepted,
+    Cancel,
+    Error,
+    Message,
+    Ping,
+    Pong,
+    Submit,
+    Subscribe,
+    encode,
+    server_adapter,
+)
+
+Outcome = CompletedEvent | FailedEvent | CancelledEvent
+TERMINAL = (CompletedEvent, FailedEvent, CancelledEvent)
+# Events buffered per job not yet read by `events()`: about ten minutes of progress at two
+# events a second. Beyond that the oldest are dropped (progress supersedes progress).
+MAX_BUFFERED_EVENTS: Final = 1200
+
+
+class ClientError(Exception):
+    def __init__(self, error: Error) -> None:
+        super().__init__(f"{error.code}: {error.message}")
+        self.error = error
+
+
+class _Closed:
+    """Pushed to every job's queue when the WebSocket closes: waits end, not hang."""
+
+
+CLOSED: Final = _Closed()
+
+
+def http_url_for(ws_url: str, http_port: int = 8081) -> str:
+    """The HTTP side of a server: same host, port 8081 (ws→http, wss→https)."""
+    parts = urlsplit(ws_url)
+    scheme = "https" if parts.scheme == "wss" else "http"
+    return urlunsplit((scheme, f"{parts.hostname}:{http_port}", "", "", ""))
+
+
+def _offer(queue: asyncio.Queue[Any], item: Any) -> None:
+    """Put without blocking the reader; a full queue loses its oldest item."""
+    if queue.full():
+        queue.get_nowait()
+    queue.put_nowait(item)
+
+
+class Client:
+    def __init__(
+        self,
+        ws_url: str,
+        http_url: str | None = None,
+        timeout: float = 30.0,
+        read_timeout: float = 60.0,
+        token: str | None = None,
+    ) -> None:
+        self.ws_url = ws_url
+        self._headers = {names.AUTH_HEADER: names.BEARER_PREFIX + token} if token else {}
+        self.http_url = http_url or http_url_for(ws_url)
+        self.timeout = timeout
+        self.read_timeout = read_timeout
+        self._ws: ClientConnection | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._pending: dict[str, asyncio.Future[Any]] = {}
+        self._events: dict[str, asyncio.Queue[Any]] = {}
+        self._closed = False
+        self._http: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Client:
+        await self._open()
+        limits = aiohttp.ClientTimeout(
+            total=None, connect=self.timeout, sock_read=self.read_timeout
+        )
+        self._http = aiohttp.ClientSession(timeout=limits)
+        return self
+
+    async def _open(self) -> None:
+        connecting = connect(self.ws_url, max_size=2**24, additional_headers=self._headers)
+        self._ws = await asyncio.wait_for(connecting, self.timeout)
+        self._closed = False
+        self._reader = asyncio.create_task(self._read())
+
+    async def reconnect(self, ws_url: str | None = None) -> None:
+        """A new WebSocket (to `ws_url`, another replica, if given). Waits and event streams
+        of the old one end with ConnectionError; follow jobs again with `subscribe`."""
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+        if self._ws is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._ws.close(), self.timeout)
+        self._close_all()
+        self._events.clear()
+        if ws_url is not None:
+            self.ws_url = ws_url
+        await self._open()
+
+    async def follow(
+        self,
+        job_id: str,
+        on_event: Callable[[Any], None] | None = None,
+        timeout: float | None = None,
+        *,
+        ws_urls: Sequence[str] = (),
+        unknown_grace_s: float = resume.UNKNOWN_GRACE_S,
+    ) -> Outcome:
+        """Like `wait` after a `subscribe`, riding out what a replicated service does: an
+        `unknown_job` refusal is retried for `unknown_grace_s` (a job just accepted elsewhere
+        may take a moment to be known here), and a closed connection is reconnected (to the
+        next of `ws_urls`, if given) and the job subscribed again."""
+        return await resume.follow(self, job_id, on_event, timeout, ws_urls, unknown_grace_s)
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+        if self._ws is not None:
+            await self._ws.close()
+        if self._http is not None:
+            await self._http.close()
+
+    async def _read(self) -> None:
+        assert self._ws is not None
+        try:
+            async for raw in self._ws:
+                try:
+                    self._dispatch(server_adapter.validate_json(raw))
+                except ValidationError:
+                    continue  # a message type newer than this client: not ours to handle
+        except ConnectionClosed:
+            pass
+        finally:
+            self._close_all()
+
+    def _dispatch(self, msg: Any) -> None:
+        request_id = getattr(msg, "request_id", None)
+        future = self._pending.pop(request_id, None) if request_id else None
+        if future is not None:
+            if not future.done():
+                future.set_result(msg)
+        elif job_id := getattr(msg, "job_id", None):
+            _offer(self._queue(job_id), msg)
+
+    def _close_all(self) -> None:
+        """Fail every pending request and end every job's event stream."""
+        self._closed = True
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(ConnectionError("connection closed"))
+        self._pending.clear()
+        for queue in self._events.values():
+            _offer(queue, CLOSED)
+
+    def _queue(self, job_id: str) -> asyncio.Queue[Any]:
+        queue = self._events.get(job_id)
+        if queue is None:
+            queue = self._events[job_id] = asyncio.Queue(MAX_BUFFERED_EVENTS)
+        return queue
+
+    async def _send(self, msg: Message) -> None:
+        assert self._ws is not None, "use `async with Client(...)`"
+        if self._closed:
+            raise ConnectionError("connection closed")
+        async with asyncio.timeout(self.timeout):
+            await self._ws.send(encode(msg))
+
+    async def _request(self, msg: Message, request_id: str) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        try:
+            await self._send(msg)
+            reply = await asyncio.wait_for(future, self.timeout)
+        finally:
+            self._pending.pop(request_id, None)
+        if isinstance(reply, Error):
+            raise ClientError(reply)
+        return reply
+
+    async def submit(
+        self, spec: JobSpec, priority: int = 0, idempotency_key: str | None = None
+    ) -> Accepted:
+        rid = uuid.uuid4().hex
+        msg = Submit(job=spec, priority=priority, idempotency_key=idempotency_key, request_id=rid)
+        reply: Accepted = await self._request(msg, rid)
+        return reply
+
+    async def ping(self) -> Pong:
+        rid = uuid.uuid4().hex
+        reply: Pong = await self._request(Ping(request_id=rid), rid)
+        return reply
+
+    async def subscribe(self, job_id: str) -> None:
+        """Follow a job (after a reconnect, say): its state comes first, then live events.
+        A refusal (unknown job) ends that job's `events()` with ClientError."""
+        self._queue(job_id)
+        await self._send(Subscribe(job_id=job_id))
+
+    async def cancel(self, job_id: str) -> None:
+        """Ask to cancel; the outcome (or a refusal, as ClientError) comes in `events()`."""
+        self._queue(job_id)
+        await self._send(Cancel(job_id=job_id))
+
+    async def events(self, job_id: str, timeout: float | None = None) -> AsyncIterator[Any]:
+        """Every event of the job until (and including) its outcome. Raises TimeoutError once
+        `timeout` seconds have passed, ConnectionError if the connection closes first, and
+        ClientError if the server refuses a request about this job."""
+        queue = self._queue(job_id)
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        try:
+            while True:
+                if self._closed and queue.empty():
+                    raise ConnectionError("connection closed")
+                async with asyncio.timeout_at(deadline):
+                    event = await queue.get()
+                if event is CLOSED:
+                    raise ConnectionError("connection closed")
+                if isinstance(event, Error):
+                    raise ClientError(event)
+                yield event
+                if isinstance(event, TERMINAL):
+                    return
+        finally:
+            if self._events.get(job_id) is queue and queue.empty():
+                del self._events[job_id]
+
+    async def wait(
+        self,
+        job_id: str,
+        on_event: Callable[[Any], None] | None = None,
+        timeout: float | None = None,
+    ) -> Outcome:
+        """The job's outcome; raises as `events()` does."""
+        async for event in self.events(job_id, timeout):
+            if on_event is not None:
+                on_event(event)
+            if isinstance(event, TERMINAL):
+                return event
+        raise ConnectionError("event stream ended")
+
+    async def upload(self, path: Path) -> str:
+        assert self._http is not None, "use `async with Client(...)`"
+        return await transfer.upload(
+            self._http, self.http_url, path, self.read_timeout, self._headers
+        )
+
+    async def download(self, output: OutputFile, dest_dir: Path) -> Path:
+        """Save an output (its URL is a signed link: client_transfer.download)."""
+        assert self._http is not None, "use `async with Client(...)`"
+        return await transfer.download(self._http, self.http_url, output, dest_dir, self._headers)

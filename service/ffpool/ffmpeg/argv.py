@@ -1,0 +1,242 @@
+"""Typed operations compiled to FFmpeg argv lists: pure, no I/O.
+
+Every element is a constant of this module, an absolute path we chose, or a number validated by
+the job model and formatted here. No user text ever becomes an argument or a filtergraph.
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from ffpool.domain.jobs import (
+    AudioCodec,
+    Container,
+    ExtractAudioOp,
+    Operation,
+    ProbeOp,
+    ThumbnailOp,
+    TranscodeOp,
+    TrimMode,
+    TrimOp,
+    VideoCodec,
+)
+from ffpool.ffmpeg import codecs as codecs
+from ffpool.ffmpeg import limits
+from ffpool.ffmpeg.binaries import Binaries
+from ffpool.ffmpeg.codecs import num
+from ffpool.settings import Settings
+from ffpool.storage.media import content_type
+
+# Demuxers FFmpeg may use on an input. `-protocol_whitelist file` alone does not stop an HLS
+# playlist or an ffconcat script (auto-detected by content, whatever the file is called) from
+# opening other local files through the `file` protocol (CVE-2016-1897/1898 family), and the
+# `imf`/`dash` manifests do the same; so only demuxers that read their one file are allowed.
+FORMAT_WHITELIST = ",".join(
+    (
+        "mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi", "flv", "mpegts", "mpeg",
+        "mpegvideo", "m4v", "h264", "hevc", "ivf", "obu", "asf", "mxf", "nut", "ogg", "dv",
+        "yuv4mpegpipe", "mp3", "aac", "ac3", "eac3", "flac", "wav", "w64", "aiff", "caf", "amr",
+        "wv", "gif", "image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe",
+    )
+)  # fmt: skip
+# Only the local file protocol, for the input and anything a demuxer opens from it.
+PROTOCOL_WHITELIST = "file"
+
+_TRIM_CONTAINERS = {
+    ".mp4": Container.MP4,
+    ".m4v": Container.MP4,
+    ".mov": Container.MOV,
+    ".mkv": Container.MKV,
+    ".webm": Container.WEBM,
+}
+
+
+class Tool(enum.StrEnum):
+    FFMPEG = "ffmpeg"
+    FFPROBE = "ffprobe"
+
+
+class PlannedOutput(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    temp_path: Path
+    final_path: Path
+    content_type: str
+
+
+class FFmpegPlan(BaseModel):
+    """One process to run for a job, and what it will leave behind."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tool: Tool
+    argv: tuple[str, ...]
+    outputs: tuple[PlannedOutput, ...] = ()
+    expected_duration_s: float | None = None
+    """Output duration known before the run (trim); else the input's, from FFmpeg's stderr."""
+    input_seek_s: float = 0.0
+    """Input time skipped before the output starts (the input duration counts from here)."""
+    probe_output: bool = False
+    """Whether the outputs' metadata needs an ffprobe run (not for images: header read)."""
+    track_percent: bool = True
+    """Whether a percentage means anything (not for a one-frame thumbnail)."""
+
+
+def file_url(path: Path) -> str:
+    """`file:` keeps FFmpeg from reading a protocol or option out of the path itself."""
+    if not path.is_absolute():
+        raise ValueError(f"not an absolute path: {path}")
+    return f"file:{path}"
+
+
+def probe_argv(binaries: Binaries, path: Path, max_pixels: int | None = None) -> tuple[str, ...]:
+    """ffprobe of `path`; with `max_pixels`, its decoders refuse larger frames (an input's
+    probe decodes a first frame: it must not decode a bomb itself)."""
+    return (
+        *binaries.prefix, binaries.ffprobe, "-v", "error", "-hide_banner",
+        *_pixel_limit(max_pixels),
+        "-protocol_whitelist", PROTOCOL_WHITELIST, "-format_whitelist", FORMAT_WHITELIST,
+        "-show_format", "-show_streams", "-of", "json", file_url(path),
+    )  # fmt: skip
+
+
+def _pixel_limit(max_pixels: int | None) -> list[str]:
+    if max_pixels is None:
+        return []
+    return ["-max_pixels", str(limits.decoder_max_pixels(max_pixels))]
+
+
+def build_plan(
+    op: Operation, src: Path, job_dir: Path, binaries: Binaries, settings: Settings
+) -> FFmpegPlan:
+    """The process that performs `op` on the local file `src`, writing under `job_dir`."""
+    match op:
+        case ProbeOp():
+            argv = probe_argv(binaries, src, settings.max_input_pixels)
+            return FFmpegPlan(tool=Tool.FFPROBE, argv=argv)
+        case ThumbnailOp():
+            return _thumbnail(op, src, job_dir, binaries, settings)
+        case TranscodeOp():
+            return _transcode(op, src, job_dir, binaries, settings)
+        case ExtractAudioOp():
+            return _extract_audio(op, src, job_dir, binaries, settings)
+        case TrimOp():
+            return _trim(op, src, job_dir, binaries, settings)
+
+
+def _head(binaries: Binaries, settings: Settings) -> list[str]:
+    return [
+        *binaries.prefix, binaries.ffmpeg, "-hide_banner", "-nostdin", "-y", "-nostats",
+        "-progress", "pipe:1", "-stats_period", num(settings.progress_interval_seconds),
+    ]  # fmt: skip
+
+
+def _input(src: Path, settings: Settings, seek_s: float = 0.0) -> list[str]:
+    # -ss before -i: a fast keyframe seek in the demuxer instead of decoding up to the time.
+    seek = ["-ss", num(seek_s)] if seek_s > 0 else []
+    return [
+        *seek, *_pixel_limit(settings.max_input_pixels),
+        "-protocol_whitelist", PROTOCOL_WHITELIST, "-format_whitelist", FORMAT_WHITELIST,
+        "-i", file_url(src),
+    ]  # fmt: skip
+
+
+def _output(muxer: str, out: PlannedOutput, settings: Settings) -> list[str]:
+    # Input metadata (GPS position, device, names) is not carried into outputs, and chapters
+    # describe the source's timeline, which a trim or thumbnail does not keep.
+    threads = ["-threads", str(settings.ffmpeg_threads)] if settings.ffmpeg_threads else []
+    return [
+        "-map_metadata", "-1", "-map_chapters", "-1", *threads,
+        "-fs", str(settings.max_output_bytes), "-f", muxer, file_url(out.temp_path),
+    ]  # fmt: skip
+
+
+def planned_output(job_dir: Path, name: str) -> PlannedOutput:
+    if not job_dir.is_absolute():
+        raise ValueError(f"not an absolute path: {job_dir}")
+    return PlannedOutput(
+        name=name,
+        temp_path=job_dir / f".{name}.part",
+        final_path=job_dir / name,
+        content_type=content_type(name),
+    )
+
+
+def _thumbnail(
+    op: ThumbnailOp, src: Path, job_dir: Path, binaries: Binaries, settings: Settings
+) -> FFmpegPlan:
+    out = planned_output(job_dir, f"thumbnail.{op.format.value}")
+    scale = codecs.thumbnail_scale(op.width, op.height)
+    argv = [
+        *_head(binaries, settings), *_input(src, settings, op.time),
+        "-map", "0:v:0", "-frames:v", "1", *(["-vf", scale] if scale else []),
+        *codecs.IMAGE_ENCODERS[op.format], "-update", "1", *_output("image2", out, settings),
+    ]  # fmt: skip
+    return FFmpegPlan(tool=Tool.FFMPEG, argv=tuple(argv), outputs=(out,), track_percent=False)
+
+
+def _transcode(
+    op: TranscodeOp, src: Path, job_dir: Path, binaries: Binaries, settings: Settings
+) -> FFmpegPlan:
+    out = planned_output(job_dir, f"output.{op.container.value}")
+    argv = [
+        *_head(binaries, settings), *_input(src, settings), *codecs.transcode_args(op),
+        *_output(codecs.MUXERS[op.container], out, settings),
+    ]  # fmt: skip
+    return FFmpegPlan(tool=Tool.FFMPEG, argv=tuple(argv), outputs=(out,), probe_output=True)
+
+
+def _extract_audio(
+    op: ExtractAudioOp, src: Path, job_dir: Path, binaries: Binaries, settings: Settings
+) -> FFmpegPlan:
+    encoder, muxer, extension, lossless = codecs.AUDIO_FORMATS[op.format]
+    out = planned_output(job_dir, f"audio.{extension}")
+    bitrate = [] if lossless else ["-b:a", f"{op.bitrate_kbps}k"]
+    argv = [
+        *_head(binaries, settings), *_input(src, settings),
+        "-map", "0:a:0", "-c:a", encoder, *bitrate, *_output(muxer, out, settings),
+    ]  # fmt: skip
+    return FFmpegPlan(tool=Tool.FFMPEG, argv=tuple(argv), outputs=(out,), probe_output=True)
+
+
+def trim_container(src: Path) -> Container:
+    """Keep the input's container when we know it (by our own path's suffix), else Matroska,
+    which carries almost any codec a stream copy can bring."""
+    return _TRIM_CONTAINERS.get(src.suffix.lower(), Container.MKV)
+
+
+def _trim(
+    op: TrimOp, src: Path, job_dir: Path, binaries: Binaries, settings: Settings
+) -> FFmpegPlan:
+    container = trim_container(src)
+    out = planned_output(job_dir, f"trim.{container.value}")
+    if op.mode is TrimMode.COPY:
+        # A copy starts at the keyframe before `start`: MP4/MOV hide the lead-in with an edit
+        # list (so no -avoid_negative_ts, which would make it visible); Matroska keeps it.
+        codec_args = ["-map", "0:v:0?", "-map", "0:a:0?", "-c", "copy"]
+    else:
+        codec_args = codecs.transcode_args(_reencode_for(container))
+    argv = [
+        *_head(binaries, settings), *_input(src, settings, op.start), "-t", num(op.duration),
+        *codec_args, *_output(codecs.MUXERS[container], out, settings),
+    ]  # fmt: skip
+    return FFmpegPlan(
+        tool=Tool.FFMPEG,
+        argv=tuple(argv),
+        outputs=(out,),
+        expected_duration_s=op.duration,
+        input_seek_s=op.start,
+        probe_output=True,
+    )
+
+
+def _reencode_for(container: Container) -> TranscodeOp:
+    if container is Container.WEBM:
+        return TranscodeOp(
+            container=container, video_codec=VideoCodec.VP9, audio_codec=AudioCodec.OPUS
+        )
+    return TranscodeOp(container=container)

@@ -1,0 +1,281 @@
+"""Runs one job: input → FFmpeg → outputs, reported as a `completed` or `failed` event.
+
+A run holds the job's run lock and writes into its own scratch directory; a finished run
+commits its outputs atomically, and the first commit wins (commit.py). A failed or cancelled
+run removes only its own scratch files, never another run's, never committed outputs.
+
+Hot path per job: one ffprobe of the input (its frame size is checked before anything decodes
+it: limits.py), one FFmpeg process (its stderr gives the input duration for the progress
+percentage), plus one ffprobe of the output for video/audio results; a thumbnail's metadata is
+read from the image header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from ffpool import logs
+from ffpool.domain import bounds
+from ffpool.domain.events import (
+    CompletedEvent,
+    FailedEvent,
+    FailureCode,
+    MediaInfo,
+    OutputFile,
+    ProgressEvent,
+)
+from ffpool.domain.jobs import Job, ProbeOp
+from ffpool.ffmpeg import limits, pdeathsig, sweep
+from ffpool.ffmpeg import outcome as outcome
+from ffpool.ffmpeg.argv import FFmpegPlan, PlannedOutput, build_plan
+from ffpool.ffmpeg.binaries import Binaries, BinariesNotFound, resolve
+from ffpool.ffmpeg.commit import RunScope, run_scope
+from ffpool.ffmpeg.inputs import InputError, materialize
+from ffpool.ffmpeg.probe import ProbeError, probe, read_image_info
+from ffpool.ffmpeg.process import run
+from ffpool.ffmpeg.progress import ProgressTracker
+from ffpool.settings import Settings
+from ffpool.storage.media import Storage, StorageError
+
+log = logs.get(__name__)
+
+# The output probe reads our own fresh file: it needs seconds, never the whole job budget.
+OUTPUT_PROBE_TIMEOUT_S: Final = 60.0
+# An input's probe reads only the start of the input (ffprobe's probesize): seconds as well.
+INPUT_PROBE_TIMEOUT_S: Final = 60.0
+
+ProgressCallback = Callable[[ProgressEvent], None]
+
+
+@dataclass
+class _Attempt:
+    job: Job
+    started: float
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.started
+
+
+class _ProgressRelay:
+    """Forwards FFmpeg's progress, and repeats the last one when FFmpeg is quiet: a slow
+    encoder can hold FFmpeg's main loop (which writes -progress) for seconds, and clients are
+    promised an event at least once a second."""
+
+    def __init__(self, tracker: ProgressTracker, sink: ProgressCallback, quiet_s: float):
+        self._tracker = tracker
+        self._sink = sink
+        self._quiet_s = quiet_s
+        self._last = time.monotonic()
+
+    def feed(self, chunk: bytes) -> None:
+        for event in self._tracker.feed(chunk):
+            self._emit(event)
+
+    def _emit(self, event: ProgressEvent) -> None:
+        self._last = time.monotonic()
+        self._sink(event)
+
+    async def heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self._quiet_s / 2)
+            if time.monotonic() - self._last >= self._quiet_s:
+                self._emit(self._tracker.heartbeat())
+
+
+class Executor:
+    def __init__(self, settings: Settings, storage: Storage, binaries: Binaries | None = None):
+        self.settings = settings
+        self.storage = storage
+        self._binaries = binaries
+        self._bound: Binaries | None = None
+        self._swept = False
+
+    @property
+    def binaries(self) -> Binaries:
+        """Resolved on first use, so a process that never runs jobs (a RabbitMQ-backed server)
+        needs no FFmpeg; a worker reads it at start-up to fail fast. Raises BinariesNotFound."""
+        if self._bound is None:
+            found = self._binaries or resolve(self.settings)
+            self._bound = limits.bound(found, self.settings)  # every run behind its rlimits
+            pdeathsig.trampoline()  # checked here, at worker start, not in a job's first run
+        return self._bound
+
+    async def execute(
+        self, job: Job, on_progress: ProgressCallback
+    ) -> CompletedEvent | FailedEvent:
+        """Never raises, except CancelledError (after removing the run's scratch directory)."""
+        attempt = _Attempt(job=job, started=time.monotonic())
+        log.info("job started", job_id=job.id, operation=job.spec.operation.op)
+        try:
+            event: CompletedEvent | FailedEvent = await self._execute(attempt, on_progress)
+        except asyncio.CancelledError:
+            # The run's scratch directory is gone already (run_scope): nothing else to undo.
+            log.info("job cancelled", job_id=job.id, elapsed_s=round(attempt.elapsed_s, 3))
+            raise
+        except (outcome.JobFailure, InputError, StorageError, ProbeError) as exc:
+            event = self._failure(exc).event(job.id)
+        except Exception:
+            log.exception("job failed unexpectedly", job_id=job.id)
+            event = FailedEvent(
+                job_id=job.id, code=FailureCode.INTERNAL_ERROR, message="internal error"
+            )
+        if isinstance(event, FailedEvent):
+            log.info("job failed", job_id=job.id, code=event.code.value, reason=event.message)
+        else:
+            log.info("job completed", job_id=job.id, seconds=event.processing_time_s)
+        return event
+
+    async def _execute(self, attempt: _Attempt, on_progress: ProgressCallback) -> CompletedEvent:
+        job = attempt.job
+        self._require_binaries()
+        if not self._swept:
+            # Once per process: what runs of a crashed worker left behind (sweep.py).
+            self._swept = True
+            await sweep.sweep_once(self.storage.root, self.settings)
+        job_dir = await asyncio.to_thread(self.storage.job_dir, job.id, job.tenant)
+        async with run_scope(job_dir) as scope:
+            if scope.done is not None:
+                log.info("job already committed by another run: not run again", job_id=job.id)
+                return scope.done
+            event, names = await self._produce(attempt, scope, on_progress)
+            return await asyncio.to_thread(scope.commit, names, event)
+
+    async def _produce(
+        self, attempt: _Attempt, scope: RunScope, on_progress: ProgressCallback
+    ) -> tuple[CompletedEvent, tuple[str, ...]]:
+        """The run itself, all in the scratch directory: its event and its output names."""
+        job = attempt.job
+        # A URL input is fetched into the run's scratch directory: it goes with the run,
+        # whatever its outcome.
+        src = await materialize(
+            job.spec.input, job.id, self.storage, self.settings, job.tenant, into=scope.scratch
+        )
+        # Every input is probed first: its frame size decides whether it is decoded at all.
+        timeout_s = min(INPUT_PROBE_TIMEOUT_S, self._remaining(attempt))
+        max_pixels = self.settings.max_input_pixels
+        info = await probe(self.binaries, src, timeout_s, max_pixels=max_pixels)
+        if isinstance(job.spec.operation, ProbeOp):
+            return self._completed(attempt, (), info), ()
+        plan = build_plan(job.spec.operation, src, scope.scratch, self.binaries, self.settings)
+        tracker = await self._run(attempt, plan, on_progress)
+        sizes = await asyncio.to_thread(_finalize, plan.outputs, self.settings.max_output_bytes)
+        await asyncio.to_thread(self.storage.charge_outputs, job.tenant, sum(sizes))
+        on_progress(tracker.completed())
+        files = tuple(
+            self._output_file(job.id, out, size)
+            for out, size in zip(plan.outputs, sizes, strict=True)
+        )
+        event = self._completed(attempt, files, await self._metadata(plan, attempt))
+        return event, tuple(out.name for out in plan.outputs)
+
+    async def _run(
+        self, attempt: _Attempt, plan: FFmpegPlan, on_progress: ProgressCallback
+    ) -> ProgressTracker:
+        tracker = ProgressTracker(
+            attempt.job.id,
+            expected_duration_s=plan.expected_duration_s,
+            input_seek_s=plan.input_seek_s,
+            track_percent=plan.track_percent,
+        )
+
+        relay = _ProgressRelay(
+            tracker, on_progress, min(self.settings.progress_interval_seconds, 0.5)
+        )
+        heartbeat = asyncio.create_task(relay.heartbeat())
+        try:
+            result = await run(
+                plan.argv,
+                timeout_s=self._remaining(attempt),
+                grace_s=self.settings.cancel_grace_seconds,
+                on_stdout=relay.feed,
+                on_stderr_line=tracker.stderr_line,
+            )
+        finally:
+            heartbeat.cancel()
+            await asyncio.wait([heartbeat])
+        if not heartbeat.cancelled() and (error := heartbeat.exception()) is not None:
+            raise error
+        failure = outcome.classify(result, self.settings.job_timeout_seconds, self.storage.root)
+        if failure is not None:
+            raise failure
+        return tracker
+
+    async def _metadata(self, plan: FFmpegPlan, attempt: _Attempt) -> MediaInfo | None:
+        """The first output's metadata; a job whose output cannot be probed still succeeded."""
+        if not plan.outputs:
+            return None
+        path = plan.outputs[0].final_path
+        if not plan.probe_output:
+            info = await asyncio.to_thread(read_image_info, path)
+            if info is not None:
+                return info
+        timeout_s = min(OUTPUT_PROBE_TIMEOUT_S, self._remaining(attempt))
+        try:
+            return await probe(self.binaries, path, timeout_s)
+        except ProbeError as exc:
+            log.warning("output probe failed", job_id=attempt.job.id, reason=exc.message)
+            return None
+
+    def _require_binaries(self) -> None:
+        try:
+            self.binaries  # noqa: B018 - resolves and caches
+        except BinariesNotFound as exc:
+            raise outcome.JobFailure(FailureCode.INTERNAL_ERROR, str(exc)) from exc
+
+    def _remaining(self, attempt: _Attempt) -> float:
+        remaining = self.settings.job_timeout_seconds - attempt.elapsed_s
+        if remaining <= 0:
+            raise outcome.JobFailure(FailureCode.TIMEOUT, "the job ran out of its time limit")
+        return remaining
+
+    def _failure(
+        self, exc: outcome.JobFailure | InputError | StorageError | ProbeError
+    ) -> outcome.JobFailure:
+        if isinstance(exc, outcome.JobFailure):
+            return exc
+        tail = exc.stderr_tail if isinstance(exc, ProbeError) else ""
+        return outcome.JobFailure(
+            exc.code, exc.message, outcome.useful_tail(tail, self.storage.root)
+        )
+
+    def _output_file(self, job_id: str, out: PlannedOutput, size: int) -> OutputFile:
+        url = outcome.output_url(job_id, out.name, self.settings.public_http_url)
+        return OutputFile(name=out.name, size=size, content_type=out.content_type, url=url)
+
+    def _completed(
+        self, attempt: _Attempt, files: tuple[OutputFile, ...], info: MediaInfo | None
+    ) -> CompletedEvent:
+        return CompletedEvent(
+            job_id=attempt.job.id,
+            outputs=files,
+            processing_time_s=round(attempt.elapsed_s, 3),
+            metadata=bounds.bound_media_info(info),
+        )
+
+
+def _finalize(outputs: tuple[PlannedOutput, ...], max_bytes: int) -> list[int]:
+    """Blocking: check each temporary output, then rename it to its name (in the run's
+    scratch directory: the commit publishes it)."""
+    sizes = []
+    for out in outputs:
+        size = _size(out)
+        failure = outcome.size_failure(out.name, size, max_bytes)
+        if failure is not None:
+            raise failure
+        sizes.append(size or 0)
+    for out in outputs:
+        os.replace(out.temp_path, out.final_path)
+    return sizes
+
+
+def _size(out: PlannedOutput) -> int | None:
+    try:
+        return out.temp_path.stat().st_size
+    except FileNotFoundError:
+        return None
