@@ -15,11 +15,11 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from bench.ledger import Ledger
-from ffpool.backends.rabbitmq import RabbitBackend, connection
+from ffpool.backends.rabbitmq import build_server, connection
 from ffpool.backends.rabbitmq.feed import parse_events
 from ffpool.domain.jobs import Job, JobSpec, PathInput, Preset, TranscodeOp
 from ffpool.metrics import Metrics
-from ffpool.settings import Settings
+from ffpool.settings import Settings, env_variables
 from ffpool.topology import Topology
 from tests.conftest import make_clip
 
@@ -49,10 +49,8 @@ def transcode_jobs(count: int, long: int = 0) -> list[Job]:
 
 
 def settings_from_env(env: dict[str, str], media_root: Path, instance: str) -> Settings:
-    """The service Settings a pod with this environment gets (upper-case field names)."""
-    fields: dict[str, Any] = {
-        k.lower(): v for k, v in env.items() if k.lower() in Settings.model_fields
-    }
+    """The service Settings a pod with this environment gets (its keys: lower-cased variables)."""
+    fields: dict[str, Any] = {k.lower(): v for k, v in env.items() if k.upper() in env_variables()}
     fields.update(media_root=str(media_root), instance_name=instance, host="127.0.0.1")
     return Settings.model_validate(fields)
 
@@ -63,7 +61,7 @@ class Submitter:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._topo = Topology.from_settings(settings)
-        self.backend = RabbitBackend(settings, Metrics(), None, serve_clients=True)
+        self.backend = build_server(settings, Metrics())
         self.ledger = Ledger(expected=set())
         self._conn: AbstractRobustConnection | None = None
 

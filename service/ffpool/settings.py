@@ -10,7 +10,7 @@ from typing import Annotated
 from pydantic import AnyUrl, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from ffpool import names
+from ffpool.topology import TopologyKnobs, env_variable
 
 
 class BackendKind(enum.StrEnum):
@@ -22,10 +22,13 @@ MiB = 1024 * 1024
 GiB = 1024 * MiB
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, TopologyKnobs):
     """Every knob of a server or worker process.
 
     Limits default to what a single 2-core machine can carry; the operator sets them per pool.
+    The RabbitMQ topology's knobs (names and queue arguments, so each pool can have its own)
+    come from `TopologyKnobs`, read from the variables named there (JOB_QUEUE,
+    QUEUE_MAX_PRIORITY, ...): `Topology.from_settings` turns them into the topology.
     """
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
@@ -62,16 +65,6 @@ class Settings(BaseSettings):
     url_allow_private: bool = False
     """Allow URL inputs on loopback/private/link-local addresses (tests, trusted networks)."""
 
-    # RabbitMQ topology: names and arguments, so each pool can have its own.
-    job_exchange: str = names.JOB_EXCHANGE
-    job_queue: str = names.JOB_QUEUE
-    dlq_queue: str = names.DLQ_QUEUE
-    events_exchange: str = names.EVENTS_EXCHANGE
-    control_exchange: str = names.CONTROL_EXCHANGE
-    queue_message_ttl_ms: Annotated[int, Field(ge=1000)] = 3_600_000
-    queue_max_length: Annotated[int, Field(ge=1)] = 10_000
-    queue_max_priority: Annotated[int, Field(ge=1, le=9)] = 9
-    max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
     broker_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
     broker_startup_wait_seconds: Annotated[float, Field(ge=0)] | None = None
     """How long a starting process retries an unreachable broker (with back-off) before it
@@ -87,10 +80,9 @@ class Settings(BaseSettings):
     """Uploads older than this are deleted (unreferenced or not): disk space stays bounded."""
     max_upload_seconds: Annotated[float, Field(gt=0, le=7 * 24 * 3600)] = 3600.0
     """Wall-clock limit on receiving one upload's body, so a slow client cannot hold it open."""
-    job_routing_key: str = names.JOB_ROUTING_KEY
-    """Routing key jobs are published and the job queue bound with (a pool may choose its own)."""
 
-    # Tenancy: what one tenant may have in flight (ffpool/backends/tenancy.py, docs/protocol.md "Tenancy").
+    # Tenancy: what one tenant may have in flight (ffpool/backends/tenancy.py, docs/protocol.md,
+    # "Tenancy").
     tenant_max_active_jobs: Annotated[int, Field(ge=1)] = 1000
     """Queued + running jobs of one tenant, across all server replicas: a tenth of the default
     queue (MAX_QUEUED_JOBS, QUEUE_MAX_LENGTH: 10,000), so one client cannot fill it alone."""
@@ -157,3 +149,9 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(part.strip().rstrip("/") for part in value.split(",") if part.strip())
         return value
+
+
+def env_variables() -> frozenset[str]:
+    """Every environment variable Settings reads: a field's alias, else its name, upper-cased
+    (the topology's knobs have aliases: JOB_ROUTING_KEY sets `routing_key`)."""
+    return frozenset(env_variable(field, name) for name, field in Settings.model_fields.items())

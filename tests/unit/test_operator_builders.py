@@ -4,7 +4,7 @@ import kubernetes_validate
 import pytest
 
 from ffpool import names
-from ffpool.settings import Settings
+from ffpool.settings import env_variables
 from ffpool_operator.manifests import deployments, network_policies, objects
 from ffpool_operator.spec.pool import PoolSpec
 from tests.operator_harness.samples import POOL, spec, spec_dict
@@ -91,7 +91,7 @@ def test_env_comes_from_the_shared_topology_and_settings_names() -> None:
     assert env["QUEUE_MAX_PRIORITY"] == "3"
     assert env["MAX_CONCURRENT_JOBS"] == "4"
     assert env["BACKEND"] == "rabbitmq"
-    settings_fields = {f.upper() for f in Settings.model_fields}
+    settings_fields = env_variables()
     assert set(env) <= settings_fields, set(env) - settings_fields
     container = deployments.worker_deployment(POOL, s, 1)["spec"]["template"]["spec"]["containers"][
         0

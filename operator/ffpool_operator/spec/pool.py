@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ffpool.topology import Topology
+from ffpool.topology import Topology, TopologyKnobs
 from ffpool_operator.spec.camel import Camel, K8sName
 from ffpool_operator.spec.rules import Rule
 from ffpool_operator.spec.security import AUTH_RULE, AuthSpec, NetworkPolicySpec
@@ -62,17 +62,15 @@ class RabbitMQSpec(Camel):
     counts lag by this much, so a pod counts as idle only after being seen idle this long."""
 
 
-# The service's Topology (names, arguments, defaults and bounds defined once, in
-# ffpool.topology), spelled in camelCase, plus what only the operator needs. A comment, not a
-# docstring: a docstring would become the CRD field's description.
+# The service's Topology (each knob's name, type, bounds, default and description defined once,
+# in ffpool.topology.TopologyKnobs), spelled in camelCase, plus what only the operator needs. A
+# comment, not a docstring: a docstring would become the CRD field's description.
 class TopologySpec(Camel, Topology):
     deletion_policy: DeletionPolicy = DeletionPolicy.RETAIN
     drift_check_seconds: Annotated[float, Field(ge=1, le=3600)] = 30.0
 
     def topology(self) -> Topology:
-        return Topology(
-            **self.model_dump(exclude={"deletion_policy", "drift_check_seconds"}, by_alias=False)
-        )
+        return Topology.model_validate(self.model_dump(include=set(TopologyKnobs.model_fields)))
 
 
 class Resources(Camel):
