@@ -24,7 +24,7 @@ from bench.burst import Submitter, make_media, settings_from_env
 from bench.pods import ReplicaSetStandIn, pod_env
 from ffpool import logs, names
 from ffpool_operator.broker.management import segment
-from ffpool_operator.flows import apply
+from ffpool_operator.flows import reconcile_io
 from ffpool_operator.kube.client import Kube
 from ffpool_operator.spec.pool import PoolRef, PoolSpec
 from tests.operator_harness.helpers import MGMT_URL, NS, Broker, b64
@@ -123,7 +123,7 @@ async def create_pool(kube: Kube, body: dict[str, Any]) -> tuple[PoolRef, PoolSp
     created = await kube.create(body)
     meta = created["metadata"]
     ref = PoolRef(name=meta["name"], namespace=meta["namespace"], uid=meta["uid"])
-    return ref, apply.parse_spec(created["spec"])
+    return ref, reconcile_io.parse_spec(created["spec"])
 
 
 async def make_children(
@@ -137,8 +137,8 @@ async def make_children(
         await stack.enter_async_context(fakecluster.operator_running())
         await _topology_ready(kube, pool)
     else:
-        await apply.sync_topology(broker.api, pool, spec)
-        await apply.apply_children(kube, pool, spec)
+        await reconcile_io.sync_topology(broker.api, pool, spec)
+        await reconcile_io.apply_children(kube, pool, spec)
 
 
 async def _until(fetch: Callable[[], Awaitable[T | None]]) -> T:

@@ -1,6 +1,8 @@
 """The operator process: `ffpool operator` (wired by the CLI to `main`) or
-`kopf run -m ffpool_operator.flows.handlers`. One replica with a `Recreate` Deployment strategy: kopf
-peering is switched off (standalone), so two replicas would both act (docs/operator.md)."""
+`kopf run -m ffpool_operator.flows.handlers`.
+
+One replica with a `Recreate` Deployment strategy: kopf peering is switched off (standalone), so
+two replicas would both act (docs/operator.md)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from ffpool import names
-from ffpool_operator.flows import apply
+from ffpool_operator.flows import reconcile_io
 from ffpool_operator.kube.client import Kube, field_managers
 from ffpool_operator.spec.pool import PoolRef
 from tests.kmock_ext import ApiServer
@@ -39,12 +39,12 @@ async def test_reconcile_keeps_a_worker_count_set_meanwhile(
     kube_api: Any, kube: Kube, autoscaling: dict[str, Any]
 ) -> None:
     s = spec(autoscaling=autoscaling)
-    await apply.apply_children(kube, POOL, s)
+    await reconcile_io.apply_children(kube, POOL, s)
     assert replicas(kube_api) == 1  # set at creation
     racing = RacingKube(kube._cfg, scale_to=7)
     try:
         changed = spec(autoscaling=autoscaling, env={"JOB_TIMEOUT_SECONDS": "60"})
-        await apply.apply_children(racing, POOL, changed)
+        await reconcile_io.apply_children(racing, POOL, changed)
     finally:
         await racing.close()
     assert replicas(kube_api) == 7

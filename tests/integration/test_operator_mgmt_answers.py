@@ -5,7 +5,7 @@ import pytest
 from pydantic import SecretStr
 
 from ffpool_operator.broker.management import ManagementClient
-from ffpool_operator.broker.protocols import (
+from ffpool_operator.decisions.broker_model import (
     BrokerAuthFailed,
     BrokerBadAnswer,
     BrokerError,

@@ -1,6 +1,13 @@
 """The Kubernetes side of operator tests and of bench/autoscale.py: KMock's resources and a
 kubeconfig pointing at it, and the real operator in its own thread and event loop (kopf's
-shutdown would cancel KMock's and pytest's tasks if it shared their loop)."""
+shutdown would cancel KMock's and pytest's tasks if it shared their loop).
+
+Not kopf.testing.KopfRunner, which runs `kopf run` through click's CliRunner: that swaps
+sys.stdout/stderr for the whole process while the operator runs (the test's and the
+benchmark's own output would land in the runner's buffer), reconfigures logging for the rest
+of the process (root level, a handler on the closed buffer, the `asyncio` logger silenced),
+offers no flag for "startup handlers done" (its ready event only means its loop exists), and
+its blocking exit would stall KMock, which serves from the caller's loop."""
 
 from __future__ import annotations
 
@@ -26,19 +33,24 @@ def register_resources(api: Any) -> None:
         warnings.simplefilter("ignore", DeprecationWarning)
         api.resources.load_bundled()
     api.resources[CRD_RESOURCE] = kmock.ResourceInfo(
-        kind=names.CRD_KIND, singular=names.CRD_SINGULAR, namespaced=True,
-        shortnames={names.CRD_SHORT_NAME}, subresources={"status", "scale"},
+        kind=names.CRD_KIND,
+        singular=names.CRD_SINGULAR,
+        namespaced=True,
+        shortnames={names.CRD_SHORT_NAME},
+        subresources={"status", "scale"},
         verbs={"get", "list", "watch", "create", "update", "patch", "delete"},
-    )  # fmt: skip
+    )
 
 
 def write_kubeconfig(url: str, path: Path, token: str = "test-token") -> Path:
     config = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "kmock",
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "kmock",
         "clusters": [{"name": "kmock", "cluster": {"server": url.rstrip("/")}}],
         "users": [{"name": "u", "user": {"token": token}}],
         "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "u"}}],
-    }  # fmt: skip
+    }
     path.write_text(yaml.safe_dump(config))
     return path
 

@@ -4,7 +4,9 @@ argument conflicts only from real conflicts, retries backing off."""
 import pytest
 
 from ffpool_operator.broker import topology
-from ffpool_operator.broker.protocols import (
+from ffpool_operator.broker.topology import TopologyReport
+from ffpool_operator.decisions import broker_status
+from ffpool_operator.decisions.broker_model import (
     BrokerAuthFailed,
     BrokerBadAnswer,
     BrokerError,
@@ -12,11 +14,9 @@ from ffpool_operator.broker.protocols import (
     BrokerRejected,
     BrokerUnavailable,
 )
-from ffpool_operator.broker.topology import TopologyReport
-from ffpool_operator.decisions import broker_status
-from ffpool_operator.flows import apply
-from ffpool_operator.memory_broker import InMemoryBroker
+from ffpool_operator.flows import reconcile_io
 from ffpool_operator.spec.credentials import MissingSecret
+from tests.operator_harness.memory_broker import InMemoryBroker
 from tests.operator_harness.samples import POOL, spec
 
 
@@ -35,7 +35,7 @@ def test_each_failure_has_its_own_reason(exc: Exception, reason: str, topology: 
     problem = broker_status.classify(exc)
     assert (problem.reason, problem.topology) == (reason, topology)
     assert str(exc) in problem.message
-    cond = apply.topology_condition([], TopologyReport(problem=problem), 1)[0]
+    cond = reconcile_io.topology_condition([], TopologyReport(problem=problem), 1)[0]
     assert (cond.reason, cond.message) == (reason, problem.message)
     assert "recreate" not in cond.message
 
@@ -63,7 +63,7 @@ async def test_an_exchange_of_another_type_is_an_exchange_conflict() -> None:
     report = await topology.ensure(broker, "/", plan)
     assert not report.ready
     assert report.conflicts == []
-    cond = apply.topology_condition([], report, 1)[0]
+    cond = reconcile_io.topology_condition([], report, 1)[0]
     assert (cond.status.value, cond.reason) == ("False", "ExchangeConflict")
 
 

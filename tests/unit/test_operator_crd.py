@@ -18,7 +18,8 @@ def _schema() -> dict[str, Any]:
 
 def test_committed_crd_matches_the_models() -> None:
     assert CRD_FILE.read_text() == crd.render(), (
-        "crds/ is stale: run `python -m ffpool_operator.spec.crd > crds/ffmpegpools.ffpool.dev.yaml`"
+        "crds/ is stale: run "
+        "`python -m ffpool_operator.spec.crd > crds/ffmpegpools.ffpool.dev.yaml`"
     )
 
 

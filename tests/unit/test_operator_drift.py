@@ -1,4 +1,5 @@
-"""Drift and ownership decisions, pure (ffpool_operator.decisions.drift, ffpool_operator.decisions.ownership)."""
+"""Drift and ownership decisions, pure (ffpool_operator.decisions.drift and
+ffpool_operator.decisions.ownership)."""
 
 from __future__ import annotations
 

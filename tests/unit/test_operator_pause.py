@@ -8,7 +8,7 @@ from typing import Any
 
 import kopf
 
-from ffpool_operator.flows import lifecycle
+from ffpool_operator.flows.pause import pause
 
 
 class FakeStopped:
@@ -32,7 +32,7 @@ async def _timed(coro: Coroutine[Any, Any, None]) -> float:
 
 async def test_waits_the_interval_when_nothing_changes() -> None:
     body = kopf.Body({"spec": {"image": "a"}})
-    assert await _timed(lifecycle.pause(FakeStopped(), body.spec, 0.3, step=0.05)) >= 0.3
+    assert await _timed(pause(FakeStopped(), body.spec, 0.3, step=0.05)) >= 0.3
 
 
 async def test_a_spec_change_ends_the_wait() -> None:
@@ -44,11 +44,11 @@ async def test_a_spec_change_ends_the_wait() -> None:
         raw["spec"]["autoscaling"] = {"minReplicas": 1, "maxReplicas": 5}
 
     task = asyncio.create_task(fix())
-    assert await _timed(lifecycle.pause(FakeStopped(), body.spec, 30.0, step=0.05)) < 1.0
+    assert await _timed(pause(FakeStopped(), body.spec, 30.0, step=0.05)) < 1.0
     await task
 
 
 async def test_a_stop_ends_the_wait() -> None:
     stopped = FakeStopped()
     asyncio.get_running_loop().call_later(0.1, stopped.event.set)
-    assert await _timed(lifecycle.pause(stopped, {"image": "a"}, 30.0)) < 1.0
+    assert await _timed(pause(stopped, {"image": "a"}, 30.0)) < 1.0

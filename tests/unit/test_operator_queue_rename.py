@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from ffpool_operator.broker import queue_rename, topology
-from ffpool_operator.broker.protocols import QueueInfo
 from ffpool_operator.broker.topology import TopologyReport
 from ffpool_operator.decisions import conditions
+from ffpool_operator.decisions.broker_model import QueueInfo
 from ffpool_operator.spec.pool import PoolSpec
 
 

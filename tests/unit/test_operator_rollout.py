@@ -1,5 +1,5 @@
-"""Ordered upgrades (operator/ffpool_operator/decisions/rollout.py): the workers keep their image until
-the servers' rollout is complete."""
+"""Ordered upgrades (operator/ffpool_operator/decisions/rollout.py): the workers keep their
+image until the servers' rollout is complete."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ffpool_operator.decisions.scaling import History, QueueStats, decide
-from ffpool_operator.flows import autoscale
+from ffpool_operator.flows import autoscale_io
 from ffpool_operator.spec.pool import AutoscalingSpec
 from tests.operator_harness import samples
 
@@ -55,14 +55,14 @@ def test_decision_table(
 
 def test_manual_scale_is_the_users_number_even_below_busy() -> None:
     s = samples.spec(autoscaling={"enabled": False}, workers={"replicas": 1})
-    d = autoscale.fixed(s, current=4, history=OLD, stats=q(0))
+    d = autoscale_io.pinned_decision(s, current=4, history=OLD, stats=q(0))
     assert (d.desired, d.changed, d.reason) == (1, True, "autoscaling off → 1 workers")
     assert d.metrics_available
 
 
 def test_manual_scale_does_not_claim_metrics_it_could_not_read() -> None:
     s = samples.spec(autoscaling={"enabled": False}, workers={"replicas": 3})
-    d = autoscale.fixed(s, current=3, history=OLD, stats=None)
+    d = autoscale_io.pinned_decision(s, current=3, history=OLD, stats=None)
     assert (d.desired, d.changed, d.metrics_available) == (3, False, False)
     assert "metrics unavailable" in d.reason
 

@@ -5,10 +5,10 @@ import pytest
 from ffpool.settings import Settings
 from ffpool.topology import Topology
 from ffpool_operator.broker import management, topology
-from ffpool_operator.broker.protocols import QueueInfo
-from ffpool_operator.memory_broker import InMemoryBroker
+from ffpool_operator.decisions.broker_model import QueueInfo
 from ffpool_operator.spec import credentials
 from ffpool_operator.spec.pool import RabbitMQSpec
+from tests.operator_harness.memory_broker import InMemoryBroker
 from tests.operator_harness.samples import POOL, spec
 
 VH = "/"

@@ -16,7 +16,7 @@ import aiormq.exceptions
 from pydantic import SecretStr
 
 from ffpool import logs
-from ffpool_operator.broker.protocols import QueueInfo, QueueStatsSource
+from ffpool_operator.decisions.broker_model import QueueInfo, QueueStatsSource
 from ffpool_operator.decisions.victims import BrokerChannel, BrokerConnection
 
 log = logs.get(__name__)

@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from ffpool import logs
-from ffpool_operator.broker.protocols import (
+from ffpool_operator.decisions.broker_model import (
     Binding,
     BrokerAuthFailed,
     BrokerBadAnswer,

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from ffpool_operator.broker.protocols import QueueInfo
 from ffpool_operator.decisions import conditions
+from ffpool_operator.decisions.broker_model import QueueInfo
 from ffpool_operator.spec.pool import Condition, PoolSpec
 
 REASON = "OldQueueNotEmpty"

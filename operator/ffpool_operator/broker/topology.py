@@ -17,8 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ffpool.topology import argument_differences
 from ffpool_operator.broker import queue_rename
-from ffpool_operator.broker.protocols import Binding, BrokerAdmin, BrokerRejected, Policy, QueueInfo
 from ffpool_operator.decisions import policy_overrides
+from ffpool_operator.decisions.broker_model import (
+    Binding,
+    BrokerAdmin,
+    BrokerRejected,
+    Policy,
+    QueueInfo,
+)
 from ffpool_operator.decisions.broker_status import BrokerProblem
 from ffpool_operator.decisions.policy_overrides import Override
 from ffpool_operator.spec.pool import Condition, PoolRef, TopologySpec

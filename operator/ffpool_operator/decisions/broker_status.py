@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from ffpool_operator.broker.protocols import (
+from ffpool_operator.decisions.broker_model import (
     BrokerAuthFailed,
     BrokerBadAnswer,
     BrokerNotFound,

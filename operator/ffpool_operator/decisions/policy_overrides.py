@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from ffpool_operator.broker.protocols import QueueInfo
 from ffpool_operator.decisions import conditions
+from ffpool_operator.decisions.broker_model import QueueInfo
 from ffpool_operator.spec.pool import Condition
 
 # https://www.rabbitmq.com/docs/maxlength ("the minimum of the two values"), /docs/ttl (same).

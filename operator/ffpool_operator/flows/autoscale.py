@@ -1,191 +1,132 @@
-"""One autoscaling poll for one pool (I/O): read queue stats, worker pods and their broker
-connections, call the pure decision, mark idle pods, set replicas, report."""
+"""The autoscaling flow: one poll of the daemon (handlers.autoscale). Its I/O is in
+autoscale_io.py, the decision in decisions/scaling.py."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+import kopf
 
 from ffpool import logs, names
 from ffpool_operator import metrics
-from ffpool_operator.broker.protocols import BrokerError, QueueStatsSource
-from ffpool_operator.decisions import victims
-from ffpool_operator.decisions.scaling import Decision, History, QueueStats, decide
-from ffpool_operator.kube.client import Kube
-from ffpool_operator.manifests import deployments, objects
-from ffpool_operator.spec.pool import PoolRef, PoolSpec
+from ffpool_operator.decisions import conditions, drift, victims
+from ffpool_operator.decisions.scaling import Decision, History, QueueStats
+from ffpool_operator.flows import autoscale_io, reconcile_io, reporting
+from ffpool_operator.flows.autoscale_io import DeploymentSeen
+from ffpool_operator.flows.runtime import Runtime
+from ffpool_operator.kube import events
+from ffpool_operator.kube.client import KubeError
+from ffpool_operator.manifests import objects
+from ffpool_operator.spec.pool import Condition, PoolRef, WorkersStatus
 
 log = logs.get(__name__)
 
 
-async def read_stats(source: QueueStatsSource | None, spec: PoolSpec) -> QueueStats | None:
-    if source is None:
-        return None
+async def autoscale_once(
+    runtime: Runtime, pool: PoolRef, spec: Any, status: Any, body: Any
+) -> float:
+    """One poll; returns the seconds to wait before the next. Never raises for API trouble:
+    the daemon keeps polling (a failed poll changes nothing)."""
     try:
-        info = await source.queue(spec.rabbitmq.vhost, spec.topology.job_queue)
-    except BrokerError as exc:
-        log.warning("queue statistics unavailable", error=str(exc))
-        return None
-    return None if info is None else info.stats()
-
-
-class DeploymentSeen(BaseModel):
-    """The worker Deployment's counts, parsed at the boundary: `requested` is `spec.replicas`
-    (what the decision starts from), `current` is `status.replicas` (pods that exist, ready or
-    not: what `status.workers.current`, the `Workers` column and the scale subresource show),
-    `ready` is `status.readyReplicas`."""
-
-    model_config = ConfigDict(frozen=True)
-
-    requested: int = 0
-    current: int = 0
-    ready: int = 0
-
-    @classmethod
-    def parse(cls, deployment: dict[str, Any]) -> DeploymentSeen:
-        spec = deployment.get("spec") or {}
-        status = deployment.get("status") or {}
-        return cls(
-            requested=int(spec.get("replicas") or 0),
-            current=int(status.get("replicas") or 0),
-            ready=int(status.get("readyReplicas") or 0),
+        return await _poll(runtime, pool, spec, status, body)
+    except KubeError as exc:
+        metrics.RECONCILE_ERRORS.labels(pool.namespace, pool.name, "autoscale").inc()
+        log.warning("autoscaling poll failed", pool=pool.name, error=str(exc))
+        warning = events.PoolEvent(
+            type=events.EventType.WARNING, reason="AutoscalePollFailed", message=str(exc)[:1000]
         )
+        events.post(pool, [warning], time.monotonic(), repeat=events.REPEAT_SECONDS)
+        return 5.0
 
 
-class Activity(BaseModel):
-    """What the management API tells about the worker pods' broker use."""
-
-    model_config = ConfigDict(frozen=True)
-
-    in_flight: dict[str, int]
-    connections: dict[str, frozenset[str]]
-
-
-async def read_activity(source: QueueStatsSource | None, vhost: str) -> Activity | None:
-    """Unacked jobs and connections per worker pod; None when unknown (nothing counts as idle)."""
-    if source is None:
-        return None
+async def _poll(runtime: Runtime, pool: PoolRef, spec: Any, status: Any, body: Any) -> float:
     try:
-        conns = await source.connections(vhost)
-        chans = await source.channels(vhost)
-    except BrokerError as exc:
-        log.warning("worker connections unavailable", error=str(exc))
-        return None
-    return Activity(
-        in_flight=victims.in_flight_by_pod(conns, chans),
-        connections=victims.connections_by_pod(conns),
+        parsed = reconcile_io.parse_spec(spec)
+    except ValueError:
+        return 30.0  # the reconcile handler reports invalid specs
+    deployment = await runtime.kube.get(
+        "Deployment", pool.namespace, objects.child_name(pool, names.COMPONENT_WORKER)
     )
-
-
-def _pod(obj: dict[str, Any]) -> victims.WorkerPod:
-    annotations = (obj.get("metadata") or {}).get("annotations") or {}
-    cost = annotations.get(names.ANNOTATION_DELETION_COST)
-    return victims.WorkerPod(
-        name=obj["metadata"]["name"],
-        deletion_cost=int(cost) if cost and cost.lstrip("-").isdigit() else None,
+    if deployment is None:
+        await _workers_missing(runtime, pool, status)
+        return parsed.autoscaling.polling_interval_seconds
+    seen = DeploymentSeen.parse(deployment)
+    state = runtime.state(pool)
+    history = state.history or History(since=time.monotonic())
+    # The clients the last reconcile or drift check read: none yet means no metrics.
+    source = state.broker.stats if state.broker is not None else None
+    result = await autoscale_io.poll(
+        runtime.kube, source, pool, parsed, seen.requested, history, state.idle
     )
-
-
-async def worker_pods(kube: Kube, pool: PoolRef) -> list[victims.WorkerPod]:
-    wanted = objects.selector(pool, names.COMPONENT_WORKER)
-    items = await kube.list(
-        "Pod", pool.namespace, objects.selector_text(pool, names.COMPONENT_WORKER)
-    )
-    # Filter again locally: a selector the server ignored must not make us touch other pods.
-    mine = [
-        p
-        for p in items
-        if wanted.items() <= ((p.get("metadata") or {}).get("labels") or {}).items()
-        and not (p.get("metadata") or {}).get("deletionTimestamp")
-    ]
-    return [_pod(p) for p in mine]
-
-
-async def mark_victims(
-    kube: Kube, pool: PoolRef, pods: list[victims.WorkerPod], remove: int
-) -> None:
-    costs = victims.deletion_costs(pods, remove)
-    for name, cost in victims.cost_patches(pods, costs).items():
-        body = {"metadata": {"annotations": {names.ANNOTATION_DELETION_COST: str(cost)}}}
-        # A merge patch, not an apply: a pod gone meanwhile is a 404 here, where an apply would
-        # try to create it.
-        await kube.patch("Pod", pool.namespace, name, body, manager=names.FIELD_MANAGER_AUTOSCALER)
-
-
-async def write_replicas(kube: Kube, pool: PoolRef, count: int) -> None:
-    """The worker count, applied under the daemon's own field manager: its `managedFields`
-    entry shows who owns `spec.replicas`, and the reconcile's applies (which leave the count
-    out) can never reset it (docs/operator.md, "Worker count")."""
-    await kube.apply(
-        deployments.worker_replicas(pool, count), manager=names.FIELD_MANAGER_AUTOSCALER
-    )
-
-
-def fixed(spec: PoolSpec, current: int, history: History, stats: QueueStats | None) -> Decision:
-    """Autoscaling off: the user's number (`kubectl scale`) wins, even below the busy pods;
-    `apply` still marks idle pods to go first. Metrics are reported as they are: the count does
-    not need them, but `MetricsAvailable` must not claim what was not read."""
-    desired = spec.workers.replicas
-    unread = "" if stats is not None else " (metrics unavailable)"
-    return Decision(
-        desired=desired,
-        current=current,
-        reason=f"autoscaling off → {desired} workers{unread}",
-        history=history,
-        metrics_available=stats is not None,
-    )
-
-
-class PollResult(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    decision: Decision
-    stats: QueueStats | None
-    pods: list[victims.WorkerPod]
-    idle: dict[str, victims.IdleMark]
-    """Per-pod idle history for the next poll (kept in the pool's runtime state)."""
-
-
-async def poll(
-    kube: Kube,
-    source: QueueStatsSource | None,
-    pool: PoolRef,
-    spec: PoolSpec,
-    current: int,
-    history: History,
-    idle: dict[str, victims.IdleMark],
-) -> PollResult:
-    stats = await read_stats(source, spec)
-    activity = await read_activity(source, spec.rabbitmq.vhost)
-    now = time.monotonic()
-    pods = victims.with_in_flight(
-        await worker_pods(kube, pool), activity.in_flight if activity else {}
-    )
-    pods, idle = victims.settle(
-        pods, activity.connections if activity else None, idle, now,
-        spec.rabbitmq.statistics_interval_seconds,
-    )  # fmt: skip
-    busy = current if activity is None else victims.busy_count(pods)
-    if not spec.autoscaling.enabled:
-        decision = fixed(spec, current, history, stats)
-    else:
-        decision = decide(
-            stats, current, busy, spec.autoscaling, spec.target_per_worker, history, now
-        )
-    return PollResult(decision=decision, stats=stats, pods=pods, idle=idle)
-
-
-async def apply(
-    kube: Kube, pool: PoolRef, decision: Decision, pods: list[victims.WorkerPod]
-) -> None:
-    """Marks the idle pods to go before lowering the count (autoscaled or manual alike)."""
-    if decision.desired < decision.current:
-        await mark_victims(kube, pool, pods, decision.current - decision.desired)
+    decision = result.decision
+    state.history, state.idle = decision.history, result.idle
+    _observe(pool, result.stats)
+    await autoscale_io.apply(runtime.kube, pool, decision, result.pods)
     if decision.changed:
-        await write_replicas(kube, pool, decision.desired)
-        direction = "up" if decision.desired > decision.current else "down"
-        metrics.DECISIONS.labels(pool.namespace, pool.name, direction).inc()
-        log.info("workers scaled", pool=pool.name, reason=decision.reason)
-    metrics.DESIRED_WORKERS.labels(pool.namespace, pool.name).set(decision.desired)
+        kopf.info(body, reason="Scaled", message=decision.reason)
+    busy = victims.busy_count(result.pods)
+    known = reporting.known_conditions(runtime, pool, status)
+    written, extra = _scaling_status(known, decision, result.stats, seen, busy, pool)
+    await reporting.report(runtime, pool, written, extra)
+    return parsed.autoscaling.polling_interval_seconds
+
+
+def _scaling_status(
+    known: list[Condition],
+    decision: Decision,
+    stats: QueueStats | None,
+    seen: DeploymentSeen,
+    busy: int,
+    pool: PoolRef,
+) -> tuple[list[Condition], dict[str, Any]]:
+    written = conditions.set_condition(
+        known,
+        conditions.METRICS_AVAILABLE,
+        decision.metrics_available,
+        "QueueStatsRead" if decision.metrics_available else "ManagementAPIUnavailable",
+        decision.reason,
+    )
+    ready, desired = seen.ready, decision.desired
+    scaling = "Stable" if ready == desired else ("ScalingUp" if ready < desired else "ScalingDown")
+    written = conditions.set_condition(
+        written, conditions.SCALING, ready != desired, scaling, decision.reason
+    )
+    workers = WorkersStatus(
+        desired=desired,
+        current=seen.current,
+        ready=ready,
+        busy=busy,
+        selector=objects.selector_text(pool, names.COMPONENT_WORKER),
+    )
+    extra: dict[str, Any] = {"workers": workers.model_dump(by_alias=True)}
+    if stats is not None:
+        extra["queue"] = stats.model_dump(include={"ready", "unacked", "consumers"})
+    if decision.changed:
+        extra |= {"lastScaleTime": conditions.now_iso(), "lastScaleReason": decision.reason}
+    return written, extra
+
+
+async def _workers_missing(runtime: Runtime, pool: PoolRef, status: Any) -> None:
+    """Before the first reconcile there is nothing to miss; after it, a missing worker
+    Deployment is said (`WorkloadsReady`, `Ready`) until the repair timer has it back."""
+    if reconcile_io.parse_status(status).observed_generation is None:
+        return
+    known = reporting.known_conditions(runtime, pool, status)
+    said = next((c for c in known if c.type == drift.WORKLOADS_READY), None)
+    if said is not None and said.reason == drift.DEPLOYMENT_MISSING:
+        return  # already said, perhaps with why recreating it fails (the repair's message)
+    name = objects.child_name(pool, names.COMPONENT_WORKER)
+    log.warning("worker Deployment missing", pool=pool.name, deployment=name)
+    memory = drift.MEMORY.of(pool.uid)
+    found = drift.missing_trouble(name)
+    written, memory.saved_ready = drift.with_trouble(known, found, memory.saved_ready)
+    await reporting.report(runtime, pool, written, {})
+
+
+def _observe(pool: PoolRef, stats: QueueStats | None) -> None:
+    if stats is None:
+        metrics.METRICS_FAILURES.labels(pool.namespace, pool.name).inc()
+        return
+    metrics.QUEUE_READY.labels(pool.namespace, pool.name).set(stats.ready)
+    metrics.QUEUE_UNACKED.labels(pool.namespace, pool.name).set(stats.unacked)

@@ -1,5 +1,10 @@
 """kopf handlers, thin: each parses kopf's kwargs into a PoolRef and calls a flow.
 
+Three layers, each in its own modules: these handlers; the flows they call (reconcile.py,
+autoscale.py, delete.py, repair.py, topology_watch.py), which say what happened in conditions
+and Events (reporting.py); and the I/O the flows do (reconcile_io.py, autoscale_io.py, and the
+kube/ and broker/ packages), which calls the pure decisions/ and manifests/.
+
 Run with `kopf run -m ffpool_operator.flows.handlers` (or `ffpool_operator.main.run()`).
 """
 
@@ -12,8 +17,12 @@ import kopf
 
 from ffpool import names
 from ffpool_operator.decisions import drift
-from ffpool_operator.flows import lifecycle, topology_watch
-from ffpool_operator.flows import repair as repair_flow
+from ffpool_operator.flows import topology_watch
+from ffpool_operator.flows.autoscale import autoscale_once
+from ffpool_operator.flows.delete import run_delete
+from ffpool_operator.flows.pause import pause
+from ffpool_operator.flows.reconcile import run_reconcile
+from ffpool_operator.flows.repair import repair_once
 from ffpool_operator.flows.runtime import Runtime
 from ffpool_operator.kube import access
 from ffpool_operator.kube.client import Kube
@@ -69,52 +78,83 @@ async def rename_queue(
 @kopf.on.create(*RESOURCE)
 @kopf.on.update(*RESOURCE)
 async def reconcile(
-    spec: Any, status: Any, meta: Any, name: str, namespace: str | None, uid: str, memo: Any,
-    retry: int, **_: Any,
-) -> None:  # fmt: skip
+    spec: Any,
+    status: Any,
+    meta: Any,
+    name: str,
+    namespace: str | None,
+    uid: str,
+    memo: Any,
+    retry: int,
+    **_: Any,
+) -> None:
     pool = _pool(name, namespace, uid)
-    await lifecycle.run_reconcile(memo.runtime, pool, spec, status, meta.get("generation"), retry)
+    await run_reconcile(memo.runtime, pool, spec, status, meta.get("generation"), retry)
 
 
 @kopf.daemon(*RESOURCE, cancellation_timeout=5.0)
 async def autoscale(
-    stopped: Any, spec: Any, status: Any, body: Any, name: str, namespace: str | None, uid: str,
-    memo: Any, **_: Any,
-) -> None:  # fmt: skip
+    stopped: Any,
+    spec: Any,
+    status: Any,
+    body: Any,
+    name: str,
+    namespace: str | None,
+    uid: str,
+    memo: Any,
+    **_: Any,
+) -> None:
     pool = _pool(name, namespace, uid)
     while not stopped:
-        interval = await lifecycle.autoscale_once(memo.runtime, pool, spec, status, body)
-        await lifecycle.pause(stopped, spec, interval)
+        interval = await autoscale_once(memo.runtime, pool, spec, status, body)
+        await pause(stopped, spec, interval)
 
 
 # kopf never overlaps two runs of one pool's timer: one repair per pool at a time, however
 # many children changed meanwhile (docs/operator.md, "Drift and ownership").
 @kopf.timer(*RESOURCE, interval=drift.REPAIR_SECONDS, initial_delay=drift.REPAIR_SECONDS)
 async def repair(
-    spec: Any, status: Any, meta: Any, name: str, namespace: str | None, uid: str, memo: Any,
+    spec: Any,
+    status: Any,
+    meta: Any,
+    name: str,
+    namespace: str | None,
+    uid: str,
+    memo: Any,
     **_: Any,
-) -> None:  # fmt: skip
+) -> None:
     pool = _pool(name, namespace, uid)
-    await repair_flow.repair_once(memo.runtime, pool, spec, status, meta.get("generation"))
+    await repair_once(memo.runtime, pool, spec, status, meta.get("generation"))
 
 
 @kopf.daemon(*RESOURCE, cancellation_timeout=5.0)
 async def topology_drift(
-    stopped: Any, spec: Any, status: Any, name: str, namespace: str | None, uid: str, memo: Any,
+    stopped: Any,
+    spec: Any,
+    status: Any,
+    name: str,
+    namespace: str | None,
+    uid: str,
+    memo: Any,
     **_: Any,
-) -> None:  # fmt: skip
+) -> None:
     """Its own daemon, not a step of the autoscaling poll: see topology_watch."""
     pool = _pool(name, namespace, uid)
     while not stopped:
         interval = await topology_watch.drift_once(memo.runtime, pool, spec, status)
-        await lifecycle.pause(stopped, spec, interval)
+        await pause(stopped, spec, interval)
 
 
 @kopf.on.delete(*RESOURCE)
 async def delete(
-    spec: Any, body: Any, name: str, namespace: str | None, uid: str, runtime: Any,
+    spec: Any,
+    body: Any,
+    name: str,
+    namespace: str | None,
+    uid: str,
+    runtime: Any,
     memo: Any,
     **_: Any,
-) -> None:  # fmt: skip
+) -> None:
     pool = _pool(name, namespace, uid)
-    await lifecycle.run_delete(memo.runtime, pool, spec, body, runtime.total_seconds())
+    await run_delete(memo.runtime, pool, spec, body, runtime.total_seconds())

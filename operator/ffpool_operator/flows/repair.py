@@ -10,8 +10,7 @@ from typing import Any
 from ffpool import logs
 from ffpool_operator import metrics
 from ffpool_operator.decisions import drift
-from ffpool_operator.flows import apply
-from ffpool_operator.flows.lifecycle import _conds, _write
+from ffpool_operator.flows import reconcile_io, reporting
 from ffpool_operator.flows.runtime import Runtime
 from ffpool_operator.kube import events
 from ffpool_operator.kube.client import KubeError
@@ -40,17 +39,17 @@ def repair_events(plan: drift.ChildPlan) -> list[events.PoolEvent]:
 def due(status: Any, generation: int | None) -> bool:
     """Only a pool the reconcile has handled at its current generation: before that (or while
     a changed spec is being applied) the reconcile itself applies everything."""
-    observed = apply.parse_status(status).observed_generation
+    observed = reconcile_io.parse_status(status).observed_generation
     return observed is not None and observed == generation
 
 
 async def repair_once(
-    rt: Runtime, pool: PoolRef, spec: Any, status: Any, generation: int | None
+    runtime: Runtime, pool: PoolRef, spec: Any, status: Any, generation: int | None
 ) -> None:
     if not due(status, generation):
         return
     try:
-        parsed = apply.parse_spec(spec)
+        parsed = reconcile_io.parse_spec(spec)
     except ValueError:
         return  # the reconcile reports invalid specs
     memory = drift.MEMORY.of(pool.uid)
@@ -60,16 +59,22 @@ async def repair_once(
         if not memory.current(generation):
             return  # the spec changed meanwhile: the reconcile applied the new one
         try:
-            await apply.apply_children(rt.kube, pool, parsed, rt.state(pool).broker_port, plan)
+            port = runtime.state(pool).broker_port  # as the last reconcile or drift check read it
+            await reconcile_io.apply_children(runtime.kube, pool, parsed, port, plan)
         except KubeError as exc:
             metrics.RECONCILE_ERRORS.labels(pool.namespace, pool.name, "repair").inc()
             failure = str(exc)
     found = drift.trouble(plan.conflicts, plan.missing_deployments(), failure)
     if plan.created or plan.repaired or found is not None:
-        log.warning("owned objects drifted", pool=pool.name, created=plan.created,
-                    repaired=plan.repaired, trouble=found.message if found else None)  # fmt: skip
+        log.warning(
+            "owned objects drifted",
+            pool=pool.name,
+            created=plan.created,
+            repaired=plan.repaired,
+            trouble=found.message if found else None,
+        )
     events.post(pool, repair_events(plan), time.monotonic())
-    old = _conds(rt, pool, status)
-    conds, memory.saved_ready = drift.with_trouble(old, found, memory.saved_ready)
-    if {c.type: c for c in conds} != {c.type: c for c in old}:
-        await _write(rt, pool, conds, {})
+    known = reporting.known_conditions(runtime, pool, status)
+    written, memory.saved_ready = drift.with_trouble(known, found, memory.saved_ready)
+    if {c.type: c for c in written} != {c.type: c for c in known}:
+        await reporting.report(runtime, pool, written, {})

@@ -1,5 +1,5 @@
 """Process-wide and per-pool runtime state held in kopf's memo: the Kubernetes client, cached
-management API clients, and each pool's scaling history."""
+management API clients and AMQP probes, and each pool's scaling history."""
 
 from __future__ import annotations
 
@@ -14,22 +14,39 @@ from ffpool_operator.spec.credentials import BrokerCredentials, from_secret
 from ffpool_operator.spec.pool import Condition, PoolRef, PoolSpec, PoolStatus
 
 
+@dataclass(frozen=True)
+class BrokerClients:
+    """One read of a pool's broker Secret: the clients it gives and what the pods get from it."""
+
+    admin: ManagementClient
+    stats: FreshStats
+    """Queue statistics: exact counts over AMQP when the Secret has its URL, else the API's."""
+    has_amqp_url: bool
+    """Whether the Secret holds the AMQP URL the pods get by secretKeyRef."""
+    broker_port: int | None
+    """The AMQP URL's port (the NetworkPolicy's egress to the broker)."""
+
+
 @dataclass
 class PoolState:
     history: History | None = None
     idle: dict[str, IdleMark] = field(default_factory=dict)
     """Per worker pod, since when it has been seen idle (victims.settle)."""
     next_drift_check: float = 0.0
-    admin: ManagementClient | None = None
-    """Refreshed (Secret re-read) at each reconcile and drift check."""
-    stats: FreshStats | None = None
-    has_amqp_url: bool = True
-    """Whether the Secret, as last read, holds the AMQP URL the pods get by secretKeyRef."""
-    broker_port: int | None = None
-    """The AMQP URL's port, as last read (the NetworkPolicy's egress to the broker)."""
+    broker: BrokerClients | None = None
+    """As the last reconcile or drift check read the Secret: the autoscaling poll and the repair
+    pass use these instead of reading it themselves."""
     conditions: list[Condition] | None = None
     """The authoritative conditions: reconcile and daemon both write the whole list (a merge
     patch replaces lists), so they share it here instead of each re-reading a stale body."""
+
+    @property
+    def has_amqp_url(self) -> bool:
+        return self.broker is None or self.broker.has_amqp_url  # unread: no problem to report
+
+    @property
+    def broker_port(self) -> int | None:
+        return None if self.broker is None else self.broker.broker_port
 
 
 @dataclass
@@ -55,20 +72,23 @@ class Runtime:
         secret = await self.kube.get("Secret", pool.namespace, spec.rabbitmq.secret_name)
         return from_secret(secret, spec.rabbitmq)
 
-    async def admin(self, pool: PoolRef, spec: PoolSpec) -> ManagementClient:
-        """Raises MissingSecret or KubeError."""
+    async def broker_clients(self, pool: PoolRef, spec: PoolSpec) -> BrokerClients:
+        """Reads the pool's Secret (every call: it may have changed); one management client per
+        credentials and one AMQP probe per URL serve every pool that shares them.
+        Raises MissingSecret or KubeError."""
         creds = await self.credentials(pool, spec)
         key = creds.cache_key()
         if key not in self.admins:
             self.admins[key] = ManagementClient(
                 creds.management_url, creds.username, creds.password, spec.rabbitmq.timeout_seconds
             )
-        state = self.state(pool)
-        state.has_amqp_url = creds.amqp_url is not None
-        state.broker_port = creds.amqp_port
-        state.admin = self.admins[key]
-        state.stats = FreshStats(state.admin, self._probe(creds, spec))
-        return self.admins[key]
+        admin = self.admins[key]
+        return BrokerClients(
+            admin=admin,
+            stats=FreshStats(admin, self._probe(creds, spec)),
+            has_amqp_url=creds.amqp_url is not None,
+            broker_port=creds.amqp_port,
+        )
 
     def _probe(self, creds: BrokerCredentials, spec: PoolSpec) -> AmqpReadyProbe | None:
         if creds.amqp_url is None:

@@ -13,8 +13,9 @@ import kopf
 from ffpool import logs
 from ffpool_operator import metrics
 from ffpool_operator.broker import queue_rename, topology
-from ffpool_operator.broker.protocols import Binding, BrokerError
-from ffpool_operator.flows import apply, lifecycle
+from ffpool_operator.decisions.broker_model import Binding, BrokerError
+from ffpool_operator.flows import reconcile_io, reporting
+from ffpool_operator.flows.reconcile import declare_topology
 from ffpool_operator.flows.runtime import Runtime
 from ffpool_operator.kube import events
 from ffpool_operator.kube.client import KubeError
@@ -36,19 +37,19 @@ def schedule(next_check: float, now: float, interval: float) -> tuple[bool, floa
     return True, now + interval
 
 
-async def drift_once(rt: Runtime, pool: PoolRef, spec: Any, status: Any) -> float:
+async def drift_once(runtime: Runtime, pool: PoolRef, spec: Any, status: Any) -> float:
     """One pass; returns the seconds to wait. Never raises for API trouble: the daemon goes on."""
     try:
-        parsed = apply.parse_spec(spec)
+        parsed = reconcile_io.parse_spec(spec)
     except ValueError:
         return INVALID_SPEC_WAIT_SECONDS
-    state = rt.state(pool)
+    state = runtime.state(pool)
     due, state.next_drift_check = schedule(
         state.next_drift_check, time.monotonic(), parsed.topology.drift_check_seconds
     )
     if due:
         try:
-            await _check(rt, pool, parsed, status)
+            await _check(runtime, pool, parsed, status)
         except KubeError as exc:
             metrics.RECONCILE_ERRORS.labels(pool.namespace, pool.name, "drift").inc()
             log.warning("drift check failed", pool=pool.name, error=str(exc))
@@ -56,27 +57,30 @@ async def drift_once(rt: Runtime, pool: PoolRef, spec: Any, status: Any) -> floa
     return max(0.0, state.next_drift_check - time.monotonic())
 
 
-async def _check(rt: Runtime, pool: PoolRef, spec: PoolSpec, status: Any) -> None:
-    report = await lifecycle._topology(rt, pool, spec)
+async def _check(runtime: Runtime, pool: PoolRef, spec: PoolSpec, status: Any) -> None:
+    report = await declare_topology(runtime, pool, spec)
     if report.problem is not None:
         log.warning("drift check failed", pool=pool.name, error=report.problem.message)
-    conds = apply.topology_condition(lifecycle._conds(rt, pool, status), report, None)
-    conds = topology.overrides_condition(conds, report, None)
-    await lifecycle._write(rt, pool, conds, {})
+    known = reporting.known_conditions(runtime, pool, status)
+    written = reconcile_io.topology_condition(known, report, None)
+    written = topology.overrides_condition(written, report, None)
+    await reporting.report(runtime, pool, written, {})
 
 
-async def on_spec_change(rt: Runtime, pool: PoolRef, old: Any, new: Any) -> None:
+async def on_spec_change(runtime: Runtime, pool: PoolRef, old: Any, new: Any) -> None:
     """A renamed job queue: the old one is watched, and unbound where new jobs would reach it
     (queue_rename)."""
     try:
-        gone = queue_rename.retired(apply.parse_spec(old), apply.parse_spec(new), time.monotonic())
+        gone = queue_rename.retired(
+            reconcile_io.parse_spec(old), reconcile_io.parse_spec(new), time.monotonic()
+        )
     except ValueError:
         return  # the reconcile reports an invalid spec; a valid old one has nothing to retire
     if gone is None:
         return
     queue_rename.WATCH.add(topology.policy_name(pool), gone)
     if gone.takes_new_jobs:
-        await _unbind(rt, pool, new, gone)
+        await _unbind(runtime, pool, new, gone)
     log.info("job queue renamed", pool=pool.name, old=gone.queue, new=gone.successor)
     unbound = f"unbound from {gone.exchange}" if gone.takes_new_jobs else "left bound to its key"
     message = (
@@ -89,11 +93,12 @@ async def on_spec_change(rt: Runtime, pool: PoolRef, old: Any, new: Any) -> None
     events.post(pool, [renamed], time.monotonic())
 
 
-async def _unbind(rt: Runtime, pool: PoolRef, new: Any, gone: queue_rename.Retired) -> None:
+async def _unbind(runtime: Runtime, pool: PoolRef, new: Any, gone: queue_rename.Retired) -> None:
     """Retried while the broker cannot be asked: left bound, it takes a copy of every job."""
     binding = Binding(exchange=gone.exchange, queue=gone.queue, routing_key=gone.routing_key)
     try:
-        admin = await rt.admin(pool, apply.parse_spec(new))
-        await admin.unbind(gone.vhost, binding)
+        clients = await runtime.broker_clients(pool, reconcile_io.parse_spec(new))
+        runtime.state(pool).broker = clients  # read for the new spec: the poll uses it next
+        await clients.admin.unbind(gone.vhost, binding)
     except (MissingSecret, BrokerError, KubeError) as exc:
         raise kopf.TemporaryError(f"unbinding the old job queue: {exc}", delay=10) from exc

@@ -9,7 +9,6 @@ import json
 from typing import Any
 
 from ffpool import names
-from ffpool.settings import BackendKind
 from ffpool_operator.spec.pool import PoolRef, PoolSpec
 
 Manifest = dict[str, Any]
@@ -86,7 +85,7 @@ def service_env(spec: PoolSpec) -> dict[str, str]:
         "ALLOW_ANONYMOUS": str(auth.allow_anonymous).lower(),
         **({"ALLOWED_ORIGINS": ",".join(auth.allowed_origins)} if auth.allowed_origins else {}),
         "SIGNING_KEY_FILE": f"{SIGNING_DIR}/{SIGNING_KEY}",
-        "BACKEND": BackendKind.RABBITMQ.value,
+        "BACKEND": names.BACKEND_RABBITMQ,
         "MAX_CONCURRENT_JOBS": str(spec.workers.jobs_per_worker),
         "MEDIA_ROOT": spec.storage.mount_path,
         "DRAIN_SECONDS": str(spec.workers.drain_seconds),

@@ -1,5 +1,8 @@
-"""What the operator needs from RabbitMQ, as protocols: the management API client (mgmt.py)
-and an in-memory broker (memory_broker.py) implement them side by side."""
+"""The operator's model of RabbitMQ (pure): queues, bindings and policies as the management API
+shows them, the failures it can answer with, and the protocols the I/O side implements: the
+management API client (broker/management.py) and the tests' in-memory broker
+(tests/operator_harness/memory_broker.py). It lives with the decisions, which reason about
+these, so that nothing pure imports from broker/."""
 
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
-"""An in-memory BrokerAdmin for unit tests: same semantics the operator relies on (arguments
-fixed at declaration, delete only when empty), with a switch to simulate an outage."""
+"""An in-memory BrokerAdmin for the operator's unit tests: the semantics the operator relies on
+(arguments fixed at declaration, delete only when empty), with a switch to simulate an outage."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ffpool_operator.broker.protocols import (
+from ffpool_operator.decisions.broker_model import (
     Binding,
     BrokerError,
     BrokerRejected,

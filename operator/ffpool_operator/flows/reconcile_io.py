@@ -1,5 +1,6 @@
-"""Reconciliation I/O: declare the topology, apply the owned objects, write status. The
-decisions are in the pure modules; this only reads, calls them and writes."""
+"""The reconcile flow's I/O (reconcile.py; the repair pass and drift check use parts of it):
+parse the spec, declare the topology, apply the owned objects, write status. The decisions are
+in the pure modules; this only reads, calls them and writes."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ from pydantic import ValidationError
 
 from ffpool import logs, names
 from ffpool_operator.broker import topology
-from ffpool_operator.broker.protocols import BrokerAdmin
 from ffpool_operator.broker.topology import TopologyReport
 from ffpool_operator.decisions import conditions, rollout
 from ffpool_operator.decisions.auth_status import AuthProblem, tokens_problem
+from ffpool_operator.decisions.broker_model import BrokerAdmin
 from ffpool_operator.decisions.drift import ChildPlan
 from ffpool_operator.decisions.ownership import Owner, owner_of
-from ffpool_operator.flows import autoscale
+from ffpool_operator.flows import autoscale_io
 from ffpool_operator.kube.client import Kube, KubeError, field_managers
 from ffpool_operator.manifests import deployments, network_policies, objects
 from ffpool_operator.spec.pool import Condition, PoolRef, PoolSpec, PoolStatus
@@ -54,11 +55,11 @@ async def sync_topology(admin: BrokerAdmin, pool: PoolRef, spec: PoolSpec) -> To
 
 
 def topology_condition(
-    conds: list[Condition], report: TopologyReport, generation: int | None
+    known: list[Condition], report: TopologyReport, generation: int | None
 ) -> list[Condition]:
     status, reason, message = _topology_state(report)
     return conditions.set_condition(
-        conds, conditions.TOPOLOGY_READY, status, reason, message, generation=generation
+        known, conditions.TOPOLOGY_READY, status, reason, message, generation=generation
     )
 
 
@@ -82,9 +83,12 @@ def _topology_state(report: TopologyReport) -> tuple[bool | None, str, str]:
 
 
 async def apply_children(
-    kube: Kube, pool: PoolRef, spec: PoolSpec, broker_port: int | None = None,
+    kube: Kube,
+    pool: PoolRef,
+    spec: PoolSpec,
+    broker_port: int | None = None,
     plan: ChildPlan | None = None,
-) -> ChildPlan:  # fmt: skip
+) -> ChildPlan:
     """Server-side apply of every owned object (kube.py): what the spec no longer asks for goes,
     what other managers set stays. Each object is read first and left alone when it is not the
     pool's (`plan.conflicts`); a repair pass (`plan.repair`) applies only what is missing or
@@ -92,18 +96,20 @@ async def apply_children(
     created is used as it is. `broker_port` (from the AMQP URL) is the NetworkPolicy's egress
     port."""
     plan = plan or ChildPlan(pool_uid=pool.uid)
-    ns = pool.namespace
+    namespace = pool.namespace
     if await ensure_signing_secret(kube, pool) and plan.repair:
         plan.created.append(f"Secret {objects.signing_secret_name(pool)}")
     await apply_network_policies(kube, pool, spec, broker_port, plan)
-    cm = objects.config_map(pool, spec)
-    if plan.wants(cm, await kube.get("ConfigMap", ns, objects.config_map_name(pool))):
-        plan.applied(cm, await kube.apply(cm))
-    svc = objects.service(pool, spec)
-    if plan.wants(svc, await kube.get("Service", ns, objects.service_name(pool))):
-        plan.applied(svc, await kube.apply(svc))
+    config_map = objects.config_map(pool, spec)
+    if plan.wants(
+        config_map, await kube.get("ConfigMap", namespace, objects.config_map_name(pool))
+    ):
+        plan.applied(config_map, await kube.apply(config_map))
+    service = objects.service(pool, spec)
+    if plan.wants(service, await kube.get("Service", namespace, objects.service_name(pool))):
+        plan.applied(service, await kube.apply(service))
     server = deployments.server_deployment(pool, spec)
-    live = await kube.get("Deployment", ns, objects.child_name(pool, names.COMPONENT_SERVER))
+    live = await kube.get("Deployment", namespace, objects.child_name(pool, names.COMPONENT_SERVER))
     if plan.wants(server, live):
         plan.applied(server, await kube.apply(server))
     await apply_workers(kube, pool, spec, plan)
@@ -113,11 +119,11 @@ async def apply_children(
 
 async def apply_ingress(kube: Kube, pool: PoolRef, spec: PoolSpec, plan: ChildPlan) -> None:
     """Applied when enabled; when disabled, deleted only if it is the pool's."""
-    ing = objects.ingress(pool, spec)
+    ingress = objects.ingress(pool, spec)
     live = await kube.get("Ingress", pool.namespace, objects.service_name(pool))
-    if ing is not None:
-        if plan.wants(ing, live):
-            plan.applied(ing, await kube.apply(ing))
+    if ingress is not None:
+        if plan.wants(ingress, live):
+            plan.applied(ingress, await kube.apply(ingress))
     elif owner_of(live, pool.uid) is Owner.OWN:
         await kube.delete("Ingress", pool.namespace, objects.service_name(pool))
 
@@ -144,20 +150,20 @@ async def apply_network_policies(
 ) -> None:
     """Both policies when enabled; when disabled, those a previous spec created go (and only
     those: a policy of the same name that is not the pool's stays)."""
-    ns = pool.namespace
+    namespace = pool.namespace
     server_name = network_policies.policy_name(pool, names.COMPONENT_SERVER)
     worker_name = network_policies.policy_name(pool, names.COMPONENT_WORKER)
     if spec.network_policy.enabled:
         server = network_policies.server_policy(pool, spec, broker_port)
-        if plan.wants(server, await kube.get("NetworkPolicy", ns, server_name)):
+        if plan.wants(server, await kube.get("NetworkPolicy", namespace, server_name)):
             plan.applied(server, await kube.apply(server))
         worker = network_policies.worker_policy(pool, spec, broker_port)
-        if plan.wants(worker, await kube.get("NetworkPolicy", ns, worker_name)):
+        if plan.wants(worker, await kube.get("NetworkPolicy", namespace, worker_name)):
             plan.applied(worker, await kube.apply(worker))
         return
     for name in (server_name, worker_name):
-        if owner_of(await kube.get("NetworkPolicy", ns, name), pool.uid) is Owner.OWN:
-            await kube.delete("NetworkPolicy", ns, name)
+        if owner_of(await kube.get("NetworkPolicy", namespace, name), pool.uid) is Owner.OWN:
+            await kube.delete("NetworkPolicy", namespace, name)
 
 
 async def check_tokens(kube: Kube, pool: PoolRef, spec: PoolSpec) -> AuthProblem | None:
@@ -188,9 +194,9 @@ async def apply_workers(kube: Kube, pool: PoolRef, spec: PoolSpec, plan: ChildPl
     if live is None:
         count = deployments.initial_worker_replicas(spec)
         await kube.apply(deployments.worker_deployment(pool, spec, count))
-        await autoscale.write_replicas(kube, pool, count)
+        await autoscale_io.write_replicas(kube, pool, count)
     elif (field_managers(live, REPLICAS) & OWNERS) == {names.FIELD_MANAGER}:
-        await autoscale.write_replicas(kube, pool, int(live["spec"].get("replicas") or 0))
+        await autoscale_io.write_replicas(kube, pool, int(live["spec"].get("replicas") or 0))
     plan.applied(desired, await kube.apply(desired))
 
 
