@@ -35,14 +35,15 @@ import aio_pika
 from websockets.asyncio.client import connect
 
 from ffpool import logs
+from ffpool.backends.base import JobBackend, ServiceBackend
 from ffpool.backends.memory import MemoryBackend
-from ffpool.backends.rabbitmq import RabbitBackend
+from ffpool.backends.rabbitmq import build_node, build_server, build_worker
 from ffpool.domain.events import CompletedEvent, FailedEvent, ProgressEvent
 from ffpool.domain.jobs import Job
 from ffpool.metrics import Metrics
 from ffpool.server.ws import start_ws_server
 from ffpool.settings import Settings
-from tests.integration.test_rabbitmq_helpers import AMQP_URL, delete_topology, topology_env
+from tests.integration.rabbit_harness import AMQP_URL, delete_topology, topology_env
 
 JOB = {"input": {"kind": "path", "path": "clips/none.mp4"}, "operation": {"op": "probe"}}
 
@@ -68,14 +69,18 @@ async def serve(prefix: str, slots: int, role: str) -> None:
         **topology_env(prefix),
     )  # fmt: skip
     metrics = Metrics()
-    backend: RabbitBackend | MemoryBackend
+    backend: ServiceBackend
+    jobs: JobBackend | None
     if role == "memory":  # the WebSocket path alone: same server code, no broker
-        backend = MemoryBackend(settings, NoopExecutor(), metrics)
+        backend = jobs = MemoryBackend(settings, NoopExecutor(), metrics)
+    elif role == "server":
+        backend = jobs = build_server(settings, metrics)
+    elif role == "worker":
+        backend, jobs = build_worker(settings, metrics, NoopExecutor()), None
     else:
-        executor = NoopExecutor() if role != "server" else None
-        backend = RabbitBackend(settings, metrics, executor, serve_clients=role != "worker")
+        backend = jobs = build_node(settings, metrics, NoopExecutor())
     await backend.start()
-    ws = await start_ws_server(backend, settings, metrics) if role != "worker" else None
+    ws = await start_ws_server(jobs, settings, metrics) if jobs is not None else None
     port = next(iter(ws.sockets)).getsockname()[1] if ws else 0
     print(f"READY {port}", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until EOF

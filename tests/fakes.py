@@ -1,53 +1,77 @@
-"""Test doubles for the engine: an executor that runs on command instead of FFmpeg."""
+"""Test doubles: an executor that runs on command instead of FFmpeg, metrics that count, and the
+few AMQP objects (connection, channel, queue, delivery, publisher) a worker pool or an events
+feed touches, so their consumers are driven through `start` as the broker would."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from ffpool.domain.events import (
     CompletedEvent,
     FailedEvent,
     FailureCode,
+    JobEvent,
     JobState,
     ProgressEvent,
 )
-from ffpool.domain.jobs import Job
+from ffpool.domain.jobs import Job, PathInput
+
+Consumer = Callable[[Any], Awaitable[None]]
 
 
 class FakeExecutor:
-    """Records the order jobs start in; each job runs until `release(job_id)` (or at once)."""
+    """Reports 50 % progress, then acts on the job's input path: `fail` fails, `block` waits
+    for `release`, `slow` takes 0.3 s, anything else completes at once. With `hold`, every
+    job waits for `release` (of its id, or of all jobs)."""
 
     def __init__(self, *, hold: bool = False) -> None:
         self.hold = hold
         self.started: list[str] = []
         self.cancelled: list[str] = []
         self._gates: dict[str, asyncio.Event] = {}
+        self._all = asyncio.Event()
 
-    def release(self, job_id: str) -> None:
-        self._gates.setdefault(job_id, asyncio.Event()).set()
+    def release(self, job_id: str | None = None) -> None:
+        """Let one held job finish, or (without an id) every held job, now and later."""
+        if job_id is None:
+            self._all.set()
+        else:
+            self._gates.setdefault(job_id, asyncio.Event()).set()
 
     async def execute(
         self, job: Job, on_progress: Callable[[ProgressEvent], None]
     ) -> CompletedEvent | FailedEvent:
         self.started.append(job.id)
+        mode = job.spec.input.path if isinstance(job.spec.input, PathInput) else "ok"
         on_progress(ProgressEvent(job_id=job.id, percent=50.0, out_time_s=1.0))
-        gate = self._gates.setdefault(job.id, asyncio.Event())
         try:
-            if self.hold:
-                await gate.wait()
+            if self.hold or mode == "block":
+                await self._released(job.id)
+            elif mode == "slow":
+                await asyncio.sleep(0.3)
         except asyncio.CancelledError:
             self.cancelled.append(job.id)
             raise
-        if job.spec.operation.op == "probe":
-            return FailedEvent(job_id=job.id, code=FailureCode.INVALID_MEDIA, message="bad")
-        return CompletedEvent(job_id=job.id, processing_time_s=0.0)
+        if mode == "fail":
+            return FailedEvent(job_id=job.id, code=FailureCode.INVALID_MEDIA, message="bad input")
+        return CompletedEvent(job_id=job.id, processing_time_s=0.01)
+
+    async def _released(self, job_id: str) -> None:
+        gate = self._gates.setdefault(job_id, asyncio.Event())
+        waits = {asyncio.ensure_future(gate.wait()), asyncio.ensure_future(self._all.wait())}
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
 
-class NullMetrics:
+class FakeMetrics:
     def __init__(self) -> None:
-        self.finished: list[tuple[str, JobState]] = []
         self.submitted = 0
+        self.finished: list[tuple[str, JobState]] = []
 
     def observe_submitted(self) -> None:
         self.submitted += 1
@@ -56,8 +80,91 @@ class NullMetrics:
         self.finished.append((operation, state))
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll a condition with a deadline (never sleep-and-hope)."""
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
+class FakeDelivery:
+    """A job delivery as a worker slot receives it; records how it was settled."""
+
+    def __init__(self, job: Job) -> None:
+        self.body = job.model_dump_json().encode()
+        self.headers: dict[str, Any] = {}
+        self.redelivered = False
+        self.message_id = job.id
+        self.priority: int | None = None
+        self.delivery_tag = 1
+        self.channel = self  # acks go to the channel without a drain (runner._ack)
+        self.settled: list[str] = []
+
+    async def basic_ack(self, delivery_tag: int, wait: bool) -> None:
+        self.settled.append("ack")
+
+    async def nack(self, requeue: bool = True) -> None:
+        self.settled.append(f"nack(requeue={requeue})")
+
+
+class FakePublisher:
+    def __init__(self) -> None:
+        self.events: list[JobEvent] = []
+        self.jobs: list[str] = []
+
+    async def publish_event(self, event: JobEvent, *, confirm: bool) -> None:
+        self.events.append(event)
+
+    async def publish_events(self, events: list[JobEvent]) -> None:
+        self.events.extend(events)
+
+    async def publish_job(self, job: Job, attempt: int, **_: Any) -> None:
+        self.jobs.append(job.id)
+
+    async def publish_dead_letter(self, body: bytes, headers: dict[str, Any]) -> None:
+        raise AssertionError("nothing goes to the DLQ here")
+
+
+class FakeQueue:
+    def __init__(self, name: str, conn: FakeConnection) -> None:
+        self.name = name
+        self._conn = conn
+
+    async def consume(self, callback: Consumer, **_: Any) -> str:
+        self._conn.consumers.append((self.name, callback))
+        return f"ctag{len(self._conn.consumers)}"
+
+    async def bind(self, exchange: object, **_: Any) -> None: ...
+
+    async def cancel(self, tag: str, **_: Any) -> None: ...
+
+    async def delete(self, **_: Any) -> None: ...
+
+
+class FakeChannel:
+    def __init__(self, conn: FakeConnection) -> None:
+        self._conn = conn
+
+    async def set_qos(self, **_: Any) -> None: ...
+
+    async def declare_queue(self, name: str, **_: Any) -> FakeQueue:
+        return FakeQueue(name, self._conn)
+
+    async def declare_exchange(self, name: str, *_: Any, **__: Any) -> str:
+        return name
+
+    async def get_exchange(self, name: str, **_: Any) -> str:
+        return name
+
+
+class FakeConnection:
+    """Stands in for a robust AMQP connection: records each consumer (queue name, callback)
+    in the order they start, and `lose` calls the close callbacks as a dropped link does."""
+
+    def __init__(self) -> None:
+        self.consumers: list[tuple[str, Consumer]] = []
+        self.close_callbacks: set[Callable[[object, BaseException | None], None]] = set()
+
+    async def channel(self, **_: Any) -> FakeChannel:
+        return FakeChannel(self)
+
+    def consumer(self, queue_prefix: str, index: int = 0) -> Consumer:
+        """The `index`-th consumer of the queues whose name starts with `queue_prefix`."""
+        return [cb for name, cb in self.consumers if name.startswith(queue_prefix)][index]
+
+    def lose(self, exc: BaseException) -> None:
+        for callback in list(self.close_callbacks):
+            callback(self, exc)

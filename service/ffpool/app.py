@@ -22,7 +22,7 @@ from ffpool.auth.gate import Authenticator
 from ffpool.auth.keys import SigningKeyError, load_signing_key
 from ffpool.auth.policy import ANONYMOUS_WARNING, startup_refusal
 from ffpool.auth.store import TokensFileError
-from ffpool.backends.base import JobBackend
+from ffpool.backends.base import JobBackend, ServiceBackend
 from ffpool.domain.protocol import json_schema
 from ffpool.ffmpeg.executor import Executor
 from ffpool.metrics import Metrics
@@ -42,23 +42,36 @@ class Role(enum.StrEnum):
     WORKER = "worker"
 
 
+@dataclass(frozen=True)
+class Backends:
+    """A role's backend: `service` for the process (lifecycle, probes, ops port), `jobs` for
+    clients; a worker-only process has no `jobs` and serves no clients."""
+
+    service: ServiceBackend
+    jobs: JobBackend | None
+
+
 def build_backend(
     settings: Settings, role: Role, metrics: Metrics, executor: Executor, storage: Storage
-) -> JobBackend:
+) -> Backends:
     if settings.backend is BackendKind.MEMORY:
         if role is not Role.SERVE:
             raise SystemExit(f"`ffpool {role}` needs BACKEND=rabbitmq: memory jobs are in-process")
         from ffpool.backends.memory import MemoryBackend
 
-        return MemoryBackend(settings, executor, metrics, storage.remove_job)
-    from ffpool.backends.rabbitmq import RabbitBackend
+        memory = MemoryBackend(settings, executor, metrics, storage.remove_job)
+        return Backends(memory, memory)
+    from ffpool.backends import rabbitmq
 
-    return RabbitBackend(
-        settings,
-        metrics,
-        executor if role is not Role.SERVER else None,
-        serve_clients=role is not Role.WORKER,
-    )
+    match role:
+        case Role.SERVE:
+            node = rabbitmq.build_node(settings, metrics, executor)
+            return Backends(node, node)
+        case Role.SERVER:
+            server = rabbitmq.build_server(settings, metrics)
+            return Backends(server, server)
+        case Role.WORKER:
+            return Backends(rabbitmq.build_worker(settings, metrics, executor), None)
 
 
 @dataclass
@@ -66,7 +79,7 @@ class Running:
     """A started service: its backend and the ports it actually bound (port 0 → ephemeral)."""
 
     settings: Settings
-    backend: JobBackend
+    backend: ServiceBackend
     ws_port: int | None
     http_port: int
     ops_port: int
@@ -114,7 +127,8 @@ async def running(settings: Settings, role: Role = Role.SERVE) -> AsyncIterator[
     auth = await _authenticator(settings, role)
     storage = LocalStorage.from_settings(settings)
     metrics = Metrics()
-    backend = build_backend(settings, role, metrics, Executor(settings, storage), storage)
+    backends = build_backend(settings, role, metrics, Executor(settings, storage), storage)
+    backend, jobs = backends.service, backends.jobs
     await backend.start()
     sweeper = (
         asyncio.create_task(sweep_uploads_forever(storage, settings))
@@ -131,8 +145,8 @@ async def running(settings: Settings, role: Role = Role.SERVE) -> AsyncIterator[
     try:
         http_app = make_http_app(
             settings=settings,
-            backend=backend,
-            job_routes=role is not Role.WORKER,
+            backend=jobs,
+            service=backend,
             storage=storage,
             version=__version__,
             schema=json_schema(),
@@ -142,14 +156,14 @@ async def running(settings: Settings, role: Role = Role.SERVE) -> AsyncIterator[
         runners.append(await _site(http_app, settings.host, settings.http_port))
         ops_app = make_ops_app(backend, metrics)
         runners.append(await _site(ops_app, settings.host, settings.ops_port))
-        if role is not Role.WORKER:
-            ws = await start_ws_server(backend, settings, metrics, auth, storage)
+        if jobs is not None:
+            ws = await start_ws_server(jobs, settings, metrics, auth, storage)
         http_port, ops_port = (_http_port(r) for r in runners)
         yield Running(settings, backend, _ws_port(ws), http_port, ops_port, stopping)
     finally:
         stopping.set()
         # Drain first, with clients still connected, so running jobs' results reach them.
-        await _drain(backend, settings)
+        await backend.drain(settings.drain_seconds)
         if ws is not None:
             ws.close()
             await ws.wait_closed()
@@ -160,12 +174,6 @@ async def running(settings: Settings, role: Role = Role.SERVE) -> AsyncIterator[
                 await sweeper
         for runner in runners:
             await runner.cleanup()
-
-
-async def _drain(backend: JobBackend, settings: Settings) -> None:
-    drain = getattr(backend, "drain", None)
-    if drain is not None:
-        await drain(settings.drain_seconds)
 
 
 def _ws_port(ws: Server | None) -> int | None:
@@ -199,8 +207,9 @@ async def serve_forever(settings: Settings, role: Role) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
     log.info(
-        f"Starting FFmpeg WebSocket Media Processing Service ({settings.backend.value} backend, "
-        f"{role.value})",
+        "starting FFmpeg WebSocket Media Processing Service",
+        backend=settings.backend.value,
+        role=role.value,
         version=__version__,
     )
     try:

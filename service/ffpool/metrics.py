@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ffpool import logs
-from ffpool.backends.base import BackendError, JobBackend
+from ffpool.backends.base import BackendError, ServiceBackend
 from ffpool.domain.events import JobState
 
 log = logs.get(__name__)
@@ -78,7 +78,7 @@ class Metrics:
     def ws_connected(self, delta: int) -> None:
         self._ws.inc(delta)
 
-    async def render(self, backend: JobBackend | None) -> bytes:
+    async def render(self, backend: ServiceBackend | None) -> bytes:
         """The Prometheus text exposition, with the backend's gauges refreshed first. A backend
         that cannot answer leaves the gauges at their last values: the scrape still succeeds."""
         if backend is not None:

@@ -48,6 +48,9 @@ FIELD_MANAGER_AUTOSCALER: Final = "ffpool-autoscaler"
 # https://kubernetes.io/docs/reference/labels-annotations-taints/#pod-deletion-cost
 ANNOTATION_DELETION_COST: Final = "controller.kubernetes.io/pod-deletion-cost"
 
+# The BACKEND setting the operator gives its pods (a value of ffpool.settings.BackendKind).
+BACKEND_RABBITMQ: Final = "rabbitmq"
+
 # Worker connection names as shown by the RabbitMQ management API: "<prefix><host>".
 WORKER_CONNECTION_PREFIX: Final = "ffpool-worker:"
 SERVER_CONNECTION_PREFIX: Final = "ffpool-server:"

@@ -3,9 +3,7 @@ it), read off the event loop, and no token ever in a log line."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -14,17 +12,9 @@ from ffpool import logs
 from ffpool.auth.identity import Caller
 from ffpool.auth.store import TokensFileError, TokenStore
 from ffpool.auth.tokens import file_line, new_token
+from tests.polling import eventually
 
 pytest_plugins = ["tests.integration.auth_fixtures"]
-
-
-async def until(check: Callable[[], Awaitable[bool]], what: str, deadline_s: float = 10.0) -> None:
-    """Poll with a deadline (tests/polling.py, for async checks)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + deadline_s
-    while not await check():
-        assert loop.time() < deadline, f"{what}: not within {deadline_s:g} s"
-        await asyncio.sleep(0.05)
 
 
 async def test_a_rewritten_file_is_picked_up_and_the_old_token_stops(tmp_path: Path) -> None:
@@ -44,7 +34,7 @@ async def test_a_rewritten_file_is_picked_up_and_the_old_token_stops(tmp_path: P
     async def new_works() -> bool:
         return await store.lookup(new) == Caller(tenant="globex")
 
-    await until(new_works, "the rotated token accepted")
+    await eventually(new_works, timeout=10, what="the rotated token accepted")
     assert await store.lookup(old) is None
 
 
@@ -60,7 +50,7 @@ async def test_in_place_edit_is_picked_up(tmp_path: Path) -> None:
     async def second_works() -> bool:
         return await store.lookup(second) is not None
 
-    await until(second_works, "the added token accepted")
+    await eventually(second_works, timeout=10, what="the added token accepted")
     assert await store.lookup(first) == Caller(tenant="acme")
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from ffpool.app import Running
 from ffpool.auth.keys import derive, load_signing_key
 from ffpool.backends.tenancy import keyed_job_id
 from ffpool.client.session import Client, ClientError
@@ -25,6 +26,7 @@ from ffpool.domain.jobs import (
 )
 from ffpool.domain.protocol import ErrorCode
 from tests.integration.service import service
+from tests.polling import eventually
 
 pytestmark = pytest.mark.ffmpeg
 
@@ -71,6 +73,10 @@ async def test_refused_cancel_ends_the_jobs_events_with_client_error(media_root:
         await client.ping()  # the connection is still usable
 
 
+async def started_one(svc: Running) -> bool:
+    return (await svc.backend.stats()).active_jobs >= 1  # it left the queue
+
+
 async def test_error_with_a_job_id_answers_its_request(media_root: Path) -> None:
     """queue_full names the job it refused, and must still fail `submit` (not wait forever)."""
     async with (
@@ -78,10 +84,7 @@ async def test_error_with_a_job_id_answers_its_request(media_root: Path) -> None
         Client(svc.ws_url, svc.http_url, timeout=10) as client,
     ):
         await client.submit(SLOW)
-        deadline = asyncio.get_running_loop().time() + 30
-        while (await svc.backend.stats()).active_jobs < 1:  # it left the queue
-            assert asyncio.get_running_loop().time() < deadline, "the first job never started"
-            await asyncio.sleep(0.01)
+        await eventually(lambda: started_one(svc), timeout=30, what="the first job started")
         await client.submit(SLOW)  # fills the queue
         with pytest.raises(ClientError) as caught:
             await client.submit(SLOW)

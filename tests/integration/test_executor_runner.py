@@ -5,29 +5,14 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from ffpool.ffmpeg.process import run
+from tests.integration.faults import alive
+from tests.polling import eventually
 
 PY = sys.executable
-
-
-def alive(pid: int) -> bool:
-    """Running or stopped, not a zombie (an orphan may wait for a reaper that never comes)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state not in ("Z", "X")
-
-
-async def until_dead(pid: int, deadline_s: float = 5.0) -> None:
-    deadline = time.monotonic() + deadline_s
-    while alive(pid):
-        assert time.monotonic() < deadline, f"process {pid} still alive"
-        await asyncio.sleep(0.02)
 
 
 def script(code: str) -> list[str]:
@@ -74,7 +59,8 @@ async def test_timeout_kills_the_whole_process_group() -> None:
     assert result.timed_out
     assert result.exit_code == -9  # SIGKILL: no grace on a timeout
     assert time.monotonic() - started < 4
-    await until_dead(int(b"".join(out)))
+    grandchild = int(b"".join(out))
+    await eventually(lambda: not alive(grandchild), timeout=5, what=f"process {grandchild} gone")
 
 
 async def test_cancel_terminates_then_reraises() -> None:
@@ -114,10 +100,7 @@ async def test_cancel_kills_after_the_grace_period() -> None:
     )
     out: list[bytes] = []
     task = asyncio.create_task(run(script(code), timeout_s=60, grace_s=0.5, on_stdout=out.append))
-    deadline = time.monotonic() + 10
-    while not out:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.01)
+    await eventually(lambda: out, timeout=10, what="the child's pid")
     started = time.monotonic()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

@@ -23,6 +23,7 @@ from tests.integration.http_harness import (
     app_for,
     get_json,
 )
+from tests.polling import eventually
 
 pytest_plugins = ["tests.integration.http_fixtures"]
 
@@ -60,13 +61,6 @@ async def test_empty_upload_400(client: Client, storage: LocalStorage) -> None:
     assert os.listdir(storage.root / "uploads") == []
 
 
-async def wait_for_upload_to_start(storage: LocalStorage, deadline: float) -> None:
-    loop = asyncio.get_running_loop()
-    while not os.listdir(storage.root / "uploads"):  # the server streams to a temporary file
-        assert loop.time() < deadline, "upload never started"
-        await asyncio.sleep(0.01)
-
-
 async def test_abandoned_upload_leaves_nothing(client: Client, storage: LocalStorage) -> None:
     """A client that disconnects mid-body leaves no temporary file behind."""
     reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
@@ -74,13 +68,11 @@ async def test_abandoned_upload_leaves_nothing(client: Client, storage: LocalSto
     writer.write(head.encode() + b"x" * 5000)
     await writer.drain()
     uploads = storage.root / "uploads"
-    deadline = asyncio.get_running_loop().time() + 10
-    await wait_for_upload_to_start(storage, deadline)
+    # The server streams to a temporary file.
+    await eventually(lambda: os.listdir(uploads), timeout=10, what="the upload started")
     writer.close()
     await writer.wait_closed()
-    while os.listdir(uploads):
-        assert asyncio.get_running_loop().time() < deadline, os.listdir(uploads)
-        await asyncio.sleep(0.01)
+    await eventually(lambda: not os.listdir(uploads), timeout=10, what="the temporary file gone")
     del reader
 
 
@@ -94,7 +86,8 @@ async def test_slow_upload_times_out_408(
         head = f"POST /uploads HTTP/1.1\r\nHost: x\r\nContent-Length: {UPLOAD_LIMIT}\r\n\r\n"
         writer.write(head.encode() + b"x" * 5000)  # and then nothing more
         await writer.drain()
-        await wait_for_upload_to_start(storage, asyncio.get_running_loop().time() + 10)
+        uploads = storage.root / "uploads"  # the server streams to a temporary file
+        await eventually(lambda: os.listdir(uploads), timeout=10, what="the upload started")
         head_lines = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)).split(b"\r\n")
         length = next(
             int(h.split(b":")[1]) for h in head_lines if h.lower().startswith(b"content-length:")

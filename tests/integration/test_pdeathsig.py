@@ -3,16 +3,15 @@ then killed with SIGKILL (no clean-up code runs) does not outlive it."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from ffpool.ffmpeg import pdeathsig
-from tests.integration.test_executor_runner import alive, until_dead
+from tests.integration.faults import alive, children
+from tests.polling import eventually
 
 # A parent that runs an endless FFmpeg through ffpool's runner, with a thread running (as a
 # worker has: the marker file thread), and waits to be killed.
@@ -23,14 +22,6 @@ threading.Thread(target=time.sleep, args=(600,), daemon=True).start()
 asyncio.run(run(["ffmpeg", "-nostdin", "-re", "-f", "lavfi", "-i", "testsrc=size=64x64",
                  "-f", "null", "-"], timeout_s=600, grace_s=1))
 """
-
-
-def children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
-        found.extend(int(child) for child in text)
-    return found
 
 
 def _execd_ffmpeg(cmdline: str) -> bool:
@@ -48,20 +39,18 @@ async def test_ffmpeg_dies_when_its_worker_is_killed() -> None:
     assert pdeathsig.trampoline(), "setpriv --pdeathsig is needed on the test machine"
     parent = subprocess.Popen([sys.executable, "-c", PARENT], env=os.environ.copy())
     try:
-        deadline = time.monotonic() + 20
-        ffmpeg: list[int] = []
-        while not ffmpeg:
-            assert time.monotonic() < deadline, "FFmpeg did not start"
-            # Exec'd FFmpeg only: a child caught between fork and exec still shows the
-            # parent's command line (this script, which names ffmpeg), maybe a short-lived one.
-            ffmpeg = [p for p in children(parent.pid) if _execd_ffmpeg(command(p))]
-            await asyncio.sleep(0.05)
+        # Exec'd FFmpeg only: a child caught between fork and exec still shows the parent's
+        # command line (this script, which names ffmpeg), maybe a short-lived one.
+        ffmpeg = await eventually(
+            lambda: [p for p in children(parent.pid) if _execd_ffmpeg(command(p))],
+            timeout=20,
+            what="FFmpeg started",
+        )
         pid = ffmpeg[0]
         assert os.getpgid(pid) != os.getpgid(parent.pid)  # its own session, as before
         parent.send_signal(signal.SIGKILL)
         parent.wait()
-        await until_dead(pid)
-        assert not alive(pid)
+        await eventually(lambda: not alive(pid), timeout=5, what=f"FFmpeg {pid} gone")
     finally:
         if parent.poll() is None:
             parent.kill()

@@ -15,16 +15,16 @@ import pytest
 from ffpool import names
 from ffpool.app import Role, running
 from ffpool.backends.base import BackendBusy
-from ffpool.backends.rabbitmq import RabbitBackend
-from tests.integration.test_rabbitmq_helpers import (
-    FakeMetrics,
-    eventually,
+from ffpool.backends.rabbitmq import RabbitServer, build_server
+from tests.fakes import FakeMetrics
+from tests.integration.rabbit_harness import (
     job,
     make_settings,
     need_broker,
     started,
 )
-from tests.integration.test_rabbitmq_procs import RABBIT_BIN, ThrowawayBroker
+from tests.integration.rabbit_procs import RABBIT_BIN, ThrowawayBroker
+from tests.polling import eventually
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -61,7 +61,7 @@ async def test_health_follows_the_broker(broker: ThrowawayBroker, tmp_path: Path
         async def down() -> bool:
             return await _status(url) == 503
 
-        await eventually(down, what="/health 503 while the broker is down")
+        await eventually(down, timeout=15, what="/health 503 while the broker is down")
         await broker.start()
 
         async def up() -> bool:
@@ -85,7 +85,7 @@ async def test_an_alarm_makes_submissions_fail_fast(
 ) -> None:
     settings = make_settings(f"fftest.{uuid.uuid4().hex[:8]}", tmp_path, "alarm-1",
                              rabbitmq_url=broker.url, broker_timeout_seconds=15)  # fmt: skip
-    async with started(RabbitBackend(settings, FakeMetrics(), None)) as backend:
+    async with started(build_server(settings, FakeMetrics())) as backend:
         await backend.submit(job())
         await _ctl(broker, "set_disk_free_limit", "1000GB")
         try:
@@ -95,10 +95,10 @@ async def test_an_alarm_makes_submissions_fail_fast(
             assert time.monotonic() - began < 5  # not the 15 s confirm timeout
         finally:
             await _ctl(broker, "set_disk_free_limit", "50MB")
-        await eventually(lambda: _submits(backend), what="submissions after the alarm")
+        await eventually(lambda: _submits(backend), timeout=15, what="submissions after the alarm")
 
 
-async def _submits(backend: RabbitBackend) -> bool:
+async def _submits(backend: RabbitServer) -> bool:
     try:
         await backend.submit(job())
     except BackendBusy:

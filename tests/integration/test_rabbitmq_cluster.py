@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import make_clip
-from tests.integration.test_rabbitmq_helpers import AMQP_URL, delete_topology, need_broker
-from tests.integration.test_rabbitmq_procs import (
+from tests.integration.rabbit_harness import AMQP_URL, delete_topology, need_broker
+from tests.integration.rabbit_procs import (
     Proc,
     ThrowawayBroker,
     client,

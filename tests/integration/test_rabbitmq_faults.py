@@ -26,8 +26,8 @@ from websockets.exceptions import WebSocketException
 from ffpool.client.session import Client, ClientError
 from tests.integration import faults
 from tests.integration.faults import Entry, Findings, Planned
-from tests.integration.test_rabbitmq_helpers import need_broker
-from tests.integration.test_rabbitmq_procs import (
+from tests.integration.rabbit_harness import need_broker
+from tests.integration.rabbit_procs import (
     Proc,
     ThrowawayBroker,
     free_port,

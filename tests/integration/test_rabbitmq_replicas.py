@@ -11,21 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from ffpool.backends.rabbitmq import RabbitBackend
+from ffpool.backends.rabbitmq import build_server, build_worker
 from ffpool.backends.tenancy import keyed_job_id
 from ffpool.domain.events import FailureCode, JobState
 from ffpool.domain.jobs import ANONYMOUS_TENANT, Job, JobSpec, PathInput, Preset, TranscodeOp
 from ffpool.ffmpeg.executor import Executor
 from ffpool.storage.media import LocalStorage
-from tests.integration.test_rabbitmq_helpers import (
-    FakeExecutor,
-    FakeMetrics,
-    eventually,
+from tests.fakes import FakeExecutor, FakeMetrics
+from tests.integration.rabbit_harness import (
     make_settings,
     need_broker,
     prefix_for_test,
     started,
-    state_of,
+    until_state,
 )
 
 pytestmark = pytest.mark.rabbitmq
@@ -50,10 +48,10 @@ async def test_another_server_answers_for_a_queued_job_after_its_server_died(
         second = make_settings(prefix, tmp_path, "server2")
         worker = make_settings(prefix, tmp_path, "worker1", max_concurrent_jobs=1)
         j = keyed("replicas-1")
-        async with started(RabbitBackend(first, FakeMetrics(), None)) as accepting:
+        async with started(build_server(first, FakeMetrics())) as accepting:
             assert not (await accepting.submit(j)).duplicate
         # The accepting server is gone; no worker has seen the job. A server started now:
-        async with started(RabbitBackend(second, FakeMetrics(), None)) as other:
+        async with started(build_server(second, FakeMetrics())) as other:
             record = await other.get(j.id)
             assert record is not None
             assert record.state is JobState.QUEUED
@@ -62,10 +60,10 @@ async def test_another_server_answers_for_a_queued_job_after_its_server_died(
             assert again.record.job_id == j.id
             assert (await other.cancel(j.id)).state is JobState.CANCELLED
             executor = FakeExecutor()
-            async with started(RabbitBackend(worker, FakeMetrics(), executor, serve_clients=False)):
+            async with started(build_worker(worker, FakeMetrics(), executor)):
                 later = keyed("replicas-2")
                 await other.submit(later)
-                await eventually(lambda: state_of(other, later.id, JobState.COMPLETED))
+                await until_state(other, later.id, JobState.COMPLETED)
             assert executor.started == [later.id]  # the cancelled one was skipped
 
 
@@ -85,19 +83,17 @@ async def test_twin_publishes_run_once_and_keep_one_valid_output(media_root: Pat
                    for i in (1, 2)]  # fmt: skip
         storage = LocalStorage(media_root)
         async with (
-            started(RabbitBackend(servers[0], FakeMetrics(), None)) as one,
-            started(RabbitBackend(servers[1], FakeMetrics(), None)) as two,
-            started(RabbitBackend(workers[0], FakeMetrics(), Executor(workers[0], storage),
-                                  serve_clients=False)),
-            started(RabbitBackend(workers[1], FakeMetrics(), Executor(workers[1], storage),
-                                  serve_clients=False)),
+            started(build_server(servers[0], FakeMetrics())) as one,
+            started(build_server(servers[1], FakeMetrics())) as two,
+            started(build_worker(workers[0], FakeMetrics(), Executor(workers[0], storage))),
+            started(build_worker(workers[1], FakeMetrics(), Executor(workers[1], storage))),
         ):  # fmt: skip
             jobs = [keyed(f"twin-{n}", "clips/sample.mp4") for n in range(4)]
             # Each key to both servers at once: both may publish it (neither sees the other's
             # accepted record yet), and two workers may get the twins together.
             await asyncio.gather(*(s.submit(j) for j in jobs for s in (one, two)))
             for j in jobs:
-                record = await eventually(lambda j=j: state_of(one, j.id, JobState.COMPLETED))
+                record = await until_state(one, j.id, JobState.COMPLETED)
                 assert record.result is not None
                 (output,) = record.result.outputs
                 path = media_root / "jobs" / j.id / output.name
@@ -112,10 +108,10 @@ async def test_a_server_started_later_knows_a_job_expired_in_the_queue(tmp_path:
         first = make_settings(prefix, tmp_path, "server1", queue_message_ttl_ms=1000)
         second = make_settings(prefix, tmp_path, "server2", queue_message_ttl_ms=1000)
         j = keyed("replicas-expired")
-        async with started(RabbitBackend(first, FakeMetrics(), None)) as accepting:
+        async with started(build_server(first, FakeMetrics())) as accepting:
             await accepting.submit(j)
-            await eventually(lambda: state_of(accepting, j.id, JobState.FAILED))
-        async with started(RabbitBackend(second, FakeMetrics(), None)) as later:
+            await until_state(accepting, j.id, JobState.FAILED)
+        async with started(build_server(second, FakeMetrics())) as later:
             record = await later.get(j.id)
             assert record is not None
             assert record.state is JobState.FAILED

@@ -14,20 +14,18 @@ from pathlib import Path
 import pytest
 
 from ffpool.backends.base import BackendUnavailable
-from ffpool.backends.rabbitmq import RabbitBackend
+from ffpool.backends.rabbitmq import build_server, build_worker
 from ffpool.domain.events import JobState
-from tests.integration.test_rabbitmq_helpers import (
-    FakeExecutor,
-    FakeMetrics,
-    eventually,
+from tests.fakes import FakeExecutor, FakeMetrics
+from tests.integration.rabbit_harness import (
     job,
     make_settings,
     need_broker,
     prefix_for_test,
     started,
-    state_of,
+    until_state,
 )
-from tests.integration.test_rabbitmq_procs import FFPOOL, service_env
+from tests.integration.rabbit_procs import FFPOOL, service_env
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -71,7 +69,7 @@ async def test_a_worker_waits_for_a_broker_that_comes_up_later(tmp_path: Path) -
     async with prefix_for_test() as prefix:
         url = f"amqp://guest:guest@127.0.0.1:{port}/"
         worker = make_settings(prefix, tmp_path, "w", rabbitmq_url=url, max_concurrent_jobs=1)
-        backend = RabbitBackend(worker, FakeMetrics(), FakeExecutor(), serve_clients=False)
+        backend = build_worker(worker, FakeMetrics(), FakeExecutor())
         starting = asyncio.create_task(backend.start())
         await asyncio.sleep(2.0)
         assert not starting.done(), "the worker gave up while the broker was down"
@@ -79,10 +77,10 @@ async def test_a_worker_waits_for_a_broker_that_comes_up_later(tmp_path: Path) -
             await asyncio.wait_for(starting, 40)
             try:
                 server = make_settings(prefix, tmp_path, "s")
-                async with started(RabbitBackend(server, FakeMetrics(), None)) as front:
+                async with started(build_server(server, FakeMetrics())) as front:
                     j = job("ok")
                     await front.submit(j)
-                    await eventually(lambda: state_of(front, j.id, JobState.COMPLETED))
+                    await until_state(front, j.id, JobState.COMPLETED)
             finally:
                 await backend.stop()
 
@@ -91,7 +89,7 @@ async def test_a_bounded_wait_ends_in_a_clear_error(tmp_path: Path) -> None:
     url = f"amqp://guest:guest@127.0.0.1:{free_port()}/"
     worker = make_settings("fftest.none", tmp_path, "w", rabbitmq_url=url,
                            broker_startup_wait_seconds=1.5)  # fmt: skip
-    backend = RabbitBackend(worker, FakeMetrics(), FakeExecutor(), serve_clients=False)
+    backend = build_worker(worker, FakeMetrics(), FakeExecutor())
     with pytest.raises(BackendUnavailable, match="cannot reach RabbitMQ"):
         await asyncio.wait_for(backend.start(), 20)
 

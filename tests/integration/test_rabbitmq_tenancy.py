@@ -10,19 +10,18 @@ from pathlib import Path
 import pytest
 
 from ffpool.backends.base import TooManyJobs, UnknownJob
-from ffpool.backends.rabbitmq import RabbitBackend
+from ffpool.backends.rabbitmq import build_server, build_worker
 from ffpool.backends.tenancy import scoped
 from ffpool.domain.events import JobEvent, JobState
 from ffpool.domain.jobs import Job, JobSpec, PathInput, ProbeOp
-from tests.integration.test_rabbitmq_helpers import (
-    FakeExecutor,
-    FakeMetrics,
-    eventually,
+from tests.fakes import FakeExecutor, FakeMetrics
+from tests.integration.rabbit_harness import (
     make_settings,
     need_broker,
     prefix_for_test,
     started,
 )
+from tests.polling import eventually
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -45,13 +44,13 @@ async def test_a_job_submitted_on_one_server_is_scoped_by_tenant_on_another(
         w = make_settings(prefix, tmp_path, "worker1", max_concurrent_jobs=1)
         executor = FakeExecutor()
         async with (
-            started(RabbitBackend(s1, FakeMetrics(), None)) as one,
-            started(RabbitBackend(s2, FakeMetrics(), None)) as two,
-            started(RabbitBackend(w, FakeMetrics(), executor, serve_clients=False)),
+            started(build_server(s1, FakeMetrics())) as one,
+            started(build_server(s2, FakeMetrics())) as two,
+            started(build_worker(w, FakeMetrics(), executor)),
         ):
             running, queued = job("acme"), job("acme")
             await scoped(one, "acme").submit(running)
-            await eventually(lambda: asyncio.sleep(0, executor.started == [running.id]))
+            await eventually(lambda: executor.started == [running.id], timeout=15, what="the run")
             await scoped(one, "acme").submit(queued)
             acme, globex = scoped(two, "acme"), scoped(two, "globex")
 
@@ -60,7 +59,7 @@ async def test_a_job_submitted_on_one_server_is_scoped_by_tenant_on_another(
             async def counted() -> bool:
                 return await two.active_jobs("acme") == 2
 
-            await eventually(counted, what="server2 counts acme's two jobs")
+            await eventually(counted, timeout=15, what="server2 counts acme's two jobs")
             with pytest.raises(TooManyJobs):
                 await acme.submit(job("acme", "ok"))
             await globex.submit(job("globex", "ok"))
@@ -75,7 +74,7 @@ async def test_a_job_submitted_on_one_server_is_scoped_by_tenant_on_another(
             assert (await acme.get(queued.id)) is not None
 
             async with acme.subscribe(running.id) as mine, globex.subscribe(running.id) as spy:
-                executor.release.set()
+                executor.release()
                 async with asyncio.timeout(15):
                     seen: list[JobEvent] = [e async for e in mine]
                     assert seen[-1].type == "completed"
@@ -90,22 +89,24 @@ async def test_dead_letters_and_outcome_only_records_are_the_tenants_own(
         w = make_settings(prefix, tmp_path, "worker1", max_concurrent_jobs=1)
         executor = FakeExecutor()
         async with (
-            started(RabbitBackend(s1, FakeMetrics(), None)) as one,
-            started(RabbitBackend(w, FakeMetrics(), executor, serve_clients=False)),
+            started(build_server(s1, FakeMetrics())) as one,
+            started(build_worker(w, FakeMetrics(), executor)),
         ):
             failing, blocked = job("globex", "fail"), job("acme")
             await scoped(one, "globex").submit(failing)
             await scoped(one, "acme").submit(blocked)
-            await eventually(lambda: asyncio.sleep(0, blocked.id in executor.started))
+            await eventually(
+                lambda: blocked.id in executor.started, timeout=15, what="the blocked job started"
+            )
             # Started now, this server sees the blocked job's outcome only: no tenant in it.
-            async with started(RabbitBackend(s2, FakeMetrics(), None)) as two:
-                executor.release.set()
+            async with started(build_server(s2, FakeMetrics())) as two:
+                executor.release()
 
                 async def outcome_seen() -> bool:
-                    record = two._require_feed().cache.get(blocked.id)
+                    record = two._feed.cache.get(blocked.id)
                     return record is not None and record.state is JobState.COMPLETED
 
-                await eventually(outcome_seen, what="server2 folds the outcome")
+                await eventually(outcome_seen, timeout=15, what="server2 folds the outcome")
                 record = await scoped(two, "acme").get(blocked.id)  # learned from a peer
                 assert record is not None
                 assert record.state is JobState.COMPLETED
@@ -114,6 +115,8 @@ async def test_dead_letters_and_outcome_only_records_are_the_tenants_own(
                 async def dead() -> list[str]:
                     return [r.job_id for r in await scoped(two, "globex").dead_letters()]
 
-                assert await eventually(dead, what="globex's dead letter") == [failing.id]
+                assert await eventually(dead, timeout=15, what="globex's dead letter") == [
+                    failing.id
+                ]
                 assert await scoped(two, "acme").dead_letters() == []
                 assert [r.tenant for r in await two.dead_letters()] == ["globex"]

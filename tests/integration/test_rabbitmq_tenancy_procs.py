@@ -6,19 +6,16 @@ differ between tenants."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from websockets.asyncio.client import connect
 
 from ffpool.auth.tokens import file_line, new_token
-from tests.integration.test_rabbitmq_helpers import AMQP_URL, need_broker, prefix_for_test
-from tests.integration.test_rabbitmq_procs import Client, Proc, procs, service_env
+from tests.integration.rabbit_harness import AMQP_URL, need_broker, prefix_for_test
+from tests.integration.rabbit_procs import Client, client, procs, service_env
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.ffmpeg]
 PROBE = {"input": {"kind": "path", "path": "clips/sample.mp4"}, "operation": {"op": "probe"}}
@@ -28,20 +25,6 @@ TERMINAL = {"completed", "failed", "cancelled"}
 @pytest.fixture(autouse=True)
 def _broker() -> None:
     need_broker()
-
-
-@contextlib.asynccontextmanager
-async def tenant_client(proc: Proc, token: str) -> AsyncIterator[Client]:
-    headers = {"Authorization": f"Bearer {token}"}
-    async with connect(proc.ws_url, additional_headers=headers, open_timeout=10,
-                       close_timeout=2) as ws:  # fmt: skip
-        cl = Client(ws)
-        reader = asyncio.create_task(cl.read_forever())
-        try:
-            yield cl
-        finally:
-            reader.cancel()
-            await asyncio.wait({reader}, timeout=2)
 
 
 async def reply(cl: Client, message: dict[str, Any]) -> Any:
@@ -70,9 +53,9 @@ async def test_two_server_processes_scope_jobs_by_tenant(media_root: Path, tmp_p
         servers = (("server", env("s1")), ("server", env("s2")))
         async with (
             procs(*servers, ("worker", env("w1", max_concurrent_jobs="1"))) as (one, two, _),
-            tenant_client(one, acme) as acme_one,
-            tenant_client(two, acme) as acme_two,
-            tenant_client(two, globex) as globex_two,
+            client(one, acme) as acme_one,
+            client(two, acme) as acme_two,
+            client(two, globex) as globex_two,
         ):
             key = f"k-{uuid.uuid4().hex}"
             first = await reply(acme_one, {"type": "submit", "job": PROBE,

@@ -7,8 +7,8 @@ from pathlib import Path
 import aiohttp
 
 from ffpool.app import Role, running
+from tests.integration.rabbit_harness import make_settings, need_broker, prefix_for_test
 from tests.integration.service import conn, submit
-from tests.integration.test_rabbitmq_helpers import make_settings, need_broker, prefix_for_test
 
 
 async def test_full_queue_answers_clients_with_an_error(tmp_path: Path) -> None:

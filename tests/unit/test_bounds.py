@@ -22,7 +22,8 @@ from ffpool.domain.events import (
 )
 from ffpool.domain.jobs import Job, JobSpec, PathInput, ProbeOp, utcnow
 from ffpool.settings import Settings
-from tests.fakes import NullMetrics, until
+from tests.fakes import FakeMetrics
+from tests.polling import eventually
 
 STREAM = StreamInfo(index=0, codec_type="audio", codec_name="pcm_s16le", sample_rate=8000)
 
@@ -160,14 +161,16 @@ async def test_memory_backend_keeps_finished_records_within_the_byte_budget() ->
     settings = Settings(_env_file=None, max_concurrent_jobs=1, max_retained_bytes=64 * 1024,
                         max_record_bytes=16 * 1024)  # fmt: skip
     removed: list[str] = []
-    backend = MemoryBackend(settings, BigResults(), NullMetrics(), removed.append)
+    backend = MemoryBackend(settings, BigResults(), FakeMetrics(), removed.append)
     jobs = [Job(spec=JobSpec(input=PathInput(path="a.mp4"), operation=ProbeOp()))
             for _ in range(60)]  # fmt: skip
     await backend.start()
     try:
         for j in jobs:
             await backend.submit(j)
-        await until(lambda: all(finished(backend, j.id) for j in jobs))
+        await eventually(
+            lambda: all(finished(backend, j.id) for j in jobs), timeout=10, what="all jobs finished"
+        )
         total = sum(len(r.model_dump_json()) for r in backend._records.values())
         assert total <= 64 * 1024
         assert backend._retained.total == total

@@ -15,6 +15,7 @@ from ffpool.settings import Settings
 from ffpool.storage.housekeeping import sweep_period, sweep_uploads_forever, sweep_uploads_once
 from ffpool.storage.media import LocalStorage, StorageError
 from ffpool.storage.quota import TenantUsage
+from tests.polling import eventually
 
 NOW = 1_700_000_000.0
 TENANT = "acme"
@@ -92,13 +93,6 @@ async def test_sweep_once_survives_a_failing_scan(storage: LocalStorage) -> None
     assert await sweep_uploads_once(storage, settings) == []
 
 
-async def wait_gone(path: Path, timeout: float = 10) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while path.exists():
-        assert asyncio.get_running_loop().time() < deadline, f"{path.name} never swept"
-        await asyncio.sleep(0.01)
-
-
 async def test_sweeper_removes_expired_uploads_again_and_again(storage: LocalStorage) -> None:
     settings = Settings(_env_file=None, media_root=storage.root, upload_retention_seconds=1)
     now = time.time()
@@ -106,9 +100,10 @@ async def test_sweeper_removes_expired_uploads_again_and_again(storage: LocalSto
     first = upload_file(storage, "e" * 32, age_s=5, now=now)
     sweeper = asyncio.create_task(sweep_uploads_forever(storage, settings))
     try:
-        await wait_gone(first)
+        await eventually(lambda: not first.exists(), timeout=10, what="the first upload swept")
         second = upload_file(storage, "d" * 32, age_s=5, now=time.time())
-        await wait_gone(second)  # a later sweep (period: 1 s for a 1 s retention)
+        # A later sweep (period: 1 s for a 1 s retention).
+        await eventually(lambda: not second.exists(), timeout=10, what="the second upload swept")
         assert fresh.exists()
         assert not sweeper.done()
     finally:

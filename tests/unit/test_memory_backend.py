@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import partial
+from operator import contains
 
 import pytest
 
 from ffpool.backends.base import QueueFull, UnknownJob
 from ffpool.backends.memory import MemoryBackend
 from ffpool.domain.events import JobState
-from ffpool.domain.jobs import Job, JobSpec, PathInput, ProbeOp, TrimOp
+from ffpool.domain.jobs import Job, JobSpec, PathInput, TrimOp
 from ffpool.settings import Settings
-from tests.fakes import FakeExecutor, NullMetrics, until
+from tests.fakes import FakeExecutor, FakeMetrics
+from tests.polling import eventually
 
-METRICS = NullMetrics()
+METRICS = FakeMetrics()
 
 
-def job(priority: int = 0, op: str = "trim") -> Job:
-    operation = ProbeOp() if op == "probe" else TrimOp(duration=1)
-    return Job(spec=JobSpec(input=PathInput(path="a.mp4"), operation=operation), priority=priority)
+def job(priority: int = 0, path: str = "a.mp4") -> Job:
+    """A trim job; the fake executor fails it when `path` is "fail"."""
+    return Job(
+        spec=JobSpec(input=PathInput(path=path), operation=TrimOp(duration=1)), priority=priority
+    )
+
+
+async def state_is(backend: MemoryBackend, job_id: str, state: JobState) -> bool:
+    record = await backend.get(job_id)
+    return record is not None and record.state is state
 
 
 @pytest.fixture
@@ -34,12 +44,16 @@ async def test_higher_priority_starts_first(one_slot: tuple[MemoryBackend, FakeE
     backend, executor = one_slot
     blocker = job()
     await backend.submit(blocker)
-    await until(lambda: executor.started == [blocker.id])
+    await eventually(lambda: executor.started == [blocker.id], timeout=10, what="the blocker")
     low, high, mid = job(1), job(9), job(5)
     for j in (low, high, mid):
         await backend.submit(j)
     for expected in (blocker, high, mid, low):
-        await until(lambda e=expected: e.id in executor.started)  # type: ignore[misc]
+        await eventually(
+            partial(contains, executor.started, expected.id),
+            timeout=10,
+            what=f"{expected.id} started",
+        )
         executor.release(expected.id)
     assert executor.started == [blocker.id, high.id, mid.id, low.id]
 
@@ -54,7 +68,9 @@ async def test_duplicate_submission_is_not_queued_twice(
     assert again.duplicate
     assert again.record.job_id == first.id
     executor.release(first.id)
-    await until(lambda: backend._records[first.id].state is JobState.COMPLETED)
+    await eventually(
+        partial(state_is, backend, first.id, JobState.COMPLETED), timeout=10, what="first completed"
+    )
     assert executor.started == [first.id]
 
 
@@ -63,10 +79,14 @@ async def test_cancel_queued_and_running(one_slot: tuple[MemoryBackend, FakeExec
     running, queued = job(), job()
     await backend.submit(running)
     await backend.submit(queued)
-    await until(lambda: executor.started == [running.id])
+    await eventually(lambda: executor.started == [running.id], timeout=10, what="the run")
     assert (await backend.cancel(queued.id)).state is JobState.CANCELLED
     await backend.cancel(running.id)
-    await until(lambda: backend._records[running.id].state is JobState.CANCELLED)
+    await eventually(
+        partial(state_is, backend, running.id, JobState.CANCELLED),
+        timeout=10,
+        what="running cancelled",
+    )
     assert executor.cancelled == [running.id]
     assert queued.id not in executor.started
     assert METRICS.finished[-2:] == [("trim", JobState.CANCELLED)] * 2
@@ -77,7 +97,7 @@ async def test_cancel_queued_and_running(one_slot: tuple[MemoryBackend, FakeExec
 async def test_queue_limit_refuses_new_jobs(one_slot: tuple[MemoryBackend, FakeExecutor]) -> None:
     backend, executor = one_slot
     await backend.submit(job())
-    await until(lambda: len(executor.started) == 1)
+    await eventually(lambda: len(executor.started) == 1, timeout=10, what="the first run")
     for _ in range(5):
         await backend.submit(job())
     with pytest.raises(QueueFull):
@@ -88,10 +108,12 @@ async def test_queue_limit_refuses_new_jobs(one_slot: tuple[MemoryBackend, FakeE
 
 async def test_failed_jobs_are_dead_letters(one_slot: tuple[MemoryBackend, FakeExecutor]) -> None:
     backend, executor = one_slot
-    bad = job(op="probe")
+    bad = job(path="fail")
     await backend.submit(bad)
     executor.release(bad.id)
-    await until(lambda: backend._records[bad.id].state is JobState.FAILED)
+    await eventually(
+        partial(state_is, backend, bad.id, JobState.FAILED), timeout=10, what="bad failed"
+    )
     dead = await backend.dead_letters()
     assert [r.job_id for r in dead] == [bad.id]
     assert dead[0].failure is not None
@@ -113,13 +135,18 @@ async def test_subscriber_sees_events_to_the_end(
 async def test_retention_forgets_finished_jobs_only() -> None:
     executor = FakeExecutor()
     settings = Settings(max_concurrent_jobs=1, job_retention_seconds=10, max_retained_jobs=2)
-    backend = MemoryBackend(settings, executor, NullMetrics())
+    backend = MemoryBackend(settings, executor, FakeMetrics())
     await backend.start()
     try:
         done = [job() for _ in range(3)]
         for j in done:
             await backend.submit(j)
-        await until(lambda: all(backend._records[j.id].state.terminal for j in done))
+        # Read without `get`: that counts as a use and would reorder what retention forgets.
+        await eventually(
+            lambda: all(backend._records[j.id].state.terminal for j in done),
+            timeout=10,
+            what="all three finished",
+        )
         # Over the count limit: the oldest finished job goes at once.
         assert backend.forget_expired(0.0) == [done[0].id]
         finished_at = backend._records[done[2].id].finished_at
@@ -136,12 +163,12 @@ async def test_retention_forgets_finished_jobs_only() -> None:
 async def test_sweeper_removes_forgotten_jobs_files() -> None:
     removed: list[str] = []
     settings = Settings(max_concurrent_jobs=1, job_retention_seconds=0)
-    backend = MemoryBackend(settings, FakeExecutor(), NullMetrics(), removed.append)
+    backend = MemoryBackend(settings, FakeExecutor(), FakeMetrics(), removed.append)
     await backend.start()
     try:
         j = job()
         await backend.submit(j)
-        await until(lambda: removed == [j.id], timeout=5)
+        await eventually(lambda: removed == [j.id], timeout=5, what="the files removed")
         assert await backend.get(j.id) is None
     finally:
         await backend.stop()

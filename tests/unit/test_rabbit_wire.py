@@ -10,20 +10,23 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from aio_pika.abc import AbstractRobustConnection
 from pydantic import ValidationError
 
 from ffpool import names
 from ffpool.backends.rabbitmq import attempts, control, wire
 from ffpool.backends.rabbitmq.feed import EventsFeed, parse_events
+from ffpool.backends.rabbitmq.markers import Markers
 from ffpool.backends.rabbitmq.publisher import Properties, Publisher
+from ffpool.backends.rabbitmq.runs import RunLedger
 from ffpool.backends.rabbitmq.worker_pool import WorkerPool
 from ffpool.domain import protocol
 from ffpool.domain.events import CompletedEvent, JobState, StateEvent
 from ffpool.domain.jobs import Job, JobSpec, PathInput, ProbeOp
 from ffpool.settings import Settings
 from ffpool.topology import Topology
-
-from .test_rabbit_slots import BlockingExecutor, FakeMessage, FakeMetrics, FakePublisher, until
+from tests.fakes import FakeConnection, FakeDelivery, FakeExecutor, FakeMetrics, FakePublisher
+from tests.polling import eventually
 
 JOB = "c" * 32
 
@@ -125,6 +128,10 @@ async def test_every_published_message_carries_the_wire_version() -> None:
     assert all((p.headers or {}).get(names.HEADER_WIRE) == wire.VERSION for p in publisher.sent)
 
 
+async def no_lookup(_job_id: str) -> None:
+    """No server to ask about a possible duplicate."""
+
+
 class HandBackPublisher(FakePublisher):
     def __init__(self) -> None:
         super().__init__()
@@ -143,15 +150,18 @@ async def test_a_worker_hands_a_newer_major_job_back_unchanged(
     monkeypatch.setattr("ffpool.backends.rabbitmq.unread.DELAY_S", 0.01)
     settings = Settings(backend="rabbitmq", media_root=tmp_path, instance_name="w",
                         broker_timeout_seconds=2)  # fmt: skip
-    publisher, executor = HandBackPublisher(), BlockingExecutor()
+    publisher, executor = HandBackPublisher(), FakeExecutor(hold=True)
     workers = WorkerPool(settings, Topology.from_settings(settings), cast(Publisher, publisher),
-                         executor, FakeMetrics(), None)  # fmt: skip
-    message = FakeMessage(Job(spec=JobSpec(input=PathInput(path="in.mp4"), operation=ProbeOp())))
+                         executor, FakeMetrics(), markers=Markers(tmp_path), ledger=RunLedger(),
+                         lookup=no_lookup)  # fmt: skip
+    conn = FakeConnection()
+    await workers.start(cast(AbstractRobustConnection, conn), 1)
+    message = FakeDelivery(Job(spec=JobSpec(input=PathInput(path="in.mp4"), operation=ProbeOp())))
     message.body = b'{"v2": "a body only a newer release reads"}'
     message.headers = {names.HEADER_WIRE: f"{wire.MAJOR + 1}.0", names.HEADER_ATTEMPT: 2}
-    message.priority = 4  # type: ignore[attr-defined]
-    await workers._on_message(0, message)  # type: ignore[arg-type]
-    await until(lambda: message.settled == ["ack"])
+    message.priority = 4
+    await conn.consumer("")(message)
+    await eventually(lambda: message.settled == ["ack"], timeout=5, what="the hand-back")
     assert executor.started == []
     assert publisher.unread == [(message.body, message.headers, 4)]
 
@@ -164,18 +174,22 @@ class EventMessage:
 
 
 async def test_a_server_reads_newer_minor_events_and_leaves_newer_major_ones() -> None:
-    feed = EventsFeed(Topology(), "s", 1.0, 100)
+    topo = Topology()
+    feed = EventsFeed(topo, "s", 1.0, 100)
+    conn = FakeConnection()
+    await feed.start(cast(AbstractRobustConnection, conn))
+    on_event = conn.consumer(f"{topo.events_exchange}:s:")
     running = json.loads(StateEvent(job_id=JOB, state=JobState.RUNNING,
                                     operation="probe").model_dump_json())  # fmt: skip
-    later_minor = EventMessage(newer_minor(running), f"{wire.MAJOR}.{wire.MINOR + 1}")
-    await feed._on_event(later_minor)  # type: ignore[arg-type]
+    await on_event(EventMessage(newer_minor(running), f"{wire.MAJOR}.{wire.MINOR + 1}"))
     record = feed.cache.get(JOB)
     assert record is not None
     assert record.state is JobState.RUNNING
     done = CompletedEvent(job_id=JOB, processing_time_s=1.0).model_dump_json().encode()
-    await feed._on_event(EventMessage(done, f"{wire.MAJOR + 1}.0"))  # type: ignore[arg-type]
+    await on_event(EventMessage(done, f"{wire.MAJOR + 1}.0"))
     record = feed.cache.get(JOB)
     # Left for the job's files: the resync reads the outcome (events.py resync_forever).
     assert record is not None
     assert record.state is JobState.RUNNING
+    await feed.stop()
     await asyncio.sleep(0)

@@ -18,17 +18,18 @@ from ffpool.domain.protocol import Error, ErrorCode
 from ffpool.metrics import Metrics
 from ffpool.server.ws import MAX_SUBSCRIPTIONS, OUTBOX_SIZE, Session
 from ffpool.settings import Settings
-from tests.fakes import FakeExecutor, NullMetrics, until
+from tests.fakes import FakeExecutor, FakeMetrics
+from tests.polling import eventually
 
 
 async def test_repeated_subscribes_are_bounded_on_a_connection_that_never_reads() -> None:
     settings = Settings(_env_file=None, max_concurrent_jobs=1)
     executor = FakeExecutor(hold=True)
-    backend = MemoryBackend(settings, executor, NullMetrics())
+    backend = MemoryBackend(settings, executor, FakeMetrics())
     await backend.start()
     job = Job(spec=JobSpec(input=PathInput(path="a.mp4"), operation=TrimOp(duration=1)))
     await backend.submit(job)
-    await until(lambda: executor.started == [job.id])
+    await eventually(lambda: executor.started == [job.id], timeout=10, what="the run")
     # No writer runs: nothing leaves the outbox, as with a client that never reads.
     ws = cast(ServerConnection, None)
     session = Session(ws, backend, settings, Metrics(), ANONYMOUS, Authenticator(settings, b"k"))

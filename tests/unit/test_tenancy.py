@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from functools import partial
 
 import pytest
 
@@ -15,10 +16,11 @@ from ffpool.backends.tenancy import keyed_job_id, scoped
 from ffpool.domain.events import JobEvent, JobState
 from ffpool.domain.jobs import Job, JobSpec, PathInput, ProbeOp, TrimOp
 from ffpool.settings import Settings
-from tests.fakes import FakeExecutor, NullMetrics, until
+from tests.fakes import FakeExecutor, FakeMetrics
+from tests.polling import eventually
 
 SPEC = JobSpec(input=PathInput(path="a.mp4"), operation=TrimOp(duration=1))
-PROBE = JobSpec(input=PathInput(path="a.mp4"), operation=ProbeOp())  # fails in FakeExecutor
+PROBE = JobSpec(input=PathInput(path="fail"), operation=ProbeOp())  # fails in FakeExecutor
 SECRET = b"s" * 32
 
 
@@ -34,11 +36,24 @@ class Clock:
         return self.now
 
 
+async def state_is(backend: MemoryBackend, job_id: str, state: JobState) -> bool:
+    record = await backend.get(job_id)
+    return record is not None and record.state is state
+
+
+async def dead_count_is(backend: MemoryBackend, count: int) -> bool:
+    return len(await backend.dead_letters()) == count
+
+
+async def active_is(backend: MemoryBackend, tenant: str, count: int) -> bool:
+    return await backend.active_jobs(tenant) == count
+
+
 @pytest.fixture
 async def memory() -> AsyncIterator[tuple[MemoryBackend, FakeExecutor]]:
     executor = FakeExecutor(hold=True)
     settings = Settings(max_concurrent_jobs=1, tenant_max_active_jobs=2)
-    backend = MemoryBackend(settings, executor, NullMetrics())
+    backend = MemoryBackend(settings, executor, FakeMetrics())
     await backend.start()
     yield backend, executor
     await backend.stop()
@@ -98,7 +113,7 @@ async def test_subscribe_to_another_tenants_job_yields_nothing(
     # Both subscribe before the job exists, as a client following its own submit does.
     async with acme.subscribe(first.id) as mine, globex.subscribe(first.id) as spy:
         await acme.submit(first)
-        await until(lambda: first.id in executor.started)
+        await eventually(lambda: first.id in executor.started, timeout=10, what="the first run")
         assert spy.pending() == []
         executor.release(first.id)
         seen: list[JobEvent] = [event async for event in mine]
@@ -117,7 +132,7 @@ async def test_pending_events_pass_only_for_the_owner(
     first = job("acme")
     async with acme.subscribe(first.id) as mine, globex.subscribe(first.id) as spy:
         await acme.submit(first)
-        await until(lambda: first.id in executor.started)
+        await eventually(lambda: first.id in executor.started, timeout=10, what="the first run")
         assert [e.type for e in mine.pending()] == ["state", "progress"]
         assert spy.pending() == []
     executor.release(first.id)
@@ -139,7 +154,7 @@ async def test_dead_letters_are_the_tenants_own(
     for j in failing:
         await scoped(backend, j.tenant).submit(j)
         executor.release(j.id)
-    await until(lambda: len(backend._dead) == 2)
+    await eventually(partial(dead_count_is, backend, 2), timeout=10, what="two dead letters")
     acme = await scoped(backend, "acme").dead_letters()
     assert [r.job_id for r in acme] == [failing[0].id]
     assert await scoped(backend, "acme").dead_letters(tenant="globex") == []
@@ -161,19 +176,23 @@ async def test_active_jobs_are_limited_per_tenant(
     # Another tenant is not held back by this one, and a resubmission is no new job.
     await scoped(backend, "globex").submit(job("globex"))
     assert (await acme.submit(queued)).duplicate
-    await until(lambda: running.id in executor.started)
+    await eventually(lambda: running.id in executor.started, timeout=10, what="the run")
     executor.release(running.id)
-    await until(lambda: backend.tenant_of(running.id) == "acme" and backend._records[
-        running.id].state is JobState.COMPLETED)  # fmt: skip
+    await eventually(
+        partial(state_is, backend, running.id, JobState.COMPLETED),
+        timeout=10,
+        what="the run completed",
+    )
+    assert backend.tenant_of(running.id) == "acme"
     assert await backend.active_jobs("acme") == 1
     await acme.submit(job("acme"))
     await acme.cancel(queued.id)  # running by now: cancelled when its task stops
-    await until(lambda: backend._active.count("acme") == 1)
+    await eventually(partial(active_is, backend, "acme", 1), timeout=10, what="one active job")
 
 
 async def test_submits_per_second_are_limited_per_tenant() -> None:
     settings = Settings(tenant_submits_per_second=2.0)
-    backend = MemoryBackend(settings, FakeExecutor(hold=True), NullMetrics())
+    backend = MemoryBackend(settings, FakeExecutor(hold=True), FakeMetrics())
     clock = Clock()
     backend.admission = Admission(TenantLimits.from_settings(settings), clock)
     acme: JobBackend = scoped(backend, "acme")

@@ -115,7 +115,7 @@ def test_a_held_record_learns_its_tenant_from_the_files_or_a_peer() -> None:
     assert feed.remember(other).tenant == "acme"  # a known tenant never changes
 
 
-async def test_active_jobs_are_counted_from_events_and_settled_from_files(
+async def test_active_jobs_are_counted_from_events_and_recounted_from_files(
     tmp_path: Path,
 ) -> None:
     markers = Markers(tmp_path)
@@ -129,7 +129,7 @@ async def test_active_jobs_are_counted_from_events_and_settled_from_files(
     assert feed.active.count("globex") == 0
     # b's outcome event was lost (a broker restart): its files still tell.
     await markers.mark_completed(CompletedEvent(job_id=b.id, processing_time_s=1.0))
-    await feed.settle_active("acme")
+    await feed.recount_active("acme")
     assert feed.active.ids("acme") == [a.id]
 
 

@@ -88,14 +88,33 @@ class Subscription(Protocol):
         """Events already buffered, without waiting."""
 
 
-class JobBackend(Protocol):
+class ServiceBackend(Protocol):
+    """What every role's process offers its probes and ops port: lifecycle, health, numbers.
+
+    A worker-only process is one of these and no more: it takes no client requests."""
+
     name: str
-    admission: Admission
-    """This process's per-tenant submit limits and rate buckets (ffpool/backends/tenancy.py)."""
 
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+    async def drain(self, timeout: float) -> None:
+        """Stop taking jobs; let running ones finish within `timeout` (SIGTERM)."""
+
+    async def stats(self) -> BackendStats: ...
+
+    async def dead_letters(self, limit: int = 100, tenant: str | None = None) -> list[JobRecord]:
+        """The newest dead-lettered jobs, of one tenant if given."""
+
+    async def health(self) -> Health: ...
+
+
+class JobBackend(ServiceBackend, Protocol):
+    """A process that serves clients: the service side plus jobs."""
+
+    admission: Admission
+    """This process's per-tenant submit limits and rate buckets (ffpool/backends/tenancy.py)."""
 
     async def submit(self, job: Job) -> Submission:
         """Queue a job; raises QueueFull/BackendUnavailable/BackendBusy. A job whose id (from
@@ -109,15 +128,8 @@ class JobBackend(Protocol):
     def subscribe(self, job_id: str) -> AbstractAsyncContextManager[Subscription]:
         """Live events of a job; enter it before reading the snapshot so nothing is missed."""
 
-    async def stats(self) -> BackendStats: ...
-
-    async def dead_letters(self, limit: int = 100, tenant: str | None = None) -> list[JobRecord]:
-        """The newest dead-lettered jobs, of one tenant if given."""
-
     async def active_jobs(self, tenant: str) -> int:
         """The tenant's queued and running jobs, as far as this server can tell (pool-wide)."""
 
     def tenant_of(self, job_id: str) -> str | None:
         """Whose job it is, from what this server holds now (no I/O); None: not known here."""
-
-    async def health(self) -> Health: ...

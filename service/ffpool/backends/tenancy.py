@@ -72,6 +72,9 @@ class TenantBackend:
     async def stop(self) -> None:
         """See `start`."""
 
+    async def drain(self, timeout: float) -> None:
+        """See `start`."""
+
     async def submit(self, job: Job) -> Submission:
         if job.tenant != self.tenant:
             raise ValueError(f"a job of tenant {job.tenant!r} submitted as {self.tenant!r}")

@@ -13,18 +13,28 @@ import asyncio
 import contextlib
 import itertools
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 from websockets.exceptions import WebSocketException
 
+from ffpool.client.outcomes import ClientError, Outcome
 from ffpool.domain.protocol import ErrorCode
-
-if TYPE_CHECKING:
-    from ffpool.client.session import Client, Outcome
 
 UNKNOWN_GRACE_S: Final = 10.0
 RETRY_FIRST_S: Final = 0.1
 RETRY_MAX_S: Final = 2.0
+
+
+class Followed(Protocol):
+    """What a follow needs of the client (session.Client)."""
+
+    ws_url: str
+
+    async def subscribe(self, job_id: str) -> None: ...
+
+    async def wait(self, job_id: str, on_event: Callable[[Any], None] | None = None) -> Outcome: ...
+
+    async def reconnect(self, ws_url: str | None = None) -> None: ...
 
 
 def retry_delay(failures: int) -> float:
@@ -38,15 +48,13 @@ def give_up_unknown(first_unknown: float, now: float, grace_s: float) -> bool:
 
 
 async def follow(
-    client: Client,
+    client: Followed,
     job_id: str,
     on_event: Callable[[Any], None] | None,
     timeout: float | None,
     ws_urls: Sequence[str],
     unknown_grace_s: float,
 ) -> Outcome:
-    from ffpool.client.session import ClientError
-
     loop = asyncio.get_running_loop()
     deadline = None if timeout is None else loop.time() + timeout
     urls = itertools.cycle(ws_urls or [client.ws_url])
@@ -69,7 +77,7 @@ async def follow(
             await asyncio.sleep(retry_delay(failures))
 
 
-async def _reconnect(client: Client, ws_url: str) -> None:
+async def _reconnect(client: Followed, ws_url: str) -> None:
     """One attempt; a server that is still down is tried again after the next back-off."""
     with contextlib.suppress(OSError, TimeoutError, WebSocketException):
         await client.reconnect(ws_url)

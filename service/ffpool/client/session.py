@@ -32,7 +32,10 @@ from websockets.exceptions import ConnectionClosed
 from ffpool import names
 from ffpool.client import resume as resume
 from ffpool.client import transfer as transfer
-from ffpool.domain.events import CancelledEvent, CompletedEvent, FailedEvent, OutputFile
+from ffpool.client.outcomes import TERMINAL
+from ffpool.client.outcomes import ClientError as ClientError
+from ffpool.client.outcomes import Outcome as Outcome
+from ffpool.domain.events import OutputFile
 from ffpool.domain.jobs import JobSpec
 from ffpool.domain.protocol import (
     Accepted,
@@ -47,17 +50,9 @@ from ffpool.domain.protocol import (
     server_adapter,
 )
 
-Outcome = CompletedEvent | FailedEvent | CancelledEvent
-TERMINAL = (CompletedEvent, FailedEvent, CancelledEvent)
 # Events buffered per job not yet read by `events()`: about ten minutes of progress at two
 # events a second. Beyond that the oldest are dropped (progress supersedes progress).
 MAX_BUFFERED_EVENTS: Final = 1200
-
-
-class ClientError(Exception):
-    def __init__(self, error: Error) -> None:
-        super().__init__(f"{error.code}: {error.message}")
-        self.error = error
 
 
 class _Closed:

@@ -1,4 +1,4 @@
-"""The client's HTTP transfers: uploads and output downloads (used by ffpool.client.session.Client)."""
+"""The client's HTTP transfers: uploads and output downloads (used by session.Client)."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from ffpool.auth.gate import Authenticator
 from ffpool.auth.keys import load_signing_key
 from ffpool.auth.policy import ANONYMOUS_WARNING
 from ffpool.backends import tenancy
-from ffpool.backends.base import BackendError, BackendStats, Health, JobBackend
+from ffpool.backends.base import BackendError, BackendStats, Health, JobBackend, ServiceBackend
 from ffpool.domain.events import FailureCode
 from ffpool.server.cors import cors_middleware
 from ffpool.server.http_auth import CALLER, SIGNED_LINK, auth_middleware, ticket_handler
@@ -79,6 +79,7 @@ class _Handlers:
         self,
         settings: Settings,
         backend: JobBackend | None,
+        service: ServiceBackend | None,
         storage: Storage,
         auth: Authenticator,
         version: str,
@@ -87,6 +88,7 @@ class _Handlers:
     ) -> None:
         self.settings = settings
         self.backend = backend
+        self.service = service
         self.storage = storage
         self.auth = auth
         self.serves_clients = True
@@ -103,11 +105,11 @@ class _Handlers:
             max_concurrent=self.settings.max_concurrent_jobs,
             backend=self.settings.backend.value,
         )
-        if self.backend is None:
+        if self.service is None:
             return Health.HEALTHY, fallback
         try:
             async with asyncio.timeout(BACKEND_TIMEOUT_SECONDS):
-                return await self.backend.health(), await self.backend.stats()
+                return await self.service.health(), await self.service.stats()
         except (BackendError, OSError, TimeoutError) as exc:
             log.warning("backend health check failed", error=type(exc).__name__)
             return Health.UNHEALTHY, fallback
@@ -197,15 +199,15 @@ def make_http_app(
     version: str,
     schema: dict[str, Any],
     ready: Ready | None = None,
-    job_routes: bool = True,
+    service: ServiceBackend | None = None,
     auth: Authenticator | None = None,
 ) -> web.Application:
-    """With `job_routes=False` (a worker-only process) the backend still answers health and
-    readiness, but clients are not served jobs, uploads or downloads here. Without `auth` one
+    """`service` (default: `backend`) answers health and readiness. Without `backend` (a
+    worker-only process) clients are not served jobs, uploads or downloads here. Without `auth` one
     is made from the settings (tests; the service passes the one its WebSocket side uses)."""
     auth = auth or Authenticator(settings, load_signing_key(settings))
-    h = _Handlers(settings, backend, storage, auth, version, schema, ready)
-    h.serves_clients = backend is not None and job_routes
+    h = _Handlers(settings, backend, service or backend, storage, auth, version, schema, ready)
+    h.serves_clients = backend is not None
     app = web.Application(
         middlewares=[cors_middleware(settings.allowed_origins), auth_middleware(auth)]
     )
@@ -213,7 +215,7 @@ def make_http_app(
     app.router.add_get(names.LIVE_PATH, h.livez)
     app.router.add_get(names.READY_PATH, h.readyz)
     app.router.add_get(names.SCHEMA_PATH, h.schema_json)
-    if backend is not None and job_routes:
+    if backend is not None:
         app.router.add_get(names.JOB_PATH, h.job)
         app.router.add_get(names.OUTPUT_PATH, h.output)
         app.router.add_post(names.UPLOADS_PATH, h.upload)

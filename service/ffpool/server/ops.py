@@ -9,7 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from ffpool import names
-from ffpool.backends.base import JobBackend
+from ffpool.backends.base import ServiceBackend
 from ffpool.domain.events import JobRecord
 from ffpool.metrics import CONTENT_TYPE, Metrics
 
@@ -29,7 +29,7 @@ def dead_letter_limit(raw: str | None) -> int | None:
     return min(max(limit, 1), MAX_DEAD_LETTERS)
 
 
-async def dead_letters_response(request: web.Request, backend: JobBackend) -> web.Response:
+async def dead_letters_response(request: web.Request, backend: ServiceBackend) -> web.Response:
     limit = dead_letter_limit(request.query.get("limit"))
     if limit is None:
         body = '{"error": "invalid_limit", "message": "limit must be an integer"}'
@@ -38,7 +38,7 @@ async def dead_letters_response(request: web.Request, backend: JobBackend) -> we
     return web.json_response(text=listed.model_dump_json())
 
 
-def make_ops_app(backend: JobBackend | None, metrics: Metrics) -> web.Application:
+def make_ops_app(backend: ServiceBackend | None, metrics: Metrics) -> web.Application:
     async def metrics_text(_: web.Request) -> web.Response:
         body = await metrics.render(backend)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})

@@ -23,7 +23,7 @@ from ffpool.auth.identity import Caller
 from ffpool.auth.keys import load_signing_key
 from ffpool.auth.limits import ConnectionLimits
 from ffpool.backends import tenancy
-from ffpool.backends.base import BackendBusy, BackendError, JobBackend, UnknownJob
+from ffpool.backends.base import BackendBusy, BackendError, JobBackend, QuotaExceeded, UnknownJob
 from ffpool.domain.events import CompletedEvent
 from ffpool.domain.jobs import Job, new_job_id
 from ffpool.domain.protocol import (
@@ -43,6 +43,7 @@ from ffpool.metrics import Metrics
 from ffpool.server.ws_auth import Handshake, select_subprotocol
 from ffpool.settings import Settings
 from ffpool.storage.media import Storage
+from ffpool.storage.quota import OverQuota
 
 log = logs.get(__name__)
 OUTBOX_SIZE = 512
@@ -140,7 +141,7 @@ class Session:
         gate = await self.follow(job_id, msg.request_id)
         try:
             if self.storage is not None:
-                self.storage.check_quota(tenant)  # in memory: QuotaExceeded if no room left
+                _check_quota(self.storage, tenant)
             submission = await self.backend.submit(job)
         except BackendError as exc:
             self._unfollow(job_id)
@@ -244,6 +245,14 @@ class Session:
                 # Signed as it leaves, so the link's lifetime starts when the client gets it.
                 message = self.auth.sign_completed(message)
             await self.ws.send(encode(message))
+
+
+def _check_quota(storage: Storage, tenant: str) -> None:
+    """Storage's refusal as the error clients know (`quota_exceeded`); in memory, no disk walk."""
+    try:
+        storage.check_quota(tenant)
+    except OverQuota as exc:
+        raise QuotaExceeded(str(exc)) from None
 
 
 def _error(

@@ -214,7 +214,7 @@ class LocalStorage:
         self.disk.recount()
 
     def check_quota(self, tenant: str) -> None:
-        """Raise QuotaExceeded (backends/base.py) when a new job of `tenant` would find no room
+        """Raise OverQuota (quota.py) when a new job of `tenant` would find no room
         for its outputs: call it before submitting."""
         self.disk.check_submit(tenant)
 

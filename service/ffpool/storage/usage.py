@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import Final
 
-from ffpool.backends.base import QuotaExceeded
 from ffpool.domain.jobs import ANONYMOUS_TENANT
 from ffpool.storage import quota, uploads
 from ffpool.storage.quota import TenantUsage
@@ -123,7 +122,7 @@ class DiskAccount:
     def check_submit(self, tenant: str) -> None:
         problem = quota.submit_refusal(self.limits, self.tally.view(tenant))
         if problem is not None:
-            raise QuotaExceeded(problem)
+            raise quota.OverQuota(problem)
 
     def charge_outputs(self, tenant: str, nbytes: int) -> None:
         """Blocking (it counts the disk first where no sweep has lately): raises OverQuota."""

@@ -137,7 +137,11 @@ async def detect(amqp_url: str, job_timeout_s: float, timeout: float) -> BrokerL
     if not verdict.ok:
         if conf.consumer_timeout_policy is TimeoutPolicy.REFUSE:
             raise SystemExit(verdict.message)
-        log.warning(verdict.message + "; jobs are stopped before that limit and fail as timeout")
+        log.warning(
+            "job timeout above the broker's consumer timeout: jobs are stopped before that "
+            "limit and fail as timeout",
+            reason=verdict.message,
+        )
     log.info(
         "RabbitMQ limits",
         version=limits.version,

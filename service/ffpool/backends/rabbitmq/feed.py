@@ -80,7 +80,7 @@ class EventsFeed:
         self.cache = RecordCache(capacity, retained)
         self.hub = EventHub()
         self.active = ActiveIndex()
-        self._settled: dict[str, float] = {}  # tenant → when its count was last settled
+        self._recounted: dict[str, float] = {}  # tenant → when its count was last redone
         self._queues: list[AbstractQueue] = []
 
     async def start(self, conn: AbstractRobustConnection) -> None:
@@ -173,15 +173,15 @@ class EventsFeed:
         self.active.track(held)
         return held
 
-    async def settle_active(self, tenant: str) -> None:
+    async def recount_active(self, tenant: str) -> None:
         """Count a tenant's jobs anew: forget evicted records, and read the outcomes of its
         unfinished ones from their files (a terminal event lost to a broker restart would
         otherwise count against the tenant until the record is evicted)."""
         now = asyncio.get_running_loop().time()
-        last = self._settled.get(tenant)
+        last = self._recounted.get(tenant)
         if last is not None and now - last < RESYNC_S:
             return  # at most every RESYNC_S: a tenant at its limit submits again and again
-        self._settled[tenant] = now
+        self._recounted[tenant] = now
         self.active.prune(tenant, self.cache.get)
         if self._outcomes is not None and (ids := self.active.ids(tenant)):
             for event in await self._outcomes(ids):

@@ -1,13 +1,6 @@
-"""One job run on a worker slot: execute, then record the outcome, then (only then) ack.
+"""One job run on a worker slot: the run, its informational events, and how it ended.
 
-The outcome is recorded before the ack: `completed` is published with a confirm, batched with
-other slots' events (outbox.py; every server folds it into its records); a deterministic
-`failed` goes to the DLQ with its reason (confirmed) and is published. A hand-back
-(drain/stop) republishes the job with the same attempt. Only after that are the job's
-deliveries acked. A completed job's marker file is
-written before its outcome is published: a redelivered copy (broker trouble, or a crash between
-the confirm and the ack) is recognised by it on any worker sharing MEDIA_ROOT, else by asking
-the servers (see consumer.py).
+What is recorded for the outcome, and when the job's deliveries are acked, is settler.py's.
 """
 
 from __future__ import annotations
@@ -23,10 +16,6 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from ffpool import logs
 from ffpool.backends.base import BackendError
-from ffpool.backends.rabbitmq import attempts
-from ffpool.backends.rabbitmq.markers import Markers
-from ffpool.backends.rabbitmq.outbox import Outbox
-from ffpool.backends.rabbitmq.publisher import Publisher
 from ffpool.domain.events import (
     CancelledEvent,
     CompletedEvent,
@@ -40,7 +29,6 @@ from ffpool.domain.events import (
 from ffpool.domain.jobs import Job
 
 log = logs.get(__name__)
-SETTLE_ATTEMPTS = 6  # x broker timeout: how long an outcome waits for a reconnecting broker
 # A job's `running` state is published only once it has run this long (see ProgressSender).
 RUNNING_EVENT_DELAY_S = 0.1
 
@@ -184,122 +172,3 @@ async def execute(
         log.error("executor raised", job_id=run.job.id, error=repr(exc))
         return Crash()
     return run.task.result()
-
-
-class Settler:
-    def __init__(
-        self, publisher: Publisher, markers: Markers, timeout: float, outbox: Outbox
-    ) -> None:
-        self._publisher = publisher
-        self._markers = markers
-        self._outbox = outbox
-        self._timeout = timeout
-
-    async def settle(self, run: Run, outcome: Outcome) -> None:
-        match outcome:
-            case CompletedEvent():
-                # The marker first, always: a kill -9 between the outcome's confirm and the
-                # ack leaves a redelivery that no worker's memory (and maybe no server) knows.
-                await self._markers.mark_completed(outcome)
-                await self._record(run, outcome)
-            case FailedEvent():
-                await self.dead_letter(run, outcome)
-            case CancelledEvent():
-                await self._markers.mark_cancelled(run.job.id)  # as for completed, above
-                await self._record(run, outcome)
-            case Crash():
-                await nack_all(run.deliveries, self._timeout)
-            case Lost():
-                # The lost delivery cannot be settled; a copy redelivered on the new channel
-                # while this run stopped can, and goes back to the queue.
-                log.warning("connection lost: job stopped, the broker redelivers it",
-                            job_id=run.job.id)  # fmt: skip
-                await nack_all(run.deliveries, self._timeout)
-            case None:
-                await self.hand_back(run)
-
-    async def dead_letter(self, run: Run, failure: FailedEvent) -> None:
-        headers = attempts.failure_headers(failure.code, failure.message, run.attempt)
-        body = run.job.model_dump_json().encode()
-        if await self._retrying(lambda: self._publisher.publish_dead_letter(body, headers)):
-            await self._markers.mark_failed(failure)  # for servers that missed the event
-            await self._record(run, failure)
-        else:
-            await nack_all(run.deliveries, self._timeout)
-
-    async def hand_back(self, run: Run) -> None:
-        """Back to the queue with the same attempt: a drain never counts against a job."""
-        if await self._republish(run, "hand-back", backoff_s=0.0):
-            log.info("job handed back to the queue", job_id=run.job.id, attempt=run.attempt)
-
-    async def retry(self, run: Run) -> None:
-        """A redelivered job: republish it counted as the next attempt, then ack the copy.
-        A refused republish waits a second first: no hot requeue loop while the broker
-        refuses publishes."""
-        await self._republish(run, "retry", backoff_s=1.0)
-
-    async def _republish(self, run: Run, why: str, *, backoff_s: float) -> bool:
-        """Republish the job with `run.attempt`, then ack its deliveries; if the broker
-        refuses, requeue them instead (after `backoff_s`). True when republished."""
-        try:
-            await self._publisher.publish_job(
-                run.job, run.attempt, wait_s=self._timeout, republished=True
-            )
-        except BackendError as exc:
-            log.warning(f"{why} republish failed, requeueing", job_id=run.job.id, error=str(exc))
-            await asyncio.sleep(backoff_s)
-            await nack_all(run.deliveries, self._timeout)
-            return False
-        await ack_all(run.deliveries, self._timeout)
-        return True
-
-    async def _record(self, run: Run, event: JobEvent) -> bool:
-        """Publish the outcome (confirmed), then ack; if it cannot be published, requeue.
-        True when both went through."""
-        if await self._retrying(lambda: self._outbox.put(event)):
-            return await ack_all(run.deliveries, self._timeout)
-        await nack_all(run.deliveries, self._timeout)
-        return False
-
-    async def _retrying(self, call: Callable[[], Coroutine[Any, Any, None]]) -> bool:
-        for left in range(SETTLE_ATTEMPTS, 0, -1):
-            try:
-                await call()
-                return True
-            except BackendError as exc:
-                log.warning("recording an outcome failed", error=str(exc), retries_left=left - 1)
-                if left > 1:
-                    await asyncio.sleep(min(self._timeout, 2.0 ** (SETTLE_ATTEMPTS - left)))
-        return False
-
-
-async def ack_all(deliveries: list[AbstractIncomingMessage], timeout: float) -> bool:
-    """Ack every delivery of a job; False if any could not be (it will be redelivered)."""
-    ok = True
-    for message in deliveries:
-        try:
-            async with asyncio.timeout(timeout):
-                await _ack(message)
-        except Exception as exc:  # a stale delivery or a closed channel: log, go on
-            log.debug("ack failed; the broker redelivers it", error=type(exc).__name__)
-            ok = False
-    return ok
-
-
-async def _ack(message: AbstractIncomingMessage) -> None:
-    """Queue the ack without waiting for it to reach the socket (aio-pika's `ack` drains the
-    writer each time, one system call per job): the ack then shares a write with the others of
-    this loop turn (transport.py). An ack lost with the connection means a redelivery, which
-    the completed marker and the servers' records recognise either way."""
-    if message.delivery_tag is None:
-        return
-    await message.channel.basic_ack(delivery_tag=message.delivery_tag, wait=False)
-
-
-async def nack_all(deliveries: list[AbstractIncomingMessage], timeout: float) -> None:
-    for message in deliveries:
-        try:
-            async with asyncio.timeout(timeout):
-                await message.nack(requeue=True)
-        except Exception as exc:  # a stale delivery or a closed channel: log, go on
-            log.debug("nack failed; the broker redelivers it", error=type(exc).__name__)

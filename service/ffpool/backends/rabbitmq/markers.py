@@ -79,10 +79,10 @@ class FileThread:
                 by_loop.setdefault(loop, []).append(outcome)
             for loop, outcomes in by_loop.items():
                 if not loop.is_closed():
-                    loop.call_soon_threadsafe(_settle, outcomes)
+                    loop.call_soon_threadsafe(_resolve, outcomes)
 
 
-def _settle(outcomes: list[tuple[Any, Any, Any]]) -> None:
+def _resolve(outcomes: list[tuple[Any, Any, Any]]) -> None:
     for future, result, error in outcomes:
         if future.done():
             continue

@@ -51,12 +51,12 @@ class Outbox:
         try:
             while self._pending:
                 batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-                _settle(batch, await self._send([event for event, _ in batch]))
+                _resolve(batch, await self._send([event for event, _ in batch]))
                 batch = []
         finally:
             # Only if this task itself was cancelled (shutdown): no put may wait forever.
             stranded, self._pending = batch + self._pending, []
-            _settle(stranded, BackendUnavailable("the worker is stopping"))
+            _resolve(stranded, BackendUnavailable("the worker is stopping"))
 
     async def _send(self, events: list[JobEvent]) -> BackendError | None:
         try:
@@ -79,7 +79,7 @@ class Outbox:
         return len(self._pending)
 
 
-def _settle(batch: list[_Entry], error: BackendError | None) -> None:
+def _resolve(batch: list[_Entry], error: BackendError | None) -> None:
     for _, future in batch:
         if future.done():
             continue

@@ -15,8 +15,8 @@ from aio_pika.abc import AbstractIncomingMessage
 from ffpool import logs
 from ffpool.backends.base import BackendError
 from ffpool.backends.rabbitmq import wire
-from ffpool.backends.rabbitmq.job_run import ack_all, nack_all
 from ffpool.backends.rabbitmq.publisher import Publisher
+from ffpool.backends.rabbitmq.settler import ack_all, nack_all
 
 log = logs.get(__name__)
 DELAY_S = 1.0

@@ -60,7 +60,8 @@ def warn_unreadable(what: str, hdrs: Mapping[str, Any] | None) -> None:
         return
     _warned.add((what, major))
     log.warning(
-        f"{what} of a newer wire format left for a newer release",
+        "a message of a newer wire format left for a newer release",
+        kind=what,
         wire=f"{major}.x",
         readable=f"{MAJOR}.x",
     )

@@ -13,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 
@@ -28,14 +26,14 @@ from ffpool.backends.rabbitmq.job_run import (
     MetricsLike,
     ProgressSender,
     Run,
-    Settler,
     Stop,
     execute,
-    nack_all,
 )
 from ffpool.backends.rabbitmq.markers import Markers
 from ffpool.backends.rabbitmq.outbox import Outbox
 from ffpool.backends.rabbitmq.publisher import Publisher
+from ffpool.backends.rabbitmq.runs import RunLedger
+from ffpool.backends.rabbitmq.settler import Settler, nack_all
 from ffpool.domain.events import (
     CancelledEvent,
     CompletedEvent,
@@ -50,15 +48,8 @@ from ffpool.settings import Settings
 from ffpool.topology import Topology
 
 log = logs.get(__name__)
-REMEMBERED_IDS = 10_000  # cancelled/completed job ids each worker keeps (bounded)
-_V = TypeVar("_V")
-
-
-def _remember(ids: OrderedDict[str, _V], job_id: str, value: _V) -> None:
-    ids[job_id] = value
-    ids.move_to_end(job_id)
-    while len(ids) > REMEMBERED_IDS:
-        ids.popitem(last=False)
+Lookup = Callable[[str], Awaitable[JobRecord | None]]
+"""A job's record from the servers, for a delivery that may be a duplicate."""
 
 
 class WorkerPool:
@@ -69,28 +60,35 @@ class WorkerPool:
         publisher: Publisher,
         executor: ExecutorLike,
         metrics: MetricsLike,
-        limit_s: float | None,
+        *,
+        markers: Markers,
+        ledger: RunLedger,
+        lookup: Lookup,
     ) -> None:
         self._settings = settings
         self._topo = topo
         self._publisher = publisher
         self._executor = executor
         self._metrics = metrics
-        self._limit_s = limit_s
+        self._limit_s: float | None = None
         self._timeout = settings.broker_timeout_seconds
-        self._markers = Markers(settings.media_root)
+        self._markers = markers
         self._outbox = Outbox(publisher.publish_events)
-        self._settler = Settler(publisher, self._markers, self._timeout, self._outbox)
+        self._settler = Settler(publisher, markers, self._timeout, self._outbox)
         self._consumers: list[tuple[AbstractQueue, str]] = []
-        self._runs: dict[str, Run] = {}
+        self._ledger = ledger
+        self._runs = ledger.runs
         self._handlers: set[asyncio.Task[None]] = set()
         self._busy_slots: set[int] = set()
-        self._cancelled: OrderedDict[str, None] = OrderedDict()
-        self._completed: OrderedDict[str, CompletedEvent] = OrderedDict()
         self._draining = False
-        self.lookup: Callable[[str], Awaitable[JobRecord | None]] | None = None
+        self._lookup = lookup
 
-    async def start(self, conn: AbstractRobustConnection, count: int) -> None:
+    async def start(
+        self, conn: AbstractRobustConnection, count: int, limit_s: float | None = None
+    ) -> None:
+        """Consume with `count` slots; `limit_s`: the broker's consumer timeout imposes a run
+        limit below the job timeout (broker_limits.py), else None."""
+        self._limit_s = limit_s
         conn.close_callbacks.add(self._on_connection_lost)
         for index in range(count):
             channel = await connection.open_channel(conn, self._timeout)
@@ -101,7 +99,7 @@ class WorkerPool:
             callback = functools.partial(self._on_message, index)
             tag = await queue.consume(callback, timeout=self._timeout)
             self._consumers.append((queue, tag))
-            log.info(f"RabbitMQ Worker {index} started")
+            log.info("RabbitMQ worker started", worker=index)
 
     def _on_connection_lost(self, _sender: object, exc: BaseException | None) -> None:
         """The deliveries of the running jobs died with the connection and the broker requeues
@@ -116,14 +114,6 @@ class WorkerPool:
 
     def busy_jobs(self) -> int:
         return len(self._runs)
-
-    def cancel(self, job_id: str) -> None:
-        """A cancel broadcast: stop the job if it runs here, skip it if it arrives later."""
-        _remember(self._cancelled, job_id, None)
-        run = self._runs.get(job_id)
-        if run is not None:
-            log.info("cancelling running job", job_id=job_id)
-            run.request_stop(Stop.CLIENT)
 
     async def drain(self, timeout: float) -> None:
         """Stop taking jobs now; let running ones finish within `timeout`; hand the rest back
@@ -205,8 +195,8 @@ class WorkerPool:
             redelivered=redelivered,
             attempt=attempt,
             max_attempts=self._topo.max_attempts,
-            completed=job.id in self._completed or done is not None,
-            cancelled=job.id in self._cancelled or cancelled,
+            completed=self._ledger.completed(job.id) is not None or done is not None,
+            cancelled=self._ledger.cancelled(job.id) or cancelled,
         )
         run.attempt = decision.attempt
         await self._dispatch(decision.action, run)
@@ -245,7 +235,7 @@ class WorkerPool:
         outcome = await execute(run, self._executor, progress, self._limit_s)
         await progress.close(self._timeout)
         if isinstance(outcome, CompletedEvent):
-            _remember(self._completed, job.id, outcome)
+            self._ledger.remember_completed(outcome)
         await self._settler.settle(run, outcome)
         if outcome is None and progress.announced:
             await self._state(run, JobState.QUEUED)  # handed back: waiting again
@@ -277,18 +267,18 @@ class WorkerPool:
         await self._outbox.put(event)
 
     async def _completed_event(self, job_id: str) -> CompletedEvent | None:
-        return self._completed.get(job_id) or (await self._known_outcome(job_id))[0]
+        return self._ledger.completed(job_id) or (await self._known_outcome(job_id))[0]
 
     async def _known_outcome(
         self, job_id: str, *, ask: bool = True
     ) -> tuple[CompletedEvent | None, bool]:
         """(completed event, cancelled) of a job that may have run before: this worker's
         memory, the marker files, else (if `ask`) the servers' records (a lookup)."""
-        if (done := self._completed.get(job_id)) is not None:
+        if (done := self._ledger.completed(job_id)) is not None:
             return done, False
         done, cancelled = await self._markers.check(job_id)
-        if ask and done is None and not cancelled and self.lookup is not None:
-            record = await self.lookup(job_id)
+        if ask and done is None and not cancelled:
+            record = await self._lookup(job_id)
             if record is not None:
                 return record.result, record.state is JobState.CANCELLED
         return done, cancelled

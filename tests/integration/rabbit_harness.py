@@ -1,35 +1,30 @@
-"""Shared helpers of the RabbitMQ tests (no tests here): per-test topology, fake executor,
-polling with deadlines, and broker clean-up."""
+"""Shared helpers of the RabbitMQ tests (no tests here): per-test topology, settings, jobs
+for the fake executor (tests/fakes.py), and broker clean-up."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aio_pika
-import pytest
 
-from ffpool.backends.rabbitmq import RabbitBackend
+from ffpool.backends.base import JobBackend, ServiceBackend
 from ffpool.domain.events import (
-    CompletedEvent,
-    FailedEvent,
-    FailureCode,
     JobRecord,
     JobState,
-    ProgressEvent,
 )
 from ffpool.domain.jobs import Job, JobSpec, PathInput, ProbeOp
 from ffpool.settings import Settings
 from ffpool.topology import Topology
 from tests.conftest import broker_reachable, require
+from tests.polling import eventually
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
-T = TypeVar("T")
+_B = TypeVar("_B", bound=ServiceBackend)
 
 
 def need_broker() -> None:
@@ -63,66 +58,25 @@ def make_settings(prefix: str, media_root: Path, instance: str, **extra: Any) ->
     return Settings(**fields)
 
 
-class FakeMetrics:
-    def __init__(self) -> None:
-        self.submitted = 0
-        self.finished: list[tuple[str, JobState]] = []
-
-    def observe_submitted(self) -> None:
-        self.submitted += 1
-
-    def observe_finished(self, operation: str, state: JobState, seconds: float) -> None:
-        self.finished.append((operation, state))
-
-
-class FakeExecutor:
-    """Behaviour chosen by the input path: `ok`, `fail`, `block` (until released), `slow`."""
-
-    def __init__(self) -> None:
-        self.started: list[str] = []
-        self.cancelled: list[str] = []
-        self.release = asyncio.Event()
-
-    async def execute(
-        self, job: Job, on_progress: Callable[[ProgressEvent], None]
-    ) -> CompletedEvent | FailedEvent:
-        self.started.append(job.id)
-        mode = job.spec.input.path if isinstance(job.spec.input, PathInput) else "ok"
-        on_progress(ProgressEvent(job_id=job.id, percent=50.0, out_time_s=1.0))
-        try:
-            if mode == "block":
-                await self.release.wait()
-            elif mode == "slow":
-                await asyncio.sleep(0.3)
-        except asyncio.CancelledError:
-            self.cancelled.append(job.id)
-            raise
-        if mode == "fail":
-            return FailedEvent(job_id=job.id, code=FailureCode.INVALID_MEDIA, message="bad input")
-        return CompletedEvent(job_id=job.id, processing_time_s=0.01)
-
-
 def job(mode: str = "ok", priority: int = 0) -> Job:
+    """A job whose input path picks what the fake executor does (ok, fail, block, slow)."""
     return Job(spec=JobSpec(input=PathInput(path=mode), operation=ProbeOp()), priority=priority)
 
 
-async def eventually(
-    probe: Callable[[], Awaitable[T | None]], timeout: float = 15.0, what: str = "condition"
-) -> T:
-    """Poll `probe` until it returns something truthy; fail with `what` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-async def state_of(backend: RabbitBackend, job_id: str, state: JobState) -> JobRecord | None:
+async def state_of(backend: JobBackend, job_id: str, state: JobState) -> JobRecord | None:
     record = await backend.get(job_id)
     return record if record is not None and record.state is state else None
+
+
+async def until_state(
+    backend: JobBackend, job_id: str, state: JobState, timeout: float = 15.0
+) -> JobRecord:
+    """The job's record once `backend` sees it in `state` (polled with a deadline)."""
+    return await eventually(
+        lambda: state_of(backend, job_id, state),
+        timeout=timeout,
+        what=f"job {job_id} {state.value}",
+    )
 
 
 async def delete_topology(prefix: str) -> None:
@@ -146,7 +100,7 @@ async def prefix_for_test() -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def started(backend: RabbitBackend) -> AsyncIterator[RabbitBackend]:
+async def started(backend: _B) -> AsyncIterator[_B]:
     await backend.start()
     try:
         yield backend

@@ -21,6 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from ffpool.domain.protocol import server_adapter
 from tests.conftest import require
+from tests.polling import eventually
 
 FFPOOL = str(Path(sys.executable).with_name("ffpool"))
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
@@ -176,8 +177,11 @@ class Client:
 
 
 @contextlib.asynccontextmanager
-async def client(proc: Proc) -> AsyncIterator[Client]:
-    async with connect(proc.ws_url, open_timeout=10, close_timeout=2) as ws:
+async def client(proc: Proc, token: str | None = None) -> AsyncIterator[Client]:
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else None
+    async with connect(
+        proc.ws_url, additional_headers=headers, open_timeout=10, close_timeout=2
+    ) as ws:
         cl = Client(ws)
         reader = asyncio.create_task(cl.read_forever())
         try:
@@ -227,13 +231,22 @@ class ThrowawayBroker:
             str(server), env=self._env(), stdout=log, stderr=log, start_new_session=True
         )
         log.close()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not await _port_open(self.port):
-            if self.proc.returncode is not None or loop.time() > deadline:
-                await self.stop()
-                pytest.fail("the throwaway RabbitMQ node did not start (see server.out)")
-            await asyncio.sleep(0.2)
+        proc = self.proc
+
+        async def listening() -> bool:
+            assert proc.returncode is None, "the throwaway RabbitMQ node exited (see server.out)"
+            return await _port_open(self.port)
+
+        try:
+            await eventually(
+                listening,
+                timeout=timeout,
+                interval=0.2,
+                what="the throwaway RabbitMQ node listening (see server.out)",
+            )
+        except BaseException:
+            await self.stop()
+            raise
 
     async def stop(self, timeout: float = 30.0) -> None:
         if self.proc is None or self.proc.returncode is not None:
