@@ -53,7 +53,7 @@ docker) ENGINE=(docker) BUILD_FLAGS=() ;;
 podman)
     command -v podman >/dev/null ||
         { echo "images: no usable Docker daemon and no podman" >&2; exit 1; }
-    # crun refuses the hybrid cgroup v1 layout of the machines this runs on; runc with cgroupfs
+    # crun refuses a hybrid cgroup v1 layout; runc with cgroupfs
     # (no systemd) works everywhere.
     ENGINE=(podman --runtime "${PODMAN_RUNTIME:-runc}" --cgroup-manager cgroupfs)
     # The default rlimits are above what a process without CAP_SYS_RESOURCE may set, so every

@@ -1,6 +1,6 @@
 // pause is the sandbox ("infra") container of the test node's pods: it holds the pod's
 // namespaces open, reaps the zombies that end up with it as PID 1, and exits on SIGTERM/SIGINT.
-// The test machines reach no container registry, so the node cannot pull registry.k8s.io/pause;
+// The test node reaches no container registry, so it cannot pull registry.k8s.io/pause;
 // tests/cluster/images.py builds this into a one-file image instead.
 package main
 

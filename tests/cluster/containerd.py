@@ -44,8 +44,8 @@ disabled_plugins = [
   disable_apparmor = true
   enable_selinux = false
   # The kubelet asks for oom_score_adj -998 (sandboxes) and lower for critical pods; lowering
-  # it needs CAP_SYS_RESOURCE, which the test machines lack (runc init then dies with "can't
-  # get final child's PID from pipe"). Clamp to containerd's own score instead.
+  # it needs CAP_SYS_RESOURCE, and without it runc init dies with "can't get final child's PID
+  # from pipe". Clamp to containerd's own score instead.
   restrict_oom_score_adj = true
   # `kubectl exec/logs` go through this loopback stream server.
   stream_server_address = "127.0.0.1"
@@ -59,7 +59,7 @@ disabled_plugins = [
       runtime_type = "io.containerd.runc.v2"
 
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        # The kubelet uses the cgroupfs driver: there is no systemd on the test machines.
+        # The kubelet uses the cgroupfs driver: the host needs no systemd.
         SystemdCgroup = false
         # runc's container state under our work dir, so cleanup can `runc list` exactly ours.
         Root = "{runc_root}"

@@ -55,7 +55,7 @@ def kubelet_config(
             "x509": {"clientCAFile": str(ca_file)},
         },
         "authorization": {"mode": "Webhook"},
-        # The test machines run cgroup v1 ("hybrid") without systemd: cgroupfs, and v1 allowed
+        # For hosts with cgroup v1 ("hybrid") and no systemd: cgroupfs, and v1 allowed
         # (kubelet >= 1.35 refuses v1 unless told otherwise).
         "cgroupDriver": "cgroupfs",
         "failCgroupV1": False,

@@ -27,8 +27,8 @@ from tests.cluster.images import cache_dir
 # Bulky or mount-bearing state, removed by clean(); configs and logs stay for post-mortems.
 STATE_DIRS = ("containerd/root", "containerd/state", "containerd/runc", "kubelet/pods",
               "kubelet/plugins", "kubelet/pod-resources", "cni/ipam")  # fmt: skip
-# Chains the kubelet makes for other components (kubelet_network_linux.go); no other kubelet
-# runs on the test machines. (table, chain, built-in chains jumping to it, IPv4 only)
+# Chains the kubelet makes for other components (kubelet_network_linux.go); the test node is
+# the only kubelet on its host. (table, chain, built-in chains jumping to it, IPv4 only)
 KUBELET_CHAINS = (
     ("mangle", "KUBE-IPTABLES-HINT", (), False),
     ("filter", "KUBE-FIREWALL", ("INPUT", "OUTPUT"), True),

@@ -46,7 +46,7 @@ OLD, NEW = EXAMPLE_SERVICE_IMAGE, "localhost/ffpool:upgrade"
 FIRST_WAVE = 15  # submitted at once, before the image changes: a backlog to upgrade under
 EVERY_S = 2.0  # then one job every this long, until the workers have rolled too
 AFTER_WORKERS = 3  # jobs submitted once the workers got the new image
-# Bounds the burst: a server rollout takes about 45 s on the 2-core test machine (2 pods), so
+# Bounds the burst: a server rollout takes about 45 s on a 2-core machine (2 pods), so
 # about 40 jobs in all; 70 allows twice that before the test gives up.
 MAX_JOBS = 70
 RETRYABLE = (ConnectionError, OSError, TimeoutError, WebSocketException)

@@ -5,7 +5,6 @@ and fakes reach them directly."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import re
@@ -21,6 +20,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import require
+from tests.polling import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "images.sh"
@@ -52,7 +52,7 @@ def engine_argv() -> list[str]:
     if chosen == "docker":
         return ["docker"]
     require(shutil.which("podman") is not None, "podman (or a Docker daemon) to build images")
-    # crun refuses the hybrid cgroup v1 layout of the machines this runs on (scripts/images.sh).
+    # crun refuses a hybrid cgroup v1 layout (scripts/images.sh).
     runtime = os.environ.get("PODMAN_RUNTIME", "runc")
     return ["podman", "--runtime", runtime, "--cgroup-manager", "cgroupfs"]
 
@@ -123,19 +123,22 @@ def logs(images: Images, name: str) -> str:
 async def wait_http(images: Images, name: str, url: str, timeout: float = 60) -> str:
     """The body of the first 200 from `url`, polled until the deadline; fails at once (with the
     container's logs) if the container stops."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
-        while True:
+
+        async def body() -> tuple[str] | None:  # a tuple: an empty body is an answer too
             with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                 async with session.get(url) as response:
                     if response.status == 200:
-                        return await response.text()
+                        return (await response.text(),)
             state = images.inspect(name, "{{.State.Status}}", kind="container")
             assert state == "running", f"{name} is {state}:\n{logs(images, name)}"
-            late = loop.time() > deadline
-            assert not late, f"{url} not 200 within {timeout} s:\n{logs(images, name)}"
-            await asyncio.sleep(0.2)
+            return None
+
+        try:
+            (text,) = await eventually(body, timeout=timeout, interval=0.2, what=f"{url} 200")
+        except TimeoutError as late:
+            raise AssertionError(f"{late}:\n{logs(images, name)}") from None
+        return text
 
 
 def process_status(images: Images, name: str) -> dict[str, str]:
