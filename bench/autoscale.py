@@ -90,12 +90,20 @@ def _result(name: str, m: Measured, end: float, tail: float, how: str) -> report
     spans = m.stage.rs.spans()
     ledger = m.stage.submitter.ledger
     return report.Result.build(
-        name=name, t0=m.t0, drain_at=m.drain_at, replica_log=m.stage.rs.replica_log,
-        ws_drain=worker_seconds(spans, m.drain_at), ws_tail=tail, tail_how=how, end=end,
-        interrupted=len(ledger.interrupted), failed=ledger.failed, finished=ledger.finished,
+        name=name,
+        t0=m.t0,
+        drain_at=m.drain_at,
+        replica_log=m.stage.rs.replica_log,
+        ws_drain=worker_seconds(spans, m.drain_at),
+        ws_tail=tail,
+        tail_how=how,
+        end=end,
+        interrupted=len(ledger.interrupted),
+        failed=ledger.failed,
+        finished=ledger.finished,
         crashed=len(crashes),
         victim_costs=tuple(cost for _, _, cost in m.stage.rs.removals),
-    )  # fmt: skip
+    )
 
 
 async def run_ours(sc: Scenario, world: StageFactory) -> report.Result:
@@ -147,11 +155,16 @@ async def run_keda(
 
 def scenario(args: argparse.Namespace) -> Scenario:
     return Scenario(
-        jobs=args.jobs, clip_seconds=args.clip_seconds, clip_size=args.clip_size,
-        max_workers=args.max_workers, jobs_per_worker=args.jobs_per_worker,
-        drain_seconds=args.drain_seconds, polling_seconds=args.polling,
-        window_seconds=args.window, long_jobs=args.long_jobs,
-    )  # fmt: skip
+        jobs=args.jobs,
+        clip_seconds=args.clip_seconds,
+        clip_size=args.clip_size,
+        max_workers=args.max_workers,
+        jobs_per_worker=args.jobs_per_worker,
+        drain_seconds=args.drain_seconds,
+        polling_seconds=args.polling,
+        window_seconds=args.window,
+        long_jobs=args.long_jobs,
+    )
 
 
 async def main(args: argparse.Namespace, world: StageFactory) -> None:
@@ -175,9 +188,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="8 jobs, matched KEDA target only")
     p.add_argument(
-        "--cluster", action="store_true",
+        "--cluster",
+        action="store_true",
         help="on a real control plane and node (bench/realcluster.py) instead of KMock",
-    )  # fmt: skip
+    )
     p.add_argument("--jobs", type=int, default=24)
     p.add_argument("--clip-seconds", type=float, default=8.0)
     p.add_argument("--clip-size", default="640x360")
@@ -187,9 +201,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--polling", type=float, default=5.0, help="our polling interval (s)")
     p.add_argument("--window", type=float, default=DEFAULT_WINDOW, help="our scale-down window")
     p.add_argument(
-        "--keda-targets", type=lambda s: [float(x) for x in s.split(",") if x], default=None,
+        "--keda-targets",
+        type=lambda s: [float(x) for x in s.split(",") if x],
+        default=None,
         help="KEDA messages per replica, comma-separated, '' for none (default: jobs/worker,20)",
-    )  # fmt: skip
+    )
     p.add_argument("--long-jobs", type=int, default=0, help="make the last N jobs 8x longer")
     p.add_argument("--keda-phase", type=float, default=0.5, help="burst phase in KEDA's loops")
     p.add_argument("--keda-http", action="store_true", help="KEDA http protocol (ready+unacked)")

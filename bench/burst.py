@@ -74,8 +74,10 @@ class Submitter:
         exchange = await connection.events_exchange(channel, self._topo, timeout)
         queue = await channel.declare_queue(
             f"{self._topo.events_exchange}:bench:{uuid.uuid4().hex[:8]}",
-            exclusive=True, auto_delete=True, timeout=timeout,
-        )  # fmt: skip
+            exclusive=True,
+            auto_delete=True,
+            timeout=timeout,
+        )
         await queue.bind(exchange, routing_key="#", timeout=timeout)
         await queue.consume(self._on_event, no_ack=True, timeout=timeout)
         return self

@@ -61,13 +61,20 @@ async def serve(prefix: str, slots: int, role: str) -> None:
     logs.configure("WARNING")
     media = Path(tempfile.mkdtemp(prefix="ffpool-bench-"))
     settings = Settings(
-        backend="rabbitmq", rabbitmq_url=AMQP_URL, host="127.0.0.1", ws_port=0, media_root=media,
-        instance_name=f"bench-{role}", max_concurrent_jobs=slots, max_retained_jobs=100_000,
+        backend="rabbitmq",
+        rabbitmq_url=AMQP_URL,
+        host="127.0.0.1",
+        ws_port=0,
+        media_root=media,
+        instance_name=f"bench-{role}",
+        max_concurrent_jobs=slots,
+        max_retained_jobs=100_000,
         # One anonymous tenant sends everything: its limits are not what is measured.
-        tenant_submits_per_second=100_000, tenant_max_active_jobs=1_000_000,
+        tenant_submits_per_second=100_000,
+        tenant_max_active_jobs=1_000_000,
         max_retained_bytes=1 << 30,
         **topology_env(prefix),
-    )  # fmt: skip
+    )
     metrics = Metrics()
     backend: ServiceBackend
     jobs: JobBackend | None
@@ -92,10 +99,19 @@ async def serve(prefix: str, slots: int, role: str) -> None:
 async def spawn(prefix: str, slots: int, role: str) -> tuple[asyncio.subprocess.Process, int]:
     profile = ["--profile", PROFILE] if PROFILE else []
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.dispatch", "--serve", prefix, "--slots", str(slots),
-        "--role", role, *profile,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "bench.dispatch",
+        "--serve",
+        prefix,
+        "--slots",
+        str(slots),
+        "--role",
+        role,
+        *profile,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
     assert proc.stdout is not None
     line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
     return proc, int(line.split()[1])
@@ -260,16 +276,24 @@ async def main(args: argparse.Namespace) -> None:
     mem = await run_service(args.jobs, args.clients, args.slots, False, args.rate, memory=True)
     layout = "server + worker processes" if args.split else "one `serve` process"
     print(f"jobs={args.jobs} clients={args.clients} slots={args.slots} ({layout})")
-    print(f"raw aio-pika confirm→consume/ack : {raw['jobs_s']:8.0f} jobs/s   "
-          f"p50 {raw['done_p50']:.1f} ms  p99 {raw['done_p99']:.1f} ms")  # fmt: skip
-    print(f"ffpool WS submit→completed      : {svc['jobs_s']:8.0f} jobs/s   "
-          f"p50 {svc['done_p50']:.1f} ms  p99 {svc['done_p99']:.1f} ms")  # fmt: skip
-    print(f"ffpool submit→accepted          :   p50 {svc['acc_p50']:.1f} ms  "
-          f"p99 {svc['acc_p99']:.1f} ms")  # fmt: skip
+    print(
+        f"raw aio-pika confirm→consume/ack : {raw['jobs_s']:8.0f} jobs/s   "
+        f"p50 {raw['done_p50']:.1f} ms  p99 {raw['done_p99']:.1f} ms"
+    )
+    print(
+        f"ffpool WS submit→completed      : {svc['jobs_s']:8.0f} jobs/s   "
+        f"p50 {svc['done_p50']:.1f} ms  p99 {svc['done_p99']:.1f} ms"
+    )
+    print(
+        f"ffpool submit→accepted          :   p50 {svc['acc_p50']:.1f} ms  "
+        f"p99 {svc['acc_p99']:.1f} ms"
+    )
     print(f"ratio ffpool/raw                : {svc['jobs_s'] / raw['jobs_s']:.2f}")
-    print(f"WebSocket path alone (memory)   : {mem['jobs_s']:8.0f} jobs/s   "
-          f"p50 {mem['done_p50']:.1f} ms  p99 {mem['done_p99']:.1f} ms   "
-          f"accepted p50 {mem['acc_p50']:.1f} ms  p99 {mem['acc_p99']:.1f} ms")  # fmt: skip
+    print(
+        f"WebSocket path alone (memory)   : {mem['jobs_s']:8.0f} jobs/s   "
+        f"p50 {mem['done_p50']:.1f} ms  p99 {mem['done_p99']:.1f} ms   "
+        f"accepted p50 {mem['acc_p50']:.1f} ms  p99 {mem['acc_p99']:.1f} ms"
+    )
     for label, res in (("raw", raw), ("ffpool", svc), ("memory", mem)):
         shares = [(k[4:], v) for k, v in res.items() if k.startswith("cpu_")]
         print(
@@ -286,8 +310,9 @@ if __name__ == "__main__":
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--slots", type=int, default=16)
     parser.add_argument("--split", action="store_true", help="server and worker processes")
-    parser.add_argument("--rate", type=float, default=0.0,
-                        help="offered jobs/s (paced clients); default: flat out")  # fmt: skip
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="offered jobs/s (paced clients); default: flat out"
+    )
     parser.add_argument("--skip-raw", action="store_true", help="ffpool only, one line (A/B)")
     parser.add_argument("--serve", metavar="PREFIX", help=argparse.SUPPRESS)
     parser.add_argument("--role", default="serve", help=argparse.SUPPRESS)
@@ -296,7 +321,8 @@ if __name__ == "__main__":
     if ns.serve and ns.profile:
         import cProfile
 
-        cProfile.run("asyncio.run(serve(ns.serve, ns.slots, ns.role))",
-                     f"{ns.profile}/{ns.role}.pstats")  # fmt: skip
+        cProfile.run(
+            "asyncio.run(serve(ns.serve, ns.slots, ns.role))", f"{ns.profile}/{ns.role}.pstats"
+        )
     else:
         asyncio.run(serve(ns.serve, ns.slots, ns.role) if ns.serve else main(ns))

@@ -79,9 +79,13 @@ def hpa_sync(spec: KedaSpec, state: KedaState, metric: float, now: float) -> Ked
 
 
 def project(
-    spec: KedaSpec, state: KedaState, start: float, next_poll: float, next_sync: float,
+    spec: KedaSpec,
+    state: KedaState,
+    start: float,
+    next_poll: float,
+    next_sync: float,
     metric: float = 0.0,
-) -> list[tuple[float, int]]:  # fmt: skip
+) -> list[tuple[float, int]]:
     """Replicas from `start` on with a constant metric, as (time, replicas) steps, until zero
     replicas (or MAX_TAIL_SECONDS): the idle tail after the last job, without waiting for it."""
     steps = [(start, state.replicas)]

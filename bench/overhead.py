@@ -48,13 +48,33 @@ def bare_argv(op: Operation, source: Path, out_dir: Path) -> list[str]:
 
 def make_source(ffmpeg: str, dest: Path) -> None:
     subprocess.run(
-        [ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30:duration=10",
-         "-f", "lavfi", "-i", "sine=frequency=440:duration=10",
-         "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
-         "-c:a", "aac", "-shortest", str(dest)],
+        [
+            ffmpeg,
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1280x720:rate=30:duration=10",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=10",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+            str(dest),
+        ],
         check=True,
-    )  # fmt: skip
+    )
 
 
 def bare(argv: list[str]) -> float:
@@ -78,8 +98,14 @@ async def main(rounds: int) -> None:
         media = Path(tmp) / "media"
         media.mkdir()
         make_source(ffmpeg, media / "source.mp4")
-        settings = Settings(host="127.0.0.1", ws_port=0, http_port=0, ops_port=0, media_root=media,
-                            max_concurrent_jobs=1)  # fmt: skip
+        settings = Settings(
+            host="127.0.0.1",
+            ws_port=0,
+            http_port=0,
+            ops_port=0,
+            media_root=media,
+            max_concurrent_jobs=1,
+        )
         async with running(settings) as svc, Client(svc.ws_url, svc.http_url) as client:
             print(f"{'case':40} {'bare s':>8} {'service s':>10} {'ratio':>7}")
             for name, op in CASES:

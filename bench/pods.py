@@ -114,10 +114,13 @@ class ReplicaSetStandIn(DeploymentFollower):
         await self.kube.create(replicaset.pod_manifest(dep, name))
         env = await pod_env(self.kube, self.namespace, dep, name)
         proc = await asyncio.create_subprocess_exec(
-            FFPOOL, "worker", env={**os.environ, **env, **self.overrides},
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            FFPOOL,
+            "worker",
+            env={**os.environ, **env, **self.overrides},
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
             start_new_session=True,  # a Ctrl-C reaches the benchmark, which stops them itself
-        )  # fmt: skip
+        )
         worker = Worker(name, self._seq, proc, time.monotonic())
         worker.reader = asyncio.create_task(_read(worker))
         self.workers.append(worker)
@@ -129,10 +132,12 @@ class ReplicaSetStandIn(DeploymentFollower):
             annotations = ((pod or {}).get("metadata") or {}).get("annotations")
             views.append(
                 replicaset.PodView(
-                    name=w.name, seq=w.seq, ready=w.ready_at is not None,
+                    name=w.name,
+                    seq=w.seq,
+                    ready=w.ready_at is not None,
                     deletion_cost=replicaset.deletion_cost(annotations),
                 )
-            )  # fmt: skip
+            )
         chosen = set(replicaset.victims(views, remove))
         costs = {v.name: v.deletion_cost for v in views}
         for w in live:

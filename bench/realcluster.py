@@ -131,8 +131,10 @@ def build_images() -> Path:
     script = ROOT / "scripts" / "images.sh"
     subprocess.run(
         ["bash", str(script), "--save", str(archives)],
-        stdout=sys.stderr, check=True, timeout=1800,
-    )  # fmt: skip
+        stdout=sys.stderr,
+        check=True,
+        timeout=1800,
+    )
     return archives / "ffpool.tar"
 
 
@@ -189,10 +191,14 @@ def prepare_namespace(plane: ControlPlane, sc: Scenario, media: Path) -> None:
     for path in (media, *media.rglob("*")):
         os.chown(path, SERVICE_UID, SERVICE_UID)
     claim = {
-        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
         "metadata": {"name": CLAIM, "namespace": NAMESPACE},
         # No class: there is no provisioner; a claim without one binds the volume without one.
-        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "",
-                 "resources": {"requests": {"storage": "1Gi"}}},
-    }  # fmt: skip
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": "",
+            "resources": {"requests": {"storage": "1Gi"}},
+        },
+    }
     plane.kubectl("apply", "-f", "-", input_text=json.dumps(claim))

@@ -34,8 +34,15 @@ class Result:
         return self.ws_drain + self.ws_tail
 
     @classmethod
-    def build(cls, *, t0: float, drain_at: float, end: float,
-              replica_log: list[tuple[float, int]], **kw: Any) -> Result:  # fmt: skip
+    def build(
+        cls,
+        *,
+        t0: float,
+        drain_at: float,
+        end: float,
+        replica_log: list[tuple[float, int]],
+        **kw: Any,
+    ) -> Result:
         """From absolute (monotonic) times: everything becomes seconds after the burst."""
         timeline = tuple((round(t - t0, 2), n) for t, n in replica_log)
         before = [n for t, n in timeline if t <= 0]
@@ -44,8 +51,15 @@ class Result:
         peak = max((n for _, n in after), default=base)
         first_up = next((t for t, n in after if n > base), None)
         full_up = next((t for t, n in after if n == peak), None) if peak > base else None
-        return cls(first_up=first_up, full_up=full_up, peak=peak, drain=drain_at - t0,
-                   end=end - t0, timeline=timeline, **kw)  # fmt: skip
+        return cls(
+            first_up=first_up,
+            full_up=full_up,
+            peak=peak,
+            drain=drain_at - t0,
+            end=end - t0,
+            timeline=timeline,
+            **kw,
+        )
 
 
 def _s(value: float | None) -> str:
@@ -84,8 +98,7 @@ def table(scenario: Any, results: list[Result]) -> str:
     width = max(18, *(len(r.name) + 2 for r in results))
     head = f"{'':34}" + "".join(f"{r.name:>{width}}" for r in results)
     lines = [f"scenario: {scenario}", head, "-" * len(head)]
-    lines += [f"{label:34}" + "".join(f"{fmt(r):>{width}}" for r in results)
-              for label, fmt in ROWS]  # fmt: skip
+    lines += [f"{label:34}" + "".join(f"{fmt(r):>{width}}" for r in results) for label, fmt in ROWS]
     ours, others = results[0], results[1:]
     for other in others:
         lines.append(

@@ -84,13 +84,16 @@ class StageFactory(Protocol):
 def pool_manifest(broker: Broker, sc: Scenario) -> dict[str, Any]:
     p = broker.prefix
     autoscaling: dict[str, Any] = {
-        "pollingIntervalSeconds": sc.polling_seconds, "minReplicas": 0,
-        "maxReplicas": sc.max_workers, "scaleDownStabilizationSeconds": sc.window_seconds,
-    }  # fmt: skip
+        "pollingIntervalSeconds": sc.polling_seconds,
+        "minReplicas": 0,
+        "maxReplicas": sc.max_workers,
+        "scaleDownStabilizationSeconds": sc.window_seconds,
+    }
     topology = {
-        "eventsExchange": f"{p}.events", "controlExchange": f"{p}.control",
+        "eventsExchange": f"{p}.events",
+        "controlExchange": f"{p}.control",
         "driftCheckSeconds": 30,  # the spec default (the test helper's is 1 s)
-    }  # fmt: skip
+    }
     return pool_body(
         broker,
         workers={"jobsPerWorker": sc.jobs_per_worker, "drainSeconds": sc.drain_seconds},
@@ -113,8 +116,13 @@ async def stage(sc: Scenario, *, operator: bool) -> AsyncIterator[Stage]:
         await kube.create(secret_body())
         pool, spec = await create_pool(kube, pool_manifest(broker, sc))
         await make_children(stack, kube, broker, pool, spec, operator=operator)
-        overrides = {"MEDIA_ROOT": str(media), "HTTP_PORT": "0", "WS_PORT": "0", "OPS_PORT": "0",
-                     "HOST": "127.0.0.1"}  # fmt: skip
+        overrides = {
+            "MEDIA_ROOT": str(media),
+            "HTTP_PORT": "0",
+            "WS_PORT": "0",
+            "OPS_PORT": "0",
+            "HOST": "127.0.0.1",
+        }
         rs = ReplicaSetStandIn(kube, NS, WORKER_DEPLOYMENT, overrides)
         yield Stage(kube, broker, pool, spec, rs, await start_load(stack, kube, pool, rs, media))
 
@@ -127,9 +135,14 @@ async def create_pool(kube: Kube, body: dict[str, Any]) -> tuple[PoolRef, PoolSp
 
 
 async def make_children(
-    stack: contextlib.AsyncExitStack, kube: Kube, broker: Broker, pool: PoolRef, spec: PoolSpec,
-    *, operator: bool,
-) -> None:  # fmt: skip
+    stack: contextlib.AsyncExitStack,
+    kube: Kube,
+    broker: Broker,
+    pool: PoolRef,
+    spec: PoolSpec,
+    *,
+    operator: bool,
+) -> None:
     """The pool's children: by the real operator, running until the stack closes; or, when a
     KEDA policy scales instead, once by the operator's reconcile functions (then only the KEDA
     stand-in changes the replicas, and nothing marks idle pods)."""

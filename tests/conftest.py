@@ -57,15 +57,33 @@ def make_clip(ffmpeg: str, dest: Path, seconds: float = 3, size: str = "320x240"
     """A clip made from FFmpeg's test sources (no download): video test pattern plus a tone."""
     subprocess.run(
         [
-            ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
-            "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25:duration={seconds}",
-            "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration={seconds}",
-            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-            "-c:a", "aac", "-shortest", str(dest),
+            ffmpeg,
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size={size}:rate=25:duration={seconds}",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency=440:sample_rate=44100:duration={seconds}",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+            str(dest),
         ],
         check=True,
         timeout=120,
-    )  # fmt: skip
+    )
     return dest
 
 

@@ -82,8 +82,11 @@ def _tree(paths: set[Path]) -> dict[str, Any]:
 def managed_fields(owners: Owners, api_version: str) -> list[dict[str, Any]]:
     return [
         {
-            "manager": manager, "operation": "Apply", "apiVersion": api_version,
-            "fieldsType": "FieldsV1", "fieldsV1": _tree(paths - IDENTITY),
+            "manager": manager,
+            "operation": "Apply",
+            "apiVersion": api_version,
+            "fieldsType": "FieldsV1",
+            "fieldsV1": _tree(paths - IDENTITY),
         }
         for manager, paths in sorted(owners.items())
-    ]  # fmt: skip
+    ]

@@ -89,9 +89,11 @@ class ApiServer(kmock.KubernetesEmulator):
         if key[1] is not None:
             meta["namespace"] = key[1]
         meta.update(
-            uid=meta.get("uid") or str(uuid.uuid4()), creationTimestamp=_now(), generation=1,
+            uid=meta.get("uid") or str(uuid.uuid4()),
+            creationTimestamp=_now(),
+            generation=1,
             resourceVersion=self._next_rv(),
-        )  # fmt: skip
+        )
         if key in self._objects:
             self._objects[key].create(obj)
         else:
@@ -200,10 +202,11 @@ class ApiServer(kmock.KubernetesEmulator):
         return [
             obj.raw
             for (resource, ns, _), obj in self._objects.items()
-            if resource == request.resource and not obj.deleted
+            if resource == request.resource
+            and not obj.deleted
             and (request.namespace is None or ns == request.namespace)
             and _selected(obj.raw, selector)
-        ]  # fmt: skip
+        ]
 
     async def _serve_list(self, request: rendering.Request) -> rendering.Payload:
         if request.resource not in self._get_resources():

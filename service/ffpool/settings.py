@@ -104,8 +104,9 @@ class Settings(BaseSettings, TopologyKnobs):
     tenant_max_uploads: Annotated[int, Field(ge=1)] | None = 100
     """How many uploads one tenant may keep at once (until they expire)."""
 
-    @field_validator("disk_quota_bytes", "tenant_disk_quota_bytes", "tenant_max_uploads",
-                     mode="before")  # fmt: skip
+    @field_validator(
+        "disk_quota_bytes", "tenant_disk_quota_bytes", "tenant_max_uploads", mode="before"
+    )
     @classmethod
     def _unlimited(cls, value: object) -> object:
         """`none` (or an empty value) in the environment switches a quota off."""

@@ -38,9 +38,14 @@ async def _follow(
 
 
 async def burst(
-    ingress_url: str, token: str, short_clip: Path, long_clip: Path, short: int, long: int,
+    ingress_url: str,
+    token: str,
+    short_clip: Path,
+    long_clip: Path,
+    short: int,
+    long: int,
     out_dir: Path,
-) -> BurstResult:  # fmt: skip
+) -> BurstResult:
     """`short` quick transcodes, then `long` slow ones (submitted last, so they run while the
     other workers go idle and the pool scales down around them); every request carries `token`
     (the pool's tokens Secret holds its hash)."""

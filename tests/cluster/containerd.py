@@ -100,21 +100,27 @@ class Containerd:
         config = self.workdir / "config.toml"
         config.write_text(
             CONFIG.format(
-                root=self.workdir / "root", state=self.workdir / "state", socket=self.socket,
-                runc_root=self.runc_root, sandbox_image=sandbox_image,
-                cni_bin_dir=cni_bin_dir, cni_conf_dir=cni_conf_dir,
+                root=self.workdir / "root",
+                state=self.workdir / "state",
+                socket=self.socket,
+                runc_root=self.runc_root,
+                sandbox_image=sandbox_image,
+                cni_bin_dir=cni_bin_dir,
+                cni_conf_dir=cni_conf_dir,
             ),
             encoding="utf-8",
-        )  # fmt: skip
+        )
         return config
 
     def start(self, config: Path, timeout: float = 60) -> None:
         with self.log.open("ab") as out:
             self.popen = subprocess.Popen(
                 ["containerd", "--config", str(config), "--log-level", "info"],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
-            )  # fmt: skip
+            )
 
         def serving() -> bool:
             self.check_alive()
@@ -132,8 +138,11 @@ class Containerd:
     ) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
             ["ctr", "--address", str(self.socket), "--namespace", NAMESPACE, *args],
-            capture_output=True, text=True, timeout=timeout, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         if check and done.returncode != 0:
             raise RuntimeError(f"ctr {' '.join(args)}: {done.stderr.strip()}")
         return done

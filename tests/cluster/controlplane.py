@@ -161,54 +161,71 @@ class ControlPlane:
     def _boot(self) -> None:
         pki_dir = self.workdir / "pki"
         etcd_url, peer_url = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
-        etcd = self._spawn("etcd", {
-            "data-dir": str(self.workdir / "etcd"),
-            "listen-client-urls": etcd_url, "advertise-client-urls": etcd_url,
-            "listen-peer-urls": peer_url, "initial-advertise-peer-urls": peer_url,
-            "initial-cluster": f"default={peer_url}",
-            # Tests only: durability across power loss is not what is under test.
-            "unsafe-no-fsync": "true", "log-level": "warn",
-        })  # fmt: skip
+        etcd = self._spawn(
+            "etcd",
+            {
+                "data-dir": str(self.workdir / "etcd"),
+                "listen-client-urls": etcd_url,
+                "advertise-client-urls": etcd_url,
+                "listen-peer-urls": peer_url,
+                "initial-advertise-peer-urls": peer_url,
+                "initial-cluster": f"default={peer_url}",
+                # Tests only: durability across power loss is not what is under test.
+                "unsafe-no-fsync": "true",
+                "log-level": "warn",
+            },
+        )
         self._wait_http(etcd, f"{etcd_url}/health", 60)
-        apiserver = self._spawn("kube-apiserver", {
-            "etcd-servers": etcd_url,
-            # All addresses: pods reach the API server on the node bridge's gateway.
-            "bind-address": "0.0.0.0", "secure-port": str(self.api_port),
-            "advertise-address": HOST_GATEWAY,
-            "tls-cert-file": str(pki_dir / "apiserver.crt"),
-            "tls-private-key-file": str(pki_dir / "apiserver.key"),
-            "client-ca-file": str(pki_dir / "ca.crt"),
-            "kubelet-client-certificate": str(pki_dir / "apiserver-kubelet-client.crt"),
-            "kubelet-client-key": str(pki_dir / "apiserver-kubelet-client.key"),
-            # Logs and exec reach the kubelet at its node IP: a host name would be looked up
-            # in the machine's DNS, and nothing of the test may leave the machine.
-            "kubelet-preferred-address-types": "InternalIP",
-            "token-auth-file": str(self.workdir / "tokens.csv"),
-            "authorization-mode": "Node,RBAC",
-            # On top of the defaults (NamespaceLifecycle, ServiceAccount, PodSecurity, ...).
-            "enable-admission-plugins": "NodeRestriction",
-            "service-cluster-ip-range": SERVICE_RANGE,
-            "service-account-issuer": "https://kubernetes.default.svc.cluster.local",
-            "service-account-key-file": str(pki_dir / "sa.pub"),
-            "service-account-signing-key-file": str(pki_dir / "sa.key"),
-            "allow-privileged": "false", "profiling": "false",
-        })  # fmt: skip
+        apiserver = self._spawn(
+            "kube-apiserver",
+            {
+                "etcd-servers": etcd_url,
+                # All addresses: pods reach the API server on the node bridge's gateway.
+                "bind-address": "0.0.0.0",
+                "secure-port": str(self.api_port),
+                "advertise-address": HOST_GATEWAY,
+                "tls-cert-file": str(pki_dir / "apiserver.crt"),
+                "tls-private-key-file": str(pki_dir / "apiserver.key"),
+                "client-ca-file": str(pki_dir / "ca.crt"),
+                "kubelet-client-certificate": str(pki_dir / "apiserver-kubelet-client.crt"),
+                "kubelet-client-key": str(pki_dir / "apiserver-kubelet-client.key"),
+                # Logs and exec reach the kubelet at its node IP: a host name would be looked up
+                # in the machine's DNS, and nothing of the test may leave the machine.
+                "kubelet-preferred-address-types": "InternalIP",
+                "token-auth-file": str(self.workdir / "tokens.csv"),
+                "authorization-mode": "Node,RBAC",
+                # On top of the defaults (NamespaceLifecycle, ServiceAccount, PodSecurity, ...).
+                "enable-admission-plugins": "NodeRestriction",
+                "service-cluster-ip-range": SERVICE_RANGE,
+                "service-account-issuer": "https://kubernetes.default.svc.cluster.local",
+                "service-account-key-file": str(pki_dir / "sa.pub"),
+                "service-account-signing-key-file": str(pki_dir / "sa.key"),
+                "allow-privileged": "false",
+                "profiling": "false",
+            },
+        )
         self._wait_http(apiserver, f"{self.server}/readyz", 120, self.tokens["admin"])
         admin = str(self.kubeconfig("admin", self.tokens["admin"]))
         common = {
-            "kubeconfig": admin, "authentication-kubeconfig": admin,
-            "authorization-kubeconfig": admin, "leader-elect": "false",
+            "kubeconfig": admin,
+            "authentication-kubeconfig": admin,
+            "authorization-kubeconfig": admin,
+            "leader-elect": "false",
             "bind-address": "127.0.0.1",
-        }  # fmt: skip
+        }
         cm_port, sched_port = free_port(), free_port()
-        manager = self._spawn("kube-controller-manager", {
-            **common, "secure-port": str(cm_port),
-            "use-service-account-credentials": "true",
-            "service-account-private-key-file": str(pki_dir / "sa.key"),
-            "root-ca-file": str(pki_dir / "ca.crt"),
-            "cluster-signing-cert-file": str(pki_dir / "ca.crt"),
-            "cluster-signing-key-file": str(pki_dir / "ca.key"),
-        })  # fmt: skip
+        manager = self._spawn(
+            "kube-controller-manager",
+            {
+                **common,
+                "secure-port": str(cm_port),
+                "use-service-account-credentials": "true",
+                "service-account-private-key-file": str(pki_dir / "sa.key"),
+                "root-ca-file": str(pki_dir / "ca.crt"),
+                "cluster-signing-cert-file": str(pki_dir / "ca.crt"),
+                "cluster-signing-key-file": str(pki_dir / "ca.key"),
+            },
+        )
         scheduler = self._spawn("kube-scheduler", {**common, "secure-port": str(sched_port)})
         self._wait_http(manager, f"https://127.0.0.1:{cm_port}/healthz", 60)
         self._wait_http(scheduler, f"https://127.0.0.1:{sched_port}/healthz", 60)

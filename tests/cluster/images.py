@@ -120,8 +120,12 @@ def go_build(src: Path, dest: Path) -> None:
     }
     subprocess.run(
         [go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(dest), "."],
-        cwd=src, env=env, check=True, capture_output=True, timeout=300,
-    )  # fmt: skip
+        cwd=src,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
 
 
 def pause_image() -> tuple[Path, str]:

@@ -27,8 +27,9 @@ KEEP = 2  # golden roots kept, the most recently used (about 1.5 GB each with bo
 
 
 def _key(archives: list[Path], sandbox_image: str) -> str:
-    version = subprocess.run(["containerd", "--version"], capture_output=True, text=True,
-                             timeout=30, check=True).stdout  # fmt: skip
+    version = subprocess.run(
+        ["containerd", "--version"], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
     parts = [version.strip(), sandbox_image]
     for archive in archives:
         stat = archive.resolve().stat()

@@ -93,9 +93,20 @@ def route_to_host(cluster_ip: str, port: int, host_port: int) -> None:
     """Send TCP for a Service's ClusterIP:port to the host's GATEWAY:host_port, from pods and
     from the host itself: kube-proxy's job, for Services whose backend runs on the host."""
     _iptables(
-        "nat", "-A", "FFPOOL-NODE-SERVICES", "-d", f"{cluster_ip}/32", "-p", "tcp",
-        "--dport", str(port), "-j", "DNAT", "--to-destination", f"{GATEWAY}:{host_port}",
-    )  # fmt: skip
+        "nat",
+        "-A",
+        "FFPOOL-NODE-SERVICES",
+        "-d",
+        f"{cluster_ip}/32",
+        "-p",
+        "tcp",
+        "--dport",
+        str(port),
+        "-j",
+        "DNAT",
+        "--to-destination",
+        f"{GATEWAY}:{host_port}",
+    )
 
 
 def cleanup() -> None:

@@ -122,9 +122,15 @@ class Node:
 
     @classmethod
     def start(
-        cls, plane: ControlPlane, workdir: Path, images: list[Path] | tuple[Path, ...] = (),
-        *, name: str = NAME, timeout: float = 120, lock_timeout: float = 900,
-    ) -> Node:  # fmt: skip
+        cls,
+        plane: ControlPlane,
+        workdir: Path,
+        images: list[Path] | tuple[Path, ...] = (),
+        *,
+        name: str = NAME,
+        timeout: float = 120,
+        lock_timeout: float = 900,
+    ) -> Node:
         """Start the node and wait until it is Ready; `images` are image archives (OCI or
         docker, e.g. `scripts/images.sh --save DIR`'s) to import. Waits up to `lock_timeout`
         for another test node on this machine to stop first."""
@@ -183,19 +189,30 @@ class Node:
         config.write_text(json.dumps(settings, indent=2), encoding="utf-8")
         argv = [
             str(self.plane.bin_dir / "kubelet"),
-            "--config", str(config),
-            "--kubeconfig", str(self.plane.kubeconfig_for_node(self.name)),
-            "--hostname-override", self.name,
-            "--node-ip", network.GATEWAY,
-            "--root-dir", str(root),
-            "--cert-dir", str(root / "pki"),
-            "--v", "1",
-        ]  # fmt: skip
+            "--config",
+            str(config),
+            "--kubeconfig",
+            str(self.plane.kubeconfig_for_node(self.name)),
+            "--hostname-override",
+            self.name,
+            "--node-ip",
+            network.GATEWAY,
+            "--root-dir",
+            str(root),
+            "--cert-dir",
+            str(root / "pki"),
+            "--v",
+            "1",
+        ]
         with self.kubelet_log.open("ab") as out:
             self.kubelet = subprocess.Popen(
-                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, cwd=root,
-            )  # fmt: skip
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=root,
+            )
 
     def import_image(self, archive: Path) -> list[str]:
         """Import one more image archive into the running node; return its image names."""
@@ -212,9 +229,13 @@ class Node:
     def ready(self) -> bool:
         self.check_alive()
         status = self.plane.kubectl(
-            "get", "node", self.name, "-o",
-            'jsonpath={.status.conditions[?(@.type=="Ready")].status}', check=False,
-        )  # fmt: skip
+            "get",
+            "node",
+            self.name,
+            "-o",
+            'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
+            check=False,
+        )
         return status.strip() == "True"
 
     def kill(self) -> None:

@@ -25,8 +25,15 @@ from tests.cluster.containerd import NAMESPACE
 from tests.cluster.images import cache_dir
 
 # Bulky or mount-bearing state, removed by clean(); configs and logs stay for post-mortems.
-STATE_DIRS = ("containerd/root", "containerd/state", "containerd/runc", "kubelet/pods",
-              "kubelet/plugins", "kubelet/pod-resources", "cni/ipam")  # fmt: skip
+STATE_DIRS = (
+    "containerd/root",
+    "containerd/state",
+    "containerd/runc",
+    "kubelet/pods",
+    "kubelet/plugins",
+    "kubelet/pod-resources",
+    "cni/ipam",
+)
 # Chains the kubelet makes for other components (kubelet_network_linux.go); the test node is
 # the only kubelet on its host. (table, chain, built-in chains jumping to it, IPv4 only)
 KUBELET_CHAINS = (
@@ -105,8 +112,11 @@ def kill_processes(workdir: Path, timeout: float = 10) -> None:
 def container_ids(workdir: Path) -> set[str]:
     """IDs of every container and pod sandbox the node under workdir still knows of."""
     ids: set[str] = set()
-    for sub in ("containerd/runc/" + NAMESPACE, "containerd/state/io.containerd.runtime.v2.task/"
-                + NAMESPACE, "containerd/root/io.containerd.grpc.v1.cri/sandboxes"):  # fmt: skip
+    for sub in (
+        "containerd/runc/" + NAMESPACE,
+        "containerd/state/io.containerd.runtime.v2.task/" + NAMESPACE,
+        "containerd/root/io.containerd.grpc.v1.cri/sandboxes",
+    ):
         with contextlib.suppress(OSError):
             ids.update(p.name for p in (workdir / sub).iterdir())
     # libcni's cache files of our network are named "<network>-<sandbox id>-<interface>".
@@ -121,11 +131,20 @@ def delete_containers(workdir: Path) -> None:
     root = workdir / "containerd" / "runc" / NAMESPACE
     if not root.is_dir():
         return
-    listed = subprocess.run(["runc", "--root", str(root), "list", "--quiet"],
-                            capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    listed = subprocess.run(
+        ["runc", "--root", str(root), "list", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     for container in listed.stdout.split():
-        subprocess.run(["runc", "--root", str(root), "delete", "--force", container],
-                       capture_output=True, timeout=60, check=False)  # fmt: skip
+        subprocess.run(
+            ["runc", "--root", str(root), "delete", "--force", container],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
 
 
 def mounts_under(workdir: Path) -> set[str]:
@@ -165,8 +184,13 @@ def remove_host_leftovers(workdir: Path, ids: set[str]) -> None:
                 link.unlink()
     for name in ("kubelet.sock", "kubelet_internal_checkpoint"):
         (DEVICE_PLUGINS / name).unlink(missing_ok=True)
-    for directory in (CONTAINER_LOGS, DEVICE_PLUGINS, DEVICE_PLUGINS.parent,
-                      SHIM_SOCKETS, SHIM_SOCKETS.parent):  # fmt: skip
+    for directory in (
+        CONTAINER_LOGS,
+        DEVICE_PLUGINS,
+        DEVICE_PLUGINS.parent,
+        SHIM_SOCKETS,
+        SHIM_SOCKETS.parent,
+    ):
         with contextlib.suppress(OSError):
             directory.rmdir()
 
@@ -175,8 +199,12 @@ def remove_kubelet_chains() -> None:
     for table, chain, parents, ipv4_only in KUBELET_CHAINS:
         for tool in ("iptables",) if ipv4_only else ("iptables", "ip6tables"):
             for parent in parents:
-                while network.run(tool, "-w", "5", "-t", table, "-D", parent, "-j", chain,
-                                  check=False).returncode == 0:  # fmt: skip
+                while (
+                    network.run(
+                        tool, "-w", "5", "-t", table, "-D", parent, "-j", chain, check=False
+                    ).returncode
+                    == 0
+                ):
                     pass
             network.run(tool, "-w", "5", "-t", table, "-F", chain, check=False)
             network.run(tool, "-w", "5", "-t", table, "-X", chain, check=False)
@@ -217,8 +245,11 @@ def leftovers(workdir: Path, ids: set[str]) -> list[str]:
         paths += [h / NAMESPACE / cid for h in Path("/sys/fs/cgroup").iterdir()]
         found += [f"path {path}" for path in paths if path.exists()]
     if CONTAINER_LOGS.is_dir():
-        found += [f"log link {link}" for link in CONTAINER_LOGS.iterdir() if link.is_symlink()
-                  and os.readlink(link).startswith(str(workdir) + "/")]  # fmt: skip
+        found += [
+            f"log link {link}"
+            for link in CONTAINER_LOGS.iterdir()
+            if link.is_symlink() and os.readlink(link).startswith(str(workdir) + "/")
+        ]
     if (DEVICE_PLUGINS / "kubelet.sock").exists():
         found.append(f"path {DEVICE_PLUGINS / 'kubelet.sock'}")
     return found

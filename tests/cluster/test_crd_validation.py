@@ -24,40 +24,86 @@ from tests.cluster.controlplane import ROOT, ControlPlane
 pytestmark = [pytest.mark.cluster]
 NS = "ffpool-crd"
 CRD_FILE = ROOT / "crds" / "ffmpegpools.ffpool.dev.yaml"
-SPEC = {"image": "ffpool:test", "rabbitmq": {"secretName": "rmq"}, "storage": {"claimName": "m"},
-        "auth": {"allowAnonymous": True}}  # fmt: skip
+SPEC = {
+    "image": "ffpool:test",
+    "rabbitmq": {"secretName": "rmq"},
+    "storage": {"claimName": "m"},
+    "auth": {"allowAnonymous": True},
+}
 
 # (case, spec overrides, where, the rule's message or its start). Every CEL rule has a case.
 CEL_CASES = [
-    ("min-over-max", {"autoscaling": {"minReplicas": 5, "maxReplicas": 2}},
-     "spec.autoscaling", "minReplicas must not exceed maxReplicas"),
-    ("grace-not-over-drain", {"workers": {"drainSeconds": 60, "terminationGracePeriodSeconds": 60}},
-     "spec.workers", "terminationGracePeriodSeconds must exceed drainSeconds"),
-    ("same-service-ports", {"servers": {"service": {"port": 8081}}},
-     "spec.servers.service", "port and httpPort must differ"),
-    ("lower-case-env", {"env": {"job_timeout_seconds": "60"}},
-     "spec.env", "env names must be upper-case settings names"),
-    ("same-ops-port", {"servers": {"service": {"opsPort": 8081}}},
-     "spec.servers.service", "opsPort must differ from port and httpPort"),
+    (
+        "min-over-max",
+        {"autoscaling": {"minReplicas": 5, "maxReplicas": 2}},
+        "spec.autoscaling",
+        "minReplicas must not exceed maxReplicas",
+    ),
+    (
+        "grace-not-over-drain",
+        {"workers": {"drainSeconds": 60, "terminationGracePeriodSeconds": 60}},
+        "spec.workers",
+        "terminationGracePeriodSeconds must exceed drainSeconds",
+    ),
+    (
+        "same-service-ports",
+        {"servers": {"service": {"port": 8081}}},
+        "spec.servers.service",
+        "port and httpPort must differ",
+    ),
+    (
+        "lower-case-env",
+        {"env": {"job_timeout_seconds": "60"}},
+        "spec.env",
+        "env names must be upper-case settings names",
+    ),
+    (
+        "same-ops-port",
+        {"servers": {"service": {"opsPort": 8081}}},
+        "spec.servers.service",
+        "opsPort must differ from port and httpPort",
+    ),
     ("no-auth", {"auth": {}}, "spec", "auth: set exactly one of auth.tokensSecret"),
-    ("both-auth", {"auth": {"tokensSecret": "toks", "allowAnonymous": True}},
-     "spec", "auth: set exactly one of auth.tokensSecret"),
-]  # fmt: skip
+    (
+        "both-auth",
+        {"auth": {"tokensSecret": "toks", "allowAnonymous": True}},
+        "spec",
+        "auth: set exactly one of auth.tokensSecret",
+    ),
+]
 # (case, spec overrides, what the API server says): bounds, enums and patterns of field types.
 SCHEMA_CASES = [
-    ("negative-replicas", {"workers": {"replicas": -1}},
-     "spec.workers.replicas in body should be greater than or equal to 0"),
-    ("too-many-workers", {"autoscaling": {"maxReplicas": 1001}},
-     "spec.autoscaling.maxReplicas in body should be less than or equal to 1000"),
-    ("zero-timeout", {"rabbitmq": {"secretName": "rmq", "timeoutSeconds": 0}},
-     "spec.rabbitmq.timeoutSeconds in body should be greater than 0"),
-    ("pull-policy", {"imagePullPolicy": "Sometimes"},
-     'spec.imagePullPolicy: Unsupported value: "Sometimes"'),
-    ("deletion-policy", {"topology": {"deletionPolicy": "Delete"}},
-     'spec.topology.deletionPolicy: Unsupported value: "Delete"'),
-    ("claim-name", {"storage": {"claimName": "Media_Claim"}},
-     "spec.storage.claimName in body should match"),
-]  # fmt: skip
+    (
+        "negative-replicas",
+        {"workers": {"replicas": -1}},
+        "spec.workers.replicas in body should be greater than or equal to 0",
+    ),
+    (
+        "too-many-workers",
+        {"autoscaling": {"maxReplicas": 1001}},
+        "spec.autoscaling.maxReplicas in body should be less than or equal to 1000",
+    ),
+    (
+        "zero-timeout",
+        {"rabbitmq": {"secretName": "rmq", "timeoutSeconds": 0}},
+        "spec.rabbitmq.timeoutSeconds in body should be greater than 0",
+    ),
+    (
+        "pull-policy",
+        {"imagePullPolicy": "Sometimes"},
+        'spec.imagePullPolicy: Unsupported value: "Sometimes"',
+    ),
+    (
+        "deletion-policy",
+        {"topology": {"deletionPolicy": "Delete"}},
+        'spec.topology.deletionPolicy: Unsupported value: "Delete"',
+    ),
+    (
+        "claim-name",
+        {"storage": {"claimName": "Media_Claim"}},
+        "spec.storage.claimName in body should match",
+    ),
+]
 
 
 def pool(name: str, spec: dict[str, Any]) -> str:
@@ -85,9 +131,13 @@ def established(control_plane: ControlPlane) -> Iterator[None]:
 
 def refusal(plane: ControlPlane, case: str, overrides: dict[str, Any]) -> str:
     answer = plane.kubectl(
-        "apply", "--server-side", "-f", "-", input_text=pool(case, {**SPEC, **overrides}),
+        "apply",
+        "--server-side",
+        "-f",
+        "-",
+        input_text=pool(case, {**SPEC, **overrides}),
         check=False,
-    )  # fmt: skip
+    )
     assert "serverside-applied" not in answer, f"{case}: accepted"
     return answer
 
@@ -98,9 +148,12 @@ def _cel_refusals() -> list[tuple[str, dict[str, Any], str]]:
 
 @pytest.mark.parametrize(("case", "overrides", "expected"), _cel_refusals() + SCHEMA_CASES)
 def test_the_api_server_refuses_an_invalid_pool(
-    control_plane: ControlPlane, established: None, case: str, overrides: dict[str, Any],
+    control_plane: ControlPlane,
+    established: None,
+    case: str,
+    overrides: dict[str, Any],
     expected: str,
-) -> None:  # fmt: skip
+) -> None:
     assert expected in refusal(control_plane, case, overrides)
 
 

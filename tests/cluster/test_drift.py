@@ -38,8 +38,11 @@ def image(plane: ControlPlane, name: str) -> str:
 
 def test_a_steady_pool_is_not_repaired(control_plane: ControlPlane, pool: Any) -> None:
     wait_ready(control_plane)
-    poll_until(lambda: condition(control_plane, drift.WORKLOADS_READY) == "True",
-               timeout=REPAIR_WAIT, what="WorkloadsReady")  # fmt: skip
+    poll_until(
+        lambda: condition(control_plane, drift.WORKLOADS_READY) == "True",
+        timeout=REPAIR_WAIT,
+        what="WorkloadsReady",
+    )
     before = {name: generation(control_plane, name) for name in (SERVER, WORKER)}
     # Asserting that nothing happens needs a window: three repair passes must find nothing to
     # apply (a false drift would bump the generation or post DriftRepaired at the first).
@@ -54,13 +57,19 @@ def test_a_deleted_worker_deployment_comes_back(control_plane: ControlPlane, poo
     old_uid = deployment(control_plane, WORKER)["metadata"]["uid"]
     control_plane.kubectl("delete", "deployment", WORKER, "-n", POOL_NS, "--wait=true")
     back = poll_until(
-        lambda: deployment(control_plane, WORKER).get("metadata", {}).get("uid") not in
-        (None, old_uid), timeout=REPAIR_WAIT, what="worker Deployment recreated",
-    )  # fmt: skip
+        lambda: (
+            deployment(control_plane, WORKER).get("metadata", {}).get("uid") not in (None, old_uid)
+        ),
+        timeout=REPAIR_WAIT,
+        what="worker Deployment recreated",
+    )
     assert back
     poll_until(lambda: events(control_plane, "Recreated"), timeout=30, what="Recreated event")
-    poll_until(lambda: condition(control_plane, drift.WORKLOADS_READY) == "True",
-               timeout=REPAIR_WAIT, what="WorkloadsReady back")  # fmt: skip
+    poll_until(
+        lambda: condition(control_plane, drift.WORKLOADS_READY) == "True",
+        timeout=REPAIR_WAIT,
+        what="WorkloadsReady back",
+    )
     wait_ready(control_plane)
 
 
@@ -74,8 +83,11 @@ def test_an_edited_image_goes_back_and_a_label_stays(
     control_plane.kubectl("label", "deployment", name, "team=video", *ns)
     container = name.rsplit("-", 1)[1]
     control_plane.kubectl("set", "image", f"deployment/{name}", f"{container}=evil:1", *ns)
-    poll_until(lambda: image(control_plane, name) == original, timeout=REPAIR_WAIT,
-               what=f"{name} image reverted")  # fmt: skip
+    poll_until(
+        lambda: image(control_plane, name) == original,
+        timeout=REPAIR_WAIT,
+        what=f"{name} image reverted",
+    )
     assert deployment(control_plane, name)["metadata"]["labels"]["team"] == "video"
     repaired = [e for e in events(control_plane, "DriftRepaired") if name in e["message"]]
     assert repaired

@@ -152,24 +152,36 @@ def app_pod(
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "GREETING", "valueFrom": {"configMapKeyRef": key_of("settings", "greeting")}},
         {"name": "PASSWORD", "valueFrom": {"secretKeyRef": key_of("credentials", "password")}},
-    ]  # fmt: skip
+    ]
     container = {
-        "name": "app", "image": IMAGE, "imagePullPolicy": "Never",
-        "command": ["python", "-c", APP], "env": env,
+        "name": "app",
+        "image": IMAGE,
+        "imagePullPolicy": "Never",
+        "command": ["python", "-c", APP],
+        "env": env,
         "envFrom": [{"configMapRef": {"name": "settings"}}],
         "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1},
         "securityContext": RESTRICTED_CONTAINER,
-    }  # fmt: skip
+    }
     return {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": NS},
-        "spec": {"terminationGracePeriodSeconds": grace, "securityContext": RESTRICTED_POD,
-                 "containers": [container]},
-    }  # fmt: skip
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "terminationGracePeriodSeconds": grace,
+            "securityContext": RESTRICTED_POD,
+            "containers": [container],
+        },
+    }
 
 
 def apply(plane: ControlPlane, *objects: dict[str, Any]) -> None:
-    plane.kubectl("apply", "-f", "-", input_text=json.dumps({"kind": "List", "items": objects,
-                                                             "apiVersion": "v1"}))  # fmt: skip
+    plane.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input_text=json.dumps({"kind": "List", "items": objects, "apiVersion": "v1"}),
+    )
 
 
 def wait_ready(plane: ControlPlane, name: str, timeout: float = 60) -> dict[str, Any]:
@@ -257,17 +269,30 @@ def test_a_crashed_node_leaves_nothing_after_cleanup_and_restarts(
     again in the same work dir, runs the pod again (the session's node is Ready afterwards)."""
     _, pause = pause_image()
     sleeper = {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sleeper", "namespace": NS},
-        "spec": {"securityContext": RESTRICTED_POD, "containers": [{
-            "name": "pause", "image": pause, "imagePullPolicy": "Never",
-            "securityContext": RESTRICTED_CONTAINER}]},
-    }  # fmt: skip
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "sleeper", "namespace": NS},
+        "spec": {
+            "securityContext": RESTRICTED_POD,
+            "containers": [
+                {
+                    "name": "pause",
+                    "image": pause,
+                    "imagePullPolicy": "Never",
+                    "securityContext": RESTRICTED_CONTAINER,
+                }
+            ],
+        },
+    }
     apply(control_plane, sleeper)
     wait_ready(control_plane, "sleeper")
     runc_root = node.workdir / "containerd" / "runc" / NAMESPACE
     ids = teardown.container_ids(node.workdir)
-    pids = [json.loads((runc_root / cid / "state.json").read_text())["init_process_pid"]
-            for cid in ids if (runc_root / cid / "state.json").exists()]  # fmt: skip
+    pids = [
+        json.loads((runc_root / cid / "state.json").read_text())["init_process_pid"]
+        for cid in ids
+        if (runc_root / cid / "state.json").exists()
+    ]
     assert pids
 
     node.kill()

@@ -236,9 +236,9 @@ def test_the_ingress_routes_no_ops_paths_and_the_ops_port_serves_metrics(
     assert _status(base + names.METRICS_PATH) == unrouted
     assert _status(base + names.DEAD_LETTERS_PATH) == unrouted
     assert _status(base + names.JOB_PATH.format(job_id="nope")) == 401
-    slices = get(
-        control_plane, "endpointslices", "-l", f"kubernetes.io/service-name={POOL}"
-    )["items"]  # fmt: skip
+    slices = get(control_plane, "endpointslices", "-l", f"kubernetes.io/service-name={POOL}")[
+        "items"
+    ]
     ops = [
         f"http://{address}:{port['port']}{names.METRICS_PATH}"
         for piece in slices

@@ -51,8 +51,11 @@ class OwnerlessKube(Kube):
 
 
 def spec(**overrides: Any) -> PoolSpec:
-    base = {"image": "ffpool:test", "rabbitmq": {"secretName": "rmq"},
-            "auth": {"allowAnonymous": True}}  # fmt: skip
+    base = {
+        "image": "ffpool:test",
+        "rabbitmq": {"secretName": "rmq"},
+        "auth": {"allowAnonymous": True},
+    }
     return PoolSpec.model_validate({**base, "storage": {"claimName": "media"}, **overrides})
 
 
@@ -179,9 +182,14 @@ async def test_apply_needs_patch_and_create_but_no_get(
         "create", "role", account, "-n", NS, "--verb=patch,create", "--resource=configmaps"
     )
     control_plane.kubectl(
-        "create", "rolebinding", account, "-n", NS, f"--role={account}",
+        "create",
+        "rolebinding",
+        account,
+        "-n",
+        NS,
+        f"--role={account}",
         f"--serviceaccount={NS}:{account}",
-    )  # fmt: skip
+    )
     token = control_plane.kubectl("create", "token", account, "-n", NS).strip()
     monkeypatch.setenv("KUBECONFIG", str(control_plane.kubeconfig(account, token)))
     client = Kube(access.load())

@@ -95,10 +95,15 @@ class RolloutLog(Sampler):
         server, worker = by_name.get(f"{POOL}-server"), by_name.get(f"{POOL}-worker")
         if server is None or worker is None:
             return
-        self.samples.append(Sample(
-            at=time.monotonic(), server_image=_image(server), server_complete=_complete(server),
-            worker_image=_image(worker), upgrading=upgrading,
-        ))  # fmt: skip
+        self.samples.append(
+            Sample(
+                at=time.monotonic(),
+                server_image=_image(server),
+                server_complete=_complete(server),
+                worker_image=_image(worker),
+                upgrading=upgrading,
+            )
+        )
 
     def first(self, check: Any) -> Sample | None:
         return next((s for s in list(self.samples) if check(s)), None)
@@ -109,9 +114,11 @@ def _note(ledger: Ledger, event: JobEvent) -> None:
     `running` snapshot naming the slot already recorded is that, not a second start."""
     track = ledger.jobs.get(event.job_id)
     snapshot = (
-        isinstance(event, StateEvent) and event.state is JobState.RUNNING
-        and track is not None and track.runs[-1:] == [event.worker]
-    )  # fmt: skip
+        isinstance(event, StateEvent)
+        and event.state is JobState.RUNNING
+        and track is not None
+        and track.runs[-1:] == [event.worker]
+    )
     if not snapshot:
         ledger.ingest(event, time.monotonic())
 
@@ -178,21 +185,34 @@ def _prepare(plane: ControlPlane, node: Node) -> None:
     """The new image's name on the node, the Ingress on, workers small enough for three to fit
     the node (as in test_pool_lifecycle.py), autoscaling on (that file turns it off)."""
     node.containerd.ctr("images", "tag", "--force", SERVICE_IMAGE, NEW)
-    patch = {"spec": {
-        "servers": {"ingress": {"enabled": True, "host": "media.ffpool.test"}},
-        "workers": {"resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
-                                  "limits": {"cpu": "1", "memory": "1Gi"}}},
-        "autoscaling": {"enabled": True, "maxReplicas": 3, "pollingIntervalSeconds": 2,
-                        "scaleDownStabilizationSeconds": 10},
-        "env": {"FFMPEG_THREADS": "1"},
-    }}  # fmt: skip
+    patch = {
+        "spec": {
+            "servers": {"ingress": {"enabled": True, "host": "media.ffpool.test"}},
+            "workers": {
+                "resources": {
+                    "requests": {"cpu": "100m", "memory": "128Mi"},
+                    "limits": {"cpu": "1", "memory": "1Gi"},
+                }
+            },
+            "autoscaling": {
+                "enabled": True,
+                "maxReplicas": 3,
+                "pollingIntervalSeconds": 2,
+                "scaleDownStabilizationSeconds": 10,
+            },
+            "env": {"FFMPEG_THREADS": "1"},
+        }
+    }
     plane.kubectl("patch", "ffp", POOL, "-n", POOL_NS, "--type=merge", "-p", json.dumps(patch))
     poll_until(lambda: get(plane, "ingress", POOL), timeout=60, what="the pool's Ingress")
     # The new env rolls the servers (unless test_pool_lifecycle.py patched the pool so before):
     # the operator has applied the patch, and that rollout is over, before the upgrade starts.
     poll_until(lambda: _reconciled(plane), timeout=60, what="the patch reconciled")
-    poll_until(lambda: rolled_out(plane, f"{POOL}-server", 0), timeout=180,
-               what="servers rolled out with the new env")  # fmt: skip
+    poll_until(
+        lambda: rolled_out(plane, f"{POOL}-server", 0),
+        timeout=180,
+        what="servers rolled out with the new env",
+    )
     wait_ready(plane)
 
 
@@ -208,19 +228,37 @@ async def test_an_image_change_mid_burst_rolls_servers_first_and_loses_no_job(
     await asyncio.to_thread(_prepare, control_plane, node)
     clip = make_clip(ffmpeg_bin, tmp_path / "clip.mp4", seconds=4, size="320x240")
     url = ingress_controller.url
-    async with Client(url.replace("http://", "ws://") + names.WS_PATH, http_url=url,
-                      timeout=60, token=pool_token) as uploader:  # fmt: skip
+    async with Client(
+        url.replace("http://", "ws://") + names.WS_PATH, http_url=url, timeout=60, token=pool_token
+    ) as uploader:
         upload = UploadInput(upload_id=await uploader.upload(clip))
-    burst = Burst(url.replace("http://", "ws://") + names.WS_PATH, url, pool_token,
-                  JobSpec(input=upload, operation=TranscodeOp(preset=Preset.VERYFAST)))  # fmt: skip
+    burst = Burst(
+        url.replace("http://", "ws://") + names.WS_PATH,
+        url,
+        pool_token,
+        JobSpec(input=upload, operation=TranscodeOp(preset=Preset.VERYFAST)),
+    )
     tasks: list[asyncio.Task[None]] = []
     with RolloutLog(control_plane) as log:
         tasks += [asyncio.create_task(burst.job(f"upgrade-{i}")) for i in range(FIRST_WAVE)]
-        await asyncio.to_thread(poll_until, lambda: len(burst.accepted) >= FIRST_WAVE,
-                                timeout=120, what="the first wave accepted")  # fmt: skip
+        await asyncio.to_thread(
+            poll_until,
+            lambda: len(burst.accepted) >= FIRST_WAVE,
+            timeout=120,
+            what="the first wave accepted",
+        )
         image = {"spec": {"image": NEW}}
-        await asyncio.to_thread(control_plane.kubectl, "patch", "ffp", POOL, "-n", POOL_NS,
-                                "--type=merge", "-p", json.dumps(image))  # fmt: skip
+        await asyncio.to_thread(
+            control_plane.kubectl,
+            "patch",
+            "ffp",
+            POOL,
+            "-n",
+            POOL_NS,
+            "--type=merge",
+            "-p",
+            json.dumps(image),
+        )
         patched_at = time.monotonic()
         after_workers = 0
         while len(tasks) < MAX_JOBS and after_workers < AFTER_WORKERS:
@@ -229,9 +267,11 @@ async def test_an_image_change_mid_burst_rolls_servers_first_and_loses_no_job(
             after_workers += log.first(lambda s: s.worker_image == NEW) is not None
         await asyncio.gather(*tasks)
         await asyncio.to_thread(
-            poll_until, lambda: condition(control_plane, "Upgrading") == "False",
-            timeout=240, what="Upgrading=False",
-        )  # fmt: skip
+            poll_until,
+            lambda: condition(control_plane, "Upgrading") == "False",
+            timeout=240,
+            what="Upgrading=False",
+        )
     wait_ready(control_plane)
 
     # Every accepted job completed exactly once: one outcome, `completed`, one run.
@@ -255,8 +295,10 @@ async def test_an_image_change_mid_burst_rolls_servers_first_and_loses_no_job(
     assert log.first(lambda s: s.upgrading == "True/ServersRollingOut") is not None
     assert log.samples[-1].upgrading == "False/RolledOut"
     rolled = log.first(lambda s: s.upgrading == "False/RolledOut")
-    print(f"upgrade: {len(tasks)} jobs ({len(interrupted)} handed back); after the image "
-          f"change: servers complete "
-          f"{servers_done.at - patched_at:.1f} s, workers' image {switched.at - patched_at:.1f} s, "
-          f"RolledOut {(rolled.at if rolled else 0) - patched_at:.1f} s")  # fmt: skip
+    print(
+        f"upgrade: {len(tasks)} jobs ({len(interrupted)} handed back); after the image "
+        f"change: servers complete "
+        f"{servers_done.at - patched_at:.1f} s, workers' image {switched.at - patched_at:.1f} s, "
+        f"RolledOut {(rolled.at if rolled else 0) - patched_at:.1f} s"
+    )
     assert condition(control_plane, "Ready") == "True"

@@ -48,8 +48,11 @@ def missing_prerequisite() -> str | None:
     try:
         info = subprocess.run(
             ["docker", "info", "--format", "{{.ServerVersion}}"],
-            capture_output=True, text=True, timeout=20, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         return "e2e needs a Docker daemon: `docker info` did not answer within 20 s"
     if info.returncode != 0:
@@ -78,9 +81,15 @@ class Cluster:
     def run(self, *argv: str, timeout: float = 120, stdin: str | None = None) -> str:
         """Run a command against this cluster; raise with its stderr on failure."""
         proc = subprocess.run(
-            list(argv), input=stdin, capture_output=True, text=True, timeout=timeout,
-            env=self.env(), cwd=ROOT, check=False,
-        )  # fmt: skip
+            list(argv),
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.env(),
+            cwd=ROOT,
+            check=False,
+        )
         if proc.returncode != 0:
             raise AssertionError(f"{' '.join(argv)} → {proc.returncode}\n{proc.stderr[-2000:]}")
         return proc.stdout
@@ -101,8 +110,18 @@ def cluster(prerequisites: None, tmp_path_factory: pytest.TempPathFactory) -> It
     if reuse:
         c.run("kind", "export", "kubeconfig", "--name", name, "--kubeconfig", str(kubeconfig))
     else:
-        c.run("kind", "create", "cluster", "--name", name, "--kubeconfig", str(kubeconfig),
-              "--wait", "180s", timeout=400)  # fmt: skip
+        c.run(
+            "kind",
+            "create",
+            "cluster",
+            "--name",
+            name,
+            "--kubeconfig",
+            str(kubeconfig),
+            "--wait",
+            "180s",
+            timeout=400,
+        )
     try:
         yield c
     finally:
@@ -113,22 +132,49 @@ def cluster(prerequisites: None, tmp_path_factory: pytest.TempPathFactory) -> It
 @pytest.fixture(scope="session")
 def images(cluster: Cluster) -> None:
     """Build both images from this checkout and load them into the kind node."""
-    for tag, dockerfile in ((SERVICE_IMAGE, "service/Dockerfile"),
-                            (OPERATOR_IMAGE, "operator/Dockerfile")):  # fmt: skip
-        cluster.run("docker", "build", "-f", dockerfile, "-t", tag,
-                    "--build-arg", "VERSION=e2e", ".", timeout=1500)  # fmt: skip
+    for tag, dockerfile in (
+        (SERVICE_IMAGE, "service/Dockerfile"),
+        (OPERATOR_IMAGE, "operator/Dockerfile"),
+    ):
+        cluster.run(
+            "docker",
+            "build",
+            "-f",
+            dockerfile,
+            "-t",
+            tag,
+            "--build-arg",
+            "VERSION=e2e",
+            ".",
+            timeout=1500,
+        )
         cluster.run("kind", "load", "docker-image", tag, "--name", cluster.name, timeout=600)
 
 
 @pytest.fixture(scope="session")
 def operator(cluster: Cluster, images: None) -> None:
     cluster.run(
-        "helm", "upgrade", "--install", "ffpool-operator", "charts/ffpool-operator",
-        "--namespace", OPERATOR_NAMESPACE, "--create-namespace",
-        "--set", "image.repository=ffpool-operator", "--set", "image.tag=e2e",
-        "--set", "image.pullPolicy=Never", "--set", "operator.logLevel=DEBUG",
-        "--wait", "--timeout", "5m", timeout=360,
-    )  # fmt: skip
+        "helm",
+        "upgrade",
+        "--install",
+        "ffpool-operator",
+        "charts/ffpool-operator",
+        "--namespace",
+        OPERATOR_NAMESPACE,
+        "--create-namespace",
+        "--set",
+        "image.repository=ffpool-operator",
+        "--set",
+        "image.tag=e2e",
+        "--set",
+        "image.pullPolicy=Never",
+        "--set",
+        "operator.logLevel=DEBUG",
+        "--wait",
+        "--timeout",
+        "5m",
+        timeout=360,
+    )
     assert cluster.kubectl("get", "crd", "ffmpegpools.ffpool.dev", "-o", "name").strip()
 
 
@@ -136,8 +182,9 @@ def operator(cluster: Cluster, images: None) -> None:
 def broker(cluster: Cluster) -> None:
     for name in ("rabbitmq-secret.yaml", "rabbitmq.yaml"):
         cluster.kubectl("-n", NAMESPACE, "apply", "-f", str(EXAMPLES / name))
-    cluster.kubectl("-n", NAMESPACE, "rollout", "status", "deployment/rabbitmq",
-                    "--timeout=300s", timeout=320)  # fmt: skip
+    cluster.kubectl(
+        "-n", NAMESPACE, "rollout", "status", "deployment/rabbitmq", "--timeout=300s", timeout=320
+    )
 
 
 def e2e_pool_manifests() -> str:
@@ -168,11 +215,23 @@ def token(cluster: Cluster) -> str:
 @pytest.fixture(scope="module")
 def pool(cluster: Cluster, operator: None, broker: None, token: str) -> Iterator[str]:
     cluster.kubectl("-n", NAMESPACE, "apply", "-f", "-", stdin=e2e_pool_manifests())
-    wait_for(lambda: cluster.jsonpath(f"deployment/{POOL}-server", "{.status.readyReplicas}")
-             == "1", 300, "the pool's server to be ready")  # fmt: skip
+    wait_for(
+        lambda: cluster.jsonpath(f"deployment/{POOL}-server", "{.status.readyReplicas}") == "1",
+        300,
+        "the pool's server to be ready",
+    )
     yield POOL
-    cluster.kubectl("-n", NAMESPACE, "delete", "ffmpegpool", POOL, "--ignore-not-found",
-                    "--wait=true", "--timeout=120s", timeout=150)  # fmt: skip
+    cluster.kubectl(
+        "-n",
+        NAMESPACE,
+        "delete",
+        "ffmpegpool",
+        POOL,
+        "--ignore-not-found",
+        "--wait=true",
+        "--timeout=120s",
+        timeout=150,
+    )
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str, every: float = 2.0) -> None:
@@ -203,10 +262,21 @@ def port_forward(cluster: Cluster) -> Iterator[Callable[..., dict[int, int]]]:
 
     def start(target: str, *ports: int, namespace: str = NAMESPACE) -> dict[int, int]:
         mapping = {port: free_port() for port in ports}
-        argv = ["kubectl", "-n", namespace, "port-forward", "--address", "127.0.0.1", target,
-                *(f"{local}:{remote}" for remote, local in mapping.items())]  # fmt: skip
-        procs.append(subprocess.Popen(argv, env=cluster.env(), stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL))  # fmt: skip
+        argv = [
+            "kubectl",
+            "-n",
+            namespace,
+            "port-forward",
+            "--address",
+            "127.0.0.1",
+            target,
+            *(f"{local}:{remote}" for remote, local in mapping.items()),
+        ]
+        procs.append(
+            subprocess.Popen(
+                argv, env=cluster.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+        )
 
         def listening() -> bool:
             for local in mapping.values():

@@ -52,8 +52,12 @@ def test_pool_becomes_ready_with_owned_children(cluster: Cluster, pool: str) -> 
     wait_for(lambda: _condition(cluster, "Ready") == "True", 180, "Ready=True on the pool")
     assert _condition(cluster, "TopologyReady") == "True"
     uid = cluster.jsonpath(f"ffmpegpool/{pool}", "{.metadata.uid}")
-    for child in (f"deployment/{pool}-server", f"deployment/{pool}-worker", f"service/{pool}",
-                  f"configmap/{pool}-config"):  # fmt: skip
+    for child in (
+        f"deployment/{pool}-server",
+        f"deployment/{pool}-worker",
+        f"service/{pool}",
+        f"configmap/{pool}-config",
+    ):
         owners = cluster.jsonpath(child, "{.metadata.ownerReferences[*].uid}")
         assert owners == uid, child
     table = cluster.kubectl("-n", NAMESPACE, "get", "ffp", pool)
@@ -62,9 +66,13 @@ def test_pool_becomes_ready_with_owned_children(cluster: Cluster, pool: str) -> 
 
 
 async def test_job_through_the_pool_service(
-    cluster: Cluster, pool: str, port_forward: Callable[..., dict[int, int]], clip: Path,
-    tmp_path: Path, token: str,
-) -> None:  # fmt: skip
+    cluster: Cluster,
+    pool: str,
+    port_forward: Callable[..., dict[int, int]],
+    clip: Path,
+    tmp_path: Path,
+    token: str,
+) -> None:
     ports = await asyncio.to_thread(port_forward, f"service/{pool}", 80, 8081)
     ws, http = f"ws://127.0.0.1:{ports[80]}{names.WS_PATH}", f"http://127.0.0.1:{ports[8081]}"
     async with Client(ws, http_url=http, timeout=30, token=token) as client:
@@ -80,9 +88,12 @@ async def test_job_through_the_pool_service(
 
 
 async def test_backlog_scales_workers_up_then_down(
-    cluster: Cluster, pool: str, port_forward: Callable[..., dict[int, int]], clip: Path,
+    cluster: Cluster,
+    pool: str,
+    port_forward: Callable[..., dict[int, int]],
+    clip: Path,
     token: str,
-) -> None:  # fmt: skip
+) -> None:
     ports = await asyncio.to_thread(port_forward, f"service/{pool}", 80, 8081)
     ws, http = f"ws://127.0.0.1:{ports[80]}{names.WS_PATH}", f"http://127.0.0.1:{ports[8081]}"
     operation = TranscodeOp(preset=Preset.MEDIUM, height=480)
@@ -100,9 +111,16 @@ async def test_backlog_scales_workers_up_then_down(
     # Empty queue: back to minReplicas (0) after the 15 s stabilization window (+ polling).
     await poll(lambda: _workers(cluster) == 0, 180, "workers back to 0")
     events = await asyncio.to_thread(
-        cluster.kubectl, "-n", NAMESPACE, "get", "events", "-o", "json",
-        "--field-selector", f"involvedObject.kind=FFmpegPool,involvedObject.name={pool}",
-    )  # fmt: skip
+        cluster.kubectl,
+        "-n",
+        NAMESPACE,
+        "get",
+        "events",
+        "-o",
+        "json",
+        "--field-selector",
+        f"involvedObject.kind=FFmpegPool,involvedObject.name={pool}",
+    )
     reasons = {e["reason"] for e in json.loads(events)["items"]}
     assert "Scaled" in reasons, reasons
     print(f"scale-up to {MAX_WORKERS} workers took {scale_up_s:.1f} s after the backlog")
@@ -122,15 +140,26 @@ def _queue_exists(management: str, queue: str) -> bool:
 
 
 def test_deleting_the_pool_removes_children_and_keeps_queues(
-    cluster: Cluster, pool: str, port_forward: Callable[..., dict[int, int]],
-) -> None:  # fmt: skip
-    cluster.kubectl("-n", NAMESPACE, "delete", "ffmpegpool", pool, "--wait=true",
-                    "--timeout=120s", timeout=150)  # fmt: skip
+    cluster: Cluster,
+    pool: str,
+    port_forward: Callable[..., dict[int, int]],
+) -> None:
+    cluster.kubectl(
+        "-n", NAMESPACE, "delete", "ffmpegpool", pool, "--wait=true", "--timeout=120s", timeout=150
+    )
     selector = f"{names.LABEL_POOL}={pool}"
 
     def children_gone() -> bool:
-        out = cluster.kubectl("-n", NAMESPACE, "get", "deployments,services,configmaps,pods",
-                              "-l", selector, "-o", "name")  # fmt: skip
+        out = cluster.kubectl(
+            "-n",
+            NAMESPACE,
+            "get",
+            "deployments,services,configmaps,pods",
+            "-l",
+            selector,
+            "-o",
+            "name",
+        )
         return out.strip() == ""
 
     wait_for(children_gone, 180, "the pool's children to be garbage-collected")

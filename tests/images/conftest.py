@@ -34,9 +34,17 @@ BUILD_TIMEOUT = 1200
 # Within what a process without CAP_SYS_RESOURCE may set (the engine's defaults are not).
 ULIMITS = ("--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096")
 RESTRICTED = (
-    "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL",
-    "--security-opt", "no-new-privileges", "--network", "host", *ULIMITS,
-)  # fmt: skip
+    "--read-only",
+    "--tmpfs",
+    "/tmp",
+    "--cap-drop",
+    "ALL",
+    "--security-opt",
+    "no-new-privileges",
+    "--network",
+    "host",
+    *ULIMITS,
+)
 
 
 def _docker_usable() -> bool:
@@ -81,9 +89,13 @@ class Images:
 
 def run_script(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=BUILD_TIMEOUT,
-        env={**os.environ, **(env or {})}, check=False,
-    )  # fmt: skip
+        ["bash", str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
 
 
 @pytest.fixture(scope="session")

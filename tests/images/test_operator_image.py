@@ -48,10 +48,14 @@ async def test_operator_answers_healthz_and_reconciles(
     live_port, metrics_port, closed_port = free_port(), free_port(), free_port()
     with container(
         images,
-        "-v", f"{kubeconfig}:/etc/ffpool/kubeconfig:ro", "-e", "KUBECONFIG=/etc/ffpool/kubeconfig",
+        "-v",
+        f"{kubeconfig}:/etc/ffpool/kubeconfig:ro",
+        "-e",
+        "KUBECONFIG=/etc/ffpool/kubeconfig",
         OPERATOR,
-        f"--liveness=http://127.0.0.1:{live_port}/healthz", f"--metrics-port={metrics_port}",
-    ) as name:  # fmt: skip
+        f"--liveness=http://127.0.0.1:{live_port}/healthz",
+        f"--metrics-port={metrics_port}",
+    ) as name:
         health = await wait_http(images, name, f"http://127.0.0.1:{live_port}/healthz")
         assert isinstance(json.loads(health), dict)  # kopf's probe results
         assert_restricted(process_status(images, name))

@@ -45,12 +45,21 @@ async def test_serve_completes_a_real_job_as_10001(
     # No --user: the image's own USER must make it 10001.
     with container(
         images,
-        "-v", f"{media_root}:/media",
-        "-e", "HOST=127.0.0.1", "-e", f"WS_PORT={ws_port}", "-e", f"HTTP_PORT={http_port}",
-        "-e", f"OPS_PORT={ops_port}",
-        "-e", "MAX_CONCURRENT_JOBS=1",
-        SERVICE, "serve",
-    ) as name:  # fmt: skip
+        "-v",
+        f"{media_root}:/media",
+        "-e",
+        "HOST=127.0.0.1",
+        "-e",
+        f"WS_PORT={ws_port}",
+        "-e",
+        f"HTTP_PORT={http_port}",
+        "-e",
+        f"OPS_PORT={ops_port}",
+        "-e",
+        "MAX_CONCURRENT_JOBS=1",
+        SERVICE,
+        "serve",
+    ) as name:
         http_url = f"http://127.0.0.1:{http_port}"
         await wait_http(images, name, http_url + names.READY_PATH)
         assert_restricted(process_status(images, name))
@@ -73,8 +82,11 @@ async def test_serve_completes_a_real_job_as_10001(
     assert written.read_bytes() == downloaded.read_bytes()
     probe = subprocess.run(
         [ffprobe_bin, "-v", "error", "-print_format", "json", "-show_streams", str(written)],
-        capture_output=True, text=True, timeout=30, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
     streams = json.loads(probe.stdout)["streams"]
     video = [s for s in streams if s["codec_type"] == "video"]
     assert [(s["codec_name"], s["height"]) for s in video] == [("h264", 120)]

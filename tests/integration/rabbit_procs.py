@@ -50,9 +50,12 @@ class Proc:
 
     async def start(self, timeout: float = 30.0) -> Proc:
         self.proc = await asyncio.create_subprocess_exec(
-            FFPOOL, self.role, env={**os.environ, **self.env},
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+            FFPOOL,
+            self.role,
+            env={**os.environ, **self.env},
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
         self._reader = asyncio.create_task(self._read())
         try:
             async with asyncio.timeout(timeout):
@@ -104,14 +107,26 @@ def service_env(
     prefix: str, media_root: Path, instance: str, url: str, **extra: Any
 ) -> dict[str, str]:
     env = {
-        "BACKEND": "rabbitmq", "RABBITMQ_URL": url, "HOST": "127.0.0.1", "WS_PORT": "0",
-        "HTTP_PORT": "0", "OPS_PORT": "0", "MEDIA_ROOT": str(media_root), "INSTANCE_NAME": instance,
-        "MAX_CONCURRENT_JOBS": "2", "DRAIN_SECONDS": "0", "CANCEL_GRACE_SECONDS": "1",
-        "BROKER_TIMEOUT_SECONDS": "5", "JOB_TIMEOUT_SECONDS": "600", "LOG_LEVEL": "INFO",
-        "JOB_EXCHANGE": f"{prefix}.jobs", "JOB_QUEUE": f"{prefix}.queue",
-        "DLQ_QUEUE": f"{prefix}.dlq", "EVENTS_EXCHANGE": f"{prefix}.events",
+        "BACKEND": "rabbitmq",
+        "RABBITMQ_URL": url,
+        "HOST": "127.0.0.1",
+        "WS_PORT": "0",
+        "HTTP_PORT": "0",
+        "OPS_PORT": "0",
+        "MEDIA_ROOT": str(media_root),
+        "INSTANCE_NAME": instance,
+        "MAX_CONCURRENT_JOBS": "2",
+        "DRAIN_SECONDS": "0",
+        "CANCEL_GRACE_SECONDS": "1",
+        "BROKER_TIMEOUT_SECONDS": "5",
+        "JOB_TIMEOUT_SECONDS": "600",
+        "LOG_LEVEL": "INFO",
+        "JOB_EXCHANGE": f"{prefix}.jobs",
+        "JOB_QUEUE": f"{prefix}.queue",
+        "DLQ_QUEUE": f"{prefix}.dlq",
+        "EVENTS_EXCHANGE": f"{prefix}.events",
         "CONTROL_EXCHANGE": f"{prefix}.control",
-    }  # fmt: skip
+    }
     env.update({k.upper(): str(v) for k, v in extra.items()})
     return env
 

@@ -133,8 +133,9 @@ async def test_connections_per_tenant_are_limited(media_root: Path, tmp_path: Pa
         acme = bearer(tokens["acme"])
         async with conn_as(svc, tokens["acme"]), conn_as(svc, tokens["acme"]) as second:
             assert await refused_status(svc.ws_url, additional_headers=acme) == (
-                429, b"too many connections\n",
-            )  # fmt: skip
+                429,
+                b"too many connections\n",
+            )
             async with conn_as(svc, tokens["globex"]) as other:
                 await other.send({"type": "ping"})
                 await other.expect("pong")
@@ -148,8 +149,10 @@ async def test_cors_lets_a_listed_web_app_use_its_token(media_root: Path, tmp_pa
     app = "https://app.example.com"
     async with secured(media_root, tmp_path, allowed_origins=app) as (svc, tokens):
         url = svc.http_url + names.AUTH_TICKET_PATH
-        ask = {"Access-Control-Request-Method": "POST",
-               "Access-Control-Request-Headers": "authorization"}  # fmt: skip
+        ask = {
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization",
+        }
         async with aiohttp.ClientSession() as http:
             async with http.options(url, headers={"Origin": app, **ask}) as pre:
                 assert pre.status == 204

@@ -56,12 +56,20 @@ async def test_tickets_and_links_work_on_every_replica_and_tokens_rotate(
     async with prefix_for_test() as prefix:
 
         def env(instance: str) -> dict[str, str]:
-            return service_env(prefix, media_root, instance, AMQP_URL, auth_tokens_file=tokens,
-                               signing_key_file=key_file)  # fmt: skip
+            return service_env(
+                prefix,
+                media_root,
+                instance,
+                AMQP_URL,
+                auth_tokens_file=tokens,
+                signing_key_file=key_file,
+            )
 
         async with procs(("server", env("s1")), ("server", env("s2")), ("worker", env("w1"))) as (
-            one, two, _,
-        ):  # fmt: skip
+            one,
+            two,
+            _,
+        ):
             # A ticket from s1's HTTP side opens a WebSocket on s2.
             status, body = await http_status(
                 "POST", http_url(one) + names.AUTH_TICKET_PATH, bearer(old)

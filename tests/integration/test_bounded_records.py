@@ -36,8 +36,22 @@ def many_streams(ffmpeg_bin: str, tmp_path_factory: pytest.TempPathFactory) -> P
     work = tmp_path_factory.mktemp("many")
     tiny, many = work / "tiny.wav", work / "many.mka"
     run = [ffmpeg_bin, "-v", "error", "-nostdin", "-y"]
-    subprocess.run([*run, "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "0.02",
-                    "-c:a", "pcm_s16le", str(tiny)], check=True, timeout=60)  # fmt: skip
+    subprocess.run(
+        [
+            *run,
+            "-f",
+            "lavfi",
+            "-i",
+            "anullsrc=r=8000:cl=mono",
+            "-t",
+            "0.02",
+            "-c:a",
+            "pcm_s16le",
+            str(tiny),
+        ],
+        check=True,
+        timeout=60,
+    )
     maps = [arg for _ in range(STREAMS) for arg in ("-map", "0:a")]
     subprocess.run([*run, "-i", str(tiny), *maps, "-c", "copy", str(many)], check=True, timeout=60)
     assert many.stat().st_size < 1024 * 1024  # a small upload ("0.4 MB")
@@ -48,8 +62,10 @@ def unbounded_event(ffprobe_bin: str, path: Path, job_id: str) -> CompletedEvent
     """What `completed` carried before: every stream ffprobe reports."""
     out = subprocess.run(
         [ffprobe_bin, "-v", "error", "-show_format", "-show_streams", "-of", "json", str(path)],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     info = parse_ffprobe_json(out.stdout)
     assert len(info.streams) == STREAMS
     return CompletedEvent(job_id=job_id, processing_time_s=0.1, metadata=info)

@@ -52,8 +52,10 @@ def ffprobe(ffprobe_bin: str, path: Path) -> dict[str, Any]:
     """The reference: ffprobe run directly, not through the code under test."""
     out = subprocess.run(
         [ffprobe_bin, "-v", "error", "-show_format", "-show_streams", "-of", "json", str(path)],
-        check=True, capture_output=True, timeout=30,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
     data: dict[str, Any] = json.loads(out.stdout)
     return data
 
@@ -85,9 +87,10 @@ def job_files(media_root: Path, job_id: str) -> list[str]:
     job_dir = media_root / "jobs" / job_id
     files = job_dir.rglob("*") if job_dir.exists() else ()
     return sorted(
-        str(p.relative_to(job_dir)) for p in files
+        str(p.relative_to(job_dir))
+        for p in files
         if p.is_file() and not p.name.startswith(".ffpool-")
-    )  # fmt: skip
+    )
 
 
 async def execute(executor: Executor, job: Job) -> tuple[Any, list[ProgressEvent]]:
@@ -100,36 +103,86 @@ async def execute(executor: Executor, job: Job) -> tuple[Any, list[ProgressEvent
 
 # (operation, output name, checks on ffprobe's view of the output)
 CASES: list[tuple[Operation, str, dict[str, Any]]] = [
-    (TranscodeOp(height=120, preset=Preset.ULTRAFAST), "output.mp4",
-     {"video": ("h264", 160, 120), "audio": "aac", "duration": 3.0}),
-    (TranscodeOp(container=Container.WEBM, video_codec=VideoCodec.VP9,
-                 audio_codec=AudioCodec.OPUS, preset=Preset.ULTRAFAST, fps=10),
-     "output.webm", {"video": ("vp9", 320, 240), "audio": "opus", "duration": 3.0, "fps": 10}),
-    (TranscodeOp(container=Container.MKV, video_codec=VideoCodec.H265, crf=35,
-                 preset=Preset.ULTRAFAST, audio_codec=AudioCodec.NONE),
-     "output.mkv", {"video": ("hevc", 320, 240), "audio": None, "duration": 3.0}),
-    (TranscodeOp(container=Container.MOV, video_codec=VideoCodec.COPY,
-                 audio_codec=AudioCodec.MP3, audio_bitrate_kbps=64),
-     "output.mov", {"video": ("h264", 320, 240), "audio": "mp3", "duration": 3.0}),
+    (
+        TranscodeOp(height=120, preset=Preset.ULTRAFAST),
+        "output.mp4",
+        {"video": ("h264", 160, 120), "audio": "aac", "duration": 3.0},
+    ),
+    (
+        TranscodeOp(
+            container=Container.WEBM,
+            video_codec=VideoCodec.VP9,
+            audio_codec=AudioCodec.OPUS,
+            preset=Preset.ULTRAFAST,
+            fps=10,
+        ),
+        "output.webm",
+        {"video": ("vp9", 320, 240), "audio": "opus", "duration": 3.0, "fps": 10},
+    ),
+    (
+        TranscodeOp(
+            container=Container.MKV,
+            video_codec=VideoCodec.H265,
+            crf=35,
+            preset=Preset.ULTRAFAST,
+            audio_codec=AudioCodec.NONE,
+        ),
+        "output.mkv",
+        {"video": ("hevc", 320, 240), "audio": None, "duration": 3.0},
+    ),
+    (
+        TranscodeOp(
+            container=Container.MOV,
+            video_codec=VideoCodec.COPY,
+            audio_codec=AudioCodec.MP3,
+            audio_bitrate_kbps=64,
+        ),
+        "output.mov",
+        {"video": ("h264", 320, 240), "audio": "mp3", "duration": 3.0},
+    ),
     (ThumbnailOp(time=1.0), "thumbnail.jpg", {"video": ("mjpeg", 320, 240)}),
-    (ThumbnailOp(time=2.0, width=100, height=100, format=ImageFormat.PNG), "thumbnail.png",
-     {"video": ("png", 100, 75)}),
-    (ThumbnailOp(height=60, format=ImageFormat.WEBP), "thumbnail.webp",
-     {"video": ("webp", 80, 60)}),
+    (
+        ThumbnailOp(time=2.0, width=100, height=100, format=ImageFormat.PNG),
+        "thumbnail.png",
+        {"video": ("png", 100, 75)},
+    ),
+    (
+        ThumbnailOp(height=60, format=ImageFormat.WEBP),
+        "thumbnail.webp",
+        {"video": ("webp", 80, 60)},
+    ),
     (ExtractAudioOp(), "audio.mp3", {"video": None, "audio": "mp3", "duration": 3.0}),
-    (ExtractAudioOp(format=AudioFormat.AAC, bitrate_kbps=64), "audio.aac",
-     {"video": None, "audio": "aac", "duration": 3.0}),
-    (ExtractAudioOp(format=AudioFormat.OPUS), "audio.opus",
-     {"video": None, "audio": "opus", "duration": 3.0}),
-    (ExtractAudioOp(format=AudioFormat.FLAC), "audio.flac",
-     {"video": None, "audio": "flac", "duration": 3.0}),
-    (ExtractAudioOp(format=AudioFormat.WAV), "audio.wav",
-     {"video": None, "audio": "pcm_s16le", "duration": 3.0}),
-    (TrimOp(start=1.0, duration=1.0), "trim.mp4",
-     {"video": ("h264", 320, 240), "audio": "aac", "duration": 1.0}),
-    (TrimOp(start=0.5, duration=2.0, mode=TrimMode.REENCODE), "trim.mp4",
-     {"video": ("h264", 320, 240), "audio": "aac", "duration": 2.0}),
-]  # fmt: skip
+    (
+        ExtractAudioOp(format=AudioFormat.AAC, bitrate_kbps=64),
+        "audio.aac",
+        {"video": None, "audio": "aac", "duration": 3.0},
+    ),
+    (
+        ExtractAudioOp(format=AudioFormat.OPUS),
+        "audio.opus",
+        {"video": None, "audio": "opus", "duration": 3.0},
+    ),
+    (
+        ExtractAudioOp(format=AudioFormat.FLAC),
+        "audio.flac",
+        {"video": None, "audio": "flac", "duration": 3.0},
+    ),
+    (
+        ExtractAudioOp(format=AudioFormat.WAV),
+        "audio.wav",
+        {"video": None, "audio": "pcm_s16le", "duration": 3.0},
+    ),
+    (
+        TrimOp(start=1.0, duration=1.0),
+        "trim.mp4",
+        {"video": ("h264", 320, 240), "audio": "aac", "duration": 1.0},
+    ),
+    (
+        TrimOp(start=0.5, duration=2.0, mode=TrimMode.REENCODE),
+        "trim.mp4",
+        {"video": ("h264", 320, 240), "audio": "aac", "duration": 2.0},
+    ),
+]
 
 
 def check_streams(info: dict[str, Any], result: CompletedEvent, expect: dict[str, Any]) -> None:

@@ -56,8 +56,12 @@ async def test_a_cancelled_copy_never_touches_committed_outputs(media_root: Path
 
 
 def _event(job_id: str, size: int) -> CompletedEvent:
-    out = OutputFile(name="out.bin", size=size, content_type="application/octet-stream",
-                     url=f"/jobs/{job_id}/outputs/out.bin")  # fmt: skip
+    out = OutputFile(
+        name="out.bin",
+        size=size,
+        content_type="application/octet-stream",
+        url=f"/jobs/{job_id}/outputs/out.bin",
+    )
     return CompletedEvent(job_id=job_id, outputs=(out,), processing_time_s=1.0)
 
 
@@ -95,8 +99,11 @@ time.sleep(600)
 
 
 async def test_the_lock_of_a_killed_run_is_released(tmp_path: Path) -> None:
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path / commit.LOCK)],
-                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(tmp_path / commit.LOCK)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None
         assert holder.stdout.readline().strip() == "locked"

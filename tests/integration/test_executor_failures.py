@@ -125,10 +125,20 @@ async def test_thumbnail_past_the_end(media_root: Path) -> None:
 async def test_extract_audio_without_audio(media_root: Path, ffmpeg_bin: str) -> None:
     silent = media_root / "clips" / "silent.mp4"
     subprocess.run(
-        [ffmpeg_bin, "-v", "error", "-i", str(media_root / "clips" / "sample.mp4"), "-an",
-         "-c", "copy", str(silent)],
-        check=True, timeout=30,
-    )  # fmt: skip
+        [
+            ffmpeg_bin,
+            "-v",
+            "error",
+            "-i",
+            str(media_root / "clips" / "sample.mp4"),
+            "-an",
+            "-c",
+            "copy",
+            str(silent),
+        ],
+        check=True,
+        timeout=30,
+    )
     result = await failed(media_root, ExtractAudioOp(), "clips/silent.mp4")
     assert result.code is FailureCode.INVALID_MEDIA
     assert "no stream" in result.message
@@ -188,17 +198,40 @@ async def test_without_the_format_whitelist_ffmpeg_would_follow_them(
     """The control for the test above: the protocol whitelist alone does not stop it."""
     secret = media_root / "clips" / "secret.ts"
     subprocess.run(
-        [ffmpeg_bin, "-v", "error", "-i", str(media_root / "clips" / "sample.mp4"),
-         "-c", "copy", "-f", "mpegts", str(secret)],
-        check=True, timeout=30,
-    )  # fmt: skip
+        [
+            ffmpeg_bin,
+            "-v",
+            "error",
+            "-i",
+            str(media_root / "clips" / "sample.mp4"),
+            "-c",
+            "copy",
+            "-f",
+            "mpegts",
+            str(secret),
+        ],
+        check=True,
+        timeout=30,
+    )
     playlist = media_root / "clips" / "evil.mp4"
     playlist.write_text(hls_playlist(secret))
     out = subprocess.run(
-        [ffmpeg_bin, "-hide_banner", "-nostdin", "-protocol_whitelist", PROTOCOL_WHITELIST,
-         "-i", f"file:{playlist}", "-f", "null", "-"],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+        [
+            ffmpeg_bin,
+            "-hide_banner",
+            "-nostdin",
+            "-protocol_whitelist",
+            PROTOCOL_WHITELIST,
+            "-i",
+            f"file:{playlist}",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert f"Opening 'file:{secret}' for reading" in out.stderr
     assert out.returncode == 0  # it read the other file as the input
 

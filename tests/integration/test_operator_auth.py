@@ -18,7 +18,7 @@ from tests.operator_harness.helpers import (
     pool,
     secret,
     status_when,
-)  # fmt: skip
+)
 
 pytest_plugins = ["tests.operator_harness.fixtures"]
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.kmock(cls=ApiServer)]
@@ -31,10 +31,11 @@ def _ready(kube_api: Any) -> dict[str, Any] | None:
 
 def tokens_secret() -> dict[str, Any]:
     return {
-        "apiVersion": "v1", "kind": "Secret",
+        "apiVersion": "v1",
+        "kind": "Secret",
         "metadata": {"name": "toks", "namespace": NS},
         "data": {"tokens": b64("team-a sha256:" + "0" * 64 + "\n")},
-    }  # fmt: skip
+    }
 
 
 async def test_a_missing_tokens_secret_is_reported_and_retried(
@@ -70,8 +71,9 @@ async def test_the_signing_key_is_created_once_and_never_rotated(
     for generation, value in ((2, "60"), (3, "61")):
         env = {"spec": {"env": {"JOB_TIMEOUT_SECONDS": value}}}
         await kube.patch(names.CRD_KIND, NS, "pool", env)
-        await eventually(lambda g=generation: status_when(
-            kube_api, lambda s: s["observedGeneration"] == g))  # fmt: skip
+        await eventually(
+            lambda g=generation: status_when(kube_api, lambda s: s["observedGeneration"] == g)
+        )
     after = await kube.get("Secret", NS, "pool-signing")
     assert after is not None
     assert dict(after.get("data") or after.get("stringData") or {}) == first
@@ -81,10 +83,11 @@ async def test_an_existing_signing_key_is_kept(
     kube_api: Any, kube: Any, broker: Broker, operator: None
 ) -> None:
     own = {
-        "apiVersion": "v1", "kind": "Secret",
+        "apiVersion": "v1",
+        "kind": "Secret",
         "metadata": {"name": "pool-signing", "namespace": NS},
         "data": {"signing-key": b64("k" * 32)},
-    }  # fmt: skip
+    }
     await kube.create(own)
     await kube.create(secret())
     await kube.create(pool(broker))

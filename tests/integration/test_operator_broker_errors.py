@@ -21,7 +21,7 @@ from tests.operator_harness.helpers import (
     pool,
     secret,
     status_when,
-)  # fmt: skip
+)
 
 pytest_plugins = ["tests.operator_harness.fixtures"]
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.kmock(cls=ApiServer)]

@@ -21,7 +21,7 @@ from tests.operator_harness.helpers import (
     pool,
     replicas,
     secret,
-)  # fmt: skip
+)
 
 pytest_plugins = ["tests.operator_harness.fixtures"]
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.kmock(cls=ApiServer)]
@@ -68,8 +68,13 @@ async def rolled_out(kube: Any, name: str) -> None:
     the workers follow the servers' image only then (rollout.py)."""
     dep = await kube.get("Deployment", NS, name)
     n = dep["spec"].get("replicas", 1)
-    status = {"observedGeneration": dep["metadata"]["generation"], "replicas": n,
-              "updatedReplicas": n, "availableReplicas": n, "readyReplicas": n}  # fmt: skip
+    status = {
+        "observedGeneration": dep["metadata"]["generation"],
+        "replicas": n,
+        "updatedReplicas": n,
+        "availableReplicas": n,
+        "readyReplicas": n,
+    }
     await kube.patch("Deployment", NS, name, {"status": status}, sub="status")
 
 
@@ -151,10 +156,11 @@ async def test_a_worker_deployment_that_cannot_come_back_is_said(
 
 def foreign_service() -> dict[str, Any]:
     return {
-        "apiVersion": "v1", "kind": "Service",
+        "apiVersion": "v1",
+        "kind": "Service",
         "metadata": {"name": "pool", "namespace": NS, "labels": {"app": "legacy"}},
         "spec": {"selector": {"app": "legacy"}, "ports": [{"name": "web", "port": 80}]},
-    }  # fmt: skip
+    }
 
 
 async def _conflicted(kube_api: Any, kube: Any, broker: Broker) -> str:

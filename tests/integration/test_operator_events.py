@@ -22,9 +22,11 @@ def pool_events(kube_api: Any, reason: str | None = None) -> list[dict[str, Any]
     found = [
         dict(e)
         for (r, ns, _), e in kube_api.objects.items()
-        if r.plural == "events" and ns == NS and not e.deleted
+        if r.plural == "events"
+        and ns == NS
+        and not e.deleted
         and (e.get("involvedObject") or {}).get("kind") == names.CRD_KIND
-    ]  # fmt: skip
+    ]
     return [e for e in found if reason is None or e.get("reason") == reason]
 
 

@@ -15,8 +15,12 @@ NS = "ns1"
 
 
 def cm(name: str, **meta: Any) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": NS,
-            **meta}, "data": {"a": "1"}}  # fmt: skip
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": NS, **meta},
+        "data": {"a": "1"},
+    }
 
 
 async def test_create_sets_identity_and_versions(kube: Any) -> None:
@@ -42,8 +46,12 @@ async def test_failed_json_patch_test_is_422(kube_api: Any, kube: Any) -> None:
 
 
 async def test_status_subresource_and_spec_generation(kube: Any) -> None:
-    dep = {"apiVersion": "apps/v1", "kind": "Deployment",
-           "metadata": {"name": "d", "namespace": NS}, "spec": {"replicas": 1}}  # fmt: skip
+    dep = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "d", "namespace": NS},
+        "spec": {"replicas": 1},
+    }
     await kube.create(dep)
     after = await kube.patch("Deployment", NS, "d", {"status": {"readyReplicas": 1}}, sub="status")
     assert after["status"] == {"readyReplicas": 1}

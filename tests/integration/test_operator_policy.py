@@ -31,8 +31,12 @@ async def test_a_site_policy_lowering_max_length_is_reported_until_removed(
     await kube.create(pool(broker))
     await eventually(lambda: (topology(kube_api) or ("",))[0] == "True")
     # Higher priority than the pool's policy (0), so RabbitMQ applies it instead.
-    body = {"pattern": f"^{queue}$", "definition": {"max-length": 5}, "priority": 1,
-            "apply-to": "queues"}  # fmt: skip
+    body = {
+        "pattern": f"^{queue}$",
+        "definition": {"max-length": 5},
+        "priority": 1,
+        "apply-to": "queues",
+    }
     assert await broker.raw("PUT", path, body) in (201, 204)
     try:
         found = await eventually(
@@ -63,8 +67,12 @@ async def test_a_higher_site_limit_is_not_an_override(
     nothing the pool promises."""
     queue = broker.topology["jobQueue"]
     path = f"/policies/{segment('/')}/{segment(broker.prefix + '-site')}"
-    body = {"pattern": f"^{queue}$", "definition": {"max-length": 50_000}, "priority": 1,
-            "apply-to": "queues"}  # fmt: skip
+    body = {
+        "pattern": f"^{queue}$",
+        "definition": {"max-length": 50_000},
+        "priority": 1,
+        "apply-to": "queues",
+    }
     assert await broker.raw("PUT", path, body) in (201, 204)
     try:
         await kube.create(secret())
@@ -95,8 +103,12 @@ async def test_an_operator_policy_beside_the_pools_own_is_reported(
     await kube.create(secret())
     await kube.create(pool(broker))
     await eventually(lambda: (topology(kube_api) or ("",))[0] == "True")
-    body = {"pattern": f"^{queue}$", "definition": {"message-ttl": 60_000}, "priority": 0,
-            "apply-to": "queues"}  # fmt: skip
+    body = {
+        "pattern": f"^{queue}$",
+        "definition": {"message-ttl": 60_000},
+        "priority": 0,
+        "apply-to": "queues",
+    }
     assert await broker.raw("PUT", path, body) in (201, 204)
     try:
         found = await eventually(

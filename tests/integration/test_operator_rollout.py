@@ -28,8 +28,12 @@ async def rolled_out(kube: Kube, kmock: Any, component: str) -> None:
     """What the Deployment controller writes once every replica runs the current template."""
     dep = obj(kmock, "deployments", f"pool-{component}")
     count = int(dep["spec"].get("replicas", 1))
-    status = {"observedGeneration": dep["metadata"]["generation"], "replicas": count,
-              "updatedReplicas": count, "availableReplicas": count}  # fmt: skip
+    status = {
+        "observedGeneration": dep["metadata"]["generation"],
+        "replicas": count,
+        "updatedReplicas": count,
+        "availableReplicas": count,
+    }
     await kube.patch("Deployment", NS, f"pool-{component}", {"status": status}, sub="status")
 
 

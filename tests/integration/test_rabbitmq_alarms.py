@@ -50,9 +50,15 @@ async def _status(url: str) -> int:
 
 
 async def test_health_follows_the_broker(broker: ThrowawayBroker, tmp_path: Path) -> None:
-    settings = make_settings(f"fftest.{uuid.uuid4().hex[:8]}", tmp_path, "health-1",
-                             rabbitmq_url=broker.url, host="127.0.0.1", ws_port=0,
-                             http_port=0)  # fmt: skip
+    settings = make_settings(
+        f"fftest.{uuid.uuid4().hex[:8]}",
+        tmp_path,
+        "health-1",
+        rabbitmq_url=broker.url,
+        host="127.0.0.1",
+        ws_port=0,
+        http_port=0,
+    )
     async with running(settings, Role.SERVER) as svc:
         url = f"{svc.http_url}{names.HEALTH_PATH}"
         assert await _status(url) == 200
@@ -72,9 +78,13 @@ async def test_health_follows_the_broker(broker: ThrowawayBroker, tmp_path: Path
 
 async def _ctl(broker: ThrowawayBroker, *args: str) -> None:
     proc = await asyncio.create_subprocess_exec(
-        str(RABBIT_BIN / "rabbitmqctl"), "-n", broker.name, *args,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        str(RABBIT_BIN / "rabbitmqctl"),
+        "-n",
+        broker.name,
+        *args,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
     async with asyncio.timeout(60):
         _, err = await proc.communicate()
     assert proc.returncode == 0, err
@@ -83,8 +93,13 @@ async def _ctl(broker: ThrowawayBroker, *args: str) -> None:
 async def test_an_alarm_makes_submissions_fail_fast(
     broker: ThrowawayBroker, tmp_path: Path
 ) -> None:
-    settings = make_settings(f"fftest.{uuid.uuid4().hex[:8]}", tmp_path, "alarm-1",
-                             rabbitmq_url=broker.url, broker_timeout_seconds=15)  # fmt: skip
+    settings = make_settings(
+        f"fftest.{uuid.uuid4().hex[:8]}",
+        tmp_path,
+        "alarm-1",
+        rabbitmq_url=broker.url,
+        broker_timeout_seconds=15,
+    )
     async with started(build_server(settings, FakeMetrics())) as backend:
         await backend.submit(job())
         await _ctl(broker, "set_disk_free_limit", "1000GB")

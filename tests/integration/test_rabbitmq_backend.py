@@ -193,8 +193,7 @@ async def _republish_as_next_attempt(server: Settings, worker: Settings, job_id:
     """Run the worker's decision on the redelivered message without letting it run the job:
     a worker whose only slot is held by a blocked job decides, republishes, then is stopped."""
     executor = FakeExecutor()
-    w = build_worker(worker.model_copy(update={"max_concurrent_jobs": 1}), FakeMetrics(),
-                      executor)  # fmt: skip
+    w = build_worker(worker.model_copy(update={"max_concurrent_jobs": 1}), FakeMetrics(), executor)
     async with started(w):
         # After the republish, the slot takes attempt 2 and runs it; the drain hands it back
         # with the attempt unchanged, exactly what the test needs to crash it once more.

@@ -72,8 +72,9 @@ async def test_two_servers_two_workers_and_a_kill_9(
             long_id = await ca.submit(LONG)
             victim_name = (await running_on(ca, long_id)).split("/")[0]
             victim = worker_a if victim_name == "worker-a" else worker_b
-            short = [await (ca if i % 2 else cb).submit(PROBE if i % 3 else THUMB)
-                     for i in range(8)]  # fmt: skip
+            short = [
+                await (ca if i % 2 else cb).submit(PROBE if i % 3 else THUMB) for i in range(8)
+            ]
             victim.signal(signal.SIGKILL)
             assert await victim.wait(10) == -signal.SIGKILL
             outcomes = {}
@@ -155,8 +156,10 @@ async def test_broker_restart_loses_no_confirmed_job(
     await broker.start()
     try:
         name = f"fftest.{uuid.uuid4().hex[:8]}"
-        specs = [("serve", env(name, media_root, "serve-a", broker.url)),
-                 ("worker", env(name, media_root, "worker-b", broker.url))]  # fmt: skip
+        specs = [
+            ("serve", env(name, media_root, "serve-a", broker.url)),
+            ("worker", env(name, media_root, "worker-b", broker.url)),
+        ]
         async with procs(*specs) as (serve, _), client(serve) as cl:
             accepted = [await cl.submit(LONG)]
             accepted += [await cl.submit(PROBE if i % 2 else THUMB) for i in range(6)]

@@ -56,8 +56,13 @@ class Cluster:
     def __init__(self, broker: ThrowawayBroker, media: Path, shim: Path, ffprobe: str) -> None:
         self.broker = broker
         self.media = media
-        extra = {"ffmpeg_path": shim, "ffprobe_path": ffprobe, "max_attempts": 50,
-                 "drain_seconds": 2, "max_concurrent_jobs": 2}  # fmt: skip
+        extra = {
+            "ffmpeg_path": shim,
+            "ffprobe_path": ffprobe,
+            "max_attempts": 50,
+            "drain_seconds": 2,
+            "max_concurrent_jobs": 2,
+        }
         self.ports = {name: (free_port(), free_port()) for name in ("s1", "s2")}
         self.envs = {
             name: service_env("fault", media, name, broker.url, **extra)
@@ -84,8 +89,12 @@ class Cluster:
 
     def log_of(self, job_ids: set[str]) -> list[str]:
         """Every process's log lines (restarted ones too) that name one of these jobs."""
-        return [f"{name}: {line}" for name, proc in self.history for line in proc.lines
-                if any(j in line for j in job_ids)]  # fmt: skip
+        return [
+            f"{name}: {line}"
+            for name, proc in self.history
+            for line in proc.lines
+            if any(j in line for j in job_ids)
+        ]
 
     async def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
         """Signal a process; after a SIGKILL, the FFmpeg it ran must die too."""
@@ -120,11 +129,32 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
     media = tmp_path / "media"
     (media / "clips").mkdir(parents=True)
     subprocess.run(
-        [ffmpeg, "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=3",
-         "-f", "lavfi", "-i", "sine=duration=3", "-c:v", "libx264", "-preset", "ultrafast",
-         "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(media / "clips/sample.mp4")],
-        check=True, timeout=60,
-    )  # fmt: skip
+        [
+            ffmpeg,
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x120:rate=25:duration=3",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=duration=3",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+            str(media / "clips/sample.mp4"),
+        ],
+        check=True,
+        timeout=60,
+    )
     (media / faults.POISON_PATH).write_text("not a video\n" * 100)
     shim = faults.write_shim(tmp_path / "ledger", ffmpeg)
     nodes = Cluster(broker, media, shim, ffprobe)
@@ -223,9 +253,14 @@ async def outputs_ok(media: Path, outputs: list[dict[str, object]]) -> bool:
         if not path.is_file() or path.stat().st_size != out["size"]:
             return False
         probe = await asyncio.create_subprocess_exec(
-            "ffprobe", "-v", "error", "-show_format", str(path),
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
+            "ffprobe",
+            "-v",
+            "error",
+            "-show_format",
+            str(path),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
         if await probe.wait() != 0:
             return False
     return True
@@ -290,12 +325,23 @@ async def test_exactly_once_effects_under_faults(tmp_path: Path) -> None:
         )
         runs = _lines(tmp_path / "ledger" / "runs")
     guard.cancel()
-    print(f"seed {SEED}: {len(entries)} jobs, {len(runs)} FFmpeg runs of {len(set(runs))} jobs,"
-          f" FFmpeg processes at each SIGKILL {nodes.ffmpeg_at_kills}")  # fmt: skip
+    print(
+        f"seed {SEED}: {len(entries)} jobs, {len(runs)} FFmpeg runs of {len(set(runs))} jobs,"
+        f" FFmpeg processes at each SIGKILL {nodes.ffmpeg_at_kills}"
+    )
     problems = faults.problems(entries, found)
     if problems:
-        print("\n".join(nodes.log_of({e.job_id for e in entries if e.job_id and any(
-            e.job_id in p or e.planned.key in p for p in problems)})))  # fmt: skip
+        print(
+            "\n".join(
+                nodes.log_of(
+                    {
+                        e.job_id
+                        for e in entries
+                        if e.job_id and any(e.job_id in p or e.planned.key in p for p in problems)
+                    }
+                )
+            )
+        )
     assert problems == []
     assert sum(nodes.ffmpeg_at_kills) > 0, "no SIGKILL caught a worker running FFmpeg"
     assert len(runs) >= JOBS - POISON - CANCEL  # FFmpeg really ran (once per job, or more)

@@ -41,8 +41,9 @@ async def test_a_queue_with_other_arguments_is_used_as_it_is(tmp_path: Path) -> 
             await channel.declare_queue(
                 settings.job_queue, durable=True, arguments={"x-max-length": 7}
             )
-            await channel.declare_queue(settings.dlq_queue, durable=True,
-                                        arguments={"x-max-length": 3})  # fmt: skip
+            await channel.declare_queue(
+                settings.dlq_queue, durable=True, arguments={"x-max-length": 3}
+            )
         executor = FakeExecutor()
         async with started(build_node(settings, FakeMetrics(), executor)) as backend:
             j = job("ok")
@@ -81,8 +82,9 @@ async def test_a_completed_job_redelivered_after_a_crash_is_not_run_again(
         worker = make_settings(prefix, tmp_path, "worker1", max_concurrent_jobs=1)
         first, second = FakeExecutor(), FakeExecutor()
         j = job("ok")
-        async with started(build_server(make_settings(prefix, tmp_path, "server1"),
-                                         FakeMetrics())) as front:  # fmt: skip
+        async with started(
+            build_server(make_settings(prefix, tmp_path, "server1"), FakeMetrics())
+        ) as front:
             monkeypatch.setattr(settler, "ack_all", _acked_but_not)
             async with started(build_worker(worker, FakeMetrics(), first)):
                 await front.submit(j)

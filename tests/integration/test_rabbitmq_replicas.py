@@ -70,8 +70,10 @@ async def test_another_server_answers_for_a_queued_job_after_its_server_died(
 def ffprobe_duration(path: Path) -> float:
     out = subprocess.run(
         ["ffprobe", "-v", "error", "-show_format", "-of", "json", str(path)],
-        check=True, capture_output=True, timeout=30,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
     return float(json.loads(out.stdout)["format"]["duration"])
 
 
@@ -79,15 +81,16 @@ def ffprobe_duration(path: Path) -> float:
 async def test_twin_publishes_run_once_and_keep_one_valid_output(media_root: Path) -> None:
     async with prefix_for_test() as prefix:
         servers = [make_settings(prefix, media_root, f"s{i}") for i in (1, 2)]
-        workers = [make_settings(prefix, media_root, f"w{i}", max_concurrent_jobs=1)
-                   for i in (1, 2)]  # fmt: skip
+        workers = [
+            make_settings(prefix, media_root, f"w{i}", max_concurrent_jobs=1) for i in (1, 2)
+        ]
         storage = LocalStorage(media_root)
         async with (
             started(build_server(servers[0], FakeMetrics())) as one,
             started(build_server(servers[1], FakeMetrics())) as two,
             started(build_worker(workers[0], FakeMetrics(), Executor(workers[0], storage))),
             started(build_worker(workers[1], FakeMetrics(), Executor(workers[1], storage))),
-        ):  # fmt: skip
+        ):
             jobs = [keyed(f"twin-{n}", "clips/sample.mp4") for n in range(4)]
             # Each key to both servers at once: both may publish it (neither sees the other's
             # accepted record yet), and two workers may get the twins together.

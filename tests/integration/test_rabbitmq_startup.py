@@ -87,8 +87,9 @@ async def test_a_worker_waits_for_a_broker_that_comes_up_later(tmp_path: Path) -
 
 async def test_a_bounded_wait_ends_in_a_clear_error(tmp_path: Path) -> None:
     url = f"amqp://guest:guest@127.0.0.1:{free_port()}/"
-    worker = make_settings("fftest.none", tmp_path, "w", rabbitmq_url=url,
-                           broker_startup_wait_seconds=1.5)  # fmt: skip
+    worker = make_settings(
+        "fftest.none", tmp_path, "w", rabbitmq_url=url, broker_startup_wait_seconds=1.5
+    )
     backend = build_worker(worker, FakeMetrics(), FakeExecutor())
     with pytest.raises(BackendUnavailable, match="cannot reach RabbitMQ"):
         await asyncio.wait_for(backend.start(), 20)
@@ -98,9 +99,12 @@ async def test_sigterm_stops_a_worker_that_waits_for_the_broker(tmp_path: Path) 
     """A pod deleted while its worker waits for the broker must not hang until SIGKILL."""
     env = service_env("fftest.none", tmp_path, "w", f"amqp://guest:guest@127.0.0.1:{free_port()}/")
     proc = await asyncio.create_subprocess_exec(
-        FFPOOL, "worker", env={**os.environ, **env},
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        FFPOOL,
+        "worker",
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
     assert proc.stderr is not None
     try:
         async with asyncio.timeout(30):

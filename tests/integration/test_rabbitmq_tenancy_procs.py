@@ -47,8 +47,15 @@ async def test_two_server_processes_scope_jobs_by_tenant(media_root: Path, tmp_p
     async with prefix_for_test() as prefix:
 
         def env(instance: str, **extra: str) -> dict[str, str]:
-            return service_env(prefix, media_root, instance, AMQP_URL, auth_tokens_file=tokens,
-                               signing_key_file=key_file, **extra)  # fmt: skip
+            return service_env(
+                prefix,
+                media_root,
+                instance,
+                AMQP_URL,
+                auth_tokens_file=tokens,
+                signing_key_file=key_file,
+                **extra,
+            )
 
         servers = (("server", env("s1")), ("server", env("s2")))
         async with (
@@ -58,15 +65,14 @@ async def test_two_server_processes_scope_jobs_by_tenant(media_root: Path, tmp_p
             client(two, globex) as globex_two,
         ):
             key = f"k-{uuid.uuid4().hex}"
-            first = await reply(acme_one, {"type": "submit", "job": PROBE,
-                                           "idempotency_key": key})  # fmt: skip
+            first = await reply(acme_one, {"type": "submit", "job": PROBE, "idempotency_key": key})
             assert first.type == "accepted", first
             job_id = first.job_id
-            again = await reply(acme_two, {"type": "submit", "job": PROBE,
-                                           "idempotency_key": key})  # fmt: skip
+            again = await reply(acme_two, {"type": "submit", "job": PROBE, "idempotency_key": key})
             assert (again.job_id, again.duplicate) == (job_id, True)
-            theirs = await reply(globex_two, {"type": "submit", "job": PROBE,
-                                              "idempotency_key": key})  # fmt: skip
+            theirs = await reply(
+                globex_two, {"type": "submit", "job": PROBE, "idempotency_key": key}
+            )
             assert theirs.job_id != job_id
             assert not theirs.duplicate
 

@@ -15,9 +15,14 @@ async def test_full_queue_answers_clients_with_an_error(tmp_path: Path) -> None:
     need_broker()
     async with prefix_for_test() as prefix:
         settings = make_settings(
-            prefix, tmp_path, "ws-server", queue_max_length=2, host="127.0.0.1", ws_port=0,
+            prefix,
+            tmp_path,
+            "ws-server",
+            queue_max_length=2,
+            host="127.0.0.1",
+            ws_port=0,
             http_port=0,
-        )  # fmt: skip
+        )
         async with running(settings, Role.SERVER) as svc, conn(svc) as c:
             for i in range(2):
                 await c.send(submit({"op": "probe"}, request_id=f"ok-{i}"))

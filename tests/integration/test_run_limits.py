@@ -39,12 +39,22 @@ def bomb(ffmpeg_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("bomb") / "bomb.png"
     subprocess.run(
         [
-            ffmpeg_bin, "-hide_banner", "-loglevel", "error", "-y",
-            "-f", "lavfi", "-i", "color=size=16000x16000", "-frames:v", "1", str(path),
+            ffmpeg_bin,
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=size=16000x16000",
+            "-frames:v",
+            "1",
+            str(path),
         ],
         check=True,
         timeout=300,
-    )  # fmt: skip
+    )
     return path
 
 

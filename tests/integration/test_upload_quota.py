@@ -131,5 +131,6 @@ async def test_a_job_whose_outputs_do_not_fit_fails_and_keeps_nothing(media_root
     assert [name for name in files if not name.startswith(".")] == []  # markers only
     # Another tenant's job still runs.
     other = job.model_copy(update={"id": "f" * 32, "tenant": "other"})
-    assert isinstance(await Executor(settings, storage).execute(other, lambda _: None),
-                      CompletedEvent)  # fmt: skip
+    assert isinstance(
+        await Executor(settings, storage).execute(other, lambda _: None), CompletedEvent
+    )

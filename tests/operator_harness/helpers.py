@@ -77,8 +77,12 @@ class Broker:
     @property
     def topology(self) -> dict[str, str]:
         p = self.prefix
-        return {"jobExchange": f"{p}.ex", "jobQueue": f"{p}.jobs", "dlqQueue": f"{p}.dlq",
-                "routingKey": f"{p}.job"}  # fmt: skip
+        return {
+            "jobExchange": f"{p}.ex",
+            "jobQueue": f"{p}.jobs",
+            "dlqQueue": f"{p}.dlq",
+            "routingKey": f"{p}.job",
+        }
 
     async def raw(self, method: str, path: str, body: Any = None) -> int:
         headers = {"Authorization": f"Basic {b64('guest:guest')}"}
@@ -99,14 +103,19 @@ class Broker:
 
 def secret(mgmt_url: str = MGMT_URL, password: str = "guest", **drop: bool) -> dict[str, Any]:
     """The pool's Secret; `drop` names keys to leave out (`amqp_url=True`)."""
-    data = {"amqp-url": AMQP_URL, "management-url": mgmt_url, "username": "guest",
-            "password": password}  # fmt: skip
+    data = {
+        "amqp-url": AMQP_URL,
+        "management-url": mgmt_url,
+        "username": "guest",
+        "password": password,
+    }
     data = {k: v for k, v in data.items() if not drop.get(k.replace("-", "_"))}
     return {
-        "apiVersion": "v1", "kind": "Secret",
+        "apiVersion": "v1",
+        "kind": "Secret",
         "metadata": {"name": "rmq", "namespace": NS},
         "data": {k: b64(v) for k, v in data.items()},
-    }  # fmt: skip
+    }
 
 
 def pool(broker: Broker, **spec: Any) -> dict[str, Any]:

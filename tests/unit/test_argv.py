@@ -40,21 +40,49 @@ def test_probe_runs_ffprobe_on_the_file_only() -> None:
     p = plan(ProbeOp())
     assert p.tool is Tool.FFPROBE
     assert list(p.argv) == [
-        "/opt/ff/ffprobe", "-v", "error", "-hide_banner", *MAX_PIXELS,
-        "-protocol_whitelist", "file", "-format_whitelist", FORMAT_WHITELIST,
-        "-show_format", "-show_streams", "-of", "json",
+        "/opt/ff/ffprobe",
+        "-v",
+        "error",
+        "-hide_banner",
+        *MAX_PIXELS,
+        "-protocol_whitelist",
+        "file",
+        "-format_whitelist",
+        FORMAT_WHITELIST,
+        "-show_format",
+        "-show_streams",
+        "-of",
+        "json",
         f"file:{SRC}",
-    ]  # fmt: skip
+    ]
     assert p.outputs == ()
 
 
 def test_default_transcode() -> None:
     p = plan(TranscodeOp())
     assert list(p.argv) == [
-        *HEAD, *INPUT, "-map", "0:v:0?", "-map", "0:a:0?",
-        "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
-        "-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", *tail("mp4", "output.mp4"),
-    ]  # fmt: skip
+        *HEAD,
+        *INPUT,
+        "-map",
+        "0:v:0?",
+        "-map",
+        "0:a:0?",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-crf",
+        "23",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "128k",
+        "-movflags",
+        "+faststart",
+        *tail("mp4", "output.mp4"),
+    ]
     (out,) = p.outputs
     assert (out.name, out.content_type) == ("output.mp4", "video/mp4")
     assert out.final_path == JOB_DIR / "output.mp4"
@@ -65,42 +93,104 @@ def test_default_transcode() -> None:
 
 def test_transcode_h265_bitrate_height_fps_in_mov() -> None:
     op = TranscodeOp(
-        container=Container.MOV, video_codec=VideoCodec.H265, video_bitrate_kbps=2500,
-        height=721, fps=29.97, preset=Preset.SLOW, audio_codec=AudioCodec.MP3,
+        container=Container.MOV,
+        video_codec=VideoCodec.H265,
+        video_bitrate_kbps=2500,
+        height=721,
+        fps=29.97,
+        preset=Preset.SLOW,
+        audio_codec=AudioCodec.MP3,
         audio_bitrate_kbps=96,
-    )  # fmt: skip
+    )
     assert list(plan(op).argv) == [
-        *HEAD, *INPUT, "-map", "0:v:0?", "-map", "0:a:0?",
-        "-c:v", "libx265", "-preset", "slow", "-b:v", "2500k", "-pix_fmt", "yuv420p",
-        "-x265-params", "log-level=error", "-tag:v", "hvc1", "-vf",
+        *HEAD,
+        *INPUT,
+        "-map",
+        "0:v:0?",
+        "-map",
+        "0:a:0?",
+        "-c:v",
+        "libx265",
+        "-preset",
+        "slow",
+        "-b:v",
+        "2500k",
+        "-pix_fmt",
+        "yuv420p",
+        "-x265-params",
+        "log-level=error",
+        "-tag:v",
+        "hvc1",
+        "-vf",
         "scale=w=7680:h=720:force_original_aspect_ratio=decrease:force_divisible_by=2,fps=29.97",
-        "-c:a", "libmp3lame", "-b:a", "96k", "-movflags", "+faststart",
+        "-c:a",
+        "libmp3lame",
+        "-b:a",
+        "96k",
+        "-movflags",
+        "+faststart",
         *tail("mov", "output.mov"),
-    ]  # fmt: skip
+    ]
 
 
 def test_transcode_vp9_webm_constant_quality() -> None:
     op = TranscodeOp(
-        container=Container.WEBM, video_codec=VideoCodec.VP9, audio_codec=AudioCodec.OPUS,
-        crf=40, preset=Preset.ULTRAFAST,
-    )  # fmt: skip
+        container=Container.WEBM,
+        video_codec=VideoCodec.VP9,
+        audio_codec=AudioCodec.OPUS,
+        crf=40,
+        preset=Preset.ULTRAFAST,
+    )
     assert list(plan(op).argv) == [
-        *HEAD, *INPUT, "-map", "0:v:0?", "-map", "0:a:0?",
-        "-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1",
-        "-crf", "40", "-b:v", "0", "-pix_fmt", "yuv420p",
-        "-c:a", "libopus", "-b:a", "128k", *tail("webm", "output.webm"),
-    ]  # fmt: skip
+        *HEAD,
+        *INPUT,
+        "-map",
+        "0:v:0?",
+        "-map",
+        "0:a:0?",
+        "-c:v",
+        "libvpx-vp9",
+        "-deadline",
+        "realtime",
+        "-cpu-used",
+        "8",
+        "-row-mt",
+        "1",
+        "-crf",
+        "40",
+        "-b:v",
+        "0",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "libopus",
+        "-b:a",
+        "128k",
+        *tail("webm", "output.webm"),
+    ]
 
 
 def test_transcode_copy_and_none() -> None:
     op = TranscodeOp(container=Container.MKV, video_codec=VideoCodec.COPY, audio_codec="none")
     assert list(plan(op).argv) == [
-        *HEAD, *INPUT, "-map", "0:v:0?", "-c:v", "copy", *tail("matroska", "output.mkv"),
-    ]  # fmt: skip
+        *HEAD,
+        *INPUT,
+        "-map",
+        "0:v:0?",
+        "-c:v",
+        "copy",
+        *tail("matroska", "output.mkv"),
+    ]
     audio_only = TranscodeOp(container=Container.MKV, video_codec="none", audio_codec="copy")
     assert list(plan(audio_only).argv) == [
-        *HEAD, *INPUT, "-map", "0:a:0?", "-c:a", "copy", *tail("matroska", "output.mkv"),
-    ]  # fmt: skip
+        *HEAD,
+        *INPUT,
+        "-map",
+        "0:a:0?",
+        "-c:a",
+        "copy",
+        *tail("matroska", "output.mkv"),
+    ]
 
 
 def test_threads_only_when_configured() -> None:
@@ -114,10 +204,22 @@ def test_thumbnail_seeks_before_the_input() -> None:
     op = ThumbnailOp(time=12.5, width=320, height=180, format=ImageFormat.WEBP)
     p = plan(op)
     assert list(p.argv) == [
-        *HEAD, "-ss", "12.5", *INPUT, "-map", "0:v:0", "-frames:v", "1",
-        "-vf", "scale=w=320:h=180:force_original_aspect_ratio=decrease", "-c:v", "libwebp",
-        "-update", "1", *tail("image2", "thumbnail.webp"),
-    ]  # fmt: skip
+        *HEAD,
+        "-ss",
+        "12.5",
+        *INPUT,
+        "-map",
+        "0:v:0",
+        "-frames:v",
+        "1",
+        "-vf",
+        "scale=w=320:h=180:force_original_aspect_ratio=decrease",
+        "-c:v",
+        "libwebp",
+        "-update",
+        "1",
+        *tail("image2", "thumbnail.webp"),
+    ]
     assert not p.probe_output
     assert not p.track_percent
     assert p.outputs[0].content_type == "image/webp"
@@ -155,17 +257,35 @@ def test_extract_audio(fmt: AudioFormat, codec: str, muxer: str, name: str, bitr
     p = plan(ExtractAudioOp(format=fmt, bitrate_kbps=160))
     rate = ["-b:a", "160k"] if bitrate else []
     assert list(p.argv) == [
-        *HEAD, *INPUT, "-map", "0:a:0", "-c:a", codec, *rate, *tail(muxer, name),
-    ]  # fmt: skip
+        *HEAD,
+        *INPUT,
+        "-map",
+        "0:a:0",
+        "-c:a",
+        codec,
+        *rate,
+        *tail(muxer, name),
+    ]
     assert p.probe_output
 
 
 def test_trim_copy_keeps_the_container() -> None:
     p = plan(TrimOp(start=1.25, duration=2))
     assert list(p.argv) == [
-        *HEAD, "-ss", "1.25", *INPUT, "-t", "2", "-map", "0:v:0?", "-map", "0:a:0?",
-        "-c", "copy", *tail("mp4", "trim.mp4"),
-    ]  # fmt: skip
+        *HEAD,
+        "-ss",
+        "1.25",
+        *INPUT,
+        "-t",
+        "2",
+        "-map",
+        "0:v:0?",
+        "-map",
+        "0:a:0?",
+        "-c",
+        "copy",
+        *tail("mp4", "trim.mp4"),
+    ]
     assert (p.expected_duration_s, p.input_seek_s) == (2.0, 1.25)
 
 
@@ -180,18 +300,33 @@ def test_trim_reencode() -> None:
 
 @pytest.mark.parametrize(
     ("name", "container"),
-    [("a.mp4", "mp4"), ("a.M4V", "mp4"), ("a.mov", "mov"), ("a.webm", "webm"),
-     ("a.mkv", "mkv"), ("a.avi", "mkv"), (".input", "mkv"), ("0123abcd", "mkv")],
-)  # fmt: skip
+    [
+        ("a.mp4", "mp4"),
+        ("a.M4V", "mp4"),
+        ("a.mov", "mov"),
+        ("a.webm", "webm"),
+        ("a.mkv", "mkv"),
+        ("a.avi", "mkv"),
+        (".input", "mkv"),
+        ("0123abcd", "mkv"),
+    ],
+)
 def test_trim_container(name: str, container: str) -> None:
     assert trim_container(Path("/m") / name) == container
 
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [(0, "0"), (1e-7, "0"), (0.1, "0.1"), (3600.5, "3600.5"), (1 / 3, "0.333333"),
-     (604800.0, "604800"), (29.97, "29.97")],
-)  # fmt: skip
+    [
+        (0, "0"),
+        (1e-7, "0"),
+        (0.1, "0.1"),
+        (3600.5, "3600.5"),
+        (1 / 3, "0.333333"),
+        (604800.0, "604800"),
+        (29.97, "29.97"),
+    ],
+)
 def test_num_never_uses_an_exponent(value: float, text: str) -> None:
     assert num(value) == text
 

@@ -43,8 +43,12 @@ def test_tampered_links_and_other_files_are_refused() -> None:
 
 def test_completed_events_and_records_get_signed_urls() -> None:
     job = Job(spec=JobSpec(input=PathInput(path="a.mp4"), operation=ProbeOp()))
-    out = OutputFile(name="out.mp4", size=1, content_type="video/mp4",
-                     url=f"https://cdn.example/jobs/{job.id}/outputs/out.mp4")  # fmt: skip
+    out = OutputFile(
+        name="out.mp4",
+        size=1,
+        content_type="video/mp4",
+        url=f"https://cdn.example/jobs/{job.id}/outputs/out.mp4",
+    )
     event = CompletedEvent(job_id=job.id, outputs=(out,), processing_time_s=1.0)
     signed = sign_completed(event, KEY, int(NOW) + 60)
     [signed_out] = signed.outputs

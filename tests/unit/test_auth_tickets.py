@@ -39,8 +39,11 @@ def test_forged_tickets_are_refused() -> None:
         f"{tenant}.{int(expires) + 3600}.{nonce}.{sig}",
         f"{tenant}.{expires}.{nonce}.{'0' * 64}",
         Tickets(b"x" * 32, Clock()).issue(Caller(tenant="acme")),
-        "", "a.b.c", "a.b.c.d", f"{tenant}.{expires}.{nonce}.{sig}.x",
-    ):  # fmt: skip
+        "",
+        "a.b.c",
+        "a.b.c.d",
+        f"{tenant}.{expires}.{nonce}.{sig}.x",
+    ):
         assert tickets.redeem(forged) is None
     assert tickets.redeem(ticket) == Caller(tenant="acme")
 

@@ -23,15 +23,17 @@ def test_parse_lines_comments_and_blanks() -> None:
 
 def test_bad_lines_are_reported_by_number_never_content() -> None:
     leaked = new_token()
-    text = "\n".join([
-        file_line("acme", new_token()),
-        leaked,  # someone pasted the raw token
-        f"Acme sha256:{'0' * 64}",  # not a DNS label
-        f"acme md5:{'0' * 32}",
-        f"acme sha256:{'0' * 63}",
-        f"anonymous sha256:{'0' * 64}",  # the anonymous tenant is nobody's token
-        f"acme sha256:{'0' * 64} extra",
-    ])  # fmt: skip
+    text = "\n".join(
+        [
+            file_line("acme", new_token()),
+            leaked,  # someone pasted the raw token
+            f"Acme sha256:{'0' * 64}",  # not a DNS label
+            f"acme md5:{'0' * 32}",
+            f"acme sha256:{'0' * 63}",
+            f"anonymous sha256:{'0' * 64}",  # the anonymous tenant is nobody's token
+            f"acme sha256:{'0' * 64} extra",
+        ]
+    )
     parsed = parse_tokens(text)
     assert len(parsed.entries) == 1
     assert parsed.bad_lines == (2, 3, 4, 5, 6, 7)

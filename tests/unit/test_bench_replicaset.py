@@ -33,9 +33,11 @@ def test_victims_are_newest_without_costs() -> None:
 
 def test_victims_lowest_cost_first_then_not_ready_before_all() -> None:
     ps = pods(
-        ("busy-new", 4, True, 1000), ("idle-old", 1, True, -1000), ("plain", 2, True, 0),
+        ("busy-new", 4, True, 1000),
+        ("idle-old", 1, True, -1000),
+        ("plain", 2, True, 0),
         ("starting", 3, False, 5000),
-    )  # fmt: skip
+    )
     assert victims(ps, 3) == ["starting", "idle-old", "plain"]
     assert victims(ps, 0) == []
     assert victims(ps, -1) == []
@@ -43,27 +45,40 @@ def test_victims_lowest_cost_first_then_not_ready_before_all() -> None:
 
 @pytest.mark.parametrize(
     ("annotations", "cost"),
-    [(None, 0), ({}, 0), ({names.ANNOTATION_DELETION_COST: "-1000"}, -1000),
-     ({names.ANNOTATION_DELETION_COST: "lots"}, 0)],
-)  # fmt: skip
+    [
+        (None, 0),
+        ({}, 0),
+        ({names.ANNOTATION_DELETION_COST: "-1000"}, -1000),
+        ({names.ANNOTATION_DELETION_COST: "lots"}, 0),
+    ],
+)
 def test_deletion_cost_annotation(annotations: dict[str, str] | None, cost: int) -> None:
     assert deletion_cost(annotations) == cost
 
 
 def test_container_env_resolves_like_the_kubelet() -> None:
-    container = Container.model_validate({
-        "name": "worker",
-        "envFrom": [{"configMapRef": {"name": "cm"}}],
-        "env": [
-            {"name": "RABBITMQ_URL", "valueFrom": {"secretKeyRef": {"name": "s", "key": "u"}}},
-            {"name": "INSTANCE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-            {"name": "JOB_QUEUE", "value": "explicit"},
-        ],
-    })  # fmt: skip
+    container = Container.model_validate(
+        {
+            "name": "worker",
+            "envFrom": [{"configMapRef": {"name": "cm"}}],
+            "env": [
+                {"name": "RABBITMQ_URL", "valueFrom": {"secretKeyRef": {"name": "s", "key": "u"}}},
+                {
+                    "name": "INSTANCE_NAME",
+                    "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+                },
+                {"name": "JOB_QUEUE", "value": "explicit"},
+            ],
+        }
+    )
     secrets = {"s": secret_data({"data": {"u": base64.b64encode(b"amqp://x/").decode()}})}
     env = container_env(container, {"cm": {"JOB_QUEUE": "from-cm", "A": "1"}}, secrets, "pod-1")
-    assert env == {"JOB_QUEUE": "explicit", "A": "1", "RABBITMQ_URL": "amqp://x/",
-                   "INSTANCE_NAME": "pod-1"}  # fmt: skip
+    assert env == {
+        "JOB_QUEUE": "explicit",
+        "A": "1",
+        "RABBITMQ_URL": "amqp://x/",
+        "INSTANCE_NAME": "pod-1",
+    }
     bad = Container.model_validate(
         {"name": "w", "env": [{"name": "X", "valueFrom": {"fieldRef": {"fieldPath": "spec.x"}}}]}
     )

@@ -31,14 +31,14 @@ STREAM = StreamInfo(index=0, codec_type="audio", codec_name="pcm_s16le", sample_
 def media(streams: int, codec: str = "pcm_s16le") -> MediaInfo:
     return MediaInfo(
         format_name="matroska,webm",
-        streams=tuple(STREAM.model_copy(update={"index": i, "codec_name": codec})
-                      for i in range(streams)),
-    )  # fmt: skip
+        streams=tuple(
+            STREAM.model_copy(update={"index": i, "codec_name": codec}) for i in range(streams)
+        ),
+    )
 
 
 def record(job_id: str, metadata: MediaInfo | None = None) -> JobRecord:
-    queued = JobRecord(job_id=job_id, state=JobState.QUEUED, operation="probe",
-                       created_at=utcnow())  # fmt: skip
+    queued = JobRecord(job_id=job_id, state=JobState.QUEUED, operation="probe", created_at=utcnow())
     return apply(queued, CompletedEvent(job_id=job_id, processing_time_s=1.0, metadata=metadata))
 
 
@@ -99,10 +99,18 @@ def test_record_over_its_cap_loses_streams_first_then_metadata() -> None:
 
 
 def test_a_failures_stderr_goes_before_its_message() -> None:
-    queued = JobRecord(job_id=job_id(1), state=JobState.QUEUED, operation="trim",
-                       created_at=utcnow())  # fmt: skip
-    failed = apply(queued, FailedEvent(job_id=job_id(1), code=FailureCode.FFMPEG_ERROR,
-                                       message="m" * 5000, stderr_tail="e" * 4096))  # fmt: skip
+    queued = JobRecord(
+        job_id=job_id(1), state=JobState.QUEUED, operation="trim", created_at=utcnow()
+    )
+    failed = apply(
+        queued,
+        FailedEvent(
+            job_id=job_id(1),
+            code=FailureCode.FFMPEG_ERROR,
+            message="m" * 5000,
+            stderr_tail="e" * 4096,
+        ),
+    )
     kept, size = bounds.bound_record(failed, 4096)
     assert size <= 4096
     assert kept.truncated
@@ -158,12 +166,17 @@ def finished(backend: MemoryBackend, job_id: str) -> bool:
 
 
 async def test_memory_backend_keeps_finished_records_within_the_byte_budget() -> None:
-    settings = Settings(_env_file=None, max_concurrent_jobs=1, max_retained_bytes=64 * 1024,
-                        max_record_bytes=16 * 1024)  # fmt: skip
+    settings = Settings(
+        _env_file=None,
+        max_concurrent_jobs=1,
+        max_retained_bytes=64 * 1024,
+        max_record_bytes=16 * 1024,
+    )
     removed: list[str] = []
     backend = MemoryBackend(settings, BigResults(), FakeMetrics(), removed.append)
-    jobs = [Job(spec=JobSpec(input=PathInput(path="a.mp4"), operation=ProbeOp()))
-            for _ in range(60)]  # fmt: skip
+    jobs = [
+        Job(spec=JobSpec(input=PathInput(path="a.mp4"), operation=ProbeOp())) for _ in range(60)
+    ]
     await backend.start()
     try:
         for j in jobs:

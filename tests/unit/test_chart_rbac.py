@@ -27,11 +27,25 @@ Permission = tuple[str, str, str]  # (apiGroup, resource[/subresource], verb)
 PACKAGE = ROOT / "operator" / "ffpool_operator"
 # Server-side apply is a PATCH, authorized as `create` too when it creates the object; it reads
 # nothing first (tests/cluster/test_server_side_apply.py shows both on the real API server).
-CLIENT_VERBS = {"get": {"get"}, "list": {"list"}, "create": {"create"}, "patch": {"patch"},
-                "delete": {"delete"}, "apply": {"patch", "create"}}  # fmt: skip
+CLIENT_VERBS = {
+    "get": {"get"},
+    "list": {"list"},
+    "create": {"create"},
+    "patch": {"patch"},
+    "delete": {"delete"},
+    "apply": {"patch", "create"},
+}
 KOPF_RESOURCE_DECORATORS = {
-    "create", "update", "resume", "delete", "field", "event", "daemon", "timer", "index",
-}  # fmt: skip
+    "create",
+    "update",
+    "resume",
+    "delete",
+    "field",
+    "event",
+    "daemon",
+    "timer",
+    "index",
+}
 BUILDER_MODULES = {
     "objects": objects,
     "deployments": deployments,

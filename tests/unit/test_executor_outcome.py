@@ -30,21 +30,24 @@ def test_timeout_wins_over_the_exit_code() -> None:
     failure = classify(result(-9, timed_out=True), 1.5, ROOT)
     assert failure is not None
     assert (failure.code, failure.message) == (
-        FailureCode.TIMEOUT, "FFmpeg ran longer than the job timeout of 1.5 s",
-    )  # fmt: skip
+        FailureCode.TIMEOUT,
+        "FFmpeg ran longer than the job timeout of 1.5 s",
+    )
 
 
 @pytest.mark.parametrize(
     ("line", "code"),
     [
-        ("file:/srv/media/clips/a.mp4: Invalid data found when processing input",
-         FailureCode.INVALID_MEDIA),
+        (
+            "file:/srv/media/clips/a.mp4: Invalid data found when processing input",
+            FailureCode.INVALID_MEDIA,
+        ),
         ("[hls @ 0x5] Format not on whitelist 'mov,mp4'", FailureCode.INVALID_MEDIA),
         ("Stream map '0:a:0' matches no streams.", FailureCode.INVALID_MEDIA),
         ("[mov,mp4 @ 0x1] moov atom not found", FailureCode.INVALID_MEDIA),
         ("Error while opening encoder for output stream #0:0", FailureCode.FFMPEG_ERROR),
     ],
-)  # fmt: skip
+)
 def test_input_problems_are_invalid_media(line: str, code: FailureCode) -> None:
     failure = classify(result(1, f"Input #0\n{line}"), 60, ROOT)
     assert failure is not None

@@ -10,8 +10,15 @@ def _entries() -> list[Entry]:
     entries = []
     for n, p in enumerate(jobs):
         want = {"ok": "completed", "poison": "failed", "cancel": "cancelled"}[p.kind]
-        entries.append(Entry(p, job_id=f"{n:032x}", outcomes=[want], server_states=[want] * 2,
-                             outputs_ok=True if p.kind == "ok" else None))  # fmt: skip
+        entries.append(
+            Entry(
+                p,
+                job_id=f"{n:032x}",
+                outcomes=[want],
+                server_states=[want] * 2,
+                outputs_ok=True if p.kind == "ok" else None,
+            )
+        )
     return entries
 
 
@@ -43,8 +50,15 @@ def test_every_broken_guarantee_is_reported() -> None:
     found.survivors = [1234]
     found.leftovers = ["jobs/x/.run-1"]
     text = "\n".join(problems(entries, found))
-    for needle in ("client saw", "servers say", "outputs are missing", "DLQ", "two FFmpeg runs",
-                   "outlived", "left behind"):  # fmt: skip
+    for needle in (
+        "client saw",
+        "servers say",
+        "outputs are missing",
+        "DLQ",
+        "two FFmpeg runs",
+        "outlived",
+        "left behind",
+    ):
         assert needle in text, needle
 
 

@@ -20,9 +20,18 @@ from tests.helmchart import ROOT, manifests
 
 CHART_CRDS, CHART_REST = object(), object()  # what filter_yaml splits the rendered chart into
 TILT_BUILTINS = (
-    "docker_build", "sync", "run", "fall_back_on", "helm", "k8s_yaml", "k8s_kind",
-    "k8s_resource", "local_resource", "link", "local",
-)  # fmt: skip
+    "docker_build",
+    "sync",
+    "run",
+    "fall_back_on",
+    "helm",
+    "k8s_yaml",
+    "k8s_kind",
+    "k8s_resource",
+    "local_resource",
+    "link",
+    "local",
+)
 
 
 @dataclass
@@ -91,8 +100,11 @@ def test_tiltfile_installs_the_chart_and_applies_the_examples() -> None:
     assert chart.args[0] == "charts/ffpool-operator"
     applied = [a for c in _by_name(calls, "k8s_yaml") for a in c.args]
     files = {f for a in applied for f in (a if isinstance(a, list) else [a]) if isinstance(f, str)}
-    assert {"examples/rabbitmq.yaml", "examples/rabbitmq-secret.yaml",
-            "examples/ffmpegpool.yaml"} <= files  # fmt: skip
+    assert {
+        "examples/rabbitmq.yaml",
+        "examples/rabbitmq-secret.yaml",
+        "examples/ffmpegpool.yaml",
+    } <= files
     assert all((ROOT / f).is_file() for f in files)
     assert CHART_REST in applied, "the rendered chart (minus CRDs) must be applied"
     assert "charts/ffpool-operator/crds/ffmpegpools.ffpool.dev.yaml" in files
@@ -172,8 +184,19 @@ def test_e2e_runs_when_everything_is_there(monkeypatch: pytest.MonkeyPatch) -> N
 def test_kubernetes_guide_covers_the_user_journey() -> None:
     guide = (ROOT / "docs" / "kubernetes.md").read_text()
     for needle in (
-        "helm install", "kubectl apply -f examples/ffmpegpool.yaml", "Ingress", "wss://",
-        "kubectl get ffp -w", "kubectl get events", "helm upgrade", "helm uninstall",
-        "consumer_timeout", "ReadWriteMany", "amqps://", "Sizing", "make e2e", "tilt up",
-    ):  # fmt: skip
+        "helm install",
+        "kubectl apply -f examples/ffmpegpool.yaml",
+        "Ingress",
+        "wss://",
+        "kubectl get ffp -w",
+        "kubectl get events",
+        "helm upgrade",
+        "helm uninstall",
+        "consumer_timeout",
+        "ReadWriteMany",
+        "amqps://",
+        "Sizing",
+        "make e2e",
+        "tilt up",
+    ):
         assert needle in guide, needle

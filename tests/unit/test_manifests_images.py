@@ -22,9 +22,14 @@ from tests.helmchart import ROOT
 SERVICE = ROOT / "service" / "Dockerfile"
 OPERATOR = ROOT / "operator" / "Dockerfile"
 LEFT_OUT = (
-    ".env", ".git/config", ".venv/bin/python", "tests/conftest.py", "media/x.mp4",
-    "charts/ffpool-operator/values.yaml", "service/ffpool/__pycache__/cli.pyc",
-)  # fmt: skip
+    ".env",
+    ".git/config",
+    ".venv/bin/python",
+    "tests/conftest.py",
+    "media/x.mp4",
+    "charts/ffpool-operator/values.yaml",
+    "service/ffpool/__pycache__/cli.pyc",
+)
 COMPILERS = ("gcc", "g++", "build-essential", "clang", "make ", "python3-dev", "libc6-dev")
 
 
@@ -40,9 +45,11 @@ class Stage:
 
 def parse(text: str) -> tuple[dict[str, str], list[Stage]]:
     """(global ARG defaults, stages). Continuation lines joined, comments dropped."""
-    logical = re.sub(r"\\\n", " ", "\n".join(
-        line for line in text.splitlines() if not line.lstrip().startswith("#")
-    ))  # fmt: skip
+    logical = re.sub(
+        r"\\\n",
+        " ",
+        "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#")),
+    )
     global_args: dict[str, str] = {}
     stages: list[Stage] = []
     for line in filter(None, (ln.strip() for ln in logical.splitlines())):

@@ -113,8 +113,9 @@ def test_pool_pods_are_fully_hardened() -> None:
 
 
 def test_restricted_check_can_fail() -> None:
-    [deployment] = of_kind(manifests({"securityContext": {"allowPrivilegeEscalation": True}}),
-                           "Deployment")  # fmt: skip
+    [deployment] = of_kind(
+        manifests({"securityContext": {"allowPrivilegeEscalation": True}}), "Deployment"
+    )
     assert podsecurity.violations(deployment) == [
         "container operator: allowPrivilegeEscalation must be false"
     ]

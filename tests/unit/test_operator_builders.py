@@ -31,15 +31,25 @@ def _all(s: PoolSpec) -> list[dict[str, Any]]:
 
 
 FULL = spec(
-    servers={"ingress": {"enabled": True, "host": "ff.example.com", "className": "nginx",
-             "tls": {"secretName": "ff-tls"}, "annotations": {"a": "b"}},
-             "scheduling": {"nodeSelector": {"pool": "x"}}},
-    workers={"jobsPerWorker": 3, "resources": {"limits": {"cpu": "2"}},
-             "scheduling": {"tolerations": [{"key": "k", "operator": "Exists"}]}},
+    servers={
+        "ingress": {
+            "enabled": True,
+            "host": "ff.example.com",
+            "className": "nginx",
+            "tls": {"secretName": "ff-tls"},
+            "annotations": {"a": "b"},
+        },
+        "scheduling": {"nodeSelector": {"pool": "x"}},
+    },
+    workers={
+        "jobsPerWorker": 3,
+        "resources": {"limits": {"cpu": "2"}},
+        "scheduling": {"tolerations": [{"key": "k", "operator": "Exists"}]},
+    },
     imagePullSecrets=["regcred"],
     auth={"tokensSecret": "tokens", "allowedOrigins": ["https://app.example.com"]},
     networkPolicy={"enabled": True, "brokerTo": [{"ipBlock": {"cidr": "203.0.113.7/32"}}]},
-)  # fmt: skip
+)
 
 
 @pytest.mark.parametrize("s", [spec(), FULL], ids=["minimal", "full"])
@@ -64,8 +74,16 @@ def test_podsecurity_checker_catches_violations() -> None:
     c = pod["containers"][0]
     c["securityContext"] = {"privileged": True, "capabilities": {"add": ["SYS_ADMIN"]}}
     found = " ".join(violations(dep))
-    needles = ["hostNetwork", "hostPath", "privileged", "allowPrivilegeEscalation",
-               "drop must include ALL", "NET_BIND_SERVICE", "runAsNonRoot", "seccomp"]  # fmt: skip
+    needles = [
+        "hostNetwork",
+        "hostPath",
+        "privileged",
+        "allowPrivilegeEscalation",
+        "drop must include ALL",
+        "NET_BIND_SERVICE",
+        "runAsNonRoot",
+        "seccomp",
+    ]
     for needle in needles:
         assert needle in found
 
@@ -74,8 +92,14 @@ def test_every_child_is_owned_and_labelled() -> None:
     for obj in _all(FULL):
         meta = obj["metadata"]
         (ref,) = meta["ownerReferences"]
-        assert ref == {"apiVersion": "ffpool.dev/v1alpha1", "kind": "FFmpegPool", "name": "demo",
-                       "uid": POOL.uid, "controller": True, "blockOwnerDeletion": True}  # fmt: skip
+        assert ref == {
+            "apiVersion": "ffpool.dev/v1alpha1",
+            "kind": "FFmpegPool",
+            "name": "demo",
+            "uid": POOL.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
         assert meta["namespace"] == "media"
         assert meta["labels"][names.LABEL_POOL] == "demo"
         assert meta["labels"][names.LABEL_MANAGED_BY] == names.MANAGER
@@ -147,7 +171,13 @@ def test_ingress_routes_only_the_client_paths() -> None:
     assert ing is not None
     rule = ing["spec"]["rules"][0]
     ports = {p["path"]: p["backend"]["service"]["port"]["name"] for p in rule["http"]["paths"]}
-    assert ports == {"/ws": "ws", "/uploads": "http", "/jobs": "http", "/health": "http",
-                     "/schema/protocol.json": "http", "/auth/ticket": "http"}  # fmt: skip
+    assert ports == {
+        "/ws": "ws",
+        "/uploads": "http",
+        "/jobs": "http",
+        "/health": "http",
+        "/schema/protocol.json": "http",
+        "/auth/ticket": "http",
+    }
     assert ing["spec"]["tls"] == [{"secretName": "ff-tls", "hosts": ["ff.example.com"]}]
     assert ing["spec"]["ingressClassName"] == "nginx"

@@ -56,8 +56,10 @@ def test_the_owner_is_named_for_the_user() -> None:
     svc = objects.service(POOL, spec())
     helm = foreign(svc, managedFields=[{"manager": "helm"}, {"manager": "kubectl-edit"}])
     assert describe_owner(helm) == "no owner, written by helm, kubectl-edit"
-    refs = [{"kind": "Foo", "name": "a", "uid": "1"},
-            {"kind": "Bar", "name": "b", "uid": "2", "controller": True}]  # fmt: skip
+    refs = [
+        {"kind": "Foo", "name": "a", "uid": "1"},
+        {"kind": "Bar", "name": "b", "uid": "2", "controller": True},
+    ]
     assert describe_owner(foreign(svc, ownerReferences=refs)) == "owned by Bar/b (uid 2)"
     assert describe_owner(foreign(svc)) == "no owner"
 

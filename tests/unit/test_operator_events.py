@@ -59,9 +59,12 @@ def test_recovery_is_a_normal_event_and_unknown_is_a_warning() -> None:
 
 
 def test_scaling_flips_post_no_condition_event() -> None:
-    assert events.changes(conds(("Scaling", False, "Stable", "")), conds(
-        ("Scaling", True, "ScalingUp", "")
-    )) == []  # fmt: skip
+    assert (
+        events.changes(
+            conds(("Scaling", False, "Stable", "")), conds(("Scaling", True, "ScalingUp", ""))
+        )
+        == []
+    )
 
 
 def test_the_same_event_is_posted_once_per_window_when_asked() -> None:

@@ -12,15 +12,24 @@ from ffpool_operator.decisions.broker_status import BrokerProblem
 from ffpool_operator.spec.pool import Condition
 
 OURS = "ffpool.ns.pool"
-ARGS = {"x-message-ttl": 3_600_000, "x-max-length": 10_000, "x-overflow": "reject-publish",
-        "x-dead-letter-exchange": "ex"}  # fmt: skip
+ARGS = {
+    "x-message-ttl": 3_600_000,
+    "x-max-length": 10_000,
+    "x-overflow": "reject-publish",
+    "x-dead-letter-exchange": "ex",
+}
 
 
 def queue(policy: str | None, definition: dict[str, Any], operator: str | None = None) -> QueueInfo:
-    return QueueInfo.model_validate({
-        "name": "jobs", "arguments": ARGS, "policy": policy, "operator_policy": operator,
-        "effective_policy_definition": definition,
-    })  # fmt: skip
+    return QueueInfo.model_validate(
+        {
+            "name": "jobs",
+            "arguments": ARGS,
+            "policy": policy,
+            "operator_policy": operator,
+            "effective_policy_definition": definition,
+        }
+    )
 
 
 def test_the_pools_own_policy_is_no_override() -> None:

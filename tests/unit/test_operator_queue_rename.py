@@ -12,10 +12,15 @@ from ffpool_operator.spec.pool import PoolSpec
 
 
 def spec(**topology: Any) -> PoolSpec:
-    return PoolSpec.model_validate({
-        "image": "ffpool:test", "rabbitmq": {"secretName": "rmq"},
-        "storage": {"claimName": "media"}, "topology": topology, "auth": {"allowAnonymous": True},
-    })  # fmt: skip
+    return PoolSpec.model_validate(
+        {
+            "image": "ffpool:test",
+            "rabbitmq": {"secretName": "rmq"},
+            "storage": {"claimName": "media"},
+            "topology": topology,
+            "auth": {"allowAnonymous": True},
+        }
+    )
 
 
 def info(ready: int = 0, unacked: int = 0) -> QueueInfo:
@@ -30,8 +35,12 @@ def test_only_a_changed_queue_or_vhost_retires_the_old_queue() -> None:
     assert queue_rename.retired(OLD, spec(jobQueue="jobs", maxLength=5), 0.0) is None
     assert GONE is not None
     assert (GONE.vhost, GONE.queue, GONE.exchange, GONE.routing_key, GONE.successor) == (
-        "/", "jobs", "ex", "job", "jobs2",
-    )  # fmt: skip
+        "/",
+        "jobs",
+        "ex",
+        "job",
+        "jobs2",
+    )
     assert GONE.counted_after == 110.0  # twice the statistics interval (5 s)
     assert GONE.takes_new_jobs  # same exchange and key: new jobs would be copied into it
     rekeyed = queue_rename.retired(OLD, spec(jobQueue="jobs2", jobExchange="ex", routingKey="k"), 0)
@@ -64,8 +73,10 @@ def test_stranded_jobs_make_topology_not_ready_before_a_policy_override() -> Non
     out = topology.overrides_condition(conds, report, None)
     cond = next(c for c in out if c.type == conditions.TOPOLOGY_READY)
     assert (cond.status.value, cond.reason, cond.message) == (
-        "False", "OldQueueNotEmpty", "queue jobs ...",
-    )  # fmt: skip
+        "False",
+        "OldQueueNotEmpty",
+        "queue jobs ...",
+    )
     assert not report.ready
 
 

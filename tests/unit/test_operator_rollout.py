@@ -23,8 +23,12 @@ def deployment(
 
 
 def done(generation: int = 2, replicas: int = 2) -> dict[str, Any]:
-    return {"observedGeneration": generation, "replicas": replicas,
-            "updatedReplicas": replicas, "availableReplicas": replicas}  # fmt: skip
+    return {
+        "observedGeneration": generation,
+        "replicas": replicas,
+        "updatedReplicas": replicas,
+        "availableReplicas": replicas,
+    }
 
 
 def test_complete_needs_every_replica_updated_available_and_no_old_pod() -> None:

@@ -43,8 +43,12 @@ def test_rules_sit_where_the_models_declare_them() -> None:
         if VALIDATIONS in node
     }
     assert set(rules) == {
-        "spec", "spec.autoscaling", "spec.workers", "spec.servers.service", "spec.env"
-    }  # fmt: skip
+        "spec",
+        "spec.autoscaling",
+        "spec.workers",
+        "spec.servers.service",
+        "spec.env",
+    }
     assert rules["spec.autoscaling"] == ["minReplicas must not exceed maxReplicas"]
     # On the spec, not on `auth`: a rule on an absent object never runs, and a pool without
     # `auth` must be refused too.

@@ -113,12 +113,20 @@ def test_restarted_operator_does_not_scale_down_before_a_window() -> None:
 stats_st = st.one_of(st.none(), st.builds(q, st.integers(0, 500), st.integers(0, 50)))
 spec_st = st.builds(
     lambda lo, span, act, down, up, fb: auto(
-        minReplicas=lo, maxReplicas=lo + span, activationThreshold=act,
-        scaleDownStabilizationSeconds=down, scaleUpStabilizationSeconds=up, fallbackReplicas=fb,
+        minReplicas=lo,
+        maxReplicas=lo + span,
+        activationThreshold=act,
+        scaleDownStabilizationSeconds=down,
+        scaleUpStabilizationSeconds=up,
+        fallbackReplicas=fb,
     ),
-    st.integers(0, 5), st.integers(1, 30), st.integers(0, 10), st.sampled_from([0.0, 15.0, 60.0]),
-    st.sampled_from([0.0, 10.0]), st.one_of(st.none(), st.integers(0, 40)),
-)  # fmt: skip
+    st.integers(0, 5),
+    st.integers(1, 30),
+    st.integers(0, 10),
+    st.sampled_from([0.0, 15.0, 60.0]),
+    st.sampled_from([0.0, 10.0]),
+    st.one_of(st.none(), st.integers(0, 40)),
+)
 
 
 @settings(max_examples=200, deadline=None)

@@ -160,8 +160,14 @@ def test_workers_reach_public_addresses_only_with_url_inputs() -> None:
     assert _ports(broker) == {(5672, "TCP"), (5671, "TCP")}  # the URL's port not known yet
     assert "ports" not in public  # a URL may name any port
     blocks = {b["ipBlock"]["cidr"]: set(b["ipBlock"]["except"]) for b in public["to"]}
-    assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16",
-            "100.64.0.0/10", "127.0.0.0/8"} <= blocks["0.0.0.0/0"]  # fmt: skip
+    assert {
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "169.254.0.0/16",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+    } <= blocks["0.0.0.0/0"]
     assert {"fc00::/7", "fe80::/10", "::1/128"} <= blocks["::/0"]
     off = spec(networkPolicy={**POLICY_ON, "urlInputs": False})
     assert len(network_policies.worker_policy(POOL, off, 5672)["spec"]["egress"]) == 2
@@ -179,14 +185,21 @@ def test_configured_peers_are_passed_through() -> None:
 
 @pytest.mark.parametrize(
     ("url", "port"),
-    [("amqp://u:p@rabbit:5673/%2F", 5673), ("amqps://u:p@rabbit/%2F", 5671),
-     ("amqp://u:p@rabbit/", 5672), ("amqp://u:p@rabbit:bad/", None), (None, None)],
-)  # fmt: skip
+    [
+        ("amqp://u:p@rabbit:5673/%2F", 5673),
+        ("amqps://u:p@rabbit/%2F", 5671),
+        ("amqp://u:p@rabbit/", 5672),
+        ("amqp://u:p@rabbit:bad/", None),
+        (None, None),
+    ],
+)
 def test_the_broker_port_comes_from_the_amqp_url(url: str | None, port: int | None) -> None:
     creds = BrokerCredentials(
-        management_url="http://m", username="u", password=SecretStr("p"),
+        management_url="http://m",
+        username="u",
+        password=SecretStr("p"),
         amqp_url=None if url is None else SecretStr(url),
-    )  # fmt: skip
+    )
     assert creds.amqp_port == port
 
 

@@ -76,10 +76,17 @@ def test_topology_env_round_trips_through_settings(monkeypatch: pytest.MonkeyPat
     """Topology → env → Settings → Topology is the identity, every field (the routing key was
     once dropped on the way)."""
     topo = Topology(
-        job_exchange="ex.1", job_queue="q.1", routing_key="rk.1", dlq_queue="d.1",
-        events_exchange="ev.1", control_exchange="ctl.1", message_ttl_ms=5000,
-        max_length=77, max_priority=4, max_attempts=6,
-    )  # fmt: skip
+        job_exchange="ex.1",
+        job_queue="q.1",
+        routing_key="rk.1",
+        dlq_queue="d.1",
+        events_exchange="ev.1",
+        control_exchange="ctl.1",
+        message_ttl_ms=5000,
+        max_length=77,
+        max_priority=4,
+        max_attempts=6,
+    )
     assert all(getattr(topo, f) != d.default for f, d in Topology.model_fields.items())
     for key, value in topo.env().items():
         monkeypatch.setenv(key, value)

@@ -46,12 +46,18 @@ RECORDED_RAW_H264 = b"""{
 def test_recorded_mp4() -> None:
     info = parse_ffprobe_json(RECORDED_MP4)
     assert (info.format_name, info.duration, info.size, info.bit_rate) == (
-        "mov,mp4,m4a,3gp,3g2,mj2", 3.019, 112661, 298538,
-    )  # fmt: skip
+        "mov,mp4,m4a,3gp,3g2,mj2",
+        3.019,
+        112661,
+        298538,
+    )
     video, audio = info.streams
     assert (video.codec_type, video.codec_name, video.width, video.height) == (
-        "video", "h264", 320, 240,
-    )  # fmt: skip
+        "video",
+        "h264",
+        320,
+        240,
+    )
     assert (video.fps, video.duration, video.sample_rate) == (25.0, 3.0, None)
     assert (audio.codec_name, audio.sample_rate, audio.channels) == ("aac", 44100, 1)
     assert (audio.fps, audio.width, audio.duration) == (None, None, 3.018005)
@@ -65,11 +71,21 @@ def test_missing_duration_and_bitrate() -> None:
 
 def test_na_and_garbage_values_become_none() -> None:
     data = {
-        "streams": [{"index": 3, "codec_type": "video", "width": "N/A", "height": -1,
-                     "r_frame_rate": "N/A", "avg_frame_rate": "30000/1001",
-                     "duration": "N/A", "sample_rate": "", "channels": "two"}],
+        "streams": [
+            {
+                "index": 3,
+                "codec_type": "video",
+                "width": "N/A",
+                "height": -1,
+                "r_frame_rate": "N/A",
+                "avg_frame_rate": "30000/1001",
+                "duration": "N/A",
+                "sample_rate": "",
+                "channels": "two",
+            }
+        ],
         "format": {"duration": "N/A", "size": "N/A", "bit_rate": "nan"},
-    }  # fmt: skip
+    }
     info = parse_ffprobe_json(json.dumps(data).encode())
     (stream,) = info.streams
     assert stream.index == 3
@@ -94,9 +110,18 @@ def test_invalid_output_is_a_value_error(data: bytes) -> None:
 
 @pytest.mark.parametrize(
     ("text", "rate"),
-    [("25/1", 25.0), ("30000/1001", 29.97), ("24", 24.0), ("0/0", None), ("1/0", None),
-     ("N/A", None), (None, None), ("", None), ("x/y", None)],
-)  # fmt: skip
+    [
+        ("25/1", 25.0),
+        ("30000/1001", 29.97),
+        ("24", 24.0),
+        ("0/0", None),
+        ("1/0", None),
+        ("N/A", None),
+        (None, None),
+        ("", None),
+        ("x/y", None),
+    ],
+)
 def test_parse_rate(text: str | None, rate: float | None) -> None:
     assert parse_rate(text) == rate
 

@@ -135,9 +135,17 @@ def test_only_the_first_inputs_duration_counts() -> None:
 
 @pytest.mark.parametrize(
     ("text", "speed"),
-    [("1.5x", 1.5), ("   1x", 1.0), ("0.000291x", 0.000291), ("N/A", None), ("", None),
-     ("inf", None), ("-1x", None), ("nanx", None)],
-)  # fmt: skip
+    [
+        ("1.5x", 1.5),
+        ("   1x", 1.0),
+        ("0.000291x", 0.000291),
+        ("N/A", None),
+        ("", None),
+        ("inf", None),
+        ("-1x", None),
+        ("nanx", None),
+    ],
+)
 def test_parse_speed(text: str, speed: float | None) -> None:
     assert parse_speed(text) == speed
 

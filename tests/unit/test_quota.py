@@ -176,8 +176,13 @@ def test_job_dir_records_its_tenant_once(storage: LocalStorage) -> None:
 
 
 def test_settings_carry_the_limits(tmp_path: Path) -> None:
-    settings = Settings(_env_file=None, media_root=tmp_path, tenant_disk_quota_bytes=5,
-                        disk_quota_bytes=None, tenant_max_uploads=3)  # fmt: skip
+    settings = Settings(
+        _env_file=None,
+        media_root=tmp_path,
+        tenant_disk_quota_bytes=5,
+        disk_quota_bytes=None,
+        tenant_max_uploads=3,
+    )
     storage = LocalStorage.from_settings(settings)
     assert storage.disk.limits == DiskLimits(tenant_disk_quota_bytes=5, tenant_max_uploads=3)
 

@@ -13,10 +13,20 @@ from ffpool.domain.events import FailureCode, JobState
 from ffpool.domain.jobs import Job, JobSpec, PathInput, ProbeOp
 
 
-def _decide(redelivered: bool, attempt: int, completed: bool = False, cancelled: bool = False,
-            max_attempts: int = 3) -> Decision:  # fmt: skip
-    return decide(redelivered=redelivered, attempt=attempt, max_attempts=max_attempts,
-                  completed=completed, cancelled=cancelled)  # fmt: skip
+def _decide(
+    redelivered: bool,
+    attempt: int,
+    completed: bool = False,
+    cancelled: bool = False,
+    max_attempts: int = 3,
+) -> Decision:
+    return decide(
+        redelivered=redelivered,
+        attempt=attempt,
+        max_attempts=max_attempts,
+        completed=completed,
+        cancelled=cancelled,
+    )
 
 
 @pytest.mark.parametrize(
@@ -87,8 +97,9 @@ def test_dead_letter_reason_from_x_death(reason: object, code: FailureCode) -> N
 
 def test_dead_letter_record_keeps_the_job() -> None:
     job = Job(spec=JobSpec(input=PathInput(path="a.mp4"), operation=ProbeOp()), priority=3)
-    record = attempts.dead_letter_record(job, {"x-death": [{"reason": "expired"}],
-                                              names.HEADER_ATTEMPT: 2})  # fmt: skip
+    record = attempts.dead_letter_record(
+        job, {"x-death": [{"reason": "expired"}], names.HEADER_ATTEMPT: 2}
+    )
     assert (record.state, record.operation, record.priority, record.attempt) == (
         JobState.FAILED,
         "probe",

@@ -35,8 +35,9 @@ class Sink:
         await self.publish(event)
 
     def sender(self, delay_s: float) -> ProgressSender:
-        return ProgressSender(self.publish, RUNNING, publish_last=self.publish_last,
-                              delay_s=delay_s)  # fmt: skip
+        return ProgressSender(
+            self.publish, RUNNING, publish_last=self.publish_last, delay_s=delay_s
+        )
 
     async def wait_for(self, count: int) -> None:
         async with asyncio.timeout(5):

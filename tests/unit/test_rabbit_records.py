@@ -26,8 +26,9 @@ JOB = "b" * 32
 
 
 def state(s: JobState, attempt: int = 1, dt: float = 0.0) -> StateEvent:
-    return StateEvent(job_id=JOB, state=s, operation="probe", attempt=attempt,
-                      at=utcnow() + timedelta(seconds=dt))  # fmt: skip
+    return StateEvent(
+        job_id=JOB, state=s, operation="probe", attempt=attempt, at=utcnow() + timedelta(seconds=dt)
+    )
 
 
 def test_late_queued_event_does_not_move_a_running_job_back() -> None:
@@ -64,8 +65,9 @@ def test_cache_is_a_bounded_lru() -> None:
     cache = RecordCache(capacity=2)
     ids = [f"{i:032x}" for i in range(3)]
     for job_id in ids:
-        cache.put(JobRecord(job_id=job_id, state=JobState.QUEUED, operation="probe",
-                            created_at=utcnow()))  # fmt: skip
+        cache.put(
+            JobRecord(job_id=job_id, state=JobState.QUEUED, operation="probe", created_at=utcnow())
+        )
         cache.get(ids[0])  # keep the first one warm
     assert len(cache) == 2
     assert cache.get(ids[0]) is not None
@@ -79,8 +81,11 @@ def test_wire_formats_round_trip() -> None:
     assert parse_event(b'{"type": "bogus"}') is None
     record = fold(None, event)
     assert record is not None
-    for msg in (CancelCommand(job_id=JOB), LookupRequest(job_id=JOB, correlation="c"),
-                LookupReply(correlation="c", record=record)):  # fmt: skip
+    for msg in (
+        CancelCommand(job_id=JOB),
+        LookupRequest(job_id=JOB, correlation="c"),
+        LookupReply(correlation="c", record=record),
+    ):
         assert parse(msg.model_dump_json().encode()) == msg
     assert parse(b'{"type": "cancel", "job_id": "../x"}') is None
 
@@ -153,8 +158,12 @@ def test_a_record_seeded_from_an_outcome_learns_the_jobs_fields() -> None:
     record held then learns the job's operation, priority, creation time and tenant."""
     feed = EventsFeed(Topology(), "s", 1.0, capacity=10)
     feed.ingest(CompletedEvent(job_id=JOB, processing_time_s=1.0))
-    job = Job(id=JOB, spec=JobSpec(input=PathInput(path="a.mp4"), operation=ProbeOp()),
-              priority=7, tenant="team-a")  # fmt: skip
+    job = Job(
+        id=JOB,
+        spec=JobSpec(input=PathInput(path="a.mp4"), operation=ProbeOp()),
+        priority=7,
+        tenant="team-a",
+    )
     held = feed.remember(JobRecord.queued(job))
     assert held.state is JobState.COMPLETED
     assert (held.operation, held.priority, held.tenant) == ("probe", 7, "team-a")
@@ -166,8 +175,13 @@ async def test_a_stale_queued_announcement_is_not_forwarded() -> None:
     """The accepting server's `queued` (dated at the job's creation) may arrive after the
     worker's `running`: subscribers never see the job go back to queued."""
     feed = EventsFeed(Topology(), "s", 1.0, capacity=10)
-    announced = StateEvent(job_id=JOB, state=JobState.QUEUED, operation="probe", tenant="t",
-                           at=utcnow() - timedelta(seconds=5))  # fmt: skip
+    announced = StateEvent(
+        job_id=JOB,
+        state=JobState.QUEUED,
+        operation="probe",
+        tenant="t",
+        at=utcnow() - timedelta(seconds=5),
+    )
     async with feed.hub.subscribe(JOB) as sub:
         feed.ingest(state(JobState.RUNNING))
         feed.ingest(announced)

@@ -32,12 +32,20 @@ async def no_lookup(_job_id: str) -> None:
 
 
 def pool(tmp_path: Path) -> tuple[WorkerPool, FakePublisher, FakeExecutor]:
-    settings = Settings(backend="rabbitmq", media_root=tmp_path, instance_name="w",
-                        broker_timeout_seconds=2)  # fmt: skip
+    settings = Settings(
+        backend="rabbitmq", media_root=tmp_path, instance_name="w", broker_timeout_seconds=2
+    )
     publisher, executor = FakePublisher(), FakeExecutor(hold=True)
-    workers = WorkerPool(settings, Topology.from_settings(settings), cast(Publisher, publisher),
-                         executor, FakeMetrics(), markers=Markers(tmp_path), ledger=RunLedger(),
-                         lookup=no_lookup)  # fmt: skip
+    workers = WorkerPool(
+        settings,
+        Topology.from_settings(settings),
+        cast(Publisher, publisher),
+        executor,
+        FakeMetrics(),
+        markers=Markers(tmp_path),
+        ledger=RunLedger(),
+        lookup=no_lookup,
+    )
     return workers, publisher, executor
 
 

@@ -49,8 +49,15 @@ def test_the_version_header_is_read_leniently() -> None:
 def test_an_event_with_a_newer_minor_field_is_read_single_and_batched() -> None:
     done = CompletedEvent(job_id=JOB, processing_time_s=1.5)
     body = json.loads(done.model_dump_json())
-    body["outputs"] = [{"name": "o.mp4", "size": 1, "content_type": "video/mp4", "url": "u",
-                        "checksum": "new in a later minor"}]  # fmt: skip
+    body["outputs"] = [
+        {
+            "name": "o.mp4",
+            "size": 1,
+            "content_type": "video/mp4",
+            "url": "u",
+            "checksum": "new in a later minor",
+        }
+    ]
     single = parse_events(newer_minor(body))
     assert single is not None
     assert single[0].type == "completed"
@@ -103,13 +110,28 @@ class RecordingPublisher(Publisher):
         super().__init__("amqp://unused", "test", Topology(), 1.0)
         self.sent: list[Properties] = []
 
-    async def _confirm(self, exchange: str, routing_key: str, body: bytes,
-                       props: Properties, wait_s: float | None, *,
-                       mandatory: bool = True) -> None:  # fmt: skip
+    async def _confirm(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        props: Properties,
+        wait_s: float | None,
+        *,
+        mandatory: bool = True,
+    ) -> None:
         self.sent.append(props)
 
-    async def _send(self, channel: Any, exchange: str, routing_key: str, body: bytes,
-                    props: Properties, wait_s: float | None, mandatory: bool) -> None:  # fmt: skip
+    async def _send(
+        self,
+        channel: Any,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        props: Properties,
+        wait_s: float | None,
+        mandatory: bool,
+    ) -> None:
         self.sent.append(props)
 
 
@@ -137,8 +159,9 @@ class HandBackPublisher(FakePublisher):
         super().__init__()
         self.unread: list[tuple[bytes, dict[str, Any], int | None]] = []
 
-    async def republish_unread(self, body: bytes, headers: dict[str, Any],
-                               priority: int | None, message_id: str | None) -> None:  # fmt: skip
+    async def republish_unread(
+        self, body: bytes, headers: dict[str, Any], priority: int | None, message_id: str | None
+    ) -> None:
         self.unread.append((body, headers, priority))
 
 
@@ -148,12 +171,20 @@ async def test_a_worker_hands_a_newer_major_job_back_unchanged(
     """Not run, not dead-lettered, not nacked (a redelivery would cost it an attempt at the
     newer worker): republished as it came, then acked."""
     monkeypatch.setattr("ffpool.backends.rabbitmq.unread.DELAY_S", 0.01)
-    settings = Settings(backend="rabbitmq", media_root=tmp_path, instance_name="w",
-                        broker_timeout_seconds=2)  # fmt: skip
+    settings = Settings(
+        backend="rabbitmq", media_root=tmp_path, instance_name="w", broker_timeout_seconds=2
+    )
     publisher, executor = HandBackPublisher(), FakeExecutor(hold=True)
-    workers = WorkerPool(settings, Topology.from_settings(settings), cast(Publisher, publisher),
-                         executor, FakeMetrics(), markers=Markers(tmp_path), ledger=RunLedger(),
-                         lookup=no_lookup)  # fmt: skip
+    workers = WorkerPool(
+        settings,
+        Topology.from_settings(settings),
+        cast(Publisher, publisher),
+        executor,
+        FakeMetrics(),
+        markers=Markers(tmp_path),
+        ledger=RunLedger(),
+        lookup=no_lookup,
+    )
     conn = FakeConnection()
     await workers.start(cast(AbstractRobustConnection, conn), 1)
     message = FakeDelivery(Job(spec=JobSpec(input=PathInput(path="in.mp4"), operation=ProbeOp())))
@@ -179,8 +210,9 @@ async def test_a_server_reads_newer_minor_events_and_leaves_newer_major_ones() -
     conn = FakeConnection()
     await feed.start(cast(AbstractRobustConnection, conn))
     on_event = conn.consumer(f"{topo.events_exchange}:s:")
-    running = json.loads(StateEvent(job_id=JOB, state=JobState.RUNNING,
-                                    operation="probe").model_dump_json())  # fmt: skip
+    running = json.loads(
+        StateEvent(job_id=JOB, state=JobState.RUNNING, operation="probe").model_dump_json()
+    )
     await on_event(EventMessage(newer_minor(running), f"{wire.MAJOR}.{wire.MINOR + 1}"))
     record = feed.cache.get(JOB)
     assert record is not None

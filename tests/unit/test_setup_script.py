@@ -48,8 +48,12 @@ def run_setup(sandbox: Path) -> list[str]:
     }
     subprocess.run(
         ["/bin/bash", str(ROOT / "scripts" / "setup.sh")],
-        env=env, check=True, stdin=subprocess.DEVNULL, capture_output=True, timeout=30,
-    )  # fmt: skip
+        env=env,
+        check=True,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=30,
+    )
     log = sandbox / "venv" / "bin" / "calls.log"
     calls = log.read_text().splitlines()
     log.unlink()

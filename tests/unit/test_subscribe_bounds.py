@@ -16,7 +16,7 @@ from ffpool.backends.memory import MemoryBackend
 from ffpool.domain.jobs import Job, JobSpec, PathInput, TrimOp
 from ffpool.domain.protocol import Error, ErrorCode
 from ffpool.metrics import Metrics
-from ffpool.server.ws import MAX_SUBSCRIPTIONS, OUTBOX_SIZE, Session
+from ffpool.server.ws_session import MAX_SUBSCRIPTIONS, OUTBOX_SIZE, Session
 from ffpool.settings import Settings
 from tests.fakes import FakeExecutor, FakeMetrics
 from tests.polling import eventually

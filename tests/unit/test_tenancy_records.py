@@ -29,8 +29,13 @@ def job(tenant: str = "acme") -> Job:
 
 
 def running(j: Job, tenant: str | None = None) -> StateEvent:
-    return StateEvent(job_id=j.id, state=JobState.RUNNING, operation="probe", tenant=tenant,
-                      at=j.created_at + timedelta(seconds=1))  # fmt: skip
+    return StateEvent(
+        job_id=j.id,
+        state=JobState.RUNNING,
+        operation="probe",
+        tenant=tenant,
+        at=j.created_at + timedelta(seconds=1),
+    )
 
 
 def test_state_events_found_and_keep_the_tenant() -> None:
@@ -96,8 +101,11 @@ def test_lookup_replies_carry_the_tenant() -> None:
 
 def test_dead_letters_name_their_tenant_from_the_job_body() -> None:
     mine, theirs = job("acme"), job("globex")
-    found = [(mine.model_dump_json().encode(), {}), (theirs.model_dump_json().encode(), {}),
-             (b"not a job", {})]  # fmt: skip
+    found = [
+        (mine.model_dump_json().encode(), {}),
+        (theirs.model_dump_json().encode(), {}),
+        (b"not a job", {}),
+    ]
     assert [r.tenant for r in attempts.dead_letter_records(found, None)] == ["acme", "globex"]
     acme = attempts.dead_letter_records(found, "acme")
     assert [(r.job_id, r.state) for r in acme] == [(mine.id, JobState.FAILED)]

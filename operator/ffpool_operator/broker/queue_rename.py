@@ -42,12 +42,15 @@ def retired(old: PoolSpec, new: PoolSpec, now: float) -> Retired | None:
     if (old.rabbitmq.vhost, before.job_queue) == (new.rabbitmq.vhost, after.job_queue):
         return None
     return Retired(
-        vhost=old.rabbitmq.vhost, queue=before.job_queue, exchange=before.job_exchange,
-        routing_key=before.routing_key, successor=after.job_queue,
+        vhost=old.rabbitmq.vhost,
+        queue=before.job_queue,
+        exchange=before.job_exchange,
+        routing_key=before.routing_key,
+        successor=after.job_queue,
         takes_new_jobs=(old.rabbitmq.vhost, before.job_exchange, before.routing_key)
         == (new.rabbitmq.vhost, after.job_exchange, after.routing_key),
         counted_after=now + 2 * new.rabbitmq.statistics_interval_seconds,
-    )  # fmt: skip
+    )
 
 
 def drained(r: Retired, info: QueueInfo | None, now: float) -> bool:
@@ -80,9 +83,13 @@ def condition(
     if not messages:
         return conds
     return conditions.set_condition(
-        conds, conditions.TOPOLOGY_READY, False, REASON, "; ".join(messages),
+        conds,
+        conditions.TOPOLOGY_READY,
+        False,
+        REASON,
+        "; ".join(messages),
         generation=generation,
-    )  # fmt: skip
+    )
 
 
 class Watch:

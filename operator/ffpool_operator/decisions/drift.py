@@ -59,9 +59,12 @@ def resource_version(obj: dict[str, Any] | None) -> str | None:
 
 
 def decide(
-    desired: dict[str, Any], live: dict[str, Any] | None, pool_uid: str, repair: bool,
+    desired: dict[str, Any],
+    live: dict[str, Any] | None,
+    pool_uid: str,
+    repair: bool,
     synced: str | None,
-) -> Action:  # fmt: skip
+) -> Action:
     """`synced` is the resourceVersion the operator's last apply of this object returned: an
     object unchanged since is not even compared."""
     owner = owner_of(live, pool_uid)
@@ -171,13 +174,20 @@ def with_trouble(
     )
     if ready is not None and ready.reason in OWN_READY_REASONS:
         back = saved or Condition(
-            type=conditions.READY, status=ConditionStatus.TRUE, reason="Reconciled",
-            message="owned objects applied", last_transition_time="",
-        )  # fmt: skip
+            type=conditions.READY,
+            status=ConditionStatus.TRUE,
+            reason="Reconciled",
+            message="owned objects applied",
+            last_transition_time="",
+        )
         conds = conditions.set_condition(
-            conds, conditions.READY, _BOOL[back.status], back.reason, back.message,
+            conds,
+            conditions.READY,
+            _BOOL[back.status],
+            back.reason,
+            back.message,
             generation=back.observed_generation,
-        )  # fmt: skip
+        )
     return conds, None
 
 

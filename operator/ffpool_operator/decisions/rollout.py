@@ -108,11 +108,17 @@ def plan(
                 phase=Phase.SERVERS_ROLLING_OUT,
                 message=f"servers rolling out {image}; workers keep {old} until they are done",
             )
-        return Plan(worker_image=image, phase=Phase.WORKERS_ROLLING_OUT,
-                    message=f"servers run {image}; workers rolling out")  # fmt: skip
+        return Plan(
+            worker_image=image,
+            phase=Phase.WORKERS_ROLLING_OUT,
+            message=f"servers run {image}; workers rolling out",
+        )
     if upgrading and worker is not None and worker.replacing():
-        return Plan(worker_image=image, phase=Phase.WORKERS_ROLLING_OUT,
-                    message=f"workers rolling out {image}")  # fmt: skip
+        return Plan(
+            worker_image=image,
+            phase=Phase.WORKERS_ROLLING_OUT,
+            message=f"workers rolling out {image}",
+        )
     done = f"servers and workers run {image}"
     return Plan(worker_image=image, phase=Phase.ROLLED_OUT, message=done)
 

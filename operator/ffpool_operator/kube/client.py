@@ -102,9 +102,11 @@ class Kube:
     async def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
         meta = manifest["metadata"]
         result: dict[str, Any] = await self._call(
-            "POST", path(manifest["kind"], meta["namespace"]), manifest,
+            "POST",
+            path(manifest["kind"], meta["namespace"]),
+            manifest,
             params={"fieldManager": self.manager},
-        )  # fmt: skip
+        )
         return result
 
     async def patch(
@@ -118,9 +120,12 @@ class Kube:
     ) -> dict[str, Any] | None:
         """A merge patch (RFC 7386); None when the object is gone."""
         result: dict[str, Any] | None = await self._call(
-            "PATCH", path(kind, namespace, name, sub), body, MERGE_PATCH,
+            "PATCH",
+            path(kind, namespace, name, sub),
+            body,
+            MERGE_PATCH,
             params={"fieldManager": manager or self.manager},
-        )  # fmt: skip
+        )
         return result
 
     async def delete(self, kind: str, namespace: str, name: str) -> None:
@@ -135,9 +140,12 @@ class Kube:
         meta = manifest["metadata"]
         params = {"fieldManager": manager or self.manager, "force": "true"}
         result: dict[str, Any] | None = await self._call(
-            "PATCH", path(manifest["kind"], meta["namespace"], meta["name"]), manifest,
-            APPLY_PATCH, params,
-        )  # fmt: skip
+            "PATCH",
+            path(manifest["kind"], meta["namespace"], meta["name"]),
+            manifest,
+            APPLY_PATCH,
+            params,
+        )
         if result is None:  # only when the namespace is missing
             raise KubeError(
                 f"apply {manifest['kind']} {meta['namespace']}/{meta['name']}: 404", 404

@@ -25,8 +25,15 @@ AMQP_PORTS = (5672, 5671)  # AMQP and AMQPS (IANA), when the URL's port is not k
 # RFC 6598, which also holds Alibaba's metadata 100.100.100.200), loopback, link-local (cloud
 # metadata 169.254.169.254 among it), and IPv6 unique-local (AWS fd00:ec2::254) and link-local.
 # The service's own SSRF guard (ffpool.ffmpeg.url_guard) checks each resolved address too.
-PRIVATE_V4 = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
-              "127.0.0.0/8", "169.254.0.0/16", "0.0.0.0/8")  # fmt: skip
+PRIVATE_V4 = (
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "0.0.0.0/8",
+)
 PRIVATE_V6 = ("fc00::/7", "fe80::/10", "::1/128", "::/128")
 
 

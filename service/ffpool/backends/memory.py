@@ -212,8 +212,15 @@ class MemoryBackend:
 
     async def _run(self, job: Job, worker: str) -> None:
         operation = job.spec.operation.op
-        self._emit(StateEvent(job_id=job.id, state=JobState.RUNNING, operation=operation,
-                              priority=job.priority, worker=worker))  # fmt: skip
+        self._emit(
+            StateEvent(
+                job_id=job.id,
+                state=JobState.RUNNING,
+                operation=operation,
+                priority=job.priority,
+                worker=worker,
+            )
+        )
         started = time.monotonic()
         task = asyncio.create_task(self._executor.execute(job, self._emit), name=worker)
         self._running[job.id] = task

@@ -99,6 +99,21 @@ class StateEvent(Event):
     """Whose job it is, so every server's cache can scope it (ffpool/backends/tenancy.py); a client
     only ever sees its own jobs' events, so this is never another tenant's name."""
 
+    @classmethod
+    def of(
+        cls, job: Job, state: JobState, *, attempt: int = 1, worker: str | None = None
+    ) -> StateEvent:
+        """`job` entering `state`, with what every server's record of it needs."""
+        return cls(
+            job_id=job.id,
+            state=state,
+            operation=job.spec.operation.op,
+            priority=job.priority,
+            attempt=attempt,
+            worker=worker,
+            tenant=job.tenant,
+        )
+
 
 class ProgressEvent(Event):
     type: Literal["progress"] = "progress"

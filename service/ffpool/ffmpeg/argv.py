@@ -34,14 +34,11 @@ from ffpool.storage.media import content_type
 # playlist or an ffconcat script (auto-detected by content, whatever the file is called) from
 # opening other local files through the `file` protocol (CVE-2016-1897/1898 family), and the
 # `imf`/`dash` manifests do the same; so only demuxers that read their one file are allowed.
-FORMAT_WHITELIST = ",".join(
-    (
-        "mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi", "flv", "mpegts", "mpeg",
-        "mpegvideo", "m4v", "h264", "hevc", "ivf", "obu", "asf", "mxf", "nut", "ogg", "dv",
-        "yuv4mpegpipe", "mp3", "aac", "ac3", "eac3", "flac", "wav", "w64", "aiff", "caf", "amr",
-        "wv", "gif", "image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe",
-    )
-)  # fmt: skip
+FORMAT_WHITELIST = (
+    "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,flv,mpegts,mpeg,mpegvideo,m4v,h264,hevc,ivf,obu,"
+    "asf,mxf,nut,ogg,dv,yuv4mpegpipe,mp3,aac,ac3,eac3,flac,wav,w64,aiff,caf,amr,wv,gif,image2,"
+    "png_pipe,jpeg_pipe,webp_pipe,bmp_pipe,tiff_pipe"
+)
 # Only the local file protocol, for the input and anything a demuxer opens from it.
 PROTOCOL_WHITELIST = "file"
 
@@ -97,11 +94,18 @@ def probe_argv(binaries: Binaries, path: Path, max_pixels: int | None = None) ->
     """ffprobe of `path`; with `max_pixels`, its decoders refuse larger frames (an input's
     probe decodes a first frame: it must not decode a bomb itself)."""
     return (
-        *binaries.prefix, binaries.ffprobe, "-v", "error", "-hide_banner",
+        *binaries.prefix,
+        binaries.ffprobe,
+        *["-v", "error", "-hide_banner"],
         *_pixel_limit(max_pixels),
-        "-protocol_whitelist", PROTOCOL_WHITELIST, "-format_whitelist", FORMAT_WHITELIST,
-        "-show_format", "-show_streams", "-of", "json", file_url(path),
-    )  # fmt: skip
+        *_whitelists(),
+        *["-show_format", "-show_streams", "-of", "json"],
+        file_url(path),
+    )
+
+
+def _whitelists() -> list[str]:
+    return ["-protocol_whitelist", PROTOCOL_WHITELIST, "-format_whitelist", FORMAT_WHITELIST]
 
 
 def _pixel_limit(max_pixels: int | None) -> list[str]:
@@ -130,19 +134,17 @@ def build_plan(
 
 def _head(binaries: Binaries, settings: Settings) -> list[str]:
     return [
-        *binaries.prefix, binaries.ffmpeg, "-hide_banner", "-nostdin", "-y", "-nostats",
-        "-progress", "pipe:1", "-stats_period", num(settings.progress_interval_seconds),
-    ]  # fmt: skip
+        *binaries.prefix,
+        binaries.ffmpeg,
+        *["-hide_banner", "-nostdin", "-y", "-nostats", "-progress", "pipe:1"],
+        *("-stats_period", num(settings.progress_interval_seconds)),
+    ]
 
 
 def _input(src: Path, settings: Settings, seek_s: float = 0.0) -> list[str]:
     # -ss before -i: a fast keyframe seek in the demuxer instead of decoding up to the time.
     seek = ["-ss", num(seek_s)] if seek_s > 0 else []
-    return [
-        *seek, *_pixel_limit(settings.max_input_pixels),
-        "-protocol_whitelist", PROTOCOL_WHITELIST, "-format_whitelist", FORMAT_WHITELIST,
-        "-i", file_url(src),
-    ]  # fmt: skip
+    return [*seek, *_pixel_limit(settings.max_input_pixels), *_whitelists(), "-i", file_url(src)]
 
 
 def _output(muxer: str, out: PlannedOutput, settings: Settings) -> list[str]:
@@ -150,9 +152,11 @@ def _output(muxer: str, out: PlannedOutput, settings: Settings) -> list[str]:
     # describe the source's timeline, which a trim or thumbnail does not keep.
     threads = ["-threads", str(settings.ffmpeg_threads)] if settings.ffmpeg_threads else []
     return [
-        "-map_metadata", "-1", "-map_chapters", "-1", *threads,
-        "-fs", str(settings.max_output_bytes), "-f", muxer, file_url(out.temp_path),
-    ]  # fmt: skip
+        *["-map_metadata", "-1", "-map_chapters", "-1"],
+        *threads,
+        *("-fs", str(settings.max_output_bytes)),
+        *("-f", muxer, file_url(out.temp_path)),
+    ]
 
 
 def planned_output(job_dir: Path, name: str) -> PlannedOutput:
@@ -172,10 +176,14 @@ def _thumbnail(
     out = planned_output(job_dir, f"thumbnail.{op.format.value}")
     scale = codecs.thumbnail_scale(op.width, op.height)
     argv = [
-        *_head(binaries, settings), *_input(src, settings, op.time),
-        "-map", "0:v:0", "-frames:v", "1", *(["-vf", scale] if scale else []),
-        *codecs.IMAGE_ENCODERS[op.format], "-update", "1", *_output("image2", out, settings),
-    ]  # fmt: skip
+        *_head(binaries, settings),
+        *_input(src, settings, op.time),
+        *["-map", "0:v:0", "-frames:v", "1"],
+        *(["-vf", scale] if scale else []),
+        *codecs.IMAGE_ENCODERS[op.format],
+        *["-update", "1"],
+        *_output("image2", out, settings),
+    ]
     return FFmpegPlan(tool=Tool.FFMPEG, argv=tuple(argv), outputs=(out,), track_percent=False)
 
 
@@ -184,9 +192,11 @@ def _transcode(
 ) -> FFmpegPlan:
     out = planned_output(job_dir, f"output.{op.container.value}")
     argv = [
-        *_head(binaries, settings), *_input(src, settings), *codecs.transcode_args(op),
+        *_head(binaries, settings),
+        *_input(src, settings),
+        *codecs.transcode_args(op),
         *_output(codecs.MUXERS[op.container], out, settings),
-    ]  # fmt: skip
+    ]
     return FFmpegPlan(tool=Tool.FFMPEG, argv=tuple(argv), outputs=(out,), probe_output=True)
 
 
@@ -197,9 +207,12 @@ def _extract_audio(
     out = planned_output(job_dir, f"audio.{extension}")
     bitrate = [] if lossless else ["-b:a", f"{op.bitrate_kbps}k"]
     argv = [
-        *_head(binaries, settings), *_input(src, settings),
-        "-map", "0:a:0", "-c:a", encoder, *bitrate, *_output(muxer, out, settings),
-    ]  # fmt: skip
+        *_head(binaries, settings),
+        *_input(src, settings),
+        *("-map", "0:a:0", "-c:a", encoder),
+        *bitrate,
+        *_output(muxer, out, settings),
+    ]
     return FFmpegPlan(tool=Tool.FFMPEG, argv=tuple(argv), outputs=(out,), probe_output=True)
 
 
@@ -221,9 +234,12 @@ def _trim(
     else:
         codec_args = codecs.transcode_args(_reencode_for(container))
     argv = [
-        *_head(binaries, settings), *_input(src, settings, op.start), "-t", num(op.duration),
-        *codec_args, *_output(codecs.MUXERS[container], out, settings),
-    ]  # fmt: skip
+        *_head(binaries, settings),
+        *_input(src, settings, op.start),
+        *("-t", num(op.duration)),
+        *codec_args,
+        *_output(codecs.MUXERS[container], out, settings),
+    ]
     return FFmpegPlan(
         tool=Tool.FFMPEG,
         argv=tuple(argv),

@@ -118,8 +118,13 @@ class _Handlers:
         status, stats = await self._backend_status()
         # A worker-only process serves no clients: its anonymity is nobody's concern.
         anonymous = self.auth.anonymous and self.serves_clients
-        body = HealthBody(status=status, version=self.version, stats=stats, anonymous=anonymous,
-                          warning=ANONYMOUS_WARNING if anonymous else None)  # fmt: skip
+        body = HealthBody(
+            status=status,
+            version=self.version,
+            stats=stats,
+            anonymous=anonymous,
+            warning=ANONYMOUS_WARNING if anonymous else None,
+        )
         text = body.model_dump_json(exclude_none=True)  # `warning` only when there is one
         return web.json_response(text=text, status=200 if status is Health.HEALTHY else 503)
 
@@ -175,9 +180,11 @@ class _Handlers:
             # The whole body, not each read: a client trickling bytes must not hold it open.
             async with asyncio.timeout(seconds):
                 upload_id, size = await self.storage.save_upload(
-                    chunks, limit, tenant=request[CALLER].tenant,
+                    chunks,
+                    limit,
+                    tenant=request[CALLER].tenant,
                     declared_bytes=request.content_length,
-                )  # fmt: skip
+                )
         except StorageError as exc:
             return _error(_STATUS_FOR.get(exc.code, 400), exc.code, f"upload {exc.message}")
         except TimeoutError:

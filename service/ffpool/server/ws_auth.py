@@ -68,9 +68,11 @@ class Handshake:
         if not self.limits.acquire(caller.tenant):
             log.info("websocket refused: tenant at its connection limit", tenant=caller.tenant)
             return self._refuse(
-                connection, HTTPStatus.TOO_MANY_REQUESTS, "too many connections",
+                connection,
+                HTTPStatus.TOO_MANY_REQUESTS,
+                "too many connections",
                 ErrorCode.RATE_LIMITED,
-            )  # fmt: skip
+            )
         self.callers[connection] = caller
         # Released when the connection closes, however it ends (even mid-handshake).
         task = asyncio.create_task(self._release_when_closed(connection, caller.tenant))

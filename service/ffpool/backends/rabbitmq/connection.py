@@ -143,13 +143,14 @@ async def declare_queue(
     changed e.g. QUEUE_MAX_LENGTH, and it owns the arguments and reports the difference as a
     condition), use it as it is: a PRECONDITION_FAILED must not crash-loop the service."""
     try:
-        return await channel.declare_queue(name, durable=True, arguments=arguments,
-                                           timeout=timeout)  # fmt: skip
+        return await channel.declare_queue(name, durable=True, arguments=arguments, timeout=timeout)
     except aiormq.exceptions.ChannelPreconditionFailed as exc:
         log.warning(
             "queue exists with other arguments: using it as it is",
-            queue=name, wanted=arguments, conflict=str(exc),
-        )  # fmt: skip
+            queue=name,
+            wanted=arguments,
+            conflict=str(exc),
+        )
     # The broker closed the channel; a robust channel reopens itself in a task of its own
     # (a plain one is reopened here): retry the passive declare until it is back.
     async with asyncio.timeout(timeout):

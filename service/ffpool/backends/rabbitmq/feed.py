@@ -223,9 +223,9 @@ def _adds_nothing(record: JobRecord | None, event: JobEvent) -> bool:
         isinstance(event, StateEvent)
         and record is not None
         and record.tenant is not None
-        and (record.state, record.attempt, record.worker) == (event.state, event.attempt,
-                                                              event.worker)
-    )  # fmt: skip
+        and (record.state, record.attempt, record.worker)
+        == (event.state, event.attempt, event.worker)
+    )
 
 
 def _terminal(record: JobRecord | None) -> bool:

@@ -61,8 +61,9 @@ class FileThread:
     def _ensure_started(self) -> None:
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._serve, name="ffpool-markers",
-                                                daemon=True)  # fmt: skip
+                self._thread = threading.Thread(
+                    target=self._serve, name="ffpool-markers", daemon=True
+                )
                 self._thread.start()
 
     def _serve(self) -> None:

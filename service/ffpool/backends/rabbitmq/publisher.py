@@ -89,15 +89,21 @@ class Publisher:
     ) -> None:
         """A job this release cannot read (a newer wire major), back to the job queue as it
         came: body, wire header and attempt unchanged, for a newer worker (wire.py)."""
-        props = Properties(content_type=JSON, delivery_mode=PERSISTENT, priority=priority,
-                           message_id=message_id,
-                           headers={**headers, names.HEADER_ORIGIN: REPUBLISHED})  # fmt: skip
+        props = Properties(
+            content_type=JSON,
+            delivery_mode=PERSISTENT,
+            priority=priority,
+            message_id=message_id,
+            headers={**headers, names.HEADER_ORIGIN: REPUBLISHED},
+        )
         await self._confirm(self._topo.job_exchange, self._topo.routing_key, body, props, None)
 
     async def publish_dead_letter(self, job_body: bytes, headers: dict[str, Any]) -> None:
-        props = Properties(content_type=JSON, delivery_mode=PERSISTENT,
-                           headers={**wire.headers(), **headers,
-                                    names.HEADER_ORIGIN: self._name})  # fmt: skip
+        props = Properties(
+            content_type=JSON,
+            delivery_mode=PERSISTENT,
+            headers={**wire.headers(), **headers, names.HEADER_ORIGIN: self._name},
+        )
         await self._confirm(self._topo.job_exchange, self._topo.dlq_queue, job_body, props, None)
 
     async def publish_event(self, event: JobEvent, *, confirm: bool) -> None:
@@ -118,17 +124,23 @@ class Publisher:
     async def publish_events(self, events: list[JobEvent]) -> None:
         """Several events as one confirmed message, a JSON array (outbox.py)."""
         body = b"[" + b",".join(e.model_dump_json().encode() for e in events) + b"]"
-        await self._confirm(self._topo.events_exchange, EVENT_BATCH_KEY, body,
-                            Properties(content_type=JSON, headers=wire.headers()), None,
-                            mandatory=False)  # fmt: skip
+        await self._confirm(
+            self._topo.events_exchange,
+            EVENT_BATCH_KEY,
+            body,
+            Properties(content_type=JSON, headers=wire.headers()),
+            None,
+            mandatory=False,
+        )
 
     async def publish_control(
         self, body: BaseModel, routing_key: str, *, reply_to: str | None = None
     ) -> None:
         props = Properties(content_type=JSON, reply_to=reply_to, headers=wire.headers())
         data = body.model_dump_json().encode()
-        await self._confirm(self._topo.control_exchange, routing_key, data, props, None,
-                            mandatory=False)  # fmt: skip
+        await self._confirm(
+            self._topo.control_exchange, routing_key, data, props, None, mandatory=False
+        )
 
     async def reply(self, queue_name: str, body: BaseModel) -> None:
         """Answer a control request straight into the asker's queue (default exchange)."""
@@ -189,8 +201,13 @@ class Publisher:
                 "the broker did not confirm in time; the job may or may not be queued "
                 "(resubmit with the same idempotency key)"
             ) from exc
-        except (aiormq.exceptions.AMQPError, aio_pika.exceptions.AMQPError, OSError,
-                RuntimeError, asyncio.InvalidStateError) as exc:  # fmt: skip
+        except (
+            aiormq.exceptions.AMQPError,
+            aio_pika.exceptions.AMQPError,
+            OSError,
+            RuntimeError,
+            asyncio.InvalidStateError,
+        ) as exc:
             raise BackendUnavailable(f"publishing failed: {type(exc).__name__}") from exc
 
     async def _unless_blocked(self, send: Coroutine[Any, Any, None]) -> None:

@@ -61,8 +61,7 @@ def fold(record: JobRecord | None, event: JobEvent) -> JobRecord | None:
 def queued_event(job: Job) -> StateEvent:
     """The submitting server's `queued`, naming the tenant for every server's cache. Dated at
     the job's creation, before any worker can have started it: never taken for a hand-back."""
-    return StateEvent(job_id=job.id, state=JobState.QUEUED, operation=job.spec.operation.op,
-                      priority=job.priority, tenant=job.tenant, at=job.created_at)  # fmt: skip
+    return StateEvent.of(job, JobState.QUEUED).model_copy(update={"at": job.created_at})
 
 
 def _stale(record: JobRecord, event: StateEvent) -> bool:
@@ -146,6 +145,7 @@ def learn(held: JobRecord, learned: JobRecord) -> JobRecord:
     if held.tenant is None and learned.tenant is not None:
         update["tenant"] = learned.tenant
     if held.operation == UNKNOWN_OPERATION and learned.operation != UNKNOWN_OPERATION:
-        update.update(operation=learned.operation, priority=learned.priority,
-                      created_at=learned.created_at)  # fmt: skip
+        update.update(
+            operation=learned.operation, priority=learned.priority, created_at=learned.created_at
+        )
     return held.model_copy(update=update) if update else held

@@ -43,7 +43,6 @@ from ffpool.domain.events import (
     JobState,
     StateEvent,
 )
-from ffpool.domain.jobs import Job
 from ffpool.settings import Settings
 from ffpool.topology import Topology
 
@@ -107,8 +106,11 @@ class WorkerPool:
         run scratch is removed as on a cancel; the redelivery counts as an attempt."""
         if self._draining or not self._runs:
             return
-        log.warning("worker connection lost: handing running jobs back to the broker",
-                    running=len(self._runs), error=type(exc).__name__)  # fmt: skip
+        log.warning(
+            "worker connection lost: handing running jobs back to the broker",
+            running=len(self._runs),
+            error=type(exc).__name__,
+        )
         for run in list(self._runs.values()):
             run.request_stop(Stop.LOST)
 
@@ -207,8 +209,9 @@ class WorkerPool:
             case Action.RUN:
                 await self._run(run)
             case Action.RETRY:
-                log.warning("job redelivered: counting an attempt", job_id=job_id,
-                            attempt=run.attempt)  # fmt: skip
+                log.warning(
+                    "job redelivered: counting an attempt", job_id=job_id, attempt=run.attempt
+                )
                 await self._settler.retry(run)
                 await self._state(run, JobState.QUEUED)
             case Action.POISON:
@@ -249,10 +252,8 @@ class WorkerPool:
 
     @staticmethod
     def _state_event(run: Run, state: JobState) -> StateEvent:
-        job: Job = run.job
-        return StateEvent(job_id=job.id, state=state, operation=job.spec.operation.op,
-                          priority=job.priority, attempt=run.attempt, tenant=job.tenant,
-                          worker=run.worker if state is JobState.RUNNING else None)  # fmt: skip
+        worker = run.worker if state is JobState.RUNNING else None
+        return StateEvent.of(run.job, state, attempt=run.attempt, worker=worker)
 
     async def _publish_fast(self, event: JobEvent) -> None:
         """State and progress: informational, the confirmed outcome is what counts."""
