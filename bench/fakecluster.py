@@ -1,6 +1,6 @@
 """The Kubernetes side of the autoscaling benchmark, outside pytest: KMock with the test suite's
 fixes (tests/kmock_ext.ApiServer) serving the API on 127.0.0.1, and the real operator in its own
-thread and loop, from the same tests/operator_harness/access.py the operator tests use."""
+thread and loop, from the same tests/operator_harness/cluster.py the operator tests use."""
 
 from __future__ import annotations
 

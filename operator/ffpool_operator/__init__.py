@@ -1,5 +1,5 @@
 """The FFmpegPool Kubernetes operator (kopf): topology, workloads, queue-depth autoscaling.
 
-Pure core (models, crd, builders, scaling, plans) and thin edges (broker, kube, handlers).
+Pure core (spec, decisions, manifests) and thin edges (kube, broker, flows).
 See docs/operator.md.
 """

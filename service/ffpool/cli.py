@@ -38,7 +38,8 @@ OP_FLAGS: dict[str, tuple[str, type]] = {
 }
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's grammar (the operator's container args are checked against it)."""
     parser = argparse.ArgumentParser(prog="ffpool", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (
@@ -132,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
 
         operator_main(argv[1:])
         return
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.command == "schema":
         from ffpool.domain.protocol import json_schema
 

@@ -1,8 +1,9 @@
-"""The operator's server-side apply against the real API server: its real client (kube.py) and
-its real reconcile (apply.apply_children, the builders in objects.py and deployments.py), as
-the cluster admin. What KMock only approximates (tests/kmock_apply.py) is shown here: fields the
-operator stops setting go, fields other managers set stay, the worker count belongs to the
-autoscaler's field manager, and `metadata.managedFields` says so (docs/operator.md)."""
+"""The operator's server-side apply against the real API server: its real client (kube/client.py)
+and its real reconcile (reconcile_io.apply_children, the builders in objects.py and
+deployments.py), as the cluster admin. What KMock only approximates (tests/kmock_apply.py) is
+shown here: fields the operator stops setting go, fields other managers set stay, the worker
+count belongs to the autoscaler's field manager, and `metadata.managedFields` says so
+(docs/operator.md)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 from ffpool import names
 from ffpool_operator.decisions.drift import ChildPlan
-from ffpool_operator.flows import apply, autoscale
+from ffpool_operator.flows import autoscale_io, reconcile_io
 from ffpool_operator.kube import access
 from ffpool_operator.kube.client import Kube, KubeError, field_managers
 from ffpool_operator.manifests import deployments, objects
@@ -95,7 +96,7 @@ async def test_fields_dropped_from_the_spec_go_and_other_managers_fields_stay(
         servers={"service": {"annotations": {"example.com/team": "video"}}},
         autoscaling={"minReplicas": 2},
     )
-    await apply.apply_children(kube, POOL, first)
+    await reconcile_io.apply_children(kube, POOL, first)
     worker = live(control_plane, "deployment", WORKER)
     assert worker["spec"]["replicas"] == 2  # created with the initial count, not the default 1
     assert worker["spec"]["template"]["spec"]["nodeSelector"] == {"disk": "ssd"}
@@ -105,7 +106,7 @@ async def test_fields_dropped_from_the_spec_go_and_other_managers_fields_stay(
     control_plane.kubectl("annotate", "service", "pool", "-n", NS, "example.com/note=keep")
     control_plane.kubectl("scale", "deployment", WORKER, "-n", NS, "--replicas=5")
 
-    await apply.apply_children(kube, POOL, spec(autoscaling={"minReplicas": 2}))
+    await reconcile_io.apply_children(kube, POOL, spec(autoscaling={"minReplicas": 2}))
     worker = live(control_plane, "deployment", WORKER)
     assert "nodeSelector" not in worker["spec"]["template"]["spec"]
     assert worker["metadata"]["labels"]["example.com/owner"] == "alice"
@@ -119,10 +120,10 @@ async def test_the_worker_count_belongs_to_the_autoscalers_field_manager(
     control_plane: ControlPlane, kube: Kube
 ) -> None:
     s = spec(autoscaling={"minReplicas": 1})
-    await apply.apply_children(kube, POOL, s)
+    await reconcile_io.apply_children(kube, POOL, s)
     control_plane.kubectl("scale", "deployment", WORKER, "-n", NS, "--replicas=4")
-    await autoscale.write_replicas(kube, POOL, 3)  # force: takes the count back from kubectl
-    await apply.apply_children(kube, POOL, s)
+    await autoscale_io.write_replicas(kube, POOL, 3)  # force: takes the count back from kubectl
+    await reconcile_io.apply_children(kube, POOL, s)
 
     worker = live(control_plane, "deployment", WORKER)
     assert worker["spec"]["replicas"] == 3
@@ -150,7 +151,7 @@ async def test_a_handover_cut_short_is_finished_by_the_next_reconcile(
     assert field_managers(live(control_plane, "deployment", WORKER), REPLICAS) == {
         names.FIELD_MANAGER
     }
-    await apply.apply_workers(kube, POOL, s, ChildPlan(pool_uid=POOL.uid))
+    await reconcile_io.apply_workers(kube, POOL, s, ChildPlan(pool_uid=POOL.uid))
     worker = live(control_plane, "deployment", WORKER)
     assert worker["spec"]["replicas"] == 3
     assert field_managers(worker, REPLICAS) == {names.FIELD_MANAGER_AUTOSCALER}
@@ -162,9 +163,9 @@ async def test_force_takes_back_what_the_operator_owns(
     """The server count comes from the pool's spec: `kubectl scale` of the server Deployment
     lasts until the next reconcile, which applies with force instead of failing on conflict."""
     s = spec(servers={"replicas": 2})
-    await apply.apply_children(kube, POOL, s)
+    await reconcile_io.apply_children(kube, POOL, s)
     control_plane.kubectl("scale", "deployment", SERVER, "-n", NS, "--replicas=6")
-    await apply.apply_children(kube, POOL, s)
+    await reconcile_io.apply_children(kube, POOL, s)
     server = live(control_plane, "deployment", SERVER)
     assert server["spec"]["replicas"] == 2
     assert field_managers(server, REPLICAS) == {names.FIELD_MANAGER}

@@ -25,8 +25,9 @@ from tests.images.conftest import (
     wait_http,
 )
 from tests.kmock_ext import ApiServer
-from tests.operator_harness.helpers import NS, condition, eventually, obj, secret
+from tests.operator_harness.helpers import NS, condition, obj, secret
 from tests.operator_harness.samples import spec_dict
+from tests.polling import eventually
 
 pytest_plugins = ["tests.operator_harness.fixtures"]
 pytestmark = [pytest.mark.images, pytest.mark.kmock(cls=ApiServer), pytest.mark.timeout(1500)]
@@ -68,8 +69,14 @@ async def test_operator_answers_healthz_and_reconciles(
         created = await kube.create(POOL)
         uid = created["metadata"]["uid"]
         try:
-            worker = await eventually(lambda: obj(kube_api, "deployments", "pool-worker"), 60)
-            ready = await eventually(lambda: condition(kube_api, "Ready"), 60)
+            worker = await eventually(
+                lambda: obj(kube_api, "deployments", "pool-worker"),
+                timeout=60,
+                what="deployments/pool-worker",
+            )
+            ready = await eventually(
+                lambda: condition(kube_api, "Ready"), timeout=60, what="Ready condition set"
+            )
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{logs(images, name)}") from exc
         assert worker["metadata"]["ownerReferences"][0]["uid"] == uid

@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -166,6 +167,16 @@ class Client:
 
     async def send(self, message: dict[str, Any]) -> None:
         await self.ws.send(json.dumps(message))
+
+    async def request(self, message: dict[str, Any]) -> Any:
+        """Send a request and return its reply (`accepted` or `error`), matched by request id."""
+        request_id = uuid.uuid4().hex
+        await self.send({**message, "request_id": request_id})
+        async with asyncio.timeout(30), self._new:
+            await self._new.wait_for(lambda: any(m.request_id == request_id for m in self.replies))
+            found = next(m for m in self.replies if m.request_id == request_id)
+            self.replies.remove(found)
+        return found
 
     async def submit(self, job: dict[str, Any], **extra: Any) -> str:
         await self.send({"type": "submit", "job": job, **extra})

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import urllib.parse
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -151,6 +152,42 @@ async def test_stalled_upload_times_out(media_root: Path, tmp_path: Path) -> Non
             upload.result()
 
 
+@contextlib.asynccontextmanager
+async def relay(url: str) -> AsyncIterator[tuple[str, Callable[[], int]]]:
+    """A TCP relay in front of `url`: the URL through it, and a call that drops every connection
+    it carries at once (as a network fault would) and says how many; later ones go through."""
+    target = urllib.parse.urlsplit(url)
+    open_ends: list[asyncio.StreamWriter] = []
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def carry(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(target.hostname, target.port)
+        open_ends.extend((writer, up_writer))
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def drop() -> int:
+        for end in open_ends:
+            end.transport.abort()
+        dropped = len(open_ends) // 2
+        open_ends.clear()
+        return dropped
+
+    server = await asyncio.start_server(carry, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        yield target._replace(netloc=f"127.0.0.1:{port}").geturl(), drop
+    finally:
+        drop()
+        server.close()
+        await server.wait_closed()
+
+
 async def test_follow_rides_out_unknown_job_and_a_dropped_connection(media_root: Path) -> None:
     """`follow` subscribes to a job no server knows yet (accepted a moment later, as on
     another replica), and after its connection drops reconnects and subscribes again."""
@@ -158,7 +195,8 @@ async def test_follow_rides_out_unknown_job_and_a_dropped_connection(media_root:
     key = f"follow-{uuid.uuid4().hex}"
     async with (
         service(media_root) as svc,
-        Client(svc.ws_url, svc.http_url) as follower,
+        relay(svc.ws_url) as (relayed_ws_url, drop),
+        Client(relayed_ws_url, svc.http_url) as follower,
         Client(svc.ws_url, svc.http_url) as submitter,
     ):
         # The id the server derives (keyed, with the pool's key: tenancy.keyed_job_id).
@@ -167,8 +205,7 @@ async def test_follow_rides_out_unknown_job_and_a_dropped_connection(media_root:
         following = asyncio.create_task(follower.follow(job_id, timeout=60))
         await asyncio.sleep(0.5)
         assert not following.done()  # unknown_job so far: still trying
-        assert follower._ws is not None
-        follower._ws.transport.abort()  # the connection drops under the follower
+        assert drop() == 1  # the follower's connection drops under it
         await asyncio.sleep(0.3)
         accepted = await submitter.submit(spec, idempotency_key=key)
         assert accepted.job_id == job_id

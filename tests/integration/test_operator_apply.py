@@ -9,6 +9,7 @@ import pytest
 
 from ffpool import names
 from ffpool_operator.flows import reconcile_io
+from ffpool_operator.kube import access
 from ffpool_operator.kube.client import Kube, field_managers
 from ffpool_operator.spec.pool import PoolRef
 from tests.kmock_ext import ApiServer
@@ -41,7 +42,7 @@ async def test_reconcile_keeps_a_worker_count_set_meanwhile(
     s = spec(autoscaling=autoscaling)
     await reconcile_io.apply_children(kube, POOL, s)
     assert replicas(kube_api) == 1  # set at creation
-    racing = RacingKube(kube._cfg, scale_to=7)
+    racing = RacingKube(access.load(), scale_to=7)  # configured as the `kube` fixture is
     try:
         changed = spec(autoscaling=autoscaling, env={"JOB_TIMEOUT_SECONDS": "60"})
         await reconcile_io.apply_children(racing, POOL, changed)

@@ -13,12 +13,12 @@ from tests.operator_harness.helpers import (
     Broker,
     b64,
     condition,
-    eventually,
     obj,
     pool,
     secret,
     status_when,
 )
+from tests.polling import eventually
 
 pytest_plugins = ["tests.operator_harness.fixtures"]
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.kmock(cls=ApiServer)]
@@ -44,7 +44,9 @@ async def test_a_missing_tokens_secret_is_reported_and_retried(
     await kube.create(secret())
     await kube.create(pool(broker, **TOKENS))
     missing = await eventually(
-        lambda: (c := _ready(kube_api)) and c["reason"] == "TokensSecretMissing" and c
+        lambda: (c := _ready(kube_api)) and c["reason"] == "TokensSecretMissing" and c,
+        timeout=15,
+        what="Ready condition TokensSecretMissing",
     )
     assert missing["status"] == "False"
     assert "toks" in missing["message"]
@@ -55,7 +57,11 @@ async def test_a_missing_tokens_secret_is_reported_and_retried(
     assert {"toks", "pool-signing"} <= {(v.get("secret") or {}).get("secretName") for v in volumes}
     await kube.create(tokens_secret())
     # kopf retries after the back-off's first step (10 s, broker_status.retry_delay).
-    ready = await eventually(lambda: (c := _ready(kube_api)) and c["status"] == "True" and c, 30)
+    ready = await eventually(
+        lambda: (c := _ready(kube_api)) and c["status"] == "True" and c,
+        timeout=30,
+        what="Ready condition True",
+    )
     assert ready["reason"] == "Reconciled"
 
 
@@ -64,7 +70,9 @@ async def test_the_signing_key_is_created_once_and_never_rotated(
 ) -> None:
     await kube.create(secret())
     await kube.create(pool(broker))
-    signing = await eventually(lambda: obj(kube_api, "secrets", "pool-signing"))
+    signing = await eventually(
+        lambda: obj(kube_api, "secrets", "pool-signing"), timeout=15, what="secrets/pool-signing"
+    )
     first = dict(signing.get("data") or signing.get("stringData") or {})
     assert len(first["signing-key"]) >= 64
     assert signing["metadata"]["ownerReferences"][0]["name"] == "pool"
@@ -72,7 +80,9 @@ async def test_the_signing_key_is_created_once_and_never_rotated(
         env = {"spec": {"env": {"JOB_TIMEOUT_SECONDS": value}}}
         await kube.patch(names.CRD_KIND, NS, "pool", env)
         await eventually(
-            lambda g=generation: status_when(kube_api, lambda s: s["observedGeneration"] == g)
+            lambda g=generation: status_when(kube_api, lambda s: s["observedGeneration"] == g),
+            timeout=15,
+            what="status observedGeneration == g",
         )
     after = await kube.get("Secret", NS, "pool-signing")
     assert after is not None
@@ -91,7 +101,11 @@ async def test_an_existing_signing_key_is_kept(
     await kube.create(own)
     await kube.create(secret())
     await kube.create(pool(broker))
-    await eventually(lambda: status_when(kube_api, lambda s: s["observedGeneration"] == 1))
+    await eventually(
+        lambda: status_when(kube_api, lambda s: s["observedGeneration"] == 1),
+        timeout=15,
+        what="status observedGeneration == 1",
+    )
     kept = await kube.get("Secret", NS, "pool-signing")
     assert kept is not None
     assert kept["data"] == own["data"]
@@ -102,12 +116,28 @@ async def test_network_policies_follow_the_spec(
 ) -> None:
     await kube.create(secret())
     await kube.create(pool(broker, networkPolicy={"enabled": True}))
-    server = await eventually(lambda: obj(kube_api, "networkpolicies", "pool-server-netpol"))
-    worker = await eventually(lambda: obj(kube_api, "networkpolicies", "pool-worker-netpol"))
+    server = await eventually(
+        lambda: obj(kube_api, "networkpolicies", "pool-server-netpol"),
+        timeout=15,
+        what="networkpolicies/pool-server-netpol",
+    )
+    worker = await eventually(
+        lambda: obj(kube_api, "networkpolicies", "pool-worker-netpol"),
+        timeout=15,
+        what="networkpolicies/pool-worker-netpol",
+    )
     # The broker's port from the Secret's AMQP URL (tests/operator_harness/helpers.AMQP_URL).
     assert [p["port"] for p in server["spec"]["egress"][1]["ports"]] == [5672]
     assert len(worker["spec"]["egress"]) == 3  # DNS, broker, public addresses (URL inputs)
     await kube.patch(names.CRD_KIND, NS, "pool", {"spec": {"networkPolicy": {"enabled": False}}})
     # Deleted one after the other: each is polled for, not read the moment the first is gone.
-    await eventually(lambda: obj(kube_api, "networkpolicies", "pool-server-netpol") is None)
-    await eventually(lambda: obj(kube_api, "networkpolicies", "pool-worker-netpol") is None)
+    await eventually(
+        lambda: obj(kube_api, "networkpolicies", "pool-server-netpol") is None,
+        timeout=15,
+        what="networkpolicies/pool-server-netpol gone",
+    )
+    await eventually(
+        lambda: obj(kube_api, "networkpolicies", "pool-worker-netpol") is None,
+        timeout=15,
+        what="networkpolicies/pool-worker-netpol gone",
+    )

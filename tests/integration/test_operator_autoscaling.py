@@ -15,13 +15,13 @@ from tests.operator_harness.helpers import (
     NS,
     Broker,
     condition,
-    eventually,
     obj,
     pool,
     replicas,
     secret,
     status_when,
 )
+from tests.polling import eventually
 
 pytest_plugins = ["tests.operator_harness.fixtures"]
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.kmock(cls=ApiServer)]
@@ -48,13 +48,21 @@ async def test_burst_scales_up_then_back_to_min(
 ) -> None:
     await kube.create(secret())
     await kube.create(pool(broker, workers={"jobsPerWorker": 4}, autoscaling={"maxReplicas": 20}))
-    await eventually(lambda: (condition(kube_api, "TopologyReady") or {}).get("status") == "True")
+    await eventually(
+        lambda: (condition(kube_api, "TopologyReady") or {}).get("status") == "True",
+        timeout=15,
+        what="TopologyReady condition True",
+    )
     assert replicas(kube_api) == 0
 
     await publish(amqp, broker, 40)
-    await eventually(lambda: replicas(kube_api) == 10, timeout=10)  # ceil(40 / 4)
+    await eventually(
+        lambda: replicas(kube_api) == 10, timeout=10, what="10 worker replicas"
+    )  # ceil(40 / 4)
     status = await eventually(
-        lambda: status_when(kube_api, lambda s: s["workers"]["desired"] == 10)
+        lambda: status_when(kube_api, lambda s: s["workers"]["desired"] == 10),
+        timeout=15,
+        what="status workers.desired == 10",
     )
     assert status["lastScaleReason"] == "queue 40 ready + 0 in flight → 10 workers"
 
@@ -62,10 +70,12 @@ async def test_burst_scales_up_then_back_to_min(
         events = [e for (r, _, _), e in kube_api.objects.items() if r.plural == "events"]
         return any(e.get("reason") == "Scaled" and "→ 10 workers" in e["message"] for e in events)
 
-    await eventually(scaled_event)
+    await eventually(scaled_event, timeout=15, what="scaled event")
 
     await broker.raw("DELETE", f"/queues/%2F/{broker.topology['jobQueue']}/contents")
-    await eventually(lambda: replicas(kube_api) == 0, timeout=15)  # window 2 s + stats lag
+    await eventually(
+        lambda: replicas(kube_api) == 0, timeout=15, what="0 worker replicas"
+    )  # window 2 s + stats lag
 
 
 async def test_management_api_down_holds_replicas(
@@ -73,11 +83,19 @@ async def test_management_api_down_holds_replicas(
 ) -> None:
     await kube.create(secret(mgmt_url="http://127.0.0.1:9"))  # a closed port
     await kube.create(pool(broker, autoscaling={"fallbackReplicas": 2}))
-    metrics = await eventually(lambda: condition(kube_api, "MetricsAvailable"))
+    metrics = await eventually(
+        lambda: condition(kube_api, "MetricsAvailable"),
+        timeout=15,
+        what="MetricsAvailable condition set",
+    )
     assert metrics["status"] == "False"
     assert "metrics unavailable" in metrics["message"]
-    await eventually(lambda: replicas(kube_api) == 2)  # raised to the fallback
-    ready = await eventually(lambda: condition(kube_api, "TopologyReady"))
+    await eventually(
+        lambda: replicas(kube_api) == 2, timeout=15, what="2 worker replicas"
+    )  # raised to the fallback
+    ready = await eventually(
+        lambda: condition(kube_api, "TopologyReady"), timeout=15, what="TopologyReady condition set"
+    )
     assert ready["status"] == "Unknown"
     # Someone scaled it by hand to 5: missing metrics never scale down.
     await kube.patch("Deployment", NS, "pool-worker", {"spec": {"replicas": 5}})
@@ -86,7 +104,9 @@ async def test_management_api_down_holds_replicas(
         return int(obj(kube_api, names.CRD_PLURAL, "pool")["metadata"]["resourceVersion"])
 
     seen = version()
-    await eventually(lambda: version() >= seen + 5)  # each poll writes status: 5 polls later...
+    await eventually(
+        lambda: version() >= seen + 5, timeout=15, what="version() >= seen + 5"
+    )  # each poll writes status: 5 polls later...
     assert replicas(kube_api) == 5
 
 
@@ -98,9 +118,17 @@ async def test_current_workers_are_the_deployments_pods(
     no controllers, so the test writes the Deployment's status as one would."""
     await kube.create(secret())
     await kube.create(pool(broker, autoscaling={"enabled": False}, workers={"replicas": 3}))
-    status = await eventually(lambda: status_when(kube_api, lambda s: s["workers"]["desired"] == 3))
+    status = await eventually(
+        lambda: status_when(kube_api, lambda s: s["workers"]["desired"] == 3),
+        timeout=15,
+        what="status workers.desired == 3",
+    )
     assert (status["workers"]["current"], status["workers"]["ready"]) == (0, 0)
     seen = {"status": {"replicas": 2, "readyReplicas": 1}}
     await kube.patch("Deployment", NS, "pool-worker", seen, sub="status")
-    status = await eventually(lambda: status_when(kube_api, lambda s: s["workers"]["current"] == 2))
+    status = await eventually(
+        lambda: status_when(kube_api, lambda s: s["workers"]["current"] == 2),
+        timeout=15,
+        what="status workers.current == 2",
+    )
     assert (status["workers"]["desired"], status["workers"]["ready"]) == (3, 1)

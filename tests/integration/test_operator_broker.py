@@ -15,13 +15,13 @@ from tests.operator_harness.helpers import (
     NS,
     Broker,
     condition,
-    eventually,
     obj,
     pool,
     replicas,
     secret,
     status_when,
 )
+from tests.polling import eventually
 
 pytest_plugins = ["tests.operator_harness.fixtures"]
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.kmock(cls=ApiServer)]
@@ -45,12 +45,18 @@ async def test_conflicting_queue_arguments_set_a_condition_not_a_crash(
     await broker.api.declare_queue("/", broker.topology["jobQueue"], args)
     await kube.create(secret())
     await kube.create(pool(broker))
-    topo = await eventually(lambda: condition(kube_api, "TopologyReady"))
+    topo = await eventually(
+        lambda: condition(kube_api, "TopologyReady"), timeout=15, what="TopologyReady condition set"
+    )
     assert topo["status"] == "False"
     assert topo["reason"] == "QueueArgumentsDiffer"
     assert "x-max-priority: queue has 5, spec wants 9" in topo["message"]
     # The workloads are still there, the pool is otherwise healthy, the queue untouched.
-    assert (await eventually(lambda: condition(kube_api, "Ready")))["status"] == "True"
+    assert (
+        await eventually(
+            lambda: condition(kube_api, "Ready"), timeout=15, what="Ready condition set"
+        )
+    )["status"] == "True"
     assert obj(kube_api, "deployments", "pool-worker") is not None
     queue = await broker.api.queue("/", broker.topology["jobQueue"])
     assert queue is not None
@@ -62,11 +68,19 @@ async def test_queue_deleted_in_broker_is_recreated(
 ) -> None:
     await kube.create(secret())
     await kube.create(pool(broker))
-    await eventually(lambda: (condition(kube_api, "TopologyReady") or {}).get("status") == "True")
+    await eventually(
+        lambda: (condition(kube_api, "TopologyReady") or {}).get("status") == "True",
+        timeout=15,
+        what="TopologyReady condition True",
+    )
     status = await broker.raw("DELETE", f"/queues/%2F/{broker.topology['jobQueue']}")
     assert status == 204
     assert await broker.api.queue("/", broker.topology["jobQueue"]) is None
-    queue = await eventually(lambda: broker.api.queue("/", broker.topology["jobQueue"]), 10)
+    queue = await eventually(
+        lambda: broker.api.queue("/", broker.topology["jobQueue"]),
+        timeout=10,
+        what="job queue redeclared",
+    )
     assert queue.arguments == Topology().queue_arguments() | {
         "x-dead-letter-exchange": broker.topology["jobExchange"],
         "x-dead-letter-routing-key": broker.topology["dlqQueue"],
@@ -78,10 +92,18 @@ async def test_delete_if_empty_keeps_a_queue_holding_jobs(
 ) -> None:
     await kube.create(secret())
     await kube.create(pool(broker, topology={"deletionPolicy": "DeleteIfEmpty"}))
-    await eventually(lambda: (condition(kube_api, "TopologyReady") or {}).get("status") == "True")
+    await eventually(
+        lambda: (condition(kube_api, "TopologyReady") or {}).get("status") == "True",
+        timeout=15,
+        what="TopologyReady condition True",
+    )
     await publish(broker, 1)
     await kube.delete(names.CRD_KIND, NS, "pool")
-    await eventually(lambda: obj(kube_api, names.CRD_PLURAL, "pool") is None)
+    await eventually(
+        lambda: obj(kube_api, names.CRD_PLURAL, "pool") is None,
+        timeout=15,
+        what="FFmpegPool pool gone",
+    )
     assert await broker.api.queue("/", broker.topology["jobQueue"]) is not None  # holds a job
     assert await broker.api.queue("/", broker.topology["dlqQueue"]) is None  # was empty
 
@@ -89,7 +111,7 @@ async def test_delete_if_empty_keeps_a_queue_holding_jobs(
         events = [e for (r, _, _), e in kube_api.objects.items() if r.plural == "events"]
         return any(e.get("reason") == "QueuesKept" and e.get("type") == "Warning" for e in events)
 
-    await eventually(warned)
+    await eventually(warned, timeout=15, what="warned")
 
 
 @pytest.fixture
@@ -130,11 +152,15 @@ async def _api_sees_busy(broker: Broker) -> bool:
 async def _two_busy_two_idle(kube_api: Any, kube: Any, broker: Broker, conns: list[Any]) -> None:
     """Pods w-a, w-b each hold a job (seen by the API); w-c, w-d have no connection. Returns
     once the operator has seen all four in one poll, the idle ones settled: 2 busy of 4."""
-    await eventually(lambda: (condition(kube_api, "TopologyReady") or {}).get("status") == "True")
+    await eventually(
+        lambda: (condition(kube_api, "TopologyReady") or {}).get("status") == "True",
+        timeout=15,
+        what="TopologyReady condition True",
+    )
     await publish(broker, 2)
     for conn in conns:
         await _hold_one_job(conn, broker.topology["jobQueue"])
-    await eventually(lambda: _api_sees_busy(broker), timeout=20)
+    await eventually(lambda: _api_sees_busy(broker), timeout=20, what="_api_sees_busy(broker)")
     labels = {names.LABEL_POOL: "pool", names.LABEL_COMPONENT: names.COMPONENT_WORKER}
     pods = ("w-a", "w-b", "w-c", "w-d")
     for pod in pods:
@@ -152,7 +178,11 @@ async def _two_busy_two_idle(kube_api: Any, kube: Any, broker: Broker, conns: li
     def all_seen_idle_settled(s: dict[str, Any]) -> bool:
         return (s["workers"]["current"], s["workers"]["busy"]) == (len(pods), 2)
 
-    await eventually(lambda: status_when(kube_api, all_seen_idle_settled))
+    await eventually(
+        lambda: status_when(kube_api, all_seen_idle_settled),
+        timeout=15,
+        what="status_when(kube_api, all_seen_idle_settled)",
+    )
 
 
 async def test_scale_down_spares_busy_pods(
@@ -169,14 +199,18 @@ async def test_scale_down_spares_busy_pods(
     await kube.patch("Deployment", NS, "pool-worker", {"spec": {"replicas": 4}})
 
     # Backlog 2 at 4 per worker wants 1, but 2 pods are busy: 2 stay, the idle ones go first.
-    await eventually(lambda: replicas(kube_api) == 2, timeout=10)
+    await eventually(lambda: replicas(kube_api) == 2, timeout=10, what="2 worker replicas")
     costs = {
         p: obj(kube_api, "pods", p)["metadata"]["annotations"][names.ANNOTATION_DELETION_COST]
         for p in ("w-a", "w-b", "w-c", "w-d")
     }
     assert costs == {"w-a": "1000", "w-b": "1000", "w-c": "-1000", "w-d": "-1000"}
     # The status written by the poll that scaled down (the earlier ones also showed busy == 2).
-    status = await eventually(lambda: status_when(kube_api, lambda s: s["workers"]["desired"] == 2))
+    status = await eventually(
+        lambda: status_when(kube_api, lambda s: s["workers"]["desired"] == 2),
+        timeout=15,
+        what="status workers.desired == 2",
+    )
     assert status["workers"]["busy"] == 2
     assert "(kept: 2 busy)" in status["lastScaleReason"]
 
@@ -197,7 +231,7 @@ async def test_manual_scale_down_marks_idle_pods_first(
     )
     await _two_busy_two_idle(kube_api, kube, broker, busy_workers)
     await kube.patch(names.CRD_KIND, NS, "pool", {"spec": {"workers": {"replicas": 1}}})
-    await eventually(lambda: replicas(kube_api) == 1, timeout=10)
+    await eventually(lambda: replicas(kube_api) == 1, timeout=10, what="1 worker replica")
     pods = ("w-a", "w-b", "w-c", "w-d")
     costs = {
         p: (obj(kube_api, "pods", p)["metadata"].get("annotations") or {}).get(
@@ -216,7 +250,11 @@ async def test_delete_if_empty_keeps_a_queue_with_jobs_in_flight(
     """RabbitMQ's if-empty ignores unacked messages: the operator checks them itself."""
     await kube.create(secret())
     await kube.create(pool(broker, topology={"deletionPolicy": "DeleteIfEmpty"}))
-    await eventually(lambda: (condition(kube_api, "TopologyReady") or {}).get("status") == "True")
+    await eventually(
+        lambda: (condition(kube_api, "TopologyReady") or {}).get("status") == "True",
+        timeout=15,
+        what="TopologyReady condition True",
+    )
     await publish(broker, 1)
     await _hold_one_job(busy_workers[0], broker.topology["jobQueue"])
 
@@ -224,9 +262,13 @@ async def test_delete_if_empty_keeps_a_queue_with_jobs_in_flight(
         q = await broker.api.queue("/", broker.topology["jobQueue"])
         return q is not None and (q.messages_ready, q.messages_unacknowledged) == (0, 1)
 
-    await eventually(in_flight_only, timeout=20)
+    await eventually(in_flight_only, timeout=20, what="in flight only")
     await kube.delete(names.CRD_KIND, NS, "pool")
-    await eventually(lambda: obj(kube_api, names.CRD_PLURAL, "pool") is None)
+    await eventually(
+        lambda: obj(kube_api, names.CRD_PLURAL, "pool") is None,
+        timeout=15,
+        what="FFmpegPool pool gone",
+    )
     assert await broker.api.queue("/", broker.topology["jobQueue"]) is not None
     assert await broker.api.queue("/", broker.topology["dlqQueue"]) is None
 
@@ -235,4 +277,4 @@ async def test_delete_if_empty_keeps_a_queue_with_jobs_in_flight(
         kept = [e for e in events if e.get("reason") == "QueuesKept" and e["type"] == "Warning"]
         return str(kept[0]["message"]) if kept else ""
 
-    assert "1 in flight" in await eventually(warned)
+    assert "1 in flight" in await eventually(warned, timeout=15, what="warned")

@@ -10,7 +10,8 @@ import pytest
 from tests.kmock_ext import ApiServer
 from tests.operator_harness import fake_mgmt
 from tests.operator_harness.fake_mgmt import Answer
-from tests.operator_harness.helpers import Broker, eventually, obj, pool, secret
+from tests.operator_harness.helpers import Broker, obj, pool, secret
+from tests.polling import eventually
 
 pytest_plugins = ["tests.operator_harness.fixtures"]
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.kmock(cls=ApiServer)]
@@ -33,12 +34,22 @@ async def test_a_slow_topology_call_does_not_delay_scaling(
     async with fake_mgmt.serve(answer) as url:
         await kube.create(secret(mgmt_url=url))
         await kube.create(pool(broker))  # polls every 0.3 s, drift check every 1 s
-        await eventually(lambda: obj(kube_api, "deployments", "pool-worker") is not None, 10)
-        await eventually(lambda: drift_checks(answer) >= 2, 10)  # the daemon's, not the reconcile's
+        await eventually(
+            lambda: obj(kube_api, "deployments", "pool-worker") is not None,
+            timeout=10,
+            what="deployments/pool-worker",
+        )
+        await eventually(
+            lambda: drift_checks(answer) >= 2, timeout=10, what="drift_checks(answer) >= 2"
+        )  # the daemon's, not the reconcile's
         before, checks = polls(answer), drift_checks(answer)
         start = asyncio.get_running_loop().time()
         # Across one slow check, at the 0.3 s period: 13 polls expected, 4 asked for (a shared
         # CPU slows polls). In the poll's own loop, a check due every 1 s would allow 1 or 2.
-        await eventually(lambda: polls(answer) >= before + 4, SLOW_SECONDS)
+        await eventually(
+            lambda: polls(answer) >= before + 4,
+            timeout=SLOW_SECONDS,
+            what="polls(answer) >= before + 4",
+        )
         assert asyncio.get_running_loop().time() - start < SLOW_SECONDS
         assert drift_checks(answer) <= checks + 1  # the checks themselves stay slow

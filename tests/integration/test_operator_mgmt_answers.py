@@ -1,6 +1,8 @@
 """The management API client against a fake API on loopback: every unexpected answer is a
 BrokerError of its own kind, never success, absence or an unhandled exception."""
 
+import json
+
 import pytest
 from pydantic import SecretStr
 
@@ -86,3 +88,26 @@ async def test_unreachable_is_unavailable() -> None:
         assert isinstance(caught.value, BrokerError)
     finally:
         await api.close()
+
+
+async def test_channels_are_parsed_at_the_boundary() -> None:
+    raw = [
+        {"connection_details": {"name": "c1", "peer_port": 1}, "messages_unacknowledged": 2},
+        {"connection_details": [], "messages_unacknowledged": 0},  # a direct (in-broker) client
+        {"connection_details": {"name": "c2"}},  # no stats yet
+    ]
+    answer = Answer(200, json.dumps(raw))
+    async with fake_mgmt.serve(answer) as url:
+        api = await _client(url)
+        try:
+            parsed = await api.channels("/")
+            assert [(c.connection_name, c.unacked) for c in parsed] == [
+                ("c1", 2),
+                ("", 0),
+                ("c2", 0),
+            ]
+            answer.body = json.dumps([{"messages_unacknowledged": -1}])
+            with pytest.raises(BrokerBadAnswer):
+                await api.channels("/")
+        finally:
+            await api.close()

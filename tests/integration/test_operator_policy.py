@@ -10,7 +10,8 @@ import pytest
 from ffpool_operator.broker.management import segment
 from tests.integration.test_operator_events import pool_events
 from tests.kmock_ext import ApiServer
-from tests.operator_harness.helpers import Broker, condition, eventually, pool, secret
+from tests.operator_harness.helpers import Broker, condition, pool, secret
+from tests.polling import eventually
 
 pytest_plugins = ["tests.operator_harness.fixtures"]
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.kmock(cls=ApiServer)]
@@ -29,7 +30,11 @@ async def test_a_site_policy_lowering_max_length_is_reported_until_removed(
     path = f"/policies/{segment('/')}/{segment(site)}"
     await kube.create(secret())
     await kube.create(pool(broker))
-    await eventually(lambda: (topology(kube_api) or ("",))[0] == "True")
+    await eventually(
+        lambda: (topology(kube_api) or ("",))[0] == "True",
+        timeout=15,
+        what="TopologyReady condition True",
+    )
     # Higher priority than the pool's policy (0), so RabbitMQ applies it instead.
     body = {
         "pattern": f"^{queue}$",
@@ -40,23 +45,35 @@ async def test_a_site_policy_lowering_max_length_is_reported_until_removed(
     assert await broker.raw("PUT", path, body) in (201, 204)
     try:
         found = await eventually(
-            lambda: (t := topology(kube_api)) and t[1] == "PolicyOverrides" and t
+            lambda: (t := topology(kube_api)) and t[1] == "PolicyOverrides" and t,
+            timeout=15,
+            what="TopologyReady reason PolicyOverrides",
         )
         assert found[0] == "False"
         assert f"policy {site} sets max-length 10000 → 5" in found[2]
-        warning = await eventually(lambda: pool_events(kube_api, "PolicyOverrides"))
+        warning = await eventually(
+            lambda: pool_events(kube_api, "PolicyOverrides"),
+            timeout=15,
+            what="PolicyOverrides event",
+        )
         assert warning[0]["type"] == "Warning"
         assert site in warning[0]["message"]
         assert (condition(kube_api, "Ready") or {}).get("status") == "True"  # jobs still flow
     finally:
         await broker.raw("DELETE", path)
-    await eventually(lambda: (topology(kube_api) or ("", ""))[:2] == ("True", "Declared"))
+    await eventually(
+        lambda: (topology(kube_api) or ("", ""))[:2] == ("True", "Declared"),
+        timeout=15,
+        what="TopologyReady condition True (Declared)",
+    )
 
     def declared() -> list[dict[str, Any]]:
         found = pool_events(kube_api, "Declared")
         return [e for e in found if e["message"].startswith("TopologyReady=True")]
 
-    back = await eventually(lambda: declared()[1:])  # the first is the pool's creation
+    back = await eventually(
+        lambda: declared()[1:], timeout=15, what="declared()[1:]"
+    )  # the first is the pool's creation
     assert back[0]["type"] == "Normal"
 
 
@@ -77,13 +94,17 @@ async def test_a_higher_site_limit_is_not_an_override(
     try:
         await kube.create(secret())
         await kube.create(pool(broker))
-        await eventually(lambda: (topology(kube_api) or ("",))[0] == "True")
+        await eventually(
+            lambda: (topology(kube_api) or ("",))[0] == "True",
+            timeout=15,
+            what="TopologyReady condition True",
+        )
 
         async def site_in_force() -> bool:
             info = await broker.api.queue("/", queue)  # the broker's statistics lag seconds
             return info is not None and info.policy == broker.prefix + "-site"
 
-        await eventually(site_in_force)
+        await eventually(site_in_force, timeout=15, what="site in force")
         # Three drift checks (driftCheckSeconds: 1) see the site policy in force and keep True.
         deadline = asyncio.get_running_loop().time() + 3.0
         while asyncio.get_running_loop().time() < deadline:
@@ -102,7 +123,11 @@ async def test_an_operator_policy_beside_the_pools_own_is_reported(
     path = f"/operator-policies/{segment('/')}/{segment(limits)}"
     await kube.create(secret())
     await kube.create(pool(broker))
-    await eventually(lambda: (topology(kube_api) or ("",))[0] == "True")
+    await eventually(
+        lambda: (topology(kube_api) or ("",))[0] == "True",
+        timeout=15,
+        what="TopologyReady condition True",
+    )
     body = {
         "pattern": f"^{queue}$",
         "definition": {"message-ttl": 60_000},
@@ -112,9 +137,15 @@ async def test_an_operator_policy_beside_the_pools_own_is_reported(
     assert await broker.raw("PUT", path, body) in (201, 204)
     try:
         found = await eventually(
-            lambda: (t := topology(kube_api)) and t[1] == "PolicyOverrides" and t, 20
+            lambda: (t := topology(kube_api)) and t[1] == "PolicyOverrides" and t,
+            timeout=20,
+            what="TopologyReady reason PolicyOverrides",
         )
         assert f"policy {limits} sets message-ttl 3600000 → 60000" in found[2]
     finally:
         await broker.raw("DELETE", path)
-    await eventually(lambda: (topology(kube_api) or ("", ""))[:2] == ("True", "Declared"), 20)
+    await eventually(
+        lambda: (topology(kube_api) or ("", ""))[:2] == ("True", "Declared"),
+        timeout=20,
+        what="TopologyReady condition True (Declared)",
+    )

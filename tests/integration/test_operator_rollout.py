@@ -12,7 +12,8 @@ from ffpool import names
 from ffpool_operator.decisions import rollout
 from ffpool_operator.kube.client import Kube
 from tests.kmock_ext import ApiServer
-from tests.operator_harness.helpers import NS, Broker, condition, eventually, obj, pool, secret
+from tests.operator_harness.helpers import NS, Broker, condition, obj, pool, secret
+from tests.polling import eventually
 
 pytest_plugins = ["tests.operator_harness.fixtures"]
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.kmock(cls=ApiServer)]
@@ -48,14 +49,26 @@ async def test_servers_roll_out_before_workers(
     monkeypatch.setattr(rollout, "POLL_SECONDS", 0.3)  # the reconcile looks again this often
     await kube.create(secret())
     await kube.create(pool(broker))
-    await eventually(lambda: image(kube_api, "worker") == OLD)
+    await eventually(
+        lambda: image(kube_api, "worker") == OLD,
+        timeout=15,
+        what="worker image OLD",
+    )
     assert upgrading(kube_api) is None  # a new pool is no upgrade
     for component in ("server", "worker"):
         await rolled_out(kube, kube_api, component)
 
     await kube.patch(names.CRD_KIND, NS, "pool", {"spec": {"image": NEW}})
-    await eventually(lambda: image(kube_api, "server") == NEW)
-    await eventually(lambda: upgrading(kube_api) == ("True", "ServersRollingOut"))
+    await eventually(
+        lambda: image(kube_api, "server") == NEW,
+        timeout=15,
+        what="server image NEW",
+    )
+    await eventually(
+        lambda: upgrading(kube_api) == ("True", "ServersRollingOut"),
+        timeout=15,
+        what="Upgrading condition True (ServersRollingOut)",
+    )
     # Watched for 2 s, several reconcile passes (every 0.3 s) while the servers' pods are not
     # all replaced: the workers keep the running image all along.
     loop = asyncio.get_running_loop()
@@ -67,6 +80,14 @@ async def test_servers_roll_out_before_workers(
     assert (condition(kube_api, "Ready") or {}).get("status") == "True"
 
     await rolled_out(kube, kube_api, "server")
-    await eventually(lambda: image(kube_api, "worker") == NEW)
-    await eventually(lambda: upgrading(kube_api) == ("False", "RolledOut"))
+    await eventually(
+        lambda: image(kube_api, "worker") == NEW,
+        timeout=15,
+        what="worker image NEW",
+    )
+    await eventually(
+        lambda: upgrading(kube_api) == ("False", "RolledOut"),
+        timeout=15,
+        what="Upgrading condition False (RolledOut)",
+    )
     assert (condition(kube_api, "Ready") or {}).get("status") == "True"

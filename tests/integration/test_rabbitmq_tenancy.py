@@ -99,14 +99,16 @@ async def test_dead_letters_and_outcome_only_records_are_the_tenants_own(
                 lambda: blocked.id in executor.started, timeout=15, what="the blocked job started"
             )
             # Started now, this server sees the blocked job's outcome only: no tenant in it.
-            async with started(build_server(s2, FakeMetrics())) as two:
+            async with (
+                started(build_server(s2, FakeMetrics())) as two,
+                two.subscribe(blocked.id) as events,
+            ):
                 executor.release()
-
-                async def outcome_seen() -> bool:
-                    record = two._feed.cache.get(blocked.id)
-                    return record is not None and record.state is JobState.COMPLETED
-
-                await eventually(outcome_seen, timeout=15, what="server2 folds the outcome")
+                await eventually(
+                    lambda: any(e.type == "completed" for e in events.pending()),
+                    timeout=15,
+                    what="server2 folds the outcome",
+                )
                 record = await scoped(two, "acme").get(blocked.id)  # learned from a peer
                 assert record is not None
                 assert record.state is JobState.COMPLETED

@@ -5,17 +5,15 @@ differ between tenants."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from ffpool.auth.tokens import file_line, new_token
 from tests.integration.rabbit_harness import AMQP_URL, need_broker, prefix_for_test
-from tests.integration.rabbit_procs import Client, client, procs, service_env
+from tests.integration.rabbit_procs import client, procs, service_env
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.ffmpeg]
 PROBE = {"input": {"kind": "path", "path": "clips/sample.mp4"}, "operation": {"op": "probe"}}
@@ -25,17 +23,6 @@ TERMINAL = {"completed", "failed", "cancelled"}
 @pytest.fixture(autouse=True)
 def _broker() -> None:
     need_broker()
-
-
-async def reply(cl: Client, message: dict[str, Any]) -> Any:
-    """Send a request and return its reply (`accepted` or `error`)."""
-    request_id = uuid.uuid4().hex
-    await cl.send({**message, "request_id": request_id})
-    async with asyncio.timeout(30), cl._new:
-        await cl._new.wait_for(lambda: any(m.request_id == request_id for m in cl.replies))
-        found = next(m for m in cl.replies if m.request_id == request_id)
-        cl.replies.remove(found)
-        return found
 
 
 async def test_two_server_processes_scope_jobs_by_tenant(media_root: Path, tmp_path: Path) -> None:
@@ -65,20 +52,20 @@ async def test_two_server_processes_scope_jobs_by_tenant(media_root: Path, tmp_p
             client(two, globex) as globex_two,
         ):
             key = f"k-{uuid.uuid4().hex}"
-            first = await reply(acme_one, {"type": "submit", "job": PROBE, "idempotency_key": key})
+            first = await acme_one.request({"type": "submit", "job": PROBE, "idempotency_key": key})
             assert first.type == "accepted", first
             job_id = first.job_id
-            again = await reply(acme_two, {"type": "submit", "job": PROBE, "idempotency_key": key})
+            again = await acme_two.request({"type": "submit", "job": PROBE, "idempotency_key": key})
             assert (again.job_id, again.duplicate) == (job_id, True)
-            theirs = await reply(
-                globex_two, {"type": "submit", "job": PROBE, "idempotency_key": key}
+            theirs = await globex_two.request(
+                {"type": "submit", "job": PROBE, "idempotency_key": key}
             )
             assert theirs.job_id != job_id
             assert not theirs.duplicate
 
             for request in ("subscribe", "cancel"):
-                refused = await reply(globex_two, {"type": request, "job_id": job_id})
-                unknown = await reply(globex_two, {"type": request, "job_id": "f" * 32})
+                refused = await globex_two.request({"type": request, "job_id": job_id})
+                unknown = await globex_two.request({"type": request, "job_id": "f" * 32})
                 assert refused.code == unknown.code == "unknown_job"
                 assert refused.message == unknown.message.replace("f" * 32, job_id)
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 from pydantic import SecretStr
@@ -17,21 +16,6 @@ NS = "ffp-test"
 MGMT_URL = "http://127.0.0.1:15672"
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 CRD_RESOURCE = f"{names.API_GROUP}/{names.API_VERSION}/{names.CRD_PLURAL}"
-T = TypeVar("T")
-
-
-async def eventually(check: Callable[[], T | Awaitable[T]], timeout: float = 15.0) -> T:
-    """Poll until `check` returns something truthy (and return it), or fail at the deadline."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result  # type: ignore[return-value]
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s (last: {result!r})")
-        await asyncio.sleep(0.1)
 
 
 def obj(kmock: Any, plural: str, name: str, namespace: str = NS) -> Any:

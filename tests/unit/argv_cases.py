@@ -25,7 +25,7 @@ HEAD = [
     "-stats_period",
     "0.5",
 ]
-# Decoders refuse frames over twice MAX_INPUT_PIXELS (padded sizes: jobs/limits.py).
+# Decoders refuse frames over twice MAX_INPUT_PIXELS (padded sizes: ffmpeg/limits.py).
 MAX_PIXELS = ["-max_pixels", str(2 * SETTINGS.max_input_pixels)]
 INPUT = [
     *MAX_PIXELS,

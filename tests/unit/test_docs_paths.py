@@ -1,6 +1,7 @@
 """Every source path and module the docs name exists, so the docs cannot drift from the code.
 
-Read: README.md and docs/**/*.md. Checked:
+Read: README.md and docs/**/*.md, and the comments and docstrings of the Python files under
+service/, operator/, tests/ and bench/. Checked:
 - Python file paths: rooted ones (`service/ffpool/server/ws.py`, `ffpool/names.py`,
   `ffpool_operator/kube/client.py`, `tests/unit/...py`, `bench/...py`) must exist exactly there;
   a package-relative one (`server/ws.py`) or a bare file name (`drift.py`) must match a file of
@@ -14,7 +15,9 @@ from __future__ import annotations
 
 import ast
 import functools
+import io
 import re
+import tokenize
 from pathlib import Path
 from typing import NamedTuple
 
@@ -33,6 +36,8 @@ ROOTED = {
 }
 # Where a package-relative path or a bare file name may be found.
 SOURCE_TREES = ("service", "operator", "tests", "bench", "scripts", "cluster")
+# Whose comments and docstrings are read too.
+PROSE_TREES = ("service", "operator", "tests", "bench")
 PACKAGES = {
     "ffpool": ROOT / "service" / "ffpool",
     "ffpool_operator": ROOT / "operator" / "ffpool_operator",
@@ -120,26 +125,61 @@ def _dotted_problem(text: str) -> str | None:
     return None
 
 
-def _mentions() -> list[Mention]:
+def _prose(text: str) -> list[tuple[int, str]]:
+    """The comments and docstrings of Python source, line by line (numbered from 1)."""
+    lines = [
+        (tok.start[0], tok.string)
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline)
+        if tok.type == tokenize.COMMENT
+    ]
+    # Docstrings: of modules, classes and functions, and those under attributes and fields.
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            doc = node.value.value
+            if isinstance(doc, str):
+                lines += [(node.lineno + i, line) for i, line in enumerate(doc.splitlines())]
+    return sorted(lines)
+
+
+def _problems(doc: Path, where: str, line: str) -> list[Mention]:
     found = []
-    for doc in DOCS:
-        for where, line in _lines(doc):
-            for m in PY_FILE.finditer(line):
-                if problem := _py_file_problem(doc, m.group(1)):
-                    found.append(Mention(where, m.group(1), problem))
-            for m in PACKAGE_PATH.finditer(line):
-                path = m.group(1).rstrip(".")
-                if not (ROOT / path).exists():
-                    found.append(Mention(where, path, "no such file or folder"))
-            for m in DOTTED.finditer(line):
-                if problem := _dotted_problem(m.group(1)):
-                    found.append(Mention(where, m.group(1), problem))
+    for m in PY_FILE.finditer(line):
+        if problem := _py_file_problem(doc, m.group(1)):
+            found.append(Mention(where, m.group(1), problem))
+    for m in PACKAGE_PATH.finditer(line):
+        path = m.group(1).rstrip(".")
+        if not (ROOT / path).exists():
+            found.append(Mention(where, path, "no such file or folder"))
+    for m in DOTTED.finditer(line):
+        if problem := _dotted_problem(m.group(1)):
+            found.append(Mention(where, m.group(1), problem))
     return found
+
+
+def _mentions() -> list[Mention]:
+    return [m for doc in DOCS for where, line in _lines(doc) for m in _problems(doc, where, line)]
+
+
+def _source_mentions() -> list[Mention]:
+    return [
+        m
+        for file in _source_files()
+        if file.startswith(tuple(f"{tree}/" for tree in PROSE_TREES))
+        for n, line in _prose((ROOT / file).read_text())
+        for m in _problems(ROOT / file, f"{file}:{n}", URL.sub("", line))
+    ]
 
 
 def test_docs_name_only_paths_and_modules_that_exist() -> None:
     stale = _mentions()
     assert not stale, "docs name what does not exist:\n" + "\n".join(
+        f"  {m.where}: {m.text} ({m.problem})" for m in stale
+    )
+
+
+def test_comments_and_docstrings_name_only_paths_and_modules_that_exist() -> None:
+    stale = _source_mentions()
+    assert not stale, "comments and docstrings name what does not exist:\n" + "\n".join(
         f"  {m.where}: {m.text} ({m.problem})" for m in stale
     )
 
@@ -158,3 +198,11 @@ def test_checker_catches_stale_names() -> None:
     assert _dotted_problem("ffpool.domain.bounds.NO_SUCH_NAME")
     assert _dotted_problem("ffpool.domain.bounds.MAX_STREAMS") is None
     assert _dotted_problem("ffpool.dev") is None
+    source = (
+        '"""Doc (ffpool/nope.py)."""\nX = 1\n"""Field doc."""\n# see ffpool.no_module\ny = "a.py"\n'
+    )
+    assert _prose(source) == [
+        (1, "Doc (ffpool/nope.py)."),
+        (3, "Field doc."),
+        (4, "# see ffpool.no_module"),
+    ]

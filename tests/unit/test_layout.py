@@ -1,5 +1,5 @@
 """The architecture, read from the source with `ast`: short modules and functions, no import
-cycles, and layers that import only downwards (pure core, thin edges).
+cycles, layers that import only downwards (pure core, thin edges), and structured log calls.
 
 Each import statement counts, wherever it stands: at module level, inside a function (a lazy
 import) or under `if TYPE_CHECKING:`. A layer table lists units (a package or a module, matched
@@ -23,9 +23,14 @@ PACKAGES = {
 }
 MAX_MODULE_LINES = 300
 MAX_FUNCTION_LINES = 60
+# Log calls take a fixed event and key=value fields: an f-string would bury the values in text.
+LOG_METHODS = {"debug", "info", "warning", "error", "exception", "critical"}
+LOGGERS = {"log", "logger"}
+LOGGING_TREES = ("service", "operator", "tests", "bench")
 
 SERVICE_LAYERS: tuple[tuple[str, ...], ...] = (
-    ("ffpool", "ffpool.names", "ffpool.logs"),
+    # ffpool.web holds the page's static files only (served by ffpool.server.web).
+    ("ffpool", "ffpool.names", "ffpool.logs", "ffpool.web"),
     # The topology's knobs are declared once in topology.py; Settings inherits them.
     ("ffpool.topology",),
     ("ffpool.settings",),
@@ -49,6 +54,8 @@ OPERATOR_LAYERS: tuple[tuple[str, ...], ...] = (
     ("ffpool", "ffpool.names", "ffpool.logs", "ffpool.topology", "ffpool_operator"),
     ("ffpool_operator.spec",),
     ("ffpool_operator.decisions", "ffpool_operator.manifests"),
+    # The HTTP session lifecycle both API clients share.
+    ("ffpool_operator.http_session",),
     ("ffpool_operator.kube", "ffpool_operator.broker", "ffpool_operator.metrics"),
     ("ffpool_operator.flows",),
     ("ffpool_operator.main",),
@@ -249,3 +256,34 @@ def test_operator_decisions_and_manifests_do_no_io() -> None:
         and imp.target.partition(".")[0] in IO_LIBRARIES
     ]
     _fail("I/O libraries imported by the operator's pure core", wrong)
+
+
+def f_string_log_calls(source: str) -> list[int]:
+    """Lines of `log.info(f"...")`-like calls: a `log`/`logger` method given an f-string first."""
+    return [
+        node.lineno
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in LOG_METHODS
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id in LOGGERS
+        and bool(node.args)
+        and isinstance(node.args[0], ast.JoinedStr)
+    ]
+
+
+def test_log_calls_take_no_f_strings() -> None:
+    found = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for tree in LOGGING_TREES
+        for path in sorted((ROOT / tree).rglob("*.py"))
+        if ".venv" not in path.parts
+        for line in f_string_log_calls(path.read_text())
+    ]
+    _fail("log calls given an f-string (use key=value fields)", found)
+
+
+def test_the_log_call_check_catches_f_strings() -> None:
+    source = 'log.info(f"job {x}")\nlogger.error(f"{y}")\nlog.info("job", x=x)\nprint(f"{x}")\n'
+    assert f_string_log_calls(source) == [1, 2]

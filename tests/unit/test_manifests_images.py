@@ -135,7 +135,7 @@ def test_service_image_has_ffmpeg_and_runs_both_roles() -> None:
     for component in (names.COMPONENT_SERVER, names.COMPONENT_WORKER):
         container = deployments.container(pool, spec, component, spec.workers.resources)
         assert container["command"] == json.loads(final.all("ENTRYPOINT")[0])
-        assert cli._parser().parse_args(container["args"]).command == component
+        assert cli.build_parser().parse_args(container["args"]).command == component
     exposed = set(" ".join(final.all("EXPOSE")).split())
     defaults = Settings()
     assert {str(defaults.ws_port), str(defaults.http_port), str(defaults.ops_port)} <= exposed

@@ -108,15 +108,3 @@ async def test_in_memory_broker_deletes_like_rabbitmq_if_empty() -> None:
     broker.set_depth(VH, "q", ready=0, unacked=3)
     await broker.delete_queue(VH, "q")
     assert (VH, "q") not in broker.queues
-
-
-def test_channels_are_parsed_at_the_boundary() -> None:
-    raw = [
-        {"connection_details": {"name": "c1", "peer_port": 1}, "messages_unacknowledged": 2},
-        {"connection_details": [], "messages_unacknowledged": 0},  # a direct (in-broker) client
-        {"connection_details": {"name": "c2"}},  # no stats yet
-    ]
-    parsed = [management._ApiChannel.model_validate(c).parsed() for c in raw]
-    assert [(c.connection_name, c.unacked) for c in parsed] == [("c1", 2), ("", 0), ("c2", 0)]
-    with pytest.raises(ValueError, match="greater than or equal"):
-        management._ApiChannel.model_validate({"messages_unacknowledged": -1})

@@ -120,8 +120,7 @@ async def test_a_bug_while_handling_requeues_the_delivery(tmp_path: Path) -> Non
     message = FakeDelivery(new_job())
     message.redelivered = True  # counted as an attempt: republished
     await slot0(message)
-    # The slot's state has no public reader: the private set is the only seam.
-    await eventually(lambda: not workers._busy_slots, timeout=5, what="the slot freed")
+    await eventually(lambda: workers.busy_slots() == 0, timeout=5, what="the slot freed")
     assert message.settled == ["nack(requeue=True)"]
     await slot0(FakeDelivery(new_job()))
     await eventually(lambda: workers.busy_jobs() == 1, timeout=5, what="the next run")

@@ -14,7 +14,7 @@ from aio_pika.abc import AbstractRobustConnection
 from pydantic import ValidationError
 
 from ffpool import names
-from ffpool.backends.rabbitmq import attempts, control, wire
+from ffpool.backends.rabbitmq import attempts, connection, control, wire
 from ffpool.backends.rabbitmq.feed import EventsFeed, parse_events
 from ffpool.backends.rabbitmq.markers import Markers
 from ffpool.backends.rabbitmq.publisher import Properties, Publisher
@@ -105,38 +105,43 @@ def test_the_client_protocol_stays_strict() -> None:
         )
 
 
-class RecordingPublisher(Publisher):
-    def __init__(self) -> None:
-        super().__init__("amqp://unused", "test", Topology(), 1.0)
-        self.sent: list[Properties] = []
+class RecordingChannel:
+    """A channel whose underlying aiormq channel records what is published on it."""
 
-    async def _confirm(
-        self,
-        exchange: str,
-        routing_key: str,
-        body: bytes,
-        props: Properties,
-        wait_s: float | None,
-        *,
-        mandatory: bool = True,
-    ) -> None:
-        self.sent.append(props)
+    def __init__(self, sent: list[Properties]) -> None:
+        self.sent = sent
 
-    async def _send(
-        self,
-        channel: Any,
-        exchange: str,
-        routing_key: str,
-        body: bytes,
-        props: Properties,
-        wait_s: float | None,
-        mandatory: bool,
-    ) -> None:
-        self.sent.append(props)
+    async def get_underlay_channel(self) -> RecordingChannel:
+        return self
+
+    async def basic_publish(self, body: bytes, *, properties: Properties, **_: Any) -> None:
+        self.sent.append(properties)
 
 
-async def test_every_published_message_carries_the_wire_version() -> None:
-    publisher = RecordingPublisher()
+@pytest.fixture
+def recording(monkeypatch: pytest.MonkeyPatch) -> list[Properties]:
+    """What every publisher started in the test sends, through its real publish path (the
+    broker connection swapped at `connection`'s functions)."""
+    sent: list[Properties] = []
+
+    async def nothing(*_: Any, **__: Any) -> None:
+        return None
+
+    async def channel(*_: Any, **__: Any) -> RecordingChannel:
+        return RecordingChannel(sent)
+
+    monkeypatch.setattr(connection, "connect", nothing)
+    monkeypatch.setattr(connection, "open_channel", channel)
+    monkeypatch.setattr(connection, "declare_topology", nothing)
+    monkeypatch.setattr(connection, "ensure_ready", nothing)
+    return sent
+
+
+async def test_every_published_message_carries_the_wire_version(
+    recording: list[Properties],
+) -> None:
+    publisher = Publisher("amqp://unused", "test", Topology(), 1.0)
+    await publisher.start()
     job = Job(spec=JobSpec(input=PathInput(path="in.mp4"), operation=ProbeOp()))
     event = StateEvent(job_id=JOB, state=JobState.QUEUED, operation="probe")
     await publisher.publish_job(job, 1)
@@ -146,8 +151,8 @@ async def test_every_published_message_carries_the_wire_version() -> None:
     await publisher.publish_events([event])
     await publisher.publish_control(control.CancelCommand(job_id=JOB), "cancel")
     await publisher.reply("q", control.CancelCommand(job_id=JOB))
-    assert len(publisher.sent) == 7
-    assert all((p.headers or {}).get(names.HEADER_WIRE) == wire.VERSION for p in publisher.sent)
+    assert len(recording) == 7
+    assert all((p.headers or {}).get(names.HEADER_WIRE) == wire.VERSION for p in recording)
 
 
 async def no_lookup(_job_id: str) -> None:

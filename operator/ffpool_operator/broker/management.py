@@ -35,6 +35,7 @@ from ffpool_operator.decisions.broker_model import (
     QueueInfo,
 )
 from ffpool_operator.decisions.victims import BrokerChannel, BrokerConnection
+from ffpool_operator.http_session import LazySession
 
 log = logs.get(__name__)
 T = TypeVar("T")
@@ -122,30 +123,24 @@ class ManagementClient:
         # Built by hand: aiohttp 3.14 deprecates BasicAuth; UTF-8 so any password works.
         token = base64.b64encode(f"{username}:{password.get_secret_value()}".encode()).decode()
         self._headers = {"Authorization": f"Basic {token}"}
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._session: aiohttp.ClientSession | None = None
-        self._closed = False
+        timeouts = aiohttp.ClientTimeout(total=timeout)
+        self._http = LazySession(
+            lambda: aiohttp.ClientSession(headers=self._headers, timeout=timeouts)
+        )
 
     async def close(self) -> None:
-        self._closed = True
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.close()
 
     async def _call(
         self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None
     ) -> Any:
         """The decoded JSON answer (None: absent on a read, or no body on a write)."""
-        if self._closed:
-            # A handler still running while the operator shuts down must not open a session
-            # that nothing would close.
+        if (session := self._http.get()) is None:
             raise BrokerUnavailable(f"{method} {path}: client closed")
-        if self._session is None:
-            self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout)
         try:
             # encoded=True: yarl must not turn the `%2F` of vhost `/` back into a slash.
             url = yarl.URL(self._base + path, encoded=True)
-            async with self._session.request(method, url, json=body, params=params) as resp:
+            async with session.request(method, url, json=body, params=params) as resp:
                 return await _answer(resp, f"{method} {path}")
         except (aiohttp.ClientError, TimeoutError) as exc:
             # The exception text carries only host and path: the credentials sit in the header.

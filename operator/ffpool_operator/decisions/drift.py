@@ -1,7 +1,7 @@
 """Drift of the owned objects, pure: what to do with each child (create, apply, repair, keep, or
 leave alone because it is not the pool's), what a repair pass found, and how that shows in the
-pool's conditions. The I/O is in reconcile.apply_children and flows.repair_once
-(docs/operator.md, "Drift and ownership")."""
+pool's conditions. The I/O is in flows/reconcile_io.py (apply_children) and flows/repair.py
+(repair_once) (docs/operator.md, "Drift and ownership")."""
 
 from __future__ import annotations
 

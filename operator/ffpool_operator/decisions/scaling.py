@@ -1,5 +1,5 @@
 """The autoscaling decision: a pure function of (queue stats, current and busy workers, spec,
-history, now). No I/O here; autoscaler.py reads the inputs and applies the result.
+history, now). No I/O here; flows/autoscale.py reads the inputs and applies the result.
 
 Rules (docs/design/autoscaling.md for why):
 - recommended = ceil((ready + in flight) / target per worker), clamped to [min, max]; counting

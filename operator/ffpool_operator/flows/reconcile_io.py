@@ -89,9 +89,9 @@ async def apply_children(
     broker_port: int | None = None,
     plan: ChildPlan | None = None,
 ) -> ChildPlan:
-    """Server-side apply of every owned object (kube.py): what the spec no longer asks for goes,
-    what other managers set stays. Each object is read first and left alone when it is not the
-    pool's (`plan.conflicts`); a repair pass (`plan.repair`) applies only what is missing or
+    """Server-side apply of every owned object (kube/client.py): what the spec no longer asks
+    for goes, what other managers set stays. Each object is read first and left alone when it is
+    not the pool's (`plan.conflicts`); a repair pass (`plan.repair`) applies only what is missing or
     differs. The signing key is the exception: created once, never applied, and one the user
     created is used as it is. `broker_port` (from the AMQP URL) is the NetworkPolicy's egress
     port."""

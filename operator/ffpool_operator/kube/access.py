@@ -1,5 +1,5 @@
 """Where the Kubernetes API is and how to authenticate: one loader for both kopf (its login
-handler) and the operator's own client (kube.py). In-cluster first, then $KUBECONFIG read at
+handler) and the operator's own client (client.py). In-cluster first, then $KUBECONFIG read at
 call time (the `kubernetes` package reads it at import time otherwise)."""
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 
 from ffpool import names
+from ffpool_operator.http_session import LazySession
 from ffpool_operator.kube import access
 
 RESOURCES = {
@@ -47,15 +48,15 @@ class Kube:
     def __init__(self, cfg: Any, timeout: float = 10.0, manager: str = names.FIELD_MANAGER) -> None:
         self._cfg = cfg
         self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._session: aiohttp.ClientSession | None = None
-        self._closed = False
+        self._http = LazySession(self._open)
         self.manager = manager
 
+    def _open(self) -> aiohttp.ClientSession:
+        conn = aiohttp.TCPConnector(ssl=access.ssl_context(self._cfg))
+        return aiohttp.ClientSession(connector=conn, timeout=self._timeout)
+
     async def close(self) -> None:
-        self._closed = True
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.close()
 
     async def _call(
         self,
@@ -65,19 +66,14 @@ class Kube:
         content_type: str = JSON,
         params: dict[str, str] | None = None,
     ) -> Any:
-        if self._closed:
-            # A handler still running while the operator shuts down must not open a session
-            # that nothing would close.
+        if (session := self._http.get()) is None:
             raise KubeError(f"{method} {url}: client closed")
-        if self._session is None:
-            conn = aiohttp.TCPConnector(ssl=access.ssl_context(self._cfg))
-            self._session = aiohttp.ClientSession(connector=conn, timeout=self._timeout)
         headers = {"Content-Type": content_type}
         if tok := access.token(self._cfg):
             headers["Authorization"] = f"Bearer {tok}"
         data = None if body is None else json.dumps(body).encode()
         try:
-            async with self._session.request(
+            async with session.request(
                 method, self._cfg.host + url, data=data, headers=headers, params=params
             ) as resp:
                 if resp.status == 404:

@@ -1,4 +1,4 @@
-"""The CustomResourceDefinition, generated from the pydantic models (models.py).
+"""The CustomResourceDefinition, generated from the pydantic models (pool.py).
 
 `python -m ffpool_operator.spec.crd > crds/ffmpegpools.ffpool.dev.yaml`; a unit test fails when the
 committed file drifts from the models.

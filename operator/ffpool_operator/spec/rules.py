@@ -3,7 +3,7 @@
 message), and by pydantic when the operator parses a spec (objects stored before the rule existed,
 or a cluster whose CRD is older than the operator).
 
-A model lists its rules in `RULES` (`Camel` in models.py checks them and adds them to its JSON
+A model lists its rules in `RULES` (`Camel` in camel.py checks them and adds them to its JSON
 schema); a single field carries one as an `Annotated` marker. The CEL side follows
 https://kubernetes.io/docs/tasks/extend-kubernetes/custom-resources/custom-resource-definitions/#validation-rules:
 `self` is the object (or field) the rule sits on, and each rule's estimated cost must stay within

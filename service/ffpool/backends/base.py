@@ -6,14 +6,21 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from pydantic import BaseModel
 
 from ffpool.backends.admission import Admission
-from ffpool.domain.events import JobEvent, JobRecord
+from ffpool.domain.events import (
+    CompletedEvent,
+    FailedEvent,
+    JobEvent,
+    JobRecord,
+    JobState,
+    ProgressEvent,
+)
 from ffpool.domain.jobs import Job
 
 
@@ -77,6 +84,22 @@ class BackendStats(BaseModel):
 class Health(enum.StrEnum):
     HEALTHY = "healthy"
     UNHEALTHY = "unhealthy"
+
+
+class JobExecutor(Protocol):
+    """What runs a job on a worker, for both backends (ffmpeg/executor.py's, or a test's)."""
+
+    async def execute(
+        self, job: Job, on_progress: Callable[[ProgressEvent], None]
+    ) -> CompletedEvent | FailedEvent: ...
+
+
+class JobMetrics(Protocol):
+    """The job counts a backend reports (metrics.py's)."""
+
+    def observe_submitted(self) -> None: ...
+
+    def observe_finished(self, operation: str, state: JobState, seconds: float) -> None: ...
 
 
 class Subscription(Protocol):

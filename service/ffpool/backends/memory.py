@@ -12,7 +12,6 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
 
 from ffpool import logs
 from ffpool.backends.admission import ActiveIndex, Admission, TenantLimits
@@ -20,6 +19,8 @@ from ffpool.backends.base import (
     BackendStats,
     BackendUnavailable,
     Health,
+    JobExecutor,
+    JobMetrics,
     QueueFull,
     Submission,
     UnknownJob,
@@ -33,7 +34,6 @@ from ffpool.domain.events import (
     JobEvent,
     JobRecord,
     JobState,
-    ProgressEvent,
     StateEvent,
     apply,
 )
@@ -44,22 +44,6 @@ log = logs.get(__name__)
 DEAD_LETTERS_KEPT = 1000
 
 
-class JobExecutor(Protocol):
-    async def execute(
-        self, job: Job, on_progress: _ProgressSink
-    ) -> CompletedEvent | FailedEvent: ...
-
-
-class _ProgressSink(Protocol):
-    def __call__(self, event: ProgressEvent, /) -> None: ...
-
-
-class FinishObserver(Protocol):
-    def observe_submitted(self) -> None: ...
-
-    def observe_finished(self, operation: str, state: JobState, seconds: float) -> None: ...
-
-
 class MemoryBackend:
     name = "memory"
 
@@ -67,7 +51,7 @@ class MemoryBackend:
         self,
         settings: Settings,
         executor: JobExecutor,
-        metrics: FinishObserver,
+        metrics: JobMetrics,
         remove_files: Callable[[str], None] | None = None,
     ) -> None:
         self._settings = settings

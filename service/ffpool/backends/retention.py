@@ -1,7 +1,7 @@
 """The byte budget of retained job records, shared by both record stores (no I/O).
 
 Both the memory backend's records and each RabbitMQ server's RecordCache charge every record
-here at its bounded size (jobs/bounds.py), so MAX_RETAINED_BYTES holds however many records
+here at its bounded size (domain/bounds.py), so MAX_RETAINED_BYTES holds however many records
 there are; the least recently used are the ones to forget first.
 """
 

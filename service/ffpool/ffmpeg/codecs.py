@@ -67,7 +67,7 @@ VP9_SPEED: Final = {
 }
 
 _QUICKTIME = (Container.MP4, Container.MOV)
-# The largest output sides (jobs/models.py Width and Height, docs/protocol.md): a side the job
+# The largest output sides (domain/jobs.py Width and Height, docs/protocol.md): a side the job
 # does not give is bounded by these, whatever the input's aspect ratio.
 MAX_WIDTH: Final = 7680
 MAX_HEIGHT: Final = 4320

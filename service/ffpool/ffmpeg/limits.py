@@ -39,7 +39,7 @@ DECODER_PIXEL_FACTOR: Final = 2
 # (it stops and says "received signal 24"); SIGKILL follows at the hard limit, this much later.
 # The kernel repeats SIGXCPU every CPU second past the soft limit: an FFmpeg still stopping
 # after the fourth exits at once with fftools/ffmpeg.c's "Received > 3 system signals" (its
-# only other source would be repeated SIGTERMs, which ffpool never sends: runner.py sends one,
+# only other source would be repeated SIGTERMs, which ffpool never sends: process.py sends one,
 # then SIGKILL).
 CPU_KILL_GRACE_S: Final = 10
 CPU_LIMIT_NEEDLES: Final = ("received signal 24", "Received > 3 system signals")

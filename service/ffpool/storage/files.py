@@ -1,5 +1,5 @@
 """Writing a streamed body to a new file safely, and the errors storage raises: shared by
-storage.py, uploads.py and URL inputs (jobs/inputs.py)."""
+media.py, uploads.py and URL inputs (ffmpeg/inputs.py)."""
 
 from __future__ import annotations
 

@@ -51,7 +51,7 @@ TEMP_SUFFIXES: Final = (".part", ".tmp")
 NAME_MAX: Final = 255
 
 _ID_RE: Final = re.compile(r"[0-9a-f]{32}")
-# jobs/models.py TenantName: a DNS label, safe as a directory name.
+# domain/jobs.py TenantName: a DNS label, safe as a directory name.
 _TENANT_RE: Final = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 _OUTPUT_NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
 

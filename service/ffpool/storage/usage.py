@@ -24,7 +24,7 @@ TENANT_FILE: Final = ".ffpool-tenant"
 # older than this before it charges a job's outputs: the sweep's own longest period
 # (housekeeping.MAX_PERIOD_SECONDS).
 RECOUNT_SECONDS: Final = 300.0
-# A tenant name is at most 63 characters (jobs/models.py TenantName); more is not one.
+# A tenant name is at most 63 characters (domain/jobs.py TenantName); more is not one.
 MAX_TENANT_FILE_BYTES: Final = 64
 
 

@@ -24,11 +24,10 @@ from dataclasses import dataclass
 
 from ffpool import names
 from ffpool.backends.admission import Admission
-from ffpool.backends.base import BackendStats, Health, Submission
+from ffpool.backends.base import BackendStats, Health, JobExecutor, JobMetrics, Submission
 from ffpool.backends.hub import Subscription
 from ffpool.backends.rabbitmq.control import Control
 from ffpool.backends.rabbitmq.feed import EventsFeed
-from ffpool.backends.rabbitmq.job_run import ExecutorLike, MetricsLike
 from ffpool.backends.rabbitmq.links import Links
 from ffpool.backends.rabbitmq.markers import Markers
 from ffpool.backends.rabbitmq.publisher import Publisher
@@ -153,8 +152,8 @@ class _Base:
         links: Links,
         control: Control,
         ledger: RunLedger,
-        executor: ExecutorLike,
-        metrics: MetricsLike,
+        executor: JobExecutor,
+        metrics: JobMetrics,
         lookup: Lookup,
     ) -> RabbitWorker:
         pool = WorkerPool(
@@ -178,7 +177,7 @@ def _worker_name(settings: Settings) -> str:
     return names.WORKER_CONNECTION_PREFIX + settings.instance_name
 
 
-def build_server(settings: Settings, metrics: MetricsLike) -> RabbitServer:
+def build_server(settings: Settings, metrics: JobMetrics) -> RabbitServer:
     base = _Base.of(settings)
     links = base.links([_server_name(settings)], serves_clients=True)
     feed = base.feed()
@@ -186,7 +185,7 @@ def build_server(settings: Settings, metrics: MetricsLike) -> RabbitServer:
     return RabbitServer(settings, metrics, links, feed, base.markers, control)
 
 
-def build_worker(settings: Settings, metrics: MetricsLike, executor: ExecutorLike) -> RabbitWorker:
+def build_worker(settings: Settings, metrics: JobMetrics, executor: JobExecutor) -> RabbitWorker:
     base = _Base.of(settings)
     links = base.links([_worker_name(settings)], serves_clients=False)
     ledger = RunLedger()
@@ -195,7 +194,7 @@ def build_worker(settings: Settings, metrics: MetricsLike, executor: ExecutorLik
     return base.worker(links, control, ledger, executor, metrics, lookup)
 
 
-def build_node(settings: Settings, metrics: MetricsLike, executor: ExecutorLike) -> RabbitNode:
+def build_node(settings: Settings, metrics: JobMetrics, executor: JobExecutor) -> RabbitNode:
     base = _Base.of(settings)
     links = base.links([_server_name(settings), _worker_name(settings)], serves_clients=True)
     feed = base.feed()

@@ -10,19 +10,18 @@ import enum
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
 
 from ffpool import logs
-from ffpool.backends.base import BackendError
+from ffpool.backends.base import BackendError, JobExecutor
 from ffpool.domain.events import (
     CancelledEvent,
     CompletedEvent,
     FailedEvent,
     FailureCode,
     JobEvent,
-    JobState,
     ProgressEvent,
     StateEvent,
 )
@@ -31,18 +30,6 @@ from ffpool.domain.jobs import Job
 log = logs.get(__name__)
 # A job's `running` state is published only once it has run this long (see ProgressSender).
 RUNNING_EVENT_DELAY_S = 0.1
-
-
-class ExecutorLike(Protocol):
-    async def execute(
-        self, job: Job, on_progress: Callable[[ProgressEvent], None]
-    ) -> CompletedEvent | FailedEvent: ...
-
-
-class MetricsLike(Protocol):
-    def observe_submitted(self) -> None: ...
-
-    def observe_finished(self, operation: str, state: JobState, seconds: float) -> None: ...
 
 
 class Stop(enum.Enum):
@@ -148,7 +135,7 @@ class Run:
 
 
 async def execute(
-    run: Run, executor: ExecutorLike, progress: ProgressSender, limit_s: float | None
+    run: Run, executor: JobExecutor, progress: ProgressSender, limit_s: float | None
 ) -> Outcome:
     """Run the executor; a broker-imposed `limit_s` (consumer timeout) fails it as timeout."""
     run.task = asyncio.create_task(executor.execute(run.job, progress))

@@ -13,12 +13,18 @@ from aio_pika.abc import AbstractRobustConnection
 
 from ffpool import logs
 from ffpool.backends.admission import Admission, TenantLimits
-from ffpool.backends.base import BackendError, BackendStats, Health, Submission, UnknownJob
+from ffpool.backends.base import (
+    BackendError,
+    BackendStats,
+    Health,
+    JobMetrics,
+    Submission,
+    UnknownJob,
+)
 from ffpool.backends.hub import Subscription
 from ffpool.backends.rabbitmq import attempts, records
 from ffpool.backends.rabbitmq.control import Control
 from ffpool.backends.rabbitmq.feed import EventsFeed
-from ffpool.backends.rabbitmq.job_run import MetricsLike
 from ffpool.backends.rabbitmq.links import Links
 from ffpool.backends.rabbitmq.markers import Markers
 from ffpool.backends.rabbitmq.publisher import Publisher
@@ -65,7 +71,7 @@ class RabbitServer:
     def __init__(
         self,
         settings: Settings,
-        metrics: MetricsLike,
+        metrics: JobMetrics,
         links: Links,
         feed: EventsFeed,
         markers: Markers,

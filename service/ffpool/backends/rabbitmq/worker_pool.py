@@ -18,17 +18,10 @@ from collections.abc import Awaitable, Callable
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 
 from ffpool import logs
-from ffpool.backends.base import BackendError
+from ffpool.backends.base import BackendError, JobExecutor, JobMetrics
 from ffpool.backends.rabbitmq import attempts, connection, unread, wire
 from ffpool.backends.rabbitmq.attempts import Action
-from ffpool.backends.rabbitmq.job_run import (
-    ExecutorLike,
-    MetricsLike,
-    ProgressSender,
-    Run,
-    Stop,
-    execute,
-)
+from ffpool.backends.rabbitmq.job_run import ProgressSender, Run, Stop, execute
 from ffpool.backends.rabbitmq.markers import Markers
 from ffpool.backends.rabbitmq.outbox import Outbox
 from ffpool.backends.rabbitmq.publisher import Publisher
@@ -57,8 +50,8 @@ class WorkerPool:
         settings: Settings,
         topo: Topology,
         publisher: Publisher,
-        executor: ExecutorLike,
-        metrics: MetricsLike,
+        executor: JobExecutor,
+        metrics: JobMetrics,
         *,
         markers: Markers,
         ledger: RunLedger,
@@ -116,6 +109,10 @@ class WorkerPool:
 
     def busy_jobs(self) -> int:
         return len(self._runs)
+
+    def busy_slots(self) -> int:
+        """Slots handling a delivery: its run, or the settling of one that never ran."""
+        return len(self._busy_slots)
 
     async def drain(self, timeout: float) -> None:
         """Stop taking jobs now; let running ones finish within `timeout`; hand the rest back
