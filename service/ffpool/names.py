@@ -68,8 +68,16 @@ OUTPUT_PATH: Final = "/jobs/{job_id}/outputs/{name}"
 UPLOADS_PATH: Final = "/uploads"
 DEAD_LETTERS_PATH: Final = "/dead-letters"
 AUTH_TICKET_PATH: Final = "/auth/ticket"
-# Paths answered without a token (Kubernetes probes and load balancers cannot send one).
-PUBLIC_PATHS: Final = frozenset({HEALTH_PATH, LIVE_PATH, READY_PATH})
+# The web page (docs/web.md): its HTML, its assets (one file name after the prefix) and the
+# little it must know before anyone signs in.
+PAGE_PATH: Final = "/"
+STATIC_PREFIX: Final = "/static/"
+STATIC_PATH: Final = STATIC_PREFIX + "{name}"
+UI_CONFIG_PATH: Final = "/ui/config.json"
+# Paths answered without a token (Kubernetes probes and load balancers cannot send one; a
+# browser needs the page before it can ask for a token). Assets are public too: see
+# server/http_auth.py, which matches them by route rather than by path.
+PUBLIC_PATHS: Final = frozenset({HEALTH_PATH, LIVE_PATH, READY_PATH, PAGE_PATH, UI_CONFIG_PATH})
 
 # Authentication (docs/security.md).
 AUTH_HEADER: Final = "Authorization"

@@ -8,6 +8,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from ffpool import names
@@ -63,6 +64,12 @@ async def test_serve_completes_a_real_job_as_10001(
         http_url = f"http://127.0.0.1:{http_port}"
         await wait_http(images, name, http_url + names.READY_PATH)
         assert_restricted(process_status(images, name))
+        # The web page ships inside the package: the image serves it and its assets.
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+            for path in (names.PAGE_PATH, "/static/app.js"):
+                async with http.get(http_url + path) as page:
+                    assert page.status == 200, path
+                    assert "default-src 'self'" in page.headers["Content-Security-Policy"]
 
         spec = JobSpec(
             input=PathInput(path="clips/sample.mp4"),

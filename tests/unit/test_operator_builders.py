@@ -178,6 +178,9 @@ def test_ingress_routes_only_the_client_paths() -> None:
         "/health": "http",
         "/schema/protocol.json": "http",
         "/auth/ticket": "http",
+        "/": "http",
+        "/static": "http",
+        "/ui/config.json": "http",
     }
     assert ing["spec"]["tls"] == [{"secretName": "ff-tls", "hosts": ["ff.example.com"]}]
     assert ing["spec"]["ingressClassName"] == "nginx"

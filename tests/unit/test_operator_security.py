@@ -103,9 +103,17 @@ def test_the_ops_port_is_declared_served_and_never_routed() -> None:
     assert ing is not None
     paths = ing["spec"]["rules"][0]["http"]["paths"]
     assert {p["backend"]["service"]["port"]["name"] for p in paths} == {"ws", "http"}
-    for path in (names.METRICS_PATH, names.DEAD_LETTERS_PATH, names.READY_PATH, "/"):
+    # The page is routed at "/" exactly: no Prefix "/" that would route everything else too.
+    for path in (names.METRICS_PATH, names.DEAD_LETTERS_PATH, names.READY_PATH, "/other"):
         assert not any(_routes(p, path) for p in paths), path
-    for path in ("/ws", "/uploads", "/jobs/abc/outputs/out.mp4", names.SCHEMA_PATH):
+    for path in (
+        "/",
+        "/static/app.js",
+        "/ws",
+        "/uploads",
+        "/jobs/a/outputs/o.mp4",
+        names.SCHEMA_PATH,
+    ):
         assert any(_routes(p, path) for p in paths), path
 
 

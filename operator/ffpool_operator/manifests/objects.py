@@ -1,6 +1,6 @@
 """Pure builders: pool spec → owned ConfigMap, Service, Ingress and signing-key Secret manifests
-(plain dicts, the shape the API takes). Workloads are in workloads.py, NetworkPolicies in
-netpol.py."""
+(plain dicts, the shape the API takes). Workloads are in deployments.py, NetworkPolicies in
+network_policies.py."""
 
 from __future__ import annotations
 
@@ -145,6 +145,10 @@ def client_paths() -> list[tuple[str, str, str]]:
         (names.SCHEMA_PATH, "Exact", "http"),
         (names.AUTH_TICKET_PATH, "Exact", "http"),
         (names.HEALTH_PATH, "Exact", "http"),
+        # The web page: its HTML, its assets and the little it reads before signing in.
+        (names.PAGE_PATH, "Exact", "http"),
+        (names.STATIC_PREFIX.rstrip("/"), "Prefix", "http"),
+        (names.UI_CONFIG_PATH, "Exact", "http"),
     ]
 
 

@@ -46,6 +46,32 @@ def origin_allowed(origin: str | None, allowed: tuple[str, ...]) -> bool:
     return normalize_origin(origin) in {normalize_origin(a) for a in allowed}
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def is_own_page(origin: str, host: str | None, http_port: int) -> bool:
+    """Whether `origin` is the service's own web page (docs/web.md): on the host the upgrade was
+    sent to (its Host header), either on the HTTP port, where the service serves the page, or
+    on the very host and port of the upgrade: the same origin, as through an Ingress that
+    routes the page and `/ws` under one host. Another port on that host is another origin."""
+    if host is None:
+        return False
+    try:
+        page = urlsplit(origin.strip())
+        scheme_port = _DEFAULT_PORTS.get(page.scheme.lower())
+        page_port = page.port or scheme_port
+        target = urlsplit("//" + host.strip())
+        target_port = target.port or scheme_port
+    except ValueError:  # a malformed port or host: not the page's
+        return False
+    return (
+        scheme_port is not None
+        and page.hostname is not None
+        and page.hostname == target.hostname
+        and page_port in (http_port, target_port)
+    )
+
+
 def is_loopback(host: str) -> bool:
     """127.0.0.0/8, ::1 or localhost; "" and 0.0.0.0 mean every interface, so not loopback."""
     if host.lower() in LOOPBACK_NAMES:

@@ -1,10 +1,10 @@
 """The HTTP side (port 8081): health and probes, job status, uploads, downloads, schema, and
 browser tickets. /metrics and the all-tenant /dead-letters are on the ops port (server/ops.py).
 
-Every route but the probes needs a token (server/http_auth.py); job routes see the backend
-through the caller's tenant only, so another tenant's job answers like an unknown one. A
-worker-only process still serves health and probes; the job routes exist only where there is a
-backend to answer them.
+Every route but the probes and the web page (server/web.py) needs a token (server/http_auth.py);
+job routes see the backend through the caller's tenant only, so another tenant's job answers
+like an unknown one. A worker-only process still serves health and probes; the job routes and
+the page exist only where there is a backend to answer them.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from ffpool.domain.events import FailureCode
 from ffpool.server.cors import cors_middleware
 from ffpool.server.http_auth import CALLER, SIGNED_LINK, auth_middleware, ticket_handler
 from ffpool.server.ops import dead_letters_response
+from ffpool.server.web import add_web_routes
 from ffpool.settings import Settings
 from ffpool.storage.media import Storage, StorageError, content_type
 
@@ -228,4 +229,5 @@ def make_http_app(
         app.router.add_post(names.UPLOADS_PATH, h.upload)
         app.router.add_get(names.DEAD_LETTERS_PATH, h.dead_letters)
         app.router.add_post(names.AUTH_TICKET_PATH, ticket_handler(auth))
+        add_web_routes(app, settings, auth_required=not auth.anonymous)
     return app

@@ -1,7 +1,8 @@
 """The HTTP side's authentication: a middleware every route passes, and the ticket route.
 
-Every route but the probes (/livez /readyz /health) needs a token, except one: an output
-download carrying a valid signed link (ffpool.auth.links) is served without one.
+Every route but the probes (/livez /readyz /health) and the web page (/, /static/*,
+/ui/config.json) needs a token, except one: an output download carrying a valid signed link
+(ffpool.auth.links) is served without one.
 """
 
 from __future__ import annotations
@@ -52,10 +53,17 @@ def _signed_link_ok(request: web.Request, auth: Authenticator) -> bool:
     )
 
 
+def _is_asset(request: web.Request) -> bool:
+    """The page's assets are public. Matched by the route the router chose, not by the path's
+    prefix, so no spelling of a path can reach another route as if it were an asset."""
+    resource = request.match_info.route.resource
+    return resource is not None and resource.canonical == names.STATIC_PATH
+
+
 def auth_middleware(auth: Authenticator) -> Middleware:
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in names.PUBLIC_PATHS:
+        if request.path in names.PUBLIC_PATHS or _is_asset(request):
             return await handler(request)
         if _signed_link_ok(request, auth):
             request[SIGNED_LINK] = True

@@ -20,7 +20,7 @@ from ffpool import logs, names
 from ffpool.auth.gate import Authenticator
 from ffpool.auth.identity import Caller
 from ffpool.auth.limits import ConnectionLimits
-from ffpool.auth.policy import origin_allowed
+from ffpool.auth.policy import is_own_page, origin_allowed
 from ffpool.domain.protocol import ErrorCode
 from ffpool.metrics import Metrics
 
@@ -57,7 +57,7 @@ class Handshake:
             return connection.respond(
                 HTTPStatus.NOT_FOUND, f"WebSocket endpoint is {names.WS_PATH}\n"
             )
-        if not origin_allowed(_one(request.headers, "Origin"), self.auth.settings.allowed_origins):
+        if not self._origin_ok(request.headers):
             return self._refuse(connection, HTTPStatus.FORBIDDEN, "origin not allowed", "origin")
         protocols = ",".join(request.headers.get_all("Sec-WebSocket-Protocol")) or None
         caller = await self.auth.for_upgrade(_one(request.headers, names.AUTH_HEADER), protocols)
@@ -79,6 +79,13 @@ class Handshake:
         self._releases.add(task)
         task.add_done_callback(self._releases.discard)
         return None
+
+    def _origin_ok(self, headers: Headers) -> bool:
+        """ALLOWED_ORIGINS, or the service's own web page (same host, on the HTTP port)."""
+        origin, settings = _one(headers, "Origin"), self.auth.settings
+        if origin_allowed(origin, settings.allowed_origins):
+            return True
+        return origin is not None and is_own_page(origin, _one(headers, "Host"), settings.http_port)
 
     def _refuse(
         self, connection: ServerConnection, status: HTTPStatus, text: str, code: str

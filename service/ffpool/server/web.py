@@ -1,0 +1,137 @@
+"""The web page for people (docs/web.md): `/` (the HTML), `/static/{name}` (its assets) and
+`/ui/config.json` (what the page must know before anyone signs in).
+
+The files are the package's `ffpool.web/static/` folder, read once when the app is built. Only
+a name found in that folder is served: a request names a file, never a path, so there is
+nothing to traverse. Every answer carries a strict Content-Security-Policy; the page has no
+inline script or style, so it needs none of the CSP's escape hatches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+from dataclasses import dataclass
+from importlib import resources
+from typing import Final
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from ffpool import names
+from ffpool.settings import Settings
+
+STATIC_PACKAGE: Final = "ffpool.web"
+INDEX: Final = "index.html"
+CSP: Final = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' blob: data:",
+        "media-src 'self' blob:",
+        # The WebSocket is on its own port (another origin) unless an Ingress serves both.
+        "connect-src 'self' ws: wss:",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "object-src 'none'",
+    )
+)
+SECURITY_HEADERS: Final = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+# Assets may be reused for a while; the page itself is revalidated every time, so a new
+# version's page is seen at once (and its ETags tell the browser which assets changed).
+ASSET_CACHE: Final = "public, max-age=300"
+PAGE_CACHE: Final = "no-cache"
+_TYPES: Final = {
+    ".html": "text/html",
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".txt": "text/plain",
+}
+
+
+@dataclass(frozen=True)
+class Asset:
+    body: bytes
+    content_type: str
+    etag: str
+
+
+class UiConfig(BaseModel):
+    auth_required: bool
+    ws_port: int
+    ws_path: str
+    http_port: int
+    max_upload_bytes: int
+
+
+def _content_type(name: str) -> str:
+    suffix = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    return _TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+def load_assets() -> dict[str, Asset]:
+    """Every file of the static folder by name (the folder is flat, and small)."""
+    folder = resources.files(STATIC_PACKAGE).joinpath("static")
+    assets: dict[str, Asset] = {}
+    for entry in folder.iterdir():
+        if not entry.is_file():
+            continue
+        body = entry.read_bytes()
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        assets[entry.name] = Asset(body, _content_type(entry.name), etag)
+    return assets
+
+
+def _answer(request: web.Request, asset: Asset, cache: str) -> web.Response:
+    headers = {**SECURITY_HEADERS, "Cache-Control": cache, "ETag": asset.etag}
+    if asset.etag in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers=headers)
+    charset = "utf-8" if asset.content_type.startswith("text/") else None
+    return web.Response(
+        body=asset.body, content_type=asset.content_type, charset=charset, headers=headers
+    )
+
+
+class WebPage:
+    def __init__(self, settings: Settings, auth_required: bool) -> None:
+        self.assets = load_assets()
+        self.config = UiConfig(
+            auth_required=auth_required,
+            ws_port=settings.ws_port,
+            ws_path=names.WS_PATH,
+            http_port=settings.http_port,
+            max_upload_bytes=settings.max_upload_bytes,
+        )
+
+    async def page(self, request: web.Request) -> web.Response:
+        return _answer(request, self.assets[INDEX], PAGE_CACHE)
+
+    async def asset(self, request: web.Request) -> web.Response:
+        asset = self.assets.get(request.match_info["name"])
+        if asset is None:
+            return web.json_response(
+                {"error": "not_found", "message": "no such file"},
+                status=404,
+                headers=SECURITY_HEADERS,
+            )
+        return _answer(request, asset, ASSET_CACHE)
+
+    async def ui_config(self, _: web.Request) -> web.Response:
+        headers = {**SECURITY_HEADERS, "Cache-Control": PAGE_CACHE}
+        return web.json_response(text=self.config.model_dump_json(), headers=headers)
+
+
+def add_web_routes(app: web.Application, settings: Settings, auth_required: bool) -> None:
+    """The page's routes, on a server that serves clients."""
+    page = WebPage(settings, auth_required)
+    app.router.add_get(names.PAGE_PATH, page.page)
+    app.router.add_get(names.STATIC_PATH, page.asset)
+    app.router.add_get(names.UI_CONFIG_PATH, page.ui_config)
