@@ -28,14 +28,14 @@ def make_sample(dest: Path) -> None:
         sys.exit(f"demo: {exc} (or run `make setup`)")
     dest.parent.mkdir(parents=True, exist_ok=True)
     print(f"demo: generating a 10 s 640x360 sample clip at {dest}")
-    subprocess.run(
-        [ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30:duration=10",
-         "-f", "lavfi", "-i", "sine=frequency=440:duration=10",
-         "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
-         "-c:a", "aac", "-shortest", str(dest)],
-        check=True, timeout=120,
-    )  # fmt: skip
+    args = [  # one option group a line, as on a command line
+        *["-hide_banner", "-loglevel", "error", "-y"],
+        *["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30:duration=10"],
+        *["-f", "lavfi", "-i", "sine=frequency=440:duration=10"],
+        *["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p"],
+        *["-c:a", "aac", "-shortest"],
+    ]
+    subprocess.run([ffmpeg, *args, str(dest)], check=True, timeout=120)
 
 
 def wait_healthy(server: subprocess.Popen[bytes], deadline_s: float = 20) -> None:
@@ -60,12 +60,11 @@ def main() -> None:
     try:
         wait_healthy(server)
         print("demo: transcoding the clip to 720p H.264 (uploaded over HTTP)")
-        subprocess.run([FFPOOL, "submit", "transcode", "--file", str(sample), "--height", "720",
-                        "-o", str(OUT)], check=True, timeout=300)  # fmt: skip
+        transcode = ["transcode", "--file", str(sample), "--height", "720", "-o", str(OUT)]
+        subprocess.run([FFPOOL, "submit", *transcode], check=True, timeout=300)
         print("demo: thumbnail at 2 s, 320 px wide (path under MEDIA_ROOT)")
-        subprocess.run([FFPOOL, "submit", "thumbnail", "--path", "clips/sample.mp4",
-                        "--time", "2", "--width", "320", "-o", str(OUT)],
-                       check=True, timeout=60)  # fmt: skip
+        thumbnail = ["thumbnail", "--path", "clips/sample.mp4", "--time", "2", "--width", "320"]
+        subprocess.run([FFPOOL, "submit", *thumbnail, "-o", str(OUT)], check=True, timeout=60)
         print(f"demo: outputs are in {OUT}")
     finally:
         server.send_signal(signal.SIGTERM)

@@ -5,9 +5,10 @@ feed touches, so their consumers are driven through `start` as the broker would.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from ffpool.backends.rabbitmq.feed import EventsFeed
 from ffpool.domain.events import (
     CompletedEvent,
     FailedEvent,
@@ -17,8 +18,34 @@ from ffpool.domain.events import (
     ProgressEvent,
 )
 from ffpool.domain.jobs import Job, PathInput
+from ffpool.topology import Topology
 
 Consumer = Callable[[Any], Awaitable[None]]
+
+
+async def no_outcomes(job_ids: list[str]) -> list[JobEvent]:
+    """What the job files tell an events feed when no job has any."""
+    return []
+
+
+async def ignore_dead_letter(event: FailedEvent) -> None:
+    """An events feed's `on_dead_letter` when no job files are kept."""
+
+
+def events_feed(
+    capacity: int = 10,
+    topo: Topology | None = None,
+    outcomes: Callable[[list[str]], Awaitable[Sequence[JobEvent]]] = no_outcomes,
+) -> EventsFeed:
+    """A server's events feed, instance `s`, over no job files unless `outcomes` reads some."""
+    return EventsFeed(
+        topo or Topology(),
+        "s",
+        1.0,
+        capacity,
+        on_dead_letter=ignore_dead_letter,
+        outcomes=outcomes,
+    )
 
 
 class FakeExecutor:

@@ -183,11 +183,9 @@ def _ws_port(ws: Server | None) -> int | None:
 
 
 def _http_port(runner: web.AppRunner) -> int:
-    for site in runner.sites:
-        server = getattr(site, "_server", None)
-        if server is not None and server.sockets:
-            return int(server.sockets[0].getsockname()[1])
-    raise RuntimeError("HTTP server has no socket")
+    if not runner.addresses:
+        raise RuntimeError("HTTP server has no socket")
+    return int(runner.addresses[0][1])
 
 
 async def serve_forever(settings: Settings, role: Role) -> None:

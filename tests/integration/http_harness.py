@@ -10,6 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from ffpool.auth.gate import Authenticator
+from ffpool.auth.keys import load_signing_key
 from ffpool.backends.admission import Admission, TenantLimits
 from ffpool.backends.base import BackendStats, Health, Submission, Subscription, UnknownJob
 from ffpool.domain.events import JobRecord
@@ -99,7 +100,7 @@ def app_for(
         version=VERSION,
         schema=SCHEMA,
         ready=ready,
-        auth=auth,
+        auth=auth or Authenticator(settings, load_signing_key(settings)),
     )
 
 

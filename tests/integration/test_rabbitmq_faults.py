@@ -33,6 +33,7 @@ from tests.integration.rabbit_procs import (
     free_port,
     service_env,
 )
+from tests.polling import eventually
 
 # The run takes about 2 minutes on an idle 2-core machine; the limit leaves room for a loaded one.
 pytestmark = [
@@ -220,8 +221,12 @@ async def faults_by_progress(nodes: Cluster, done: list[int], total: int) -> Non
         (0.75, lambda: restart(nodes, "w3", signal.SIGKILL)),
     ]
     for share, action in schedule:
-        while done[0] < share * total:
-            await asyncio.sleep(0.1)
+        await eventually(
+            lambda: done[0] >= share * total,  # noqa: B023 (awaited before `share` changes)
+            timeout=RUN_LIMIT_S,
+            what=f"{share:.0%} of the jobs done",
+            interval=0.1,
+        )
         await action()
 
 

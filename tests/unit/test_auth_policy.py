@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ffpool.auth import keys
-from ffpool.auth.limits import ConnectionLimits
+from ffpool.auth.connection_limits import ConnectionLimits
 from ffpool.auth.policy import (
     anonymous_allowed,
     bearer_token,

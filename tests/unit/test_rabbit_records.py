@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from ffpool.backends.rabbitmq.control import CancelCommand, LookupReply, LookupRequest, parse
-from ffpool.backends.rabbitmq.feed import EventsFeed, parse_event
+from ffpool.backends.rabbitmq.feed import parse_event
 from ffpool.backends.rabbitmq.markers import Markers
 from ffpool.backends.rabbitmq.records import UNKNOWN_OPERATION, RecordCache, fold
 from ffpool.domain.events import (
@@ -20,7 +20,7 @@ from ffpool.domain.events import (
     StateEvent,
 )
 from ffpool.domain.jobs import Job, JobSpec, PathInput, ProbeOp, utcnow
-from ffpool.topology import Topology
+from tests.fakes import events_feed
 
 JOB = "b" * 32
 
@@ -106,7 +106,7 @@ async def test_markers_round_trip(tmp_path: Path) -> None:
 async def test_progress_before_the_job_is_recorded_still_reaches_its_subscriber() -> None:
     """A fast worker's progress can beat the submitting server's confirm: the server has no
     record yet, but its client (subscribed before submitting) must see the progress."""
-    feed = EventsFeed(Topology(), "s", 1.0, capacity=10)
+    feed = events_feed()
     async with feed.hub.subscribe(JOB) as sub:
         assert feed.ingest(ProgressEvent(job_id=JOB, percent=50.0)) is None
         feed.ingest(CompletedEvent(job_id=JOB, processing_time_s=1.0))
@@ -123,7 +123,7 @@ async def test_an_outcome_whose_event_was_lost_is_read_from_the_jobs_files(
     """A broker restart drops transient events: a follower of a job that completed meanwhile
     gets the outcome from the job's files within a resync, and only once."""
     markers = Markers(tmp_path)
-    feed = EventsFeed(Topology(), "s", 1.0, capacity=10)
+    feed = events_feed()
     other = "c" * 32
     feed.ingest(StateEvent(job_id=JOB, state=JobState.RUNNING, operation="probe"))
     async with feed.hub.subscribe(JOB) as sub, feed.hub.subscribe(other) as waiting:
@@ -156,7 +156,7 @@ async def test_outcomes_prefer_the_commit_and_skip_jobs_without_one(tmp_path: Pa
 def test_a_record_seeded_from_an_outcome_learns_the_jobs_fields() -> None:
     """The outcome of a fast job can reach a server before the submission's record: the
     record held then learns the job's operation, priority, creation time and tenant."""
-    feed = EventsFeed(Topology(), "s", 1.0, capacity=10)
+    feed = events_feed()
     feed.ingest(CompletedEvent(job_id=JOB, processing_time_s=1.0))
     job = Job(
         id=JOB,
@@ -174,7 +174,7 @@ def test_a_record_seeded_from_an_outcome_learns_the_jobs_fields() -> None:
 async def test_a_stale_queued_announcement_is_not_forwarded() -> None:
     """The accepting server's `queued` (dated at the job's creation) may arrive after the
     worker's `running`: subscribers never see the job go back to queued."""
-    feed = EventsFeed(Topology(), "s", 1.0, capacity=10)
+    feed = events_feed()
     announced = StateEvent(
         job_id=JOB,
         state=JobState.QUEUED,

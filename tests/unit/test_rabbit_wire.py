@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from ffpool import names
 from ffpool.backends.rabbitmq import attempts, connection, control, wire
-from ffpool.backends.rabbitmq.feed import EventsFeed, parse_events
+from ffpool.backends.rabbitmq.feed import parse_events
 from ffpool.backends.rabbitmq.markers import Markers
 from ffpool.backends.rabbitmq.publisher import Properties, Publisher
 from ffpool.backends.rabbitmq.runs import RunLedger
@@ -25,7 +25,14 @@ from ffpool.domain.events import CompletedEvent, JobState, StateEvent
 from ffpool.domain.jobs import Job, JobSpec, PathInput, ProbeOp
 from ffpool.settings import Settings
 from ffpool.topology import Topology
-from tests.fakes import FakeConnection, FakeDelivery, FakeExecutor, FakeMetrics, FakePublisher
+from tests.fakes import (
+    FakeConnection,
+    FakeDelivery,
+    FakeExecutor,
+    FakeMetrics,
+    FakePublisher,
+    events_feed,
+)
 from tests.polling import eventually
 
 JOB = "c" * 32
@@ -211,7 +218,7 @@ class EventMessage:
 
 async def test_a_server_reads_newer_minor_events_and_leaves_newer_major_ones() -> None:
     topo = Topology()
-    feed = EventsFeed(topo, "s", 1.0, 100)
+    feed = events_feed(100, topo)
     conn = FakeConnection()
     await feed.start(cast(AbstractRobustConnection, conn))
     on_event = conn.consumer(f"{topo.events_exchange}:s:")
@@ -225,7 +232,7 @@ async def test_a_server_reads_newer_minor_events_and_leaves_newer_major_ones() -
     done = CompletedEvent(job_id=JOB, processing_time_s=1.0).model_dump_json().encode()
     await on_event(EventMessage(done, f"{wire.MAJOR + 1}.0"))
     record = feed.cache.get(JOB)
-    # Left for the job's files: the resync reads the outcome (events.py resync_forever).
+    # Left for the job's files: the resync reads the outcome (feed.py resync_forever).
     assert record is not None
     assert record.state is JobState.RUNNING
     await feed.stop()

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from ffpool.backends.rabbitmq import attempts, records
 from ffpool.backends.rabbitmq.control import LookupReply, parse
-from ffpool.backends.rabbitmq.feed import EventsFeed
 from ffpool.backends.rabbitmq.markers import Markers
 from ffpool.domain.events import (
     CompletedEvent,
@@ -19,7 +18,7 @@ from ffpool.domain.events import (
     StateEvent,
 )
 from ffpool.domain.jobs import Job, JobSpec, PathInput, ProbeOp
-from ffpool.topology import Topology
+from tests.fakes import events_feed
 
 SPEC = JobSpec(input=PathInput(path="a.mp4"), operation=ProbeOp())
 
@@ -112,7 +111,7 @@ def test_dead_letters_name_their_tenant_from_the_job_body() -> None:
 
 
 def test_a_held_record_learns_its_tenant_from_the_files_or_a_peer() -> None:
-    feed = EventsFeed(Topology(), "s", 1.0, capacity=10)
+    feed = events_feed()
     j = job()
     feed.ingest(CompletedEvent(job_id=j.id, processing_time_s=1.0))
     learned = feed.remember(JobRecord.queued(j))  # e.g. from the job's accepted record
@@ -127,7 +126,7 @@ async def test_active_jobs_are_counted_from_events_and_recounted_from_files(
     tmp_path: Path,
 ) -> None:
     markers = Markers(tmp_path)
-    feed = EventsFeed(Topology(), "s", 1.0, capacity=10, outcomes=markers.outcomes)
+    feed = events_feed(outcomes=markers.outcomes)
     a, b, c = job(), job(), job("globex")
     for j in (a, b, c):
         feed.ingest(records.queued_event(j))  # announced by whichever server took them
@@ -143,7 +142,7 @@ async def test_active_jobs_are_counted_from_events_and_recounted_from_files(
 
 async def test_the_accepting_server_ignores_its_own_queued_announcement() -> None:
     """Its client heard `accepted`; a `queued` that changes nothing is neither folded nor sent."""
-    feed = EventsFeed(Topology(), "s", 1.0, capacity=10)
+    feed = events_feed()
     j = job()
     held = feed.remember(JobRecord.queued(j))
     async with feed.hub.subscribe(j.id) as sub:

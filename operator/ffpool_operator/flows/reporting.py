@@ -15,7 +15,7 @@ from ffpool_operator.spec.pool import Condition, PoolRef
 
 def known_conditions(runtime: Runtime, pool: PoolRef, status: Any) -> list[Condition]:
     """The conditions as the flows last wrote them; the object's status before any did."""
-    return runtime.conditions(pool, reconcile_io.parse_status(status))
+    return runtime.adopt_conditions(pool, reconcile_io.parse_status(status))
 
 
 async def report(

@@ -57,9 +57,12 @@ class Runtime:
     probes: dict[str, AmqpReadyProbe] = field(default_factory=dict)
 
     def state(self, pool: PoolRef) -> PoolState:
+        """The pool's state, created empty on its first use."""
         return self.pools.setdefault((pool.namespace, pool.name), PoolState())
 
-    def conditions(self, pool: PoolRef, status: PoolStatus) -> list[Condition]:
+    def adopt_conditions(self, pool: PoolRef, status: PoolStatus) -> list[Condition]:
+        """The pool's shared conditions; until the flows write any, they start as `status`'s
+        (kept from then on: a getter's name would hide that write)."""
         state = self.state(pool)
         if state.conditions is None:
             state.conditions = list(status.conditions)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ffpool.topology import Topology, TopologyKnobs
+from ffpool.topology import Topology
 from ffpool_operator.spec.camel import Camel, K8sName
 from ffpool_operator.spec.rules import Rule
 from ffpool_operator.spec.security import AUTH_RULE, AuthSpec, NetworkPolicySpec
@@ -70,7 +70,7 @@ class TopologySpec(Camel, Topology):
     drift_check_seconds: Annotated[float, Field(ge=1, le=3600)] = 30.0
 
     def topology(self) -> Topology:
-        return Topology.model_validate(self.model_dump(include=set(TopologyKnobs.model_fields)))
+        return Topology.from_settings(self)
 
 
 class Resources(Camel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from ffpool.auth import links
+from ffpool.auth import signed_links
 from ffpool.auth.identity import ANONYMOUS, Caller
 from ffpool.auth.keys import derive
 from ffpool.auth.policy import anonymous_allowed, bearer_token, ticket_from_protocols
@@ -58,10 +58,10 @@ class Authenticator:
         return int(self.clock() + self.settings.download_link_ttl_seconds)
 
     def sign_completed(self, event: CompletedEvent) -> CompletedEvent:
-        return links.sign_completed(event, self.link_key, self.link_expiry())
+        return signed_links.sign_completed(event, self.link_key, self.link_expiry())
 
     def sign_record(self, record: JobRecord) -> JobRecord:
-        return links.sign_record(record, self.link_key, self.link_expiry())
+        return signed_links.sign_record(record, self.link_key, self.link_expiry())
 
     def link_valid(self, job_id: str, name: str, expires: str | None, sig: str | None) -> bool:
-        return links.link_valid(self.link_key, job_id, name, expires, sig, self.clock())
+        return signed_links.link_valid(self.link_key, job_id, name, expires, sig, self.clock())

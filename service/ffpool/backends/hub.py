@@ -57,9 +57,6 @@ class EventHub:
         """The jobs someone follows here."""
         return list(self._subs)
 
-    def has_subscribers(self, job_id: str) -> bool:
-        return bool(self._subs.get(job_id))
-
     @asynccontextmanager
     async def subscribe(self, job_id: str) -> AsyncIterator[Subscription]:
         sub = Subscription(job_id)

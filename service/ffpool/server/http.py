@@ -19,7 +19,6 @@ from pydantic import BaseModel
 
 from ffpool import logs, names
 from ffpool.auth.gate import Authenticator
-from ffpool.auth.keys import load_signing_key
 from ffpool.auth.policy import ANONYMOUS_WARNING
 from ffpool.backends import tenancy
 from ffpool.backends.base import BackendError, BackendStats, Health, JobBackend, ServiceBackend
@@ -85,14 +84,14 @@ class _Handlers:
         auth: Authenticator,
         version: str,
         schema: dict[str, Any],
-        ready: Ready | None,
+        ready: Ready,
     ) -> None:
         self.settings = settings
         self.backend = backend
         self.service = service
         self.storage = storage
         self.auth = auth
-        self.serves_clients = True
+        self.serves_clients = backend is not None
         self.version = version
         self.schema = schema
         self.ready = ready
@@ -134,7 +133,7 @@ class _Handlers:
 
     async def readyz(self, _: web.Request) -> web.Response:
         healthy, _stats = await self._backend_status()
-        ready = healthy is Health.HEALTHY and (self.ready is None or await self.ready())
+        ready = healthy is Health.HEALTHY and await self.ready()
         return _json(ProbeBody(status="ready" if ready else "not ready"), 200 if ready else 503)
 
     async def schema_json(self, _: web.Request) -> web.Response:
@@ -206,16 +205,14 @@ def make_http_app(
     storage: Storage,
     version: str,
     schema: dict[str, Any],
-    ready: Ready | None = None,
+    ready: Ready,
+    auth: Authenticator,
     service: ServiceBackend | None = None,
-    auth: Authenticator | None = None,
 ) -> web.Application:
     """`service` (default: `backend`) answers health and readiness. Without `backend` (a
-    worker-only process) clients are not served jobs, uploads or downloads here. Without `auth` one
-    is made from the settings (tests; the service passes the one its WebSocket side uses)."""
-    auth = auth or Authenticator(settings, load_signing_key(settings))
+    worker-only process) clients are not served jobs, uploads or downloads here. `auth` is the
+    one the WebSocket side uses too."""
     h = _Handlers(settings, backend, service or backend, storage, auth, version, schema, ready)
-    h.serves_clients = backend is not None
     app = web.Application(
         middlewares=[cors_middleware(settings.allowed_origins), auth_middleware(auth)]
     )

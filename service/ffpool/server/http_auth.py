@@ -2,7 +2,7 @@
 
 Every route but the probes (/livez /readyz /health) and the web page (/, /static/*,
 /ui/config.json) needs a token, except one: an output download carrying a valid signed link
-(ffpool.auth.links) is served without one.
+(ffpool.auth.signed_links) is served without one.
 """
 
 from __future__ import annotations

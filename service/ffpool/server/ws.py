@@ -8,9 +8,9 @@ import contextlib
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 
+from ffpool.auth.connection_limits import ConnectionLimits
 from ffpool.auth.gate import Authenticator
 from ffpool.auth.keys import load_signing_key
-from ffpool.auth.limits import ConnectionLimits
 from ffpool.backends.base import JobBackend
 from ffpool.metrics import Metrics
 from ffpool.server.ws_auth import Handshake, select_subprotocol

@@ -17,9 +17,9 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from ffpool import logs, names
+from ffpool.auth.connection_limits import ConnectionLimits
 from ffpool.auth.gate import Authenticator
 from ffpool.auth.identity import Caller
-from ffpool.auth.limits import ConnectionLimits
 from ffpool.auth.policy import is_own_page, origin_allowed
 from ffpool.domain.protocol import ErrorCode
 from ffpool.metrics import Metrics

@@ -26,7 +26,7 @@ from ffpool import names
 from ffpool.backends.admission import Admission
 from ffpool.backends.base import BackendStats, Health, JobExecutor, JobMetrics, Submission
 from ffpool.backends.hub import Subscription
-from ffpool.backends.rabbitmq.control import Control
+from ffpool.backends.rabbitmq.control import Control, Hears
 from ffpool.backends.rabbitmq.feed import EventsFeed
 from ffpool.backends.rabbitmq.links import Links
 from ffpool.backends.rabbitmq.markers import Markers
@@ -137,15 +137,9 @@ class _Base:
             retained=RetainedBytes.from_settings(s),
         )
 
-    def control(self, links: Links, ledger: RunLedger | None, feed: EventsFeed | None) -> Control:
-        return Control(
-            links.publisher,
-            self.topo,
-            self.settings.instance_name,
-            self.timeout,
-            on_cancel=ledger.cancel if ledger is not None else None,
-            answer=functools.partial(answer_from, feed) if feed is not None else None,
-        )
+    def control(self, links: Links, hears: Hears) -> Control:
+        s = self.settings
+        return Control(links.publisher, self.topo, s.instance_name, self.timeout, hears)
 
     def worker(
         self,
@@ -181,7 +175,7 @@ def build_server(settings: Settings, metrics: JobMetrics) -> RabbitServer:
     base = _Base.of(settings)
     links = base.links([_server_name(settings)], serves_clients=True)
     feed = base.feed()
-    control = base.control(links, None, feed)
+    control = base.control(links, Hears(lookup=functools.partial(answer_from, feed)))
     return RabbitServer(settings, metrics, links, feed, base.markers, control)
 
 
@@ -189,7 +183,7 @@ def build_worker(settings: Settings, metrics: JobMetrics, executor: JobExecutor)
     base = _Base.of(settings)
     links = base.links([_worker_name(settings)], serves_clients=False)
     ledger = RunLedger()
-    control = base.control(links, ledger, None)
+    control = base.control(links, Hears(cancel=ledger.cancel))
     lookup = functools.partial(control.lookup, wait_s=LOOKUP_WAIT_S)
     return base.worker(links, control, ledger, executor, metrics, lookup)
 
@@ -199,7 +193,9 @@ def build_node(settings: Settings, metrics: JobMetrics, executor: JobExecutor) -
     links = base.links([_server_name(settings), _worker_name(settings)], serves_clients=True)
     feed = base.feed()
     ledger = RunLedger()
-    control = base.control(links, ledger, feed)
+    control = base.control(
+        links, Hears(cancel=ledger.cancel, lookup=functools.partial(answer_from, feed))
+    )
     server = RabbitServer(settings, metrics, links, feed, base.markers, control)
     worker = base.worker(links, control, ledger, executor, metrics, server.lookup)
     return RabbitNode(server, worker, links)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypedDict
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -57,23 +57,24 @@ def parse(body: bytes) -> CancelCommand | LookupRequest | LookupReply | None:
     return wire.parse(_adapter, body)
 
 
+class Hears(TypedDict, total=False):
+    """What a process's control queue is bound to, by role (backend.py): a worker hears
+    cancels, a server answers lookups, `ffpool serve` does both. Every process hears the
+    replies to its own lookups."""
+
+    cancel: Callable[[str], None]
+    lookup: Callable[[str], JobRecord | None]
+
+
 class Control:
     def __init__(
-        self,
-        publisher: Publisher,
-        topo: Topology,
-        instance: str,
-        timeout: float,
-        *,
-        on_cancel: Callable[[str], None] | None,
-        answer: Callable[[str], JobRecord | None] | None,
+        self, publisher: Publisher, topo: Topology, instance: str, timeout: float, hears: Hears
     ) -> None:
         self._publisher = publisher
         self._topo = topo
         self._instance = instance
         self._timeout = timeout
-        self._on_cancel = on_cancel
-        self._answer = answer
+        self._hears = hears
         self._queue: AbstractQueue | None = None
         self._waiting: dict[str, asyncio.Future[JobRecord]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -89,10 +90,8 @@ class Control:
             arguments=connection.server_queue_arguments(),
             timeout=self._timeout,
         )
-        if self._on_cancel is not None:
-            await self._queue.bind(exchange, routing_key="cancel", timeout=self._timeout)
-        if self._answer is not None:
-            await self._queue.bind(exchange, routing_key="lookup", timeout=self._timeout)
+        for routing_key in self._hears:
+            await self._queue.bind(exchange, routing_key=routing_key, timeout=self._timeout)
         await self._queue.consume(self._on_message, no_ack=True, timeout=self._timeout)
 
     async def broadcast_cancel(self, job_id: str) -> None:
@@ -123,10 +122,10 @@ class Control:
             return
         msg = parse(message.body)
         match msg:
-            case CancelCommand() if self._on_cancel is not None:
-                self._on_cancel(msg.job_id)
-            case LookupRequest() if self._answer is not None and message.reply_to:
-                record = self._answer(msg.job_id)
+            case CancelCommand() if (cancel := self._hears.get("cancel")) is not None:
+                cancel(msg.job_id)
+            case LookupRequest() if (answer := self._hears.get("lookup")) and message.reply_to:
+                record = answer(msg.job_id)
                 if record is not None:
                     reply = LookupReply(correlation=msg.correlation, record=record)
                     self._spawn(self._reply(message.reply_to, reply))

@@ -67,8 +67,8 @@ class EventsFeed:
         timeout: float,
         capacity: int,
         *,
-        on_dead_letter: Callable[[FailedEvent], Awaitable[None]] | None = None,
-        outcomes: Callable[[list[str]], Awaitable[Sequence[JobEvent]]] | None = None,
+        on_dead_letter: Callable[[FailedEvent], Awaitable[None]],
+        outcomes: Callable[[list[str]], Awaitable[Sequence[JobEvent]]],
         retained: RetainedBytes | None = None,
     ) -> None:
         self._on_dead_letter_seen = on_dead_letter
@@ -105,7 +105,7 @@ class EventsFeed:
         await watch.bind(jobs, routing_key=self._topo.dlq_queue, timeout=self._timeout)
         await watch.consume(self._on_dead_letter, no_ack=True, timeout=self._timeout)
         self._queues = [events, watch]
-        if self._outcomes is not None and self._resync is None:
+        if self._resync is None:
             self._resync = asyncio.create_task(self.resync_forever(self._outcomes, RESYNC_S))
 
     async def stop(self) -> None:
@@ -183,7 +183,7 @@ class EventsFeed:
             return  # at most every RESYNC_S: a tenant at its limit submits again and again
         self._recounted[tenant] = now
         self.active.prune(tenant, self.cache.get)
-        if self._outcomes is not None and (ids := self.active.ids(tenant)):
+        if ids := self.active.ids(tenant):
             for event in await self._outcomes(ids):
                 self.ingest(event)
 
@@ -211,10 +211,9 @@ class EventsFeed:
         failure = attempts.dead_letter_failure(job.id, message.headers)
         log.info("job dead-lettered", job_id=job.id, code=failure.code.value)
         self.ingest(failure)
-        if self._on_dead_letter_seen is not None:
-            # Recorded in the job's files too: an expired job has no worker to record it, and
-            # a server started later must not take it for queued (markers.py).
-            await self._on_dead_letter_seen(failure)
+        # Recorded in the job's files too: an expired job has no worker to record it, and a
+        # server started later must not take it for queued (markers.py).
+        await self._on_dead_letter_seen(failure)
 
 
 def _adds_nothing(record: JobRecord | None, event: JobEvent) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
-from ffpool.auth.links import link_valid, sign_completed, sign_record, sign_url
+from ffpool.auth.signed_links import link_valid, sign_completed, sign_record, sign_url
 from ffpool.domain.events import CompletedEvent, JobRecord, OutputFile, apply
 from ffpool.domain.jobs import Job, JobSpec, PathInput, ProbeOp
 
