@@ -3,6 +3,7 @@ sign in, pick a file and an operation, submit, and find a job's item in the "Job
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.browser.harness import Locator, Page, expect
@@ -34,8 +35,8 @@ class UploadThrottle:
         )
 
 
-def sign_in(page: Page, token: str) -> None:
-    page.goto("/")
+def sign_in(page: Page, token: str, url: str = "/") -> None:
+    page.goto(url)
     page.get_by_label("API token", exact=True).fill(token)
     page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_label("Operation", exact=True)).to_be_visible(timeout=10_000)
@@ -109,3 +110,13 @@ def no_horizontal_scroll(page: Page) -> bool:
             "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth"
         )
     )
+
+
+def wait_for(page: Page, ready: Callable[[], bool], what: str, timeout_ms: int = 10_000) -> None:
+    """Until `ready()` (a check of what playwright's events recorded), letting the page run and
+    its events arrive meanwhile; fails after the deadline."""
+    for _ in range(timeout_ms // 50):
+        if ready():
+            return
+        page.wait_for_timeout(50)
+    assert ready(), f"timed out waiting for {what}"

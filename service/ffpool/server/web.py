@@ -10,9 +10,9 @@ inline script or style, so it needs none of the CSP's escape hatches.
 from __future__ import annotations
 
 import hashlib
-import mimetypes
 from dataclasses import dataclass
 from importlib import resources
+from importlib.abc import Traversable
 from typing import Final
 
 from aiohttp import web
@@ -72,21 +72,26 @@ class UiConfig(BaseModel):
     max_upload_bytes: int
 
 
-def _content_type(name: str) -> str:
+def _content_type(name: str) -> str | None:
+    """The type a page asset is served as, or None: not a kind of file the page has."""
     suffix = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    return _TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return _TYPES.get(suffix)
 
 
-def load_assets() -> dict[str, Asset]:
-    """Every file of the static folder by name (the folder is flat, and small)."""
-    folder = resources.files(STATIC_PACKAGE).joinpath("static")
+def load_assets(folder: Traversable | None = None) -> dict[str, Asset]:
+    """Every file of the static folder by name (the folder is flat, and small), less what an
+    editor or a build may leave there: dotfiles (`.env`, swap files) and other kinds of file
+    (`.py`, `.map`, backups), which the page never asks for."""
+    if folder is None:
+        folder = resources.files(STATIC_PACKAGE).joinpath("static")
     assets: dict[str, Asset] = {}
     for entry in folder.iterdir():
-        if not entry.is_file():
+        content_type = _content_type(entry.name)
+        if entry.name.startswith(".") or content_type is None or not entry.is_file():
             continue
         body = entry.read_bytes()
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-        assets[entry.name] = Asset(body, _content_type(entry.name), etag)
+        assets[entry.name] = Asset(body, content_type, etag)
     return assets
 
 

@@ -1,6 +1,8 @@
 // The page's wiring: sign-in, the connection, the job form, uploads and the jobs list.
 import * as api from "./api.js";
-import { OperationForm, inputKinds, inputSchema, problem, showProblem } from "./form.js";
+import {
+  OperationForm, inputKinds, inputSchema, problem, refusal, showProblem,
+} from "./form.js";
 import { JobList, formatBytes } from "./jobs.js";
 import { uploadWithRow, wireDropZone } from "./uploads.js";
 
@@ -27,6 +29,10 @@ function announce(text) {
 function showError(id, text) {
   $(id).textContent = text || "";
   $(id).hidden = !text;
+}
+
+function showConnection(text) {
+  showError("connection", text);
 }
 
 async function showHealth() {
@@ -65,11 +71,12 @@ function onMessage(event) {
   if (state.jobs.handle(message)) return;
   if (message.type !== "error") return;
   state.requests.delete(message.request_id);
+  if (message.code === "unauthorized") return signOut("Token refused");
   if (message.code === "unknown_job" && message.job_id) {
     state.jobs.forget(message.job_id);
-    announce(`Job ${message.job_id.slice(0, 8)} is no longer known to the service`);
+    announce(`Job ${String(message.job_id).slice(0, 8)} is no longer known to the service`);
   } else {
-    showError("form-error", `${label ? label + ": " : ""}${message.code}: ${message.message}`);
+    showError("form-error", refusal(message, label));
   }
 }
 
@@ -84,6 +91,7 @@ async function connect() {
   state.socket = socket;
   socket.addEventListener("open", () => {
     state.retries = 0;
+    showConnection("");
     showError("page-error", "");
     // This tab's jobs (after a reload or a dropped connection): current state, then events.
     for (const id of state.jobs.ids()) send({ type: "subscribe", job_id: id });
@@ -94,13 +102,19 @@ async function connect() {
   });
 }
 
+// Back-off between tries; each try fetches a fresh ticket (they are single-use), and the
+// socket's "open" subscribes again to this tab's jobs.
 function reconnectLater() {
   state.socket = null;
   if (!state.signedIn) return;
   const delay = RECONNECT_MS[Math.min(state.retries, RECONNECT_MS.length - 1)];
   state.retries += 1;
-  if (state.retries > 1) showError("page-error", "Connection to the service lost; reconnecting…");
-  setTimeout(connect, delay);
+  // Submits sent on the lost socket will never be answered there.
+  state.requests.clear();
+  showConnection("Connection to the service lost. Reconnecting…");
+  setTimeout(() => {
+    if (state.signedIn && !state.socket) connect();
+  }, delay);
 }
 
 // ---- Sign-in ---------------------------------------------------------------------------
@@ -121,9 +135,13 @@ async function start() {
   await connect();
 }
 
+// Forgets the token and this tab's jobs (their names say what the last person worked on).
 function signOut(error) {
   state.signedIn = false;
   api.setToken(null);
+  state.jobs.clear();
+  showConnection("");
+  showError("form-error", "");
   if (state.socket) {
     const socket = state.socket;
     state.socket = null;
@@ -144,7 +162,8 @@ async function onSignIn(event) {
   $("token").value = "";
   showError("sign-in-error", "");
   await start(); // its first request (the schema) tells a refused token
-
+  // Signed in: on to the form's first control, not left on a button that is now hidden.
+  if (state.signedIn) document.querySelector('input[name="input-kind"]:checked')?.focus();
 }
 
 // ---- The job form ----------------------------------------------------------------------
@@ -228,7 +247,7 @@ async function onSubmit(event) {
 
 function uploadThenSubmit(file, label) {
   announce(`Uploading ${file.name}`);
-  uploadWithRow($("uploads"), file)
+  uploadWithRow($("uploads"), file, $("file"))
     .then((uploadId) => submitJob({ kind: "upload", upload_id: uploadId }, label))
     .catch((error) => {
       if (error.name === "AbortError") return announce(`Upload of ${file.name} cancelled`);

@@ -58,6 +58,24 @@ export function problem(schema, raw, required) {
   return "";
 }
 
+// A refused submit in words; the protocol's code and message follow in brackets.
+const ERROR_WORDS = {
+  queue_full: "The service's queue is full: try again in a while.",
+  too_many_jobs: "You have as many jobs queued or running as you may: wait for one to end.",
+  quota_exceeded: "Your storage quota is used up: let older outputs expire first.",
+  rate_limited: "Too many submits at once: try again in a moment.",
+  busy: "The service is busy: try again in a moment.",
+  backend_unavailable: "The service cannot take jobs right now: try again shortly.",
+  invalid_job: "The service refused this job.",
+};
+
+// The form's line for an `error` answering a submit (label: the job it was for, if known).
+export function refusal(message, label) {
+  const words = ERROR_WORDS[message.code];
+  const detail = `${message.code}: ${message.message}`;
+  return `${label ? label + ": " : ""}${words ? `${words} (${detail})` : detail}`;
+}
+
 export function showProblem(input, errorEl, message) {
   errorEl.textContent = message;
   errorEl.hidden = !message;

@@ -35,9 +35,29 @@ function el(tag, className, text) {
   return node;
 }
 
+// Only the server's own links, over http(s) (absolute or relative): never `javascript:`,
+// `data:` or the like, whatever an event carries.
+export function safeUrl(raw) {
+  if (typeof raw !== "string" || raw === "") return null;
+  try {
+    const url = new URL(raw, window.location.href);
+    return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
+  } catch {
+    return null;
+  }
+}
+
+// A name for the `download` attribute: the last path part, without control characters (the
+// browser sanitizes it too; this keeps a hostile name from even looking like a path).
+export function downloadName(raw) {
+  const name = String(raw || "").split(/[\\/]/).pop().replace(/[\u0000-\u001f\u007f]/g, "");
+  return name.replace(/^\.+/, "") || "download";
+}
+
 function outputView(output) {
   const item = el("div", "output");
-  const type = output.content_type || "";
+  const type = String(output.content_type || "");
+  const url = safeUrl(output.url);
   let media = null;
   if (type.startsWith("video/")) media = el("video");
   else if (type.startsWith("audio/")) media = el("audio");
@@ -45,20 +65,24 @@ function outputView(output) {
     media = el("img");
     media.alt = output.name;
   }
-  if (media) {
+  if (media && url) {
     if (media.tagName !== "IMG") {
       media.controls = true;
       media.preload = "metadata";
     }
-    media.src = output.url;
+    media.src = url;
     item.append(media);
   }
   const line = el("p", "output-line");
   line.append(el("span", "output-name", output.name), ` (${formatBytes(output.size)}) `);
-  const link = el("a", "download", "Download");
-  link.href = output.url;
-  link.download = output.name;
-  line.append(link);
+  if (url) {
+    const link = el("a", "download", "Download");
+    link.href = url;
+    link.download = downloadName(output.name);
+    line.append(link);
+  } else {
+    line.append(el("span", "output-refused", "(no safe download link)"));
+  }
   item.append(line);
   return item;
 }
@@ -94,7 +118,8 @@ export class JobList {
     const li = el("li", "job");
     li.dataset.jobId = id;
     const head = el("p", "job-head");
-    const title = el("span", "job-title", label || `Job ${id.slice(0, 8)}`);
+    const title = el("span", "job-title", label || `Job ${String(id).slice(0, 8)}`);
+    title.tabIndex = -1; // focusable by script only, for when its Cancel button goes
     const state = el("span", "job-state", "queued");
     head.append(title, " ", state);
     const progress = el("progress");
@@ -113,8 +138,8 @@ export class JobList {
     li.append(head, meter, cancel, result);
     this.list.prepend(li);
     this.empty.hidden = true;
-    const view = { id, label: title.textContent, li, state: "", progress, percent, detail,
-      cancel, result, milestone: 0 };
+    const view = { id, label: title.textContent, li, title, state: "", progress, percent,
+      detail, cancel, result, milestone: 0 };
     this.items.set(id, view);
     return view;
   }
@@ -125,6 +150,8 @@ export class JobList {
     view.state = state;
     view.li.querySelector(".job-state").textContent = state;
     view.li.dataset.state = state;
+    // A Cancel button that had focus goes away: focus the job's title, not the page's top.
+    if (FINAL.has(state) && document.activeElement === view.cancel) view.title.focus();
     view.cancel.hidden = FINAL.has(state);
     if (FINAL.has(state)) view.detail.textContent = "";
     this.announce(`${view.label}: ${state}`);
@@ -198,6 +225,15 @@ export class JobList {
     this.jobs = this.jobs.filter((job) => job.id !== id);
     saveJobs(this.jobs);
     this.empty.hidden = this.items.size > 0;
+  }
+
+  // Every job of this tab gone, saved ones too (on sign-out).
+  clear() {
+    this.list.replaceChildren();
+    this.items.clear();
+    this.jobs = [];
+    saveJobs(this.jobs);
+    this.empty.hidden = false;
   }
 
   // One server → client message; returns whether it was about a job.

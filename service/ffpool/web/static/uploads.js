@@ -22,7 +22,8 @@ export function wireDropZone(zone, input, onFiles) {
 
 // Sends one file, showing a row in `list` until it is stored (or cancelled, or refused).
 // Resolves to the upload's id; rejects with api.Unauthorized, an AbortError or an Error.
-export function uploadWithRow(list, file) {
+// Focus on the row when it goes (its Cancel pressed) moves to `refocus`, not the page's top.
+export function uploadWithRow(list, file, refocus) {
   const li = document.createElement("li");
   li.className = "upload";
   const name = document.createElement("span");
@@ -37,5 +38,9 @@ export function uploadWithRow(list, file) {
   list.append(li);
   const { promise, abort } = api.upload(file, (part) => (bar.value = Math.round(part * 100)));
   cancel.addEventListener("click", abort);
-  return promise.finally(() => li.remove());
+  return promise.finally(() => {
+    const hadFocus = li.contains(document.activeElement);
+    li.remove();
+    if (hadFocus && refocus) refocus.focus();
+  });
 }
