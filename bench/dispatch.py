@@ -72,6 +72,7 @@ async def serve(prefix: str, slots: int, role: str) -> None:
         # One anonymous tenant sends everything: its limits are not what is measured.
         tenant_submits_per_second=100_000,
         tenant_max_active_jobs=1_000_000,
+        tenant_max_connections=100_000,
         max_retained_bytes=1 << 30,
         **topology_env(prefix),
     )
