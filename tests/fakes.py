@@ -6,9 +6,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 from ffpool.backends.rabbitmq.feed import EventsFeed
+from ffpool.backends.rabbitmq.markers import Markers
+from ffpool.backends.rabbitmq.publisher import Publisher
+from ffpool.backends.rabbitmq.runs import RunLedger
+from ffpool.backends.rabbitmq.worker_pool import WorkerPool
 from ffpool.domain.events import (
     CompletedEvent,
     FailedEvent,
@@ -18,6 +23,7 @@ from ffpool.domain.events import (
     ProgressEvent,
 )
 from ffpool.domain.jobs import Job, PathInput
+from ffpool.settings import Settings
 from ffpool.topology import Topology
 
 Consumer = Callable[[Any], Awaitable[None]]
@@ -195,3 +201,24 @@ class FakeConnection:
     def lose(self, exc: BaseException) -> None:
         for callback in list(self.close_callbacks):
             callback(self, exc)
+
+
+async def no_lookup(_job_id: str) -> None:
+    """No server to ask about a possible duplicate."""
+
+
+def worker_pool(tmp_path: Path, publisher: object, executor: FakeExecutor) -> WorkerPool:
+    """A WorkerPool on fakes: `publisher` stands in for the real one (tests/unit)."""
+    settings = Settings(
+        backend="rabbitmq", media_root=tmp_path, instance_name="w", broker_timeout_seconds=2
+    )
+    return WorkerPool(
+        settings,
+        Topology.from_settings(settings),
+        cast(Publisher, publisher),
+        executor,
+        FakeMetrics(),
+        markers=Markers(tmp_path),
+        ledger=RunLedger(),
+        lookup=no_lookup,
+    )

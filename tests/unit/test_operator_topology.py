@@ -2,7 +2,6 @@ import base64
 
 import pytest
 
-from ffpool.settings import Settings
 from ffpool.topology import Topology
 from ffpool_operator.broker import management, topology
 from ffpool_operator.decisions.broker_model import QueueInfo
@@ -70,27 +69,6 @@ def test_credentials_from_secret() -> None:
         credentials.from_secret(_secret(**{"management-url": "x", "username": "u"}), rmq)
     with pytest.raises(credentials.MissingSecret, match="not found"):
         credentials.from_secret(None, rmq)
-
-
-def test_topology_env_round_trips_through_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Topology → env → Settings → Topology is the identity, every field (the routing key was
-    once dropped on the way)."""
-    topo = Topology(
-        job_exchange="ex.1",
-        job_queue="q.1",
-        routing_key="rk.1",
-        dlq_queue="d.1",
-        events_exchange="ev.1",
-        control_exchange="ctl.1",
-        message_ttl_ms=5000,
-        max_length=77,
-        max_priority=4,
-        max_attempts=6,
-    )
-    assert all(getattr(topo, f) != d.default for f, d in Topology.model_fields.items())
-    for key, value in topo.env().items():
-        monkeypatch.setenv(key, value)
-    assert Topology.from_settings(Settings(_env_file=None)) == topo  # type: ignore[call-arg]
 
 
 def test_delete_if_empty_counts_in_flight_jobs_and_consumers() -> None:

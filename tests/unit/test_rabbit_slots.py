@@ -9,44 +9,22 @@ from typing import Any, cast
 
 from aio_pika.abc import AbstractRobustConnection
 
-from ffpool.backends.rabbitmq.markers import Markers
-from ffpool.backends.rabbitmq.publisher import Publisher
-from ffpool.backends.rabbitmq.runs import RunLedger
 from ffpool.backends.rabbitmq.worker_pool import WorkerPool
 from ffpool.domain.jobs import Job, JobSpec, PathInput, ProbeOp
-from ffpool.settings import Settings
-from ffpool.topology import Topology
 from tests.fakes import (
     Consumer,
     FakeConnection,
     FakeDelivery,
     FakeExecutor,
-    FakeMetrics,
     FakePublisher,
+    worker_pool,
 )
 from tests.polling import eventually
 
 
-async def no_lookup(_job_id: str) -> None:
-    """No server to ask about a possible duplicate."""
-
-
 def pool(tmp_path: Path) -> tuple[WorkerPool, FakePublisher, FakeExecutor]:
-    settings = Settings(
-        backend="rabbitmq", media_root=tmp_path, instance_name="w", broker_timeout_seconds=2
-    )
     publisher, executor = FakePublisher(), FakeExecutor(hold=True)
-    workers = WorkerPool(
-        settings,
-        Topology.from_settings(settings),
-        cast(Publisher, publisher),
-        executor,
-        FakeMetrics(),
-        markers=Markers(tmp_path),
-        ledger=RunLedger(),
-        lookup=no_lookup,
-    )
-    return workers, publisher, executor
+    return worker_pool(tmp_path, publisher, executor), publisher, executor
 
 
 async def slots(workers: WorkerPool, count: int = 2) -> tuple[FakeConnection, list[Consumer]]:

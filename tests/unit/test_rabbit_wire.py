@@ -16,22 +16,18 @@ from pydantic import ValidationError
 from ffpool import names
 from ffpool.backends.rabbitmq import attempts, connection, control, wire
 from ffpool.backends.rabbitmq.feed import parse_events
-from ffpool.backends.rabbitmq.markers import Markers
 from ffpool.backends.rabbitmq.publisher import Properties, Publisher
-from ffpool.backends.rabbitmq.runs import RunLedger
-from ffpool.backends.rabbitmq.worker_pool import WorkerPool
 from ffpool.domain import protocol
 from ffpool.domain.events import CompletedEvent, JobState, StateEvent
 from ffpool.domain.jobs import Job, JobSpec, PathInput, ProbeOp
-from ffpool.settings import Settings
 from ffpool.topology import Topology
 from tests.fakes import (
     FakeConnection,
     FakeDelivery,
     FakeExecutor,
-    FakeMetrics,
     FakePublisher,
     events_feed,
+    worker_pool,
 )
 from tests.polling import eventually
 
@@ -162,10 +158,6 @@ async def test_every_published_message_carries_the_wire_version(
     assert all((p.headers or {}).get(names.HEADER_WIRE) == wire.VERSION for p in recording)
 
 
-async def no_lookup(_job_id: str) -> None:
-    """No server to ask about a possible duplicate."""
-
-
 class HandBackPublisher(FakePublisher):
     def __init__(self) -> None:
         super().__init__()
@@ -183,20 +175,8 @@ async def test_a_worker_hands_a_newer_major_job_back_unchanged(
     """Not run, not dead-lettered, not nacked (a redelivery would cost it an attempt at the
     newer worker): republished as it came, then acked."""
     monkeypatch.setattr("ffpool.backends.rabbitmq.unread.DELAY_S", 0.01)
-    settings = Settings(
-        backend="rabbitmq", media_root=tmp_path, instance_name="w", broker_timeout_seconds=2
-    )
     publisher, executor = HandBackPublisher(), FakeExecutor(hold=True)
-    workers = WorkerPool(
-        settings,
-        Topology.from_settings(settings),
-        cast(Publisher, publisher),
-        executor,
-        FakeMetrics(),
-        markers=Markers(tmp_path),
-        ledger=RunLedger(),
-        lookup=no_lookup,
-    )
+    workers = worker_pool(tmp_path, publisher, executor)
     conn = FakeConnection()
     await workers.start(cast(AbstractRobustConnection, conn), 1)
     message = FakeDelivery(Job(spec=JobSpec(input=PathInput(path="in.mp4"), operation=ProbeOp())))
