@@ -37,6 +37,8 @@ def test_sign_in_moves_focus_to_the_form(page: Page, token: str) -> None:
 
 def test_the_keyboard_reaches_the_file_input_in_the_drop_zone(page: Page, token: str) -> None:
     sign_in(page, token)
+    # Sign-in moves focus to the form once the form is built: Tab from there, not before.
+    expect(page.get_by_label("Upload a file", exact=True)).to_be_focused()
     page.keyboard.press("Tab")
     file_input = page.get_by_label("Input file", exact=True)
     expect(file_input).to_be_focused()
