@@ -22,12 +22,8 @@ def topology(kube_api: Any) -> tuple[str, str, str] | None:
     return None if cond is None else (cond["status"], cond["reason"], cond["message"])
 
 
-async def test_a_site_policy_lowering_max_length_is_reported_until_removed(
-    kube_api: Any, kube: Any, broker: Broker, operator: None
-) -> None:
-    queue = broker.topology["jobQueue"]
-    site = f"{broker.prefix}-site"
-    path = f"/policies/{segment('/')}/{segment(site)}"
+async def ready_pool(kube: Any, kube_api: Any, broker: Broker) -> None:
+    """The pool and its broker Secret, once its topology is declared."""
     await kube.create(secret())
     await kube.create(pool(broker))
     await eventually(
@@ -35,6 +31,25 @@ async def test_a_site_policy_lowering_max_length_is_reported_until_removed(
         timeout=15,
         what="TopologyReady condition True",
     )
+
+
+async def overridden(kube_api: Any, timeout: float) -> tuple[str, str, str]:
+    """The TopologyReady condition once a policy is reported overriding the pool's."""
+    found: tuple[str, str, str] = await eventually(
+        lambda: (t := topology(kube_api)) and t[1] == "PolicyOverrides" and t,
+        timeout=timeout,
+        what="TopologyReady reason PolicyOverrides",
+    )
+    return found
+
+
+async def test_a_site_policy_lowering_max_length_is_reported_until_removed(
+    kube_api: Any, kube: Any, broker: Broker, operator: None
+) -> None:
+    queue = broker.topology["jobQueue"]
+    site = f"{broker.prefix}-site"
+    path = f"/policies/{segment('/')}/{segment(site)}"
+    await ready_pool(kube, kube_api, broker)
     # Higher priority than the pool's policy (0), so RabbitMQ applies it instead.
     body = {
         "pattern": f"^{queue}$",
@@ -44,11 +59,7 @@ async def test_a_site_policy_lowering_max_length_is_reported_until_removed(
     }
     assert await broker.raw("PUT", path, body) in (201, 204)
     try:
-        found = await eventually(
-            lambda: (t := topology(kube_api)) and t[1] == "PolicyOverrides" and t,
-            timeout=15,
-            what="TopologyReady reason PolicyOverrides",
-        )
+        found = await overridden(kube_api, timeout=15)
         assert found[0] == "False"
         assert f"policy {site} sets max-length 10000 → 5" in found[2]
         warning = await eventually(
@@ -92,13 +103,7 @@ async def test_a_higher_site_limit_is_not_an_override(
     }
     assert await broker.raw("PUT", path, body) in (201, 204)
     try:
-        await kube.create(secret())
-        await kube.create(pool(broker))
-        await eventually(
-            lambda: (topology(kube_api) or ("",))[0] == "True",
-            timeout=15,
-            what="TopologyReady condition True",
-        )
+        await ready_pool(kube, kube_api, broker)
 
         async def site_in_force() -> bool:
             info = await broker.api.queue("/", queue)  # the broker's statistics lag seconds
@@ -121,13 +126,7 @@ async def test_an_operator_policy_beside_the_pools_own_is_reported(
     keeps its lower limit, which the pool's status must say."""
     queue, limits = broker.topology["jobQueue"], f"{broker.prefix}-limits"
     path = f"/operator-policies/{segment('/')}/{segment(limits)}"
-    await kube.create(secret())
-    await kube.create(pool(broker))
-    await eventually(
-        lambda: (topology(kube_api) or ("",))[0] == "True",
-        timeout=15,
-        what="TopologyReady condition True",
-    )
+    await ready_pool(kube, kube_api, broker)
     body = {
         "pattern": f"^{queue}$",
         "definition": {"message-ttl": 60_000},
@@ -136,11 +135,7 @@ async def test_an_operator_policy_beside_the_pools_own_is_reported(
     }
     assert await broker.raw("PUT", path, body) in (201, 204)
     try:
-        found = await eventually(
-            lambda: (t := topology(kube_api)) and t[1] == "PolicyOverrides" and t,
-            timeout=20,
-            what="TopologyReady reason PolicyOverrides",
-        )
+        found = await overridden(kube_api, timeout=20)
         assert f"policy {limits} sets message-ttl 3600000 → 60000" in found[2]
     finally:
         await broker.raw("DELETE", path)

@@ -15,7 +15,6 @@ import contextlib
 import os
 import shutil
 import signal
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import pytest
 from websockets.exceptions import WebSocketException
 
 from ffpool.client.session import Client, ClientError
+from tests.conftest import make_clip
 from tests.integration import faults
 from tests.integration.faults import Entry, Findings, Planned
 from tests.integration.rabbit_harness import need_broker
@@ -129,33 +129,7 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
     await broker.start()
     media = tmp_path / "media"
     (media / "clips").mkdir(parents=True)
-    subprocess.run(
-        [
-            ffmpeg,
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=160x120:rate=25:duration=3",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=duration=3",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-shortest",
-            str(media / "clips/sample.mp4"),
-        ],
-        check=True,
-        timeout=60,
-    )
+    make_clip(ffmpeg, media / "clips/sample.mp4", seconds=3, size="160x120")
     (media / faults.POISON_PATH).write_text("not a video\n" * 100)
     shim = faults.write_shim(tmp_path / "ledger", ffmpeg)
     nodes = Cluster(broker, media, shim, ffprobe)

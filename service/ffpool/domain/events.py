@@ -101,11 +101,19 @@ class StateEvent(Event):
 
     @classmethod
     def of(
-        cls, job: Job, state: JobState, *, attempt: int = 1, worker: str | None = None
+        cls,
+        job: Job,
+        state: JobState,
+        *,
+        attempt: int = 1,
+        worker: str | None = None,
+        at: datetime | None = None,
     ) -> StateEvent:
-        """`job` entering `state`, with what every server's record of it needs."""
+        """`job` entering `state` (now, unless `at`), with what every server's record of it
+        needs."""
         return cls(
             job_id=job.id,
+            at=at or utcnow(),
             state=state,
             operation=job.spec.operation.op,
             priority=job.priority,

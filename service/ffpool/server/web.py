@@ -13,6 +13,7 @@ import hashlib
 from dataclasses import dataclass
 from importlib import resources
 from importlib.abc import Traversable
+from pathlib import PurePosixPath
 from typing import Final
 
 from aiohttp import web
@@ -74,8 +75,7 @@ class UiConfig(BaseModel):
 
 def _content_type(name: str) -> str | None:
     """The type a page asset is served as, or None: not a kind of file the page has."""
-    suffix = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    return _TYPES.get(suffix)
+    return _TYPES.get(PurePosixPath(name).suffix.lower())
 
 
 def load_assets(folder: Traversable | None = None) -> dict[str, Asset]:

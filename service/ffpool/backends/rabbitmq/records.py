@@ -61,7 +61,7 @@ def fold(record: JobRecord | None, event: JobEvent) -> JobRecord | None:
 def queued_event(job: Job) -> StateEvent:
     """The submitting server's `queued`, naming the tenant for every server's cache. Dated at
     the job's creation, before any worker can have started it: never taken for a hand-back."""
-    return StateEvent.of(job, JobState.QUEUED).model_copy(update={"at": job.created_at})
+    return StateEvent.of(job, JobState.QUEUED, at=job.created_at)
 
 
 def _stale(record: JobRecord, event: StateEvent) -> bool:
