@@ -7,7 +7,8 @@
 # ffpool.ffmpeg.binaries.resolve().
 # FFPOOL_SETUP_BROKER=0 leaves RabbitMQ alone (a remote broker); FFPOOL_CLUSTER_PACKAGES=0 skips
 # the packages of the real-cluster tests (docs/cluster.md); FFPOOL_BROWSER_PACKAGES=0 skips
-# Chromium (the web page's browser tests).
+# Chromium (the web page's browser tests); FFPOOL_S3_SERVER=0 skips building versitygw (the S3
+# tests' server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -93,5 +94,18 @@ PYEOF
 
 if [ "$SETUP_BROKER" = 1 ] && { broker_answers || command -v rabbitmqctl >/dev/null; }; then
     "$BASH" scripts/rabbitmq-setup.sh
+fi
+# The object-storage tests' S3-compatible server, versitygw, built from Go's module proxy into
+# the cache (docs/storage.md); FFPOOL_S3_SERVER=0 skips it. CI needs it: the S3 tests fail there
+# without it. A developer machine without Go goes on, and those tests skip.
+if [ "${FFPOOL_S3_SERVER:-1}" = 1 ]; then
+    if vgw=$("$BASH" scripts/s3-server.sh); then
+        echo "setup: versitygw $vgw"
+    elif [ "${CI:-}" = true ]; then
+        echo "setup: building versitygw (scripts/s3-server.sh) failed" >&2
+        exit 1
+    else
+        echo "setup: versitygw not built (scripts/s3-server.sh needs Go); the S3 tests will skip"
+    fi
 fi
 echo "setup: done"

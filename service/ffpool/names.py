@@ -14,6 +14,20 @@ DLQ_QUEUE: Final = "ffmpeg_job_dlq"
 EVENTS_EXCHANGE: Final = "ffmpeg_job_events"
 CONTROL_EXCHANGE: Final = "ffmpeg_job_control"
 
+# Webhook deliveries (webhooks/): one durable queue, a single active consumer at a time, and its
+# dead-letter queue for deliveries that ran out of their retry window.
+WEBHOOK_QUEUE: Final = "ffmpeg_webhook_queue"
+WEBHOOK_DLQ: Final = "ffmpeg_webhook_dlq"
+# Standard Webhooks' HTTP headers (docs/webhooks.md).
+WEBHOOK_ID_HEADER: Final = "webhook-id"
+WEBHOOK_TIMESTAMP_HEADER: Final = "webhook-timestamp"
+WEBHOOK_SIGNATURE_HEADER: Final = "webhook-signature"
+
+# Object storage layout under the pool's S3_BUCKET/S3_PREFIX (docs/storage.md).
+S3_JOBS_PREFIX: Final = "jobs"
+S3_UPLOADS_PREFIX: Final = "uploads"
+S3_OUTPUTS_PREFIX: Final = "outputs"
+
 # AMQP message headers written by ffpool.
 HEADER_ATTEMPT: Final = "x-ffpool-attempt"
 HEADER_FAILURE_CODE: Final = "x-ffpool-failure-code"

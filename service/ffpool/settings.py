@@ -18,6 +18,15 @@ class BackendKind(enum.StrEnum):
     RABBITMQ = "rabbitmq"
 
 
+class StorageKind(enum.StrEnum):
+    """Where uploads, outputs and the per-job state records live (docs/storage.md)."""
+
+    FILESYSTEM = "filesystem"
+    """MEDIA_ROOT: one machine, or a ReadWriteMany volume shared by a pool's pods."""
+    S3 = "s3"
+    """S3_BUCKET: no shared volume; each process keeps only a local scratch directory."""
+
+
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 
@@ -143,6 +152,68 @@ class Settings(BaseSettings, TopologyKnobs):
     ffmpeg_max_cpu_seconds: Annotated[int, Field(ge=0)] = 7200
     """CPU time (RLIMIT_CPU, all threads together) of each FFmpeg/ffprobe process; 0: no
     limit. The default is the default job timeout on two busy cores."""
+
+    # Object storage (docs/storage.md): STORAGE=s3 keeps uploads, outputs and job state in a
+    # bucket, so servers and workers share no filesystem.
+    storage: StorageKind = StorageKind.FILESYSTEM
+    s3_endpoint_url: AnyUrl | None = None
+    """An S3-compatible server's URL (https://minio.example:9000); unset: AWS S3."""
+    s3_public_endpoint_url: AnyUrl | None = None
+    """The endpoint as clients reach it, for presigned links, when it differs from
+    S3_ENDPOINT_URL (an in-cluster Service name clients outside cannot resolve)."""
+    s3_region: str = "us-east-1"
+    s3_path_style: bool = False
+    """Path-style addressing (endpoint/bucket/key), which most S3-compatible servers need."""
+    s3_verify_tls: bool = True
+    s3_ca_bundle: Path | None = None
+    """A PEM bundle to verify the endpoint's certificate with (a private CA)."""
+    s3_access_key_id: SecretStr | None = None
+    """With S3_SECRET_ACCESS_KEY; unset: the AWS default chain (AWS_* variables, web identity,
+    instance roles)."""
+    s3_secret_access_key: SecretStr | None = None
+    s3_bucket: str | None = None
+    """The pool's own bucket: uploads, job state records and (by default) outputs."""
+    s3_prefix: str = "ffpool"
+    """Key prefix of everything ffpool writes in S3_BUCKET."""
+    output_url: str | None = None
+    """Default output location, `s3://bucket/prefix`; unset: S3_BUCKET/S3_PREFIX/outputs."""
+    s3_allow_read: Annotated[tuple[str, ...], NoDecode] = ()
+    """`s3://bucket/prefix` locations every tenant may read inputs from (comma-separated);
+    TENANTS_FILE adds per-tenant ones."""
+    s3_allow_write: Annotated[tuple[str, ...], NoDecode] = ()
+    """`s3://bucket/prefix` locations every tenant may name as a job's output."""
+    s3_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0
+    """Connect/read timeout of each S3 request (a part of an upload is one request)."""
+    s3_part_size_bytes: Annotated[int, Field(ge=5 * MiB, le=5 * GiB)] = 16 * MiB
+    """Multipart part size; files up to one part go in one PUT. S3's minimum part is 5 MiB."""
+    scratch_root: Path | None = None
+    """Local scratch directory for runs and uploads in transit (STORAGE=s3); unset:
+    MEDIA_ROOT/.scratch."""
+
+    # Tenants (docs/storage.md, docs/webhooks.md): per-tenant buckets, webhook secrets and
+    # default callback URLs, one TOML table a tenant.
+    tenants_file: Path | None = None
+
+    # Webhooks (docs/webhooks.md).
+    webhook_url: str | None = None
+    """Default callback URL for jobs of tenants without their own."""
+    webhook_secret_file: Path | None = None
+    """Default signing secret (`whsec_<base64>`), for tenants without their own."""
+    webhook_retry_seconds: Annotated[float, Field(gt=0, le=7 * 24 * 3600)] = 3600.0
+    """How long one delivery is retried (exponential back-off) before it is dead-lettered."""
+    webhook_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10.0
+    """One POST's whole time limit: connect, send, and the receiver's answer."""
+    webhook_concurrency: Annotated[int, Field(ge=1, le=1024)] = 32
+    """Deliveries in flight per process (different jobs; one job's are sent in order)."""
+    webhook_allow_private: bool = False
+    """Allow callback URLs on loopback/private addresses (tests, in-cluster receivers)."""
+
+    @field_validator("s3_allow_read", "s3_allow_write", mode="before")
+    @classmethod
+    def _split_locations(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

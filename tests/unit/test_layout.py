@@ -35,9 +35,14 @@ SERVICE_LAYERS: tuple[tuple[str, ...], ...] = (
     ("ffpool.topology",),
     ("ffpool.settings",),
     ("ffpool.domain",),
+    # The tenants file's model: read by storage (who may read which bucket) and auth alike.
+    ("ffpool.auth.tenants",),
     ("ffpool.storage", "ffpool.auth"),
     ("ffpool.ffmpeg",),
     ("ffpool.backends",),
+    # Webhook deliveries: fed by the backends (through base.py's protocol), their RabbitMQ
+    # queue declared with the backend's connection code.
+    ("ffpool.webhooks",),
     # Reads queue depth and active jobs from the backend at scrape time.
     ("ffpool.metrics",),
     ("ffpool.server",),

@@ -45,6 +45,7 @@ def run_setup(sandbox: Path) -> list[str]:
         # The FFmpeg decision alone: not this machine's broker or cluster packages.
         "FFPOOL_SETUP_BROKER": "0",
         "FFPOOL_CLUSTER_PACKAGES": "0",
+        "FFPOOL_S3_SERVER": "0",
     }
     subprocess.run(
         ["/bin/bash", str(ROOT / "scripts" / "setup.sh")],

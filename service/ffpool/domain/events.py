@@ -41,6 +41,7 @@ class FailureCode(enum.StrEnum):
     EXPIRED = "expired"
     QUOTA_EXCEEDED = "quota_exceeded"
     RESOURCE_LIMIT = "resource_limit"
+    STORAGE_ERROR = "storage_error"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -84,6 +85,11 @@ class OutputFile(BaseModel):
     size: int
     content_type: str
     url: str
+    """Where to download it: the server's signed link, or (object storage) a presigned link."""
+    location: str | None = None
+    """`s3://bucket/key` when the output was uploaded to object storage (docs/storage.md)."""
+    sha256: str | None = None
+    """Base64 SHA-256 of the object, verified by the storage on upload (object storage)."""
 
 
 class StateEvent(Event):

@@ -67,7 +67,40 @@ class UrlInput(Strict):
     url: Annotated[HttpUrl, Field(max_length=2048)]
 
 
-JobInput = Annotated[PathInput | UploadInput | UrlInput, Field(discriminator="kind")]
+# An object in S3-compatible storage: `s3://bucket/key`. Bucket names follow S3's rules
+# (3-63 lowercase letters, digits, dots, hyphens); keys are printable, without "..", "//",
+# backslashes or a leading "/" (storage/objects.py parses and checks them again).
+S3Url = Annotated[
+    str,
+    StringConstraints(
+        min_length=8,
+        max_length=1100,
+        pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[A-Za-z0-9_.][A-Za-z0-9_./=+-]*$",
+    ),
+]
+# Where outputs go: `s3://bucket/prefix/` (a trailing "/" optional; the bucket alone is allowed).
+S3Prefix = Annotated[
+    str,
+    StringConstraints(
+        min_length=8,
+        max_length=1000,
+        pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/([A-Za-z0-9_.][A-Za-z0-9_./=+-]*)?)?$",
+    ),
+]
+# Where a job's state changes are POSTed (webhooks/): http(s) only, checked by the same SSRF
+# guard as URL inputs when the job is submitted and again on every delivery.
+CallbackUrl = Annotated[HttpUrl, Field(max_length=2048)]
+
+
+class S3Input(Strict):
+    """An object read with the pool's credentials, never the client's; only from the
+    buckets/prefixes the tenant is allowed to read (docs/storage.md)."""
+
+    kind: Literal["s3"] = "s3"
+    url: S3Url
+
+
+JobInput = Annotated[PathInput | UploadInput | UrlInput | S3Input, Field(discriminator="kind")]
 
 
 # --- operations -----------------------------------------------------------------------------
@@ -221,6 +254,10 @@ class JobSpec(Strict):
 
     input: JobInput
     operation: Operation
+    output: S3Prefix | None = None
+    """Upload the outputs under `<output>/<job id>/` (else the pool's default, OUTPUT_URL)."""
+    callback: CallbackUrl | None = None
+    """POST every state change here, signed (docs/webhooks.md); else the tenant's default."""
 
 
 class Job(Strict):
