@@ -2,7 +2,9 @@
 
 A run holds the job's run lock and writes into its own scratch directory; a finished run
 commits its outputs atomically, and the first commit wins (commit.py). A failed or cancelled
-run removes only its own scratch files, never another run's, never committed outputs.
+run removes only its own scratch files, never another run's, never committed outputs. With
+object storage (STORAGE=s3) a run works in a local scratch directory, reads its input from the
+bucket and commits by uploading, the first commit still winning (bucket_commit.py).
 
 Hot path per job: one ffprobe of the input (its frame size is checked before anything decodes
 it: limits.py), one FFmpeg process (its stderr gives the input duration for the progress
@@ -13,13 +15,13 @@ read from the image header.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 from ffpool import logs
+from ffpool.auth.tenants import TenantSettings, TenantsFile, settings_for
 from ffpool.domain import bounds
 from ffpool.domain.events import (
     CompletedEvent,
@@ -27,20 +29,25 @@ from ffpool.domain.events import (
     FailureCode,
     MediaInfo,
     OutputFile,
-    ProgressEvent,
 )
 from ffpool.domain.jobs import Job, ProbeOp
 from ffpool.ffmpeg import limits, pdeathsig, sweep
 from ffpool.ffmpeg import outcome as outcome
 from ffpool.ffmpeg.argv import FFmpegPlan, PlannedOutput, build_plan
 from ffpool.ffmpeg.binaries import Binaries, BinariesNotFound, resolve
-from ffpool.ffmpeg.commit import RunScope, run_scope
+from ffpool.ffmpeg.bucket_commit import bucket_scope, scratch_root, storage_message
+from ffpool.ffmpeg.commit import run_scope
 from ffpool.ffmpeg.inputs import InputError, materialize
+from ffpool.ffmpeg.object_inputs import materialize_from_objects
+from ffpool.ffmpeg.outputs import finalize
 from ffpool.ffmpeg.probe import ProbeError, probe, read_image_info
 from ffpool.ffmpeg.process import run
 from ffpool.ffmpeg.progress import ProgressTracker
-from ffpool.settings import Settings
+from ffpool.ffmpeg.relay import ProgressCallback, ProgressRelay
+from ffpool.settings import Settings, StorageKind
+from ffpool.storage import access
 from ffpool.storage.media import Storage, StorageError
+from ffpool.storage.objects import ObjectStore, ObjectStoreError
 
 log = logs.get(__name__)
 
@@ -49,7 +56,7 @@ OUTPUT_PROBE_TIMEOUT_S: Final = 60.0
 # An input's probe reads only the start of the input (ffprobe's probesize): seconds as well.
 INPUT_PROBE_TIMEOUT_S: Final = 60.0
 
-ProgressCallback = Callable[[ProgressEvent], None]
+_Failure = outcome.JobFailure | InputError | StorageError | ProbeError | ObjectStoreError
 
 
 @dataclass
@@ -62,36 +69,23 @@ class _Attempt:
         return time.monotonic() - self.started
 
 
-class _ProgressRelay:
-    """Forwards FFmpeg's progress, and repeats the last one when FFmpeg is quiet: a slow
-    encoder can hold FFmpeg's main loop (which writes -progress) for seconds, and clients are
-    promised an event at least once a second."""
-
-    def __init__(self, tracker: ProgressTracker, sink: ProgressCallback, quiet_s: float):
-        self._tracker = tracker
-        self._sink = sink
-        self._quiet_s = quiet_s
-        self._last = time.monotonic()
-
-    def feed(self, chunk: bytes) -> None:
-        for event in self._tracker.feed(chunk):
-            self._emit(event)
-
-    def _emit(self, event: ProgressEvent) -> None:
-        self._last = time.monotonic()
-        self._sink(event)
-
-    async def heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(self._quiet_s / 2)
-            if time.monotonic() - self._last >= self._quiet_s:
-                self._emit(self._tracker.heartbeat())
-
-
 class Executor:
-    def __init__(self, settings: Settings, storage: Storage, binaries: Binaries | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        storage: Storage,
+        binaries: Binaries | None = None,
+        objects: ObjectStore | None = None,
+        tenants: TenantsFile | None = None,
+    ):
+        """With STORAGE=s3, `objects` is the pool's store (required) and `tenants` says
+        what each tenant may read and where its outputs go; otherwise both are unused."""
+        if settings.storage is StorageKind.S3 and objects is None:
+            raise ValueError("STORAGE=s3 needs an object store")
         self.settings = settings
         self.storage = storage
+        self.objects = objects if settings.storage is StorageKind.S3 else None
+        self.tenants = tenants or TenantsFile()
         self._binaries = binaries
         self._bound: Binaries | None = None
         self._swept = False
@@ -118,7 +112,7 @@ class Executor:
             # The run's scratch directory is gone already (run_scope): nothing else to undo.
             log.info("job cancelled", job_id=job.id, elapsed_s=round(attempt.elapsed_s, 3))
             raise
-        except (outcome.JobFailure, InputError, StorageError, ProbeError) as exc:
+        except (outcome.JobFailure, InputError, StorageError, ProbeError, ObjectStoreError) as exc:
             event = self._failure(exc).event(job.id)
         except Exception:
             log.exception("job failed unexpectedly", job_id=job.id)
@@ -134,6 +128,8 @@ class Executor:
     async def _execute(self, attempt: _Attempt, on_progress: ProgressCallback) -> CompletedEvent:
         job = attempt.job
         self._require_binaries()
+        if self.objects is not None:
+            return await self._execute_with_objects(attempt, self.objects, on_progress)
         if not self._swept:
             # Once per process: what runs of a crashed worker left behind (sweep.py).
             self._swept = True
@@ -143,36 +139,68 @@ class Executor:
             if scope.done is not None:
                 log.info("job already committed by another run: not run again", job_id=job.id)
                 return scope.done
-            event, names = await self._produce(attempt, scope, on_progress)
+            event = await self._produce(attempt, scope.scratch, on_progress)
+            names = tuple(out.name for out in event.outputs)
             return await asyncio.to_thread(scope.commit, names, event)
 
-    async def _produce(
-        self, attempt: _Attempt, scope: RunScope, on_progress: ProgressCallback
-    ) -> tuple[CompletedEvent, tuple[str, ...]]:
-        """The run itself, all in the scratch directory: its event and its output names."""
+    async def _execute_with_objects(
+        self, attempt: _Attempt, objects: ObjectStore, on_progress: ProgressCallback
+    ) -> CompletedEvent:
+        """STORAGE=s3: local scratch, input from and outputs to object storage."""
         job = attempt.job
-        # A URL input is fetched into the run's scratch directory: it goes with the run,
-        # whatever its outcome.
-        src = await materialize(
-            job.spec.input, job.id, self.storage, self.settings, job.tenant, into=scope.scratch
+        if not self._swept:
+            self._swept = True
+            await sweep.sweep_scratch(scratch_root(self.settings), self.settings)
+        tenant = settings_for(self.tenants, job.tenant)
+        try:
+            base = access.output_base(self.settings, tenant, job.spec.output)
+        except access.AccessDenied as exc:
+            raise outcome.JobFailure(FailureCode.INPUT_REJECTED, str(exc)) from exc
+        async with bucket_scope(objects, self.settings, job.id, base) as scope:
+            if scope.done is not None:
+                log.info("job already committed by another run: not run again", job_id=job.id)
+                return scope.done
+            event = await self._produce(attempt, scope.scratch, on_progress, tenant)
+            return await scope.commit(event)
+
+    async def _input(self, job: Job, scratch: Path, tenant: TenantSettings | None) -> Path:
+        """The input as a local file; a download goes into the run's scratch directory, and
+        so with the run, whatever its outcome."""
+        if self.objects is not None and tenant is not None:
+            return await materialize_from_objects(
+                job, self.storage, self.settings, self.objects, tenant, into=scratch
+            )
+        return await materialize(
+            job.spec.input, job.id, self.storage, self.settings, job.tenant, into=scratch
         )
+
+    async def _produce(
+        self,
+        attempt: _Attempt,
+        scratch: Path,
+        on_progress: ProgressCallback,
+        tenant: TenantSettings | None = None,
+    ) -> CompletedEvent:
+        """The run itself, all in the scratch directory: its event, naming its outputs."""
+        job = attempt.job
+        src = await self._input(job, scratch, tenant)
         # Every input is probed first: its frame size decides whether it is decoded at all.
         timeout_s = min(INPUT_PROBE_TIMEOUT_S, self._remaining(attempt))
         max_pixels = self.settings.max_input_pixels
         info = await probe(self.binaries, src, timeout_s, max_pixels=max_pixels)
         if isinstance(job.spec.operation, ProbeOp):
-            return self._completed(attempt, (), info), ()
-        plan = build_plan(job.spec.operation, src, scope.scratch, self.binaries, self.settings)
+            return self._completed(attempt, (), info)
+        plan = build_plan(job.spec.operation, src, scratch, self.binaries, self.settings)
         tracker = await self._run(attempt, plan, on_progress)
-        sizes = await asyncio.to_thread(_finalize, plan.outputs, self.settings.max_output_bytes)
-        await asyncio.to_thread(self.storage.charge_outputs, job.tenant, sum(sizes))
+        sizes = await asyncio.to_thread(finalize, plan.outputs, self.settings.max_output_bytes)
+        if self.objects is None:  # the disk quota; bucket bytes are not metered (storage.md)
+            await asyncio.to_thread(self.storage.charge_outputs, job.tenant, sum(sizes))
         on_progress(tracker.completed())
         files = tuple(
             self._output_file(job.id, out, size)
             for out, size in zip(plan.outputs, sizes, strict=True)
         )
-        event = self._completed(attempt, files, await self._metadata(plan, attempt))
-        return event, tuple(out.name for out in plan.outputs)
+        return self._completed(attempt, files, await self._metadata(plan, attempt))
 
     async def _run(
         self, attempt: _Attempt, plan: FFmpegPlan, on_progress: ProgressCallback
@@ -184,7 +212,7 @@ class Executor:
             track_percent=plan.track_percent,
         )
 
-        relay = _ProgressRelay(
+        relay = ProgressRelay(
             tracker, on_progress, min(self.settings.progress_interval_seconds, 0.5)
         )
         heartbeat = asyncio.create_task(relay.heartbeat())
@@ -201,7 +229,7 @@ class Executor:
             await asyncio.wait([heartbeat])
         if not heartbeat.cancelled() and (error := heartbeat.exception()) is not None:
             raise error
-        failure = outcome.classify(result, self.settings.job_timeout_seconds, self.storage.root)
+        failure = outcome.classify(result, self.settings.job_timeout_seconds, self._root)
         if failure is not None:
             raise failure
         return tracker
@@ -234,15 +262,18 @@ class Executor:
             raise outcome.JobFailure(FailureCode.TIMEOUT, "the job ran out of its time limit")
         return remaining
 
-    def _failure(
-        self, exc: outcome.JobFailure | InputError | StorageError | ProbeError
-    ) -> outcome.JobFailure:
+    @property
+    def _root(self) -> Path:
+        """The directory whose path is hidden from FFmpeg's messages to clients."""
+        return self.storage.root if self.objects is None else scratch_root(self.settings)
+
+    def _failure(self, exc: _Failure) -> outcome.JobFailure:
         if isinstance(exc, outcome.JobFailure):
             return exc
+        if isinstance(exc, ObjectStoreError):
+            return outcome.JobFailure(FailureCode.STORAGE_ERROR, storage_message(exc))
         tail = exc.stderr_tail if isinstance(exc, ProbeError) else ""
-        return outcome.JobFailure(
-            exc.code, exc.message, outcome.useful_tail(tail, self.storage.root)
-        )
+        return outcome.JobFailure(exc.code, exc.message, outcome.useful_tail(tail, self._root))
 
     def _output_file(self, job_id: str, out: PlannedOutput, size: int) -> OutputFile:
         url = outcome.output_url(job_id, out.name, self.settings.public_http_url)
@@ -257,25 +288,3 @@ class Executor:
             processing_time_s=round(attempt.elapsed_s, 3),
             metadata=bounds.bound_media_info(info),
         )
-
-
-def _finalize(outputs: tuple[PlannedOutput, ...], max_bytes: int) -> list[int]:
-    """Blocking: check each temporary output, then rename it to its name (in the run's
-    scratch directory: the commit publishes it)."""
-    sizes = []
-    for out in outputs:
-        size = _size(out)
-        failure = outcome.size_failure(out.name, size, max_bytes)
-        if failure is not None:
-            raise failure
-        sizes.append(size or 0)
-    for out in outputs:
-        os.replace(out.temp_path, out.final_path)
-    return sizes
-
-
-def _size(out: PlannedOutput) -> int | None:
-    try:
-        return out.temp_path.stat().st_size
-    except FileNotFoundError:
-        return None

@@ -24,7 +24,14 @@ from yarl import URL
 
 from ffpool import logs
 from ffpool.domain.events import FailureCode
-from ffpool.domain.jobs import ANONYMOUS_TENANT, JobInput, PathInput, UploadInput, UrlInput
+from ffpool.domain.jobs import (
+    ANONYMOUS_TENANT,
+    JobInput,
+    PathInput,
+    S3Input,
+    UploadInput,
+    UrlInput,
+)
 from ffpool.ffmpeg import url_guard
 from ffpool.settings import Settings
 from ffpool.storage.media import Storage, StorageError, stream_to_file
@@ -37,6 +44,7 @@ REDIRECT_STATUSES: Final = frozenset({301, 302, 303, 307, 308})
 READ_CHUNK_BYTES: Final = 64 * 1024
 DOWNLOAD_FAILED_MESSAGE: Final = "the URL could not be fetched"
 REFUSED_MESSAGE: Final = "the URL's host is not allowed"
+S3_NEEDS_OBJECT_STORAGE: Final = "s3:// inputs need a pool with object storage (STORAGE=s3)"
 
 
 class InputError(Exception):
@@ -66,6 +74,9 @@ async def materialize(
             case UrlInput():
                 log.info("downloading URL input", job_id=job_id, host=job_input.url.host)
                 return await fetch_url(str(job_input.url), into / URL_INPUT_NAME, settings)
+            case S3Input():
+                # With STORAGE=s3 the executor reads these itself (object_inputs.py).
+                raise InputError(FailureCode.INPUT_REJECTED, S3_NEEDS_OBJECT_STORAGE)
             case _:
                 assert_never(job_input)
     except StorageError as exc:

@@ -7,6 +7,11 @@ its whole retention. So a worker sweeps once when it starts running jobs: in eac
 directory, scratch directories and URL inputs (also at the job directory's top, where they
 were fetched before) that are older than the job timeout are removed, under the job's run
 lock, so never those of a run in progress, on this host or another sharing MEDIA_ROOT.
+
+With object storage (STORAGE=s3) runs work in SCRATCH_ROOT/<job id>/.run-<random>/ without a
+lock (bucket_commit.py): scratch directories older than the job timeout there cannot belong to
+a run in progress (a run is stopped at its timeout), so they are removed, and emptied job
+directories with them.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -28,6 +34,7 @@ from ffpool.storage.media import JOBS_DIR
 log = logs.get(__name__)
 
 _INPUT_NAMES = frozenset({URL_INPUT_NAME, f"{URL_INPUT_NAME}.part"})
+_JOB_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def leftover(name: str) -> bool:
@@ -98,4 +105,37 @@ async def sweep_once(root: Path, settings: Settings) -> list[str]:
         return []
     if removed:
         log.info("stale job inputs and scratch removed", count=len(removed))
+    return removed
+
+
+def remove_stale_scratch(root: Path, older_than_s: float, now: float) -> list[str]:
+    """Blocking: scratch directories under `root`/<job>/ older than `older_than_s` before
+    `now`, removed with their job directory once it is empty; returns `<job>/<name>`."""
+    removed = []
+    cutoff = now - older_than_s
+    with contextlib.suppress(FileNotFoundError), os.scandir(root) as jobs:
+        for job in jobs:
+            # Job directories only: SCRATCH_ROOT also holds uploads in transit.
+            if not _JOB_ID.fullmatch(job.name) or not job.is_dir(follow_symlinks=False):
+                continue
+            for path in _stale(Path(job.path), cutoff):
+                _remove(path)
+                removed.append(f"{job.name}/{path.name}")
+            with contextlib.suppress(OSError):
+                os.rmdir(job.path)  # only if empty
+    return sorted(removed)
+
+
+async def sweep_scratch(root: Path, settings: Settings) -> list[str]:
+    """`remove_stale_scratch` now, in a thread; a failing scan is logged, never fails the job
+    that started it."""
+    try:
+        removed = await asyncio.to_thread(
+            remove_stale_scratch, root, settings.job_timeout_seconds, time.time()
+        )
+    except OSError as exc:
+        log.warning("sweep of stale scratch failed", error=type(exc).__name__)
+        return []
+    if removed:
+        log.info("stale scratch removed", count=len(removed))
     return removed

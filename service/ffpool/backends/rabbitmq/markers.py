@@ -19,7 +19,7 @@ import queue
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -29,7 +29,7 @@ from ffpool.domain.jobs import Job
 from ffpool.ffmpeg.commit import COMPLETED, read_completed
 from ffpool.storage.media import JOBS_DIR
 
-__all__ = ["ACCEPTED", "CANCELLED", "COMPLETED", "FAILED", "Markers"]
+__all__ = ["ACCEPTED", "CANCELLED", "COMPLETED", "FAILED", "JobMarkers", "Markers"]
 CANCELLED = ".ffpool-cancelled"
 # The job as accepted (written by the accepting server after the broker's confirm, before the
 # client hears `accepted`) and a dead-lettered job's failure: with the two above, any server
@@ -94,6 +94,28 @@ def _resolve(outcomes: list[tuple[Any, Any, Any]]) -> None:
 
 
 _FILES = FileThread()
+
+
+class JobMarkers(Protocol):
+    """A job's state records, read and written by every server and worker: files under
+    MEDIA_ROOT (Markers) or objects in the pool's bucket (bucket_markers.py). Best effort:
+    a write that fails is logged and dropped, a read that fails finds nothing."""
+
+    async def completed(self, job_id: str) -> CompletedEvent | None: ...
+
+    async def check(self, job_id: str) -> tuple[CompletedEvent | None, bool]: ...
+
+    async def mark_completed(self, event: CompletedEvent) -> None: ...
+
+    async def mark_accepted(self, job: Job) -> None: ...
+
+    async def mark_failed(self, event: FailedEvent) -> None: ...
+
+    async def mark_cancelled(self, job_id: str) -> None: ...
+
+    async def record(self, job_id: str) -> JobRecord | None: ...
+
+    async def outcomes(self, job_ids: list[str]) -> list[Outcome]: ...
 
 
 class Markers:
