@@ -22,16 +22,23 @@ from ffpool.auth.gate import Authenticator
 from ffpool.auth.keys import SigningKeyError, load_signing_key
 from ffpool.auth.policy import ANONYMOUS_WARNING, startup_refusal
 from ffpool.auth.store import TokensFileError
-from ffpool.backends.base import JobBackend, ServiceBackend
+from ffpool.auth.tenants import TenantsFile
+from ffpool.backends.base import NO_NOTIFIER, JobBackend, JobNotifier, ServiceBackend
 from ffpool.domain.protocol import json_schema
 from ffpool.ffmpeg.executor import Executor
 from ffpool.metrics import Metrics
 from ffpool.server.http import make_http_app
+from ffpool.server.job_checks import JobChecks
 from ffpool.server.ops import make_ops_app
+from ffpool.server.output_links import OutputLinks
+from ffpool.server.storage_setup import load_tenants, open_objects
 from ffpool.server.ws import start_ws_server
 from ffpool.settings import BackendKind, Settings
 from ffpool.storage.housekeeping import sweep_uploads_forever
 from ffpool.storage.media import LocalStorage, Storage
+from ffpool.storage.objects import ObjectStore
+from ffpool.webhooks import runtime as webhooks
+from ffpool.webhooks.runtime import Webhooks
 
 log = logs.get(__name__)
 
@@ -52,26 +59,34 @@ class Backends:
 
 
 def build_backend(
-    settings: Settings, role: Role, metrics: Metrics, executor: Executor, storage: Storage
+    settings: Settings,
+    role: Role,
+    metrics: Metrics,
+    executor: Executor,
+    storage: Storage,
+    objects: ObjectStore | None = None,
+    notifier: JobNotifier = NO_NOTIFIER,
 ) -> Backends:
+    """With STORAGE=s3, `objects` keeps the RabbitMQ backend's job records in the bucket."""
     if settings.backend is BackendKind.MEMORY:
         if role is not Role.SERVE:
             raise SystemExit(f"`ffpool {role}` needs BACKEND=rabbitmq: memory jobs are in-process")
         from ffpool.backends.memory import MemoryBackend
 
-        memory = MemoryBackend(settings, executor, metrics, storage.remove_job)
+        memory = MemoryBackend(settings, executor, metrics, storage.remove_job, notifier)
         return Backends(memory, memory)
     from ffpool.backends import rabbitmq
 
     match role:
         case Role.SERVE:
-            node = rabbitmq.build_node(settings, metrics, executor)
+            node = rabbitmq.build_node(settings, metrics, executor, objects, notifier)
             return Backends(node, node)
         case Role.SERVER:
-            server = rabbitmq.build_server(settings, metrics)
+            server = rabbitmq.build_server(settings, metrics, objects, notifier)
             return Backends(server, server)
         case Role.WORKER:
-            return Backends(rabbitmq.build_worker(settings, metrics, executor), None)
+            worker = rabbitmq.build_worker(settings, metrics, executor, objects, notifier)
+            return Backends(worker, None)
 
 
 @dataclass
@@ -121,13 +136,44 @@ async def _site(app: web.Application, host: str, port: int) -> web.AppRunner:
     return runner
 
 
+@dataclass(frozen=True)
+class Edge:
+    """What the process holds besides its backend: the tenants file and, with STORAGE=s3,
+    the object store (docs/storage.md)."""
+
+    tenants: TenantsFile
+    objects: ObjectStore | None
+    metrics: Metrics = field(default_factory=Metrics)
+    webhooks: Webhooks = field(default_factory=lambda: Webhooks(NO_NOTIFIER))
+
+
 @contextlib.asynccontextmanager
 async def running(settings: Settings, role: Role = Role.SERVE) -> AsyncIterator[Running]:
     """Start backend, HTTP, ops and (unless worker-only) WebSocket servers; stop them on exit."""
     auth = await _authenticator(settings, role)
+    tenants = await load_tenants(settings)
+    # Whatever a failed start had opened is closed again, in reverse order.
+    async with contextlib.AsyncExitStack() as opened:
+        objects = await open_objects(settings)
+        if objects is not None:
+            opened.push_async_callback(objects.close)
+        hooks = await _webhooks(settings, role, metrics := Metrics())
+        opened.push_async_callback(hooks.stop)
+        edge = Edge(tenants, objects, metrics, hooks)
+        await hooks.start()  # before the backend: it queues webhooks from the start
+        async with _running(settings, role, auth, edge) as svc:
+            yield svc
+
+
+@contextlib.asynccontextmanager
+async def _running(
+    settings: Settings, role: Role, auth: Authenticator, edge: Edge
+) -> AsyncIterator[Running]:
     storage = LocalStorage.from_settings(settings)
-    metrics = Metrics()
-    backends = build_backend(settings, role, metrics, Executor(settings, storage), storage)
+    metrics = edge.metrics
+    executor = Executor(settings, storage, objects=edge.objects, tenants=edge.tenants)
+    notifier = edge.webhooks.notifier
+    backends = build_backend(settings, role, metrics, executor, storage, edge.objects, notifier)
     backend, jobs = backends.service, backends.jobs
     await backend.start()
     sweeper = (
@@ -152,12 +198,15 @@ async def running(settings: Settings, role: Role = Role.SERVE) -> AsyncIterator[
             schema=json_schema(),
             ready=ready,
             auth=auth,
+            objects=edge.objects,
         )
         runners.append(await _site(http_app, settings.host, settings.http_port))
         ops_app = make_ops_app(backend, metrics)
         runners.append(await _site(ops_app, settings.host, settings.ops_port))
         if jobs is not None:
-            ws = await start_ws_server(jobs, settings, metrics, auth, storage)
+            checks = JobChecks(settings, edge.tenants)
+            links = OutputLinks(auth, edge.objects)
+            ws = await start_ws_server(jobs, settings, metrics, auth, storage, checks, links)
         http_port, ops_port = (_http_port(r) for r in runners)
         yield Running(settings, backend, _ws_port(ws), http_port, ops_port, stopping)
     finally:
@@ -174,6 +223,14 @@ async def running(settings: Settings, role: Role = Role.SERVE) -> AsyncIterator[
                 await sweeper
         for runner in runners:
             await runner.cleanup()
+
+
+async def _webhooks(settings: Settings, role: Role, metrics: Metrics) -> Webhooks:
+    """Every process queues its jobs' webhooks; those serving clients also send them."""
+    try:
+        return await webhooks.build(settings, consume=role is not Role.WORKER, metrics=metrics)
+    except webhooks.WebhooksConfigError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def _ws_port(ws: Server | None) -> int | None:

@@ -71,9 +71,21 @@ def _submit_parser(p: argparse.ArgumentParser) -> None:
     src.add_argument("--file", type=Path, help="a local file, uploaded first")
     src.add_argument("--path", help="a path under the server's MEDIA_ROOT")
     src.add_argument("--url", help="an http(s) URL the worker downloads")
+    src.add_argument("--s3", help="s3://bucket/key, read with the pool's credentials")
     p.add_argument("--server", default="ws://127.0.0.1:8080/ws")
     p.add_argument("--http", help="HTTP base URL (default: the server's host, port 8081)")
-    p.add_argument("-o", "--output-dir", type=Path, default=Path("."))
+    p.add_argument("-o", "--output-dir", type=Path, default=Path("."), help="local directory")
+    p.add_argument(
+        "--output",
+        type=_s3_location,
+        help="s3://bucket/prefix: the job's outputs go to <prefix>/<job id>/ in the bucket",
+    )
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="also save outputs kept in object storage into --output-dir (else only shown)",
+    )
+    p.add_argument("--callback", help="POST the job's state changes here (docs/webhooks.md)")
     p.add_argument("--priority", type=int, default=0)
     p.add_argument("--key", help="idempotency key: resubmitting it returns the same job")
     p.add_argument("--json", action="store_true", help="print the outcome as JSON")
@@ -84,6 +96,15 @@ def _submit_parser(p: argparse.ArgumentParser) -> None:
     )
     for flag, (_, kind) in OP_FLAGS.items():
         p.add_argument(f"--{flag.replace('_', '-')}", dest=flag, type=kind)
+
+
+def _s3_location(value: str) -> str:
+    """`--output` names a bucket location; `-o/--output-dir` is the local directory."""
+    if not value.startswith("s3://"):
+        raise argparse.ArgumentTypeError(
+            "--output takes s3://bucket/prefix; a local directory is -o/--output-dir"
+        )
+    return value
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

@@ -64,6 +64,18 @@ class Metrics:
             namespace=NAMESPACE,
             registry=reg,
         )
+        self._webhooks = Counter(
+            "webhook_deliveries",
+            "Webhook deliveries by outcome, and failed attempts (retried)",
+            ["outcome"],
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+
+    def observe_webhook(self, outcome: str) -> None:
+        """One webhook delivery's outcome (delivered, gone, dead_lettered, dropped) or a
+        failed attempt (retried): docs/webhooks.md."""
+        self._webhooks.labels(outcome=outcome).inc()
 
     def observe_submitted(self) -> None:
         self._submitted.inc()

@@ -14,12 +14,14 @@ from pydantic import BaseModel
 
 from ffpool.backends.admission import Admission
 from ffpool.domain.events import (
+    CancelledEvent,
     CompletedEvent,
     FailedEvent,
     JobEvent,
     JobRecord,
     JobState,
     ProgressEvent,
+    StateEvent,
 )
 from ffpool.domain.jobs import Job
 
@@ -100,6 +102,40 @@ class JobMetrics(Protocol):
     def observe_submitted(self) -> None: ...
 
     def observe_finished(self, operation: str, state: JobState, seconds: float) -> None: ...
+
+
+class JobNotifier(Protocol):
+    """Told of every state change of a job where it happens, for its webhooks
+    (ffpool/webhooks/notifier.py); raises BackendError when the change could not be recorded."""
+
+    def wants(self, job: Job) -> bool:
+        """Whether `job` has webhooks at all: checked first, so a pool without them builds no
+        event for `notify` (no cost per job)."""
+
+    async def notify(
+        self, job: Job, event: StateEvent | CompletedEvent | FailedEvent | CancelledEvent
+    ) -> None: ...
+
+    def known(self, job_id: str) -> Job | None:
+        """A job this process notified about and still remembers (bounded), else None."""
+
+
+class NoNotifier:
+    """No webhooks configured: nothing to do, at no cost."""
+
+    def wants(self, job: Job) -> bool:
+        return False
+
+    async def notify(
+        self, job: Job, event: StateEvent | CompletedEvent | FailedEvent | CancelledEvent
+    ) -> None:
+        return None
+
+    def known(self, job_id: str) -> Job | None:
+        return None
+
+
+NO_NOTIFIER: JobNotifier = NoNotifier()
 
 
 class Subscription(Protocol):

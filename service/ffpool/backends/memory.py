@@ -16,11 +16,13 @@ from contextlib import AbstractAsyncContextManager
 from ffpool import logs
 from ffpool.backends.admission import ActiveIndex, Admission, TenantLimits
 from ffpool.backends.base import (
+    NO_NOTIFIER,
     BackendStats,
     BackendUnavailable,
     Health,
     JobExecutor,
     JobMetrics,
+    JobNotifier,
     QueueFull,
     Submission,
     UnknownJob,
@@ -53,8 +55,10 @@ class MemoryBackend:
         executor: JobExecutor,
         metrics: JobMetrics,
         remove_files: Callable[[str], None] | None = None,
+        notifier: JobNotifier = NO_NOTIFIER,
     ) -> None:
         self._settings = settings
+        self._notifier = notifier
         self._remove_files = remove_files
         self._executor = executor
         self._metrics = metrics
@@ -96,6 +100,8 @@ class MemoryBackend:
         self._records[job.id] = record
         self._active.track(record)
         self._queued[job.id] = job
+        if self._notifier.wants(job):  # before a worker can take it: `queued` goes first
+            await self._notifier.notify(job, StateEvent.of(job, JobState.QUEUED))
         # Higher priority first, then first come first served.
         self._pending.put_nowait((-job.priority, next(self._seq), job.id))
         self._metrics.observe_submitted()
@@ -107,8 +113,11 @@ class MemoryBackend:
         if record is None:
             raise UnknownJob(f"no job {job_id}")
         if record.state is JobState.QUEUED:
-            del self._queued[job_id]
-            self._emit(CancelledEvent(job_id=job_id))
+            job = self._queued.pop(job_id)
+            cancelled = CancelledEvent(job_id=job_id)
+            self._emit(cancelled)
+            if self._notifier.wants(job):
+                await self._notifier.notify(job, cancelled)
             self._metrics.observe_finished(record.operation, JobState.CANCELLED, 0.0)
         elif (task := self._running.get(job_id)) is not None:
             task.cancel()
@@ -196,15 +205,17 @@ class MemoryBackend:
 
     async def _run(self, job: Job, worker: str) -> None:
         operation = job.spec.operation.op
-        self._emit(
-            StateEvent(
-                job_id=job.id,
-                state=JobState.RUNNING,
-                operation=operation,
-                priority=job.priority,
-                worker=worker,
-            )
+        running = StateEvent(
+            job_id=job.id,
+            state=JobState.RUNNING,
+            operation=operation,
+            priority=job.priority,
+            worker=worker,
         )
+        self._emit(running)
+        notify = self._notifier.wants(job)
+        if notify:
+            await self._notifier.notify(job, running)
         started = time.monotonic()
         task = asyncio.create_task(self._executor.execute(job, self._emit), name=worker)
         self._running[job.id] = task
@@ -218,6 +229,8 @@ class MemoryBackend:
         finally:
             del self._running[job.id]
         self._emit(outcome)
+        if notify and isinstance(outcome, CompletedEvent | FailedEvent | CancelledEvent):
+            await self._notifier.notify(job, outcome)
         state = self._records[job.id].state
         self._metrics.observe_finished(operation, state, time.monotonic() - started)
         log.info("job finished", job_id=job.id, state=state.value, worker=worker)

@@ -3,10 +3,11 @@
 async with Client("ws://127.0.0.1:8080/ws", token=os.environ["FFPOOL_TOKEN"]) as client:
     upload_id = await client.upload(Path("clip.mp4"))
     accepted = await client.submit(JobSpec(input=UploadInput(upload_id=upload_id),
-                                           operation=TranscodeOp(height=720)))
+                                           operation=TranscodeOp(height=720)),
+                                   output="s3://media-out/acme/")  # optional: in a bucket
     outcome = await client.wait(accepted.job_id, on_event=print, timeout=3600)
     for output in outcome.outputs:
-        await client.download(output, Path("out"))
+        await client.download(output, Path("out"))  # output.location: s3://... if in a bucket
 
 Every network call has a time limit: connecting and each request reply (`timeout`), each read
 of an HTTP body and each stall of an upload (`read_timeout`), and waits on a job when given one.
@@ -207,8 +208,20 @@ class Client:
         return reply
 
     async def submit(
-        self, spec: JobSpec, priority: int = 0, idempotency_key: str | None = None
+        self,
+        spec: JobSpec,
+        priority: int = 0,
+        idempotency_key: str | None = None,
+        *,
+        output: str | None = None,
+        callback: str | None = None,
     ) -> Accepted:
+        """Submit a job. `output` (s3://bucket/prefix) and `callback` (a URL) override the
+        spec's; outputs in object storage come back with `location` and a presigned `url`."""
+        if output is not None or callback is not None:
+            changes = {"output": output, "callback": callback}
+            changes = {k: v for k, v in changes.items() if v is not None}
+            spec = JobSpec.model_validate(spec.model_dump(mode="json") | changes)
         rid = uuid.uuid4().hex
         msg = Submit(job=spec, priority=priority, idempotency_key=idempotency_key, request_id=rid)
         reply: Accepted = await self._request(msg, rid)

@@ -1,4 +1,9 @@
-"""`ffpool submit`: upload or reference an input, submit, show a progress bar, download."""
+"""`ffpool submit`: upload or reference an input, submit, show a progress bar, download.
+
+Outputs kept in object storage (they have a `location`) are shown, not downloaded: their
+location and a presigned link, which works without a token until it expires; `--download`
+saves them into --output-dir too (docs/storage.md, "Protocol and CLI").
+"""
 
 from __future__ import annotations
 
@@ -21,17 +26,20 @@ async def _input(client: Client, args: argparse.Namespace) -> Any:
         return {"kind": "upload", "upload_id": await client.upload(args.file)}
     if args.path is not None:
         return {"kind": "path", "path": args.path}
+    if args.s3 is not None:
+        return {"kind": "s3", "url": args.s3}
     return {"kind": "url", "url": args.url}
 
 
 async def run_submit(args: argparse.Namespace, operation: dict[str, Any]) -> int:
     op = TypeAdapter(Operation).validate_python(operation)  # fail before uploading anything
+    where = {"output": args.output, "callback": args.callback}
+    JobSpec.model_validate({"input": {"kind": "path", "path": "x"}, "operation": op, **where})
     async with Client(args.server, args.http, token=args.token) as client:
         job_input = TypeAdapter(JobInput).validate_python(await _input(client, args))
+        spec = JobSpec.model_validate({"input": job_input, "operation": op, **where})
         try:
-            accepted = await client.submit(
-                JobSpec(input=job_input, operation=op), args.priority, args.key
-            )
+            accepted = await client.submit(spec, args.priority, args.key)
         except ClientError as exc:
             console.print(f"[red]refused[/red] {exc}")
             return 2
@@ -64,6 +72,11 @@ async def _finish(client: Client, args: argparse.Namespace, outcome: Any) -> int
         print(outcome.model_dump_json(indent=2))
     if isinstance(outcome, CompletedEvent):
         for output in outcome.outputs:
+            if output.location is not None:
+                console.print(f"[green]stored[/green] {output.location} ({output.size} bytes)")
+                console.print(f"  link: {output.url}", soft_wrap=True)
+                if not args.download:
+                    continue
             path = await client.download(output, args.output_dir)
             console.print(f"[green]saved[/green] {path} ({output.size} bytes)")
         console.print(f"done in {outcome.processing_time_s:.2f}s")

@@ -23,12 +23,15 @@ from ffpool.auth.policy import ANONYMOUS_WARNING
 from ffpool.backends import tenancy
 from ffpool.backends.base import BackendError, BackendStats, Health, JobBackend, ServiceBackend
 from ffpool.domain.events import FailureCode
+from ffpool.server.bucket_uploads import EmptyUpload, save_to_bucket
 from ffpool.server.cors import cors_middleware
 from ffpool.server.http_auth import CALLER, SIGNED_LINK, auth_middleware, ticket_handler
 from ffpool.server.ops import dead_letters_response
+from ffpool.server.output_links import OutputLinks
 from ffpool.server.web import add_web_routes
 from ffpool.settings import Settings
 from ffpool.storage.media import Storage, StorageError, content_type
+from ffpool.storage.objects import ObjectErrorKind, ObjectStore, ObjectStoreError
 
 log = logs.get(__name__)
 
@@ -85,8 +88,11 @@ class _Handlers:
         version: str,
         schema: dict[str, Any],
         ready: Ready,
+        objects: ObjectStore | None = None,
     ) -> None:
         self.settings = settings
+        self.objects = objects
+        self.links = OutputLinks(auth, objects)
         self.backend = backend
         self.service = service
         self.storage = storage
@@ -149,7 +155,7 @@ class _Handlers:
         record = await scoped.get(job_id) if _JOB_ID_RE.fullmatch(job_id) else None
         if record is None:
             return _error(404, "unknown_job", "no job with this id")
-        return _json(self.auth.sign_record(record))
+        return _json(await self.links.record(record))
 
     async def output(self, request: web.Request) -> web.StreamResponse:
         job_id, name = request.match_info["job_id"], request.match_info["name"]
@@ -159,6 +165,9 @@ class _Handlers:
             not _JOB_ID_RE.fullmatch(job_id) or await self._scoped(request).get(job_id) is None
         ):
             return _error(404, "not_found", "no such output")
+        if self.objects is not None and (url := await self._presigned(job_id, name)):
+            # In object storage: a fresh presigned link, so the bytes never pass through here.
+            return web.Response(status=302, headers={"Location": url, "Cache-Control": "no-store"})
         try:
             path = await asyncio.to_thread(self.storage.output_path, job_id, name)
         except StorageError:
@@ -170,23 +179,36 @@ class _Handlers:
         }
         return web.FileResponse(path, headers=headers)
 
+    async def _presigned(self, job_id: str, name: str) -> str | None:
+        """Where the job's output `name` is in object storage (tenant already checked)."""
+        assert self.backend is not None
+        record = await self.backend.get(job_id) if _JOB_ID_RE.fullmatch(job_id) else None
+        return None if record is None else await self.links.redirect(record, name)
+
+    async def _save(self, request: web.Request, limit: int) -> tuple[str, int]:
+        chunks = request.content.iter_chunked(UPLOAD_CHUNK_BYTES)
+        tenant = request[CALLER].tenant
+        if self.objects is not None:
+            return await save_to_bucket(self.objects, self.settings, chunks, limit, tenant=tenant)
+        return await self.storage.save_upload(
+            chunks, limit, tenant=tenant, declared_bytes=request.content_length
+        )
+
     async def upload(self, request: web.Request) -> web.Response:
         limit = self.settings.max_upload_bytes
         if request.content_length is not None and request.content_length > limit:
             return _error(413, FailureCode.INPUT_TOO_LARGE, f"uploads are limited to {limit} bytes")
-        chunks = request.content.iter_chunked(UPLOAD_CHUNK_BYTES)
         seconds = self.settings.max_upload_seconds
         try:
             # The whole body, not each read: a client trickling bytes must not hold it open.
             async with asyncio.timeout(seconds):
-                upload_id, size = await self.storage.save_upload(
-                    chunks,
-                    limit,
-                    tenant=request[CALLER].tenant,
-                    declared_bytes=request.content_length,
-                )
+                upload_id, size = await self._save(request, limit)
         except StorageError as exc:
             return _error(_STATUS_FOR.get(exc.code, 400), exc.code, f"upload {exc.message}")
+        except EmptyUpload:
+            return _error(400, FailureCode.INPUT_REJECTED, "upload refused: empty upload")
+        except ObjectStoreError as exc:
+            return _bucket_error(exc, limit)
         except TimeoutError:
             log.info("upload timed out", limit_s=seconds)
             return _error(408, FailureCode.TIMEOUT, f"uploads must complete within {seconds} s")
@@ -196,6 +218,15 @@ class _Handlers:
     async def dead_letters(self, request: web.Request) -> web.Response:
         """The caller's tenant's dead letters; every tenant's are on the ops port."""
         return await dead_letters_response(request, self._scoped(request))
+
+
+def _bucket_error(exc: ObjectStoreError, limit: int) -> web.Response:
+    if exc.kind is ObjectErrorKind.INVALID:
+        return _error(413, FailureCode.INPUT_TOO_LARGE, f"uploads are limited to {limit} bytes")
+    log.warning("upload not stored", kind=exc.kind.value, error=exc.message)
+    return _error(
+        503, FailureCode.STORAGE_ERROR, f"the object storage cannot take uploads: {exc.message}"
+    )
 
 
 def make_http_app(
@@ -208,11 +239,15 @@ def make_http_app(
     ready: Ready,
     auth: Authenticator,
     service: ServiceBackend | None = None,
+    objects: ObjectStore | None = None,
 ) -> web.Application:
     """`service` (default: `backend`) answers health and readiness. Without `backend` (a
     worker-only process) clients are not served jobs, uploads or downloads here. `auth` is the
-    one the WebSocket side uses too."""
-    h = _Handlers(settings, backend, service or backend, storage, auth, version, schema, ready)
+    one the WebSocket side uses too. With `objects` (STORAGE=s3) uploads go to the bucket and
+    outputs in object storage are answered with a redirect to a presigned link."""
+    h = _Handlers(
+        settings, backend, service or backend, storage, auth, version, schema, ready, objects
+    )
     app = web.Application(
         middlewares=[cors_middleware(settings.allowed_origins), auth_middleware(auth)]
     )

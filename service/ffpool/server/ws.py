@@ -13,6 +13,8 @@ from ffpool.auth.gate import Authenticator
 from ffpool.auth.keys import load_signing_key
 from ffpool.backends.base import JobBackend
 from ffpool.metrics import Metrics
+from ffpool.server.job_checks import JobChecks
+from ffpool.server.output_links import OutputLinks
 from ffpool.server.ws_auth import Handshake, select_subprotocol
 from ffpool.server.ws_session import Session
 from ffpool.settings import Settings
@@ -29,9 +31,12 @@ async def start_ws_server(
     metrics: Metrics,
     auth: Authenticator | None = None,
     storage: Storage | None = None,
+    checks: JobChecks | None = None,
+    links: OutputLinks | None = None,
 ) -> Server:
     """Without `auth` one is made from the settings (benchmarks; the service passes the one its
-    HTTP side uses, so tickets issued there are taken here)."""
+    HTTP side uses, so tickets issued there are taken here). `checks` and `links` default to a
+    server without tenants or object storage."""
     auth = auth or Authenticator(settings, load_signing_key(settings))
     handshake = Handshake(auth, ConnectionLimits(settings.tenant_max_connections), metrics)
 
@@ -40,7 +45,9 @@ async def start_ws_server(
         try:
             caller = handshake.callers.get(ws)
             if caller is not None:  # else it closed during the handshake
-                await Session(ws, backend, settings, metrics, caller, auth, storage).run()
+                await Session(
+                    ws, backend, settings, metrics, caller, auth, storage, checks, links
+                ).run()
         finally:
             metrics.ws_connected(-1)
             with contextlib.suppress(Exception):

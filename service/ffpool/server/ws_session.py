@@ -37,6 +37,8 @@ from ffpool.domain.protocol import (
     parse_client_message,
 )
 from ffpool.metrics import Metrics
+from ffpool.server.job_checks import JobChecks
+from ffpool.server.output_links import OutputLinks
 from ffpool.settings import Settings
 from ffpool.storage.media import Storage
 from ffpool.storage.quota import OverQuota
@@ -73,6 +75,8 @@ class Session:
         caller: Caller,
         auth: Authenticator,
         storage: Storage | None = None,
+        checks: JobChecks | None = None,
+        links: OutputLinks | None = None,
     ) -> None:
         self.ws = ws
         self.backend = tenancy.scoped(backend, caller.tenant)
@@ -81,6 +85,8 @@ class Session:
         self.caller = caller
         self.auth = auth
         self.storage = storage
+        self.checks = checks or JobChecks(settings)
+        self.links = links or OutputLinks(auth)
         self.outbox: asyncio.Queue[BaseModel] = asyncio.Queue(OUTBOX_SIZE)
         self.forwarders: dict[str, asyncio.Task[None]] = {}
         self.side_tasks: set[asyncio.Task[None]] = set()
@@ -124,6 +130,9 @@ class Session:
 
     async def submit(self, msg: Submit) -> None:
         key, tenant = msg.idempotency_key, self.caller.tenant
+        if (problem := self.checks.problem(tenant, msg.job)) is not None:
+            # Before the backend sees it: a job naming what its tenant may not use never runs.
+            raise ProtocolError(ErrorCode.INVALID_JOB, problem, msg.request_id)
         job_id = (
             tenancy.keyed_job_id(key, msg.job, tenant, self.auth.job_id_key)
             if key
@@ -245,7 +254,7 @@ class Session:
             message = await self.outbox.get()
             if isinstance(message, CompletedEvent):
                 # Signed as it leaves, so the link's lifetime starts when the client gets it.
-                message = self.auth.sign_completed(message)
+                message = await self.links.completed(message)
             await self.ws.send(encode(message))
 
 

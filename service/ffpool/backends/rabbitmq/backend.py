@@ -24,21 +24,37 @@ from dataclasses import dataclass
 
 from ffpool import names
 from ffpool.backends.admission import Admission
-from ffpool.backends.base import BackendStats, Health, JobExecutor, JobMetrics, Submission
+from ffpool.backends.base import (
+    NO_NOTIFIER,
+    BackendStats,
+    Health,
+    JobExecutor,
+    JobMetrics,
+    JobNotifier,
+    Submission,
+)
 from ffpool.backends.hub import Subscription
+from ffpool.backends.rabbitmq.bucket_markers import BucketMarkers
 from ffpool.backends.rabbitmq.control import Control, Hears
 from ffpool.backends.rabbitmq.feed import EventsFeed
 from ffpool.backends.rabbitmq.links import Links
-from ffpool.backends.rabbitmq.markers import Markers
+from ffpool.backends.rabbitmq.markers import JobMarkers, Markers
 from ffpool.backends.rabbitmq.publisher import Publisher
 from ffpool.backends.rabbitmq.runs import RunLedger
-from ffpool.backends.rabbitmq.server import LOOKUP_WAIT_S, NAME, RabbitServer, answer_from
+from ffpool.backends.rabbitmq.server import (
+    LOOKUP_WAIT_S,
+    NAME,
+    RabbitServer,
+    answer_from,
+    dead_letter_hook,
+)
 from ffpool.backends.rabbitmq.worker import RabbitWorker
 from ffpool.backends.rabbitmq.worker_pool import Lookup, WorkerPool
 from ffpool.backends.retention import RetainedBytes
 from ffpool.domain.events import JobRecord
 from ffpool.domain.jobs import Job
-from ffpool.settings import Settings
+from ffpool.settings import Settings, StorageKind
+from ffpool.storage.objects import ObjectStore
 from ffpool.topology import Topology
 
 
@@ -104,16 +120,16 @@ class _Base:
     topo: Topology
     url: str
     timeout: float
-    markers: Markers
+    markers: JobMarkers
 
     @classmethod
-    def of(cls, settings: Settings) -> _Base:
+    def of(cls, settings: Settings, objects: ObjectStore | None = None) -> _Base:
         return cls(
             settings,
             Topology.from_settings(settings),
             settings.rabbitmq_url.get_secret_value(),
             settings.broker_timeout_seconds,
-            Markers(settings.media_root),
+            _markers(settings, objects),
         )
 
     def links(self, consumers: list[str], *, serves_clients: bool) -> Links:
@@ -125,14 +141,14 @@ class _Base:
             wait_s = 0.0 if serves_clients else math.inf
         return Links(self.url, publisher, consumers, self.timeout, wait_s)
 
-    def feed(self) -> EventsFeed:
+    def feed(self, notifier: JobNotifier = NO_NOTIFIER) -> EventsFeed:
         s = self.settings
         return EventsFeed(
             self.topo,
             s.instance_name,
             self.timeout,
             s.max_retained_jobs,
-            on_dead_letter=self.markers.mark_failed,
+            on_dead_letter=dead_letter_hook(self.markers.mark_failed, notifier),
             outcomes=self.markers.outcomes,
             retained=RetainedBytes.from_settings(s),
         )
@@ -149,6 +165,7 @@ class _Base:
         executor: JobExecutor,
         metrics: JobMetrics,
         lookup: Lookup,
+        notifier: JobNotifier = NO_NOTIFIER,
     ) -> RabbitWorker:
         pool = WorkerPool(
             self.settings,
@@ -159,8 +176,19 @@ class _Base:
             markers=self.markers,
             ledger=ledger,
             lookup=lookup,
+            notifier=notifier,
         )
         return RabbitWorker(self.settings, links, control, pool)
+
+
+def _markers(settings: Settings, objects: ObjectStore | None) -> JobMarkers:
+    """The job state records: in the pool's bucket with STORAGE=s3 (no shared volume), else
+    files under MEDIA_ROOT."""
+    if settings.storage is not StorageKind.S3:
+        return Markers(settings.media_root)
+    if objects is None:
+        raise ValueError("STORAGE=s3 needs an object store")
+    return BucketMarkers(objects, settings)
 
 
 def _server_name(settings: Settings) -> str:
@@ -171,31 +199,48 @@ def _worker_name(settings: Settings) -> str:
     return names.WORKER_CONNECTION_PREFIX + settings.instance_name
 
 
-def build_server(settings: Settings, metrics: JobMetrics) -> RabbitServer:
-    base = _Base.of(settings)
+def build_server(
+    settings: Settings,
+    metrics: JobMetrics,
+    objects: ObjectStore | None = None,
+    notifier: JobNotifier = NO_NOTIFIER,
+) -> RabbitServer:
+    base = _Base.of(settings, objects)
     links = base.links([_server_name(settings)], serves_clients=True)
-    feed = base.feed()
+    feed = base.feed(notifier)
     control = base.control(links, Hears(lookup=functools.partial(answer_from, feed)))
-    return RabbitServer(settings, metrics, links, feed, base.markers, control)
+    return RabbitServer(settings, metrics, links, feed, base.markers, control, notifier)
 
 
-def build_worker(settings: Settings, metrics: JobMetrics, executor: JobExecutor) -> RabbitWorker:
-    base = _Base.of(settings)
+def build_worker(
+    settings: Settings,
+    metrics: JobMetrics,
+    executor: JobExecutor,
+    objects: ObjectStore | None = None,
+    notifier: JobNotifier = NO_NOTIFIER,
+) -> RabbitWorker:
+    base = _Base.of(settings, objects)
     links = base.links([_worker_name(settings)], serves_clients=False)
     ledger = RunLedger()
     control = base.control(links, Hears(cancel=ledger.cancel))
     lookup = functools.partial(control.lookup, wait_s=LOOKUP_WAIT_S)
-    return base.worker(links, control, ledger, executor, metrics, lookup)
+    return base.worker(links, control, ledger, executor, metrics, lookup, notifier)
 
 
-def build_node(settings: Settings, metrics: JobMetrics, executor: JobExecutor) -> RabbitNode:
-    base = _Base.of(settings)
+def build_node(
+    settings: Settings,
+    metrics: JobMetrics,
+    executor: JobExecutor,
+    objects: ObjectStore | None = None,
+    notifier: JobNotifier = NO_NOTIFIER,
+) -> RabbitNode:
+    base = _Base.of(settings, objects)
     links = base.links([_server_name(settings), _worker_name(settings)], serves_clients=True)
-    feed = base.feed()
+    feed = base.feed(notifier)
     ledger = RunLedger()
     control = base.control(
         links, Hears(cancel=ledger.cancel, lookup=functools.partial(answer_from, feed))
     )
-    server = RabbitServer(settings, metrics, links, feed, base.markers, control)
-    worker = base.worker(links, control, ledger, executor, metrics, server.lookup)
+    server = RabbitServer(settings, metrics, links, feed, base.markers, control, notifier)
+    worker = base.worker(links, control, ledger, executor, metrics, server.lookup, notifier)
     return RabbitNode(server, worker, links)

@@ -126,6 +126,7 @@ class Run:
     started: float = field(default_factory=time.monotonic)
     task: asyncio.Task[CompletedEvent | FailedEvent] | None = None
     stop: Stop | None = None
+    notified: bool = False  # its `running` webhook was queued (settler.py)
 
     def request_stop(self, why: Stop) -> None:
         if self.stop is None:

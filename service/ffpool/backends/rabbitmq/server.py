@@ -7,6 +7,7 @@ servers for one it did not (control.py), and reads a job's files when none knows
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 
 from aio_pika.abc import AbstractRobustConnection
@@ -14,10 +15,12 @@ from aio_pika.abc import AbstractRobustConnection
 from ffpool import logs
 from ffpool.backends.admission import Admission, TenantLimits
 from ffpool.backends.base import (
+    NO_NOTIFIER,
     BackendError,
     BackendStats,
     Health,
     JobMetrics,
+    JobNotifier,
     Submission,
     UnknownJob,
 )
@@ -26,9 +29,9 @@ from ffpool.backends.rabbitmq import attempts, records
 from ffpool.backends.rabbitmq.control import Control
 from ffpool.backends.rabbitmq.feed import EventsFeed
 from ffpool.backends.rabbitmq.links import Links
-from ffpool.backends.rabbitmq.markers import Markers
+from ffpool.backends.rabbitmq.markers import JobMarkers
 from ffpool.backends.rabbitmq.publisher import Publisher
-from ffpool.domain.events import CancelledEvent, JobRecord, JobState
+from ffpool.domain.events import CancelledEvent, FailedEvent, JobRecord, JobState, StateEvent
 from ffpool.domain.jobs import Job
 from ffpool.settings import Settings
 from ffpool.topology import Topology
@@ -63,6 +66,26 @@ async def dead_letters(
     return attempts.dead_letter_records(found, tenant)[:limit]
 
 
+def dead_letter_hook(
+    mark: Callable[[FailedEvent], Awaitable[None]], notifier: JobNotifier
+) -> Callable[[FailedEvent], Awaitable[None]]:
+    """A dead letter's failure goes into the job's files (`mark`) and, for a job whose
+    webhooks this server queued, to its webhook: a job that expired in the queue has no worker
+    to send it. A worker's dead letter was notified by the worker: the same webhook id."""
+    if notifier is NO_NOTIFIER:
+        return mark
+
+    async def record(failure: FailedEvent) -> None:
+        await mark(failure)
+        if (job := notifier.known(failure.job_id)) is not None:
+            try:
+                await notifier.notify(job, failure)
+            except (BackendError, TimeoutError) as exc:
+                log.warning("webhook not queued", job_id=job.id, error=type(exc).__name__)
+
+    return record
+
+
 class RabbitServer:
     """`ffpool server`: takes client requests, runs no jobs. A complete JobBackend."""
 
@@ -74,10 +97,12 @@ class RabbitServer:
         metrics: JobMetrics,
         links: Links,
         feed: EventsFeed,
-        markers: Markers,
+        markers: JobMarkers,
         control: Control,
+        notifier: JobNotifier = NO_NOTIFIER,
     ) -> None:
         self._settings = settings
+        self._notifier = notifier
         self._metrics = metrics
         self._links = links
         self._publisher = links.publisher
@@ -120,6 +145,8 @@ class RabbitServer:
             return Submission(record=known, duplicate=True)
         await self._publisher.publish_job(job, attempt=1, wait_s=self._timeout)
         self._metrics.observe_submitted()
+        if self._notifier.wants(job):
+            await self._notify(job, StateEvent.of(job, JobState.QUEUED))
         # The accepted record, before the client hears `accepted`: any server can then answer
         # for the job, also after this one died. No `queued` broadcast (it would cost a
         # publish and a delivery per server per job).
@@ -136,6 +163,14 @@ class RabbitServer:
         except (BackendError, TimeoutError) as exc:
             log.debug("queued event not published", job_id=job.id, error=type(exc).__name__)
 
+    async def _notify(self, job: Job, event: StateEvent | CancelledEvent) -> None:
+        """The job is queued (or cancelled) whether or not its webhook could be: a lost
+        `queued` webhook costs its receiver one event, failing the submit would cost more."""
+        try:
+            await self._notifier.notify(job, event)
+        except (BackendError, TimeoutError) as exc:
+            log.warning("webhook not queued", job_id=job.id, error=type(exc).__name__)
+
     async def cancel(self, job_id: str) -> JobRecord:
         record = await self.get(job_id)
         if record is None:
@@ -149,6 +184,9 @@ class RabbitServer:
             event = CancelledEvent(job_id=job_id)
             await self._publisher.publish_event(event, confirm=True)
             self._feed.ingest(event)
+            # Else the worker that dequeues and skips it notifies (the same webhook id).
+            if (job := self._notifier.known(job_id)) is not None:
+                await self._notify(job, event)
         return self._feed.cache.get(job_id) or record
 
     async def get(self, job_id: str) -> JobRecord | None:

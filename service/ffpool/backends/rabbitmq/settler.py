@@ -19,13 +19,20 @@ from typing import Any
 from aio_pika.abc import AbstractIncomingMessage
 
 from ffpool import logs
-from ffpool.backends.base import BackendError
+from ffpool.backends.base import NO_NOTIFIER, BackendError, JobNotifier
 from ffpool.backends.rabbitmq import attempts
 from ffpool.backends.rabbitmq.job_run import Crash, Lost, Outcome, Run
-from ffpool.backends.rabbitmq.markers import Markers
+from ffpool.backends.rabbitmq.markers import JobMarkers
 from ffpool.backends.rabbitmq.outbox import Outbox
 from ffpool.backends.rabbitmq.publisher import Publisher
-from ffpool.domain.events import CancelledEvent, CompletedEvent, FailedEvent, JobEvent
+from ffpool.domain.events import (
+    CancelledEvent,
+    CompletedEvent,
+    FailedEvent,
+    JobEvent,
+    JobState,
+    StateEvent,
+)
 
 log = logs.get(__name__)
 SETTLE_ATTEMPTS = 6  # x broker timeout: how long an outcome waits for a reconnecting broker
@@ -33,8 +40,14 @@ SETTLE_ATTEMPTS = 6  # x broker timeout: how long an outcome waits for a reconne
 
 class Settler:
     def __init__(
-        self, publisher: Publisher, markers: Markers, timeout: float, outbox: Outbox
+        self,
+        publisher: Publisher,
+        markers: JobMarkers,
+        timeout: float,
+        outbox: Outbox,
+        notifier: JobNotifier = NO_NOTIFIER,
     ) -> None:
+        self._notifier = notifier
         self._publisher = publisher
         self._markers = markers
         self._outbox = outbox
@@ -77,12 +90,32 @@ class Settler:
         """Back to the queue with the same attempt: a drain never counts against a job."""
         if await self._republish(run, "hand-back", backoff_s=0.0):
             log.info("job handed back to the queue", job_id=run.job.id, attempt=run.attempt)
+            if run.notified:
+                await self._notify_state(run, JobState.QUEUED)
 
     async def retry(self, run: Run) -> None:
         """A redelivered job: republish it counted as the next attempt, then ack the copy.
         A refused republish waits a second first: no hot requeue loop while the broker
         refuses publishes."""
-        await self._republish(run, "retry", backoff_s=1.0)
+        if await self._republish(run, "retry", backoff_s=1.0):
+            await self._notify_state(run, JobState.QUEUED)
+
+    async def started(self, run: Run) -> None:
+        """The job's `running` webhook, before it runs (docs/webhooks.md)."""
+        run.notified = await self._notify_state(run, JobState.RUNNING)
+
+    async def _notify_state(self, run: Run, state: JobState) -> bool:
+        """A state webhook, best effort: the job goes on whether or not it was queued."""
+        if not self._notifier.wants(run.job):
+            return False
+        worker = run.worker if state is JobState.RUNNING else None
+        event = StateEvent.of(run.job, state, attempt=run.attempt, worker=worker)
+        try:
+            await self._notifier.notify(run.job, event)
+        except (BackendError, TimeoutError) as exc:
+            log.warning("webhook not queued", job_id=run.job.id, error=type(exc).__name__)
+            return False
+        return True
 
     async def _republish(self, run: Run, why: str, *, backoff_s: float) -> bool:
         """Republish the job with `run.attempt`, then ack its deliveries; if the broker
@@ -101,7 +134,15 @@ class Settler:
 
     async def _record(self, run: Run, event: JobEvent) -> bool:
         """Publish the outcome (confirmed), then ack; if it cannot be published, requeue.
-        True when both went through."""
+        True when both went through. The job's webhook, if any, is queued before the ack too:
+        it is part of the outcome (docs/webhooks.md)."""
+        if isinstance(event, CompletedEvent | FailedEvent | CancelledEvent) and (
+            self._notifier.wants(run.job)
+        ):
+            outcome = event
+            if not await self._retrying(lambda: self._notifier.notify(run.job, outcome)):
+                await nack_all(run.deliveries, self._timeout)
+                return False
         if await self._retrying(lambda: self._outbox.put(event)):
             return await ack_all(run.deliveries, self._timeout)
         await nack_all(run.deliveries, self._timeout)

@@ -18,11 +18,11 @@ from collections.abc import Awaitable, Callable
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 
 from ffpool import logs
-from ffpool.backends.base import BackendError, JobExecutor, JobMetrics
+from ffpool.backends.base import NO_NOTIFIER, BackendError, JobExecutor, JobMetrics, JobNotifier
 from ffpool.backends.rabbitmq import attempts, connection, unread, wire
 from ffpool.backends.rabbitmq.attempts import Action
 from ffpool.backends.rabbitmq.job_run import ProgressSender, Run, Stop, execute
-from ffpool.backends.rabbitmq.markers import Markers
+from ffpool.backends.rabbitmq.markers import JobMarkers
 from ffpool.backends.rabbitmq.outbox import Outbox
 from ffpool.backends.rabbitmq.publisher import Publisher
 from ffpool.backends.rabbitmq.runs import RunLedger
@@ -53,9 +53,10 @@ class WorkerPool:
         executor: JobExecutor,
         metrics: JobMetrics,
         *,
-        markers: Markers,
+        markers: JobMarkers,
         ledger: RunLedger,
         lookup: Lookup,
+        notifier: JobNotifier = NO_NOTIFIER,
     ) -> None:
         self._settings = settings
         self._topo = topo
@@ -66,7 +67,7 @@ class WorkerPool:
         self._timeout = settings.broker_timeout_seconds
         self._markers = markers
         self._outbox = Outbox(publisher.publish_events)
-        self._settler = Settler(publisher, markers, self._timeout, self._outbox)
+        self._settler = Settler(publisher, markers, self._timeout, self._outbox, notifier)
         self._consumers: list[tuple[AbstractQueue, str]] = []
         self._ledger = ledger
         self._runs = ledger.runs
@@ -232,6 +233,7 @@ class WorkerPool:
             publish_last=self._publish_in_order,
         )
         log.info("job started", job_id=job.id, attempt=run.attempt, worker=run.worker)
+        await self._settler.started(run)
         outcome = await execute(run, self._executor, progress, self._limit_s)
         await progress.close(self._timeout)
         if isinstance(outcome, CompletedEvent):
