@@ -70,6 +70,19 @@ CEL_CASES = [
         "spec",
         "auth: set exactly one of auth.tokensSecret",
     ),
+    ("no-storage", {"storage": {}}, "spec.storage", "set exactly one of claimName"),
+    (
+        "both-storages",
+        {"storage": {"claimName": "m", "s3": {"bucket": "ffpool-media"}}},
+        "spec.storage",
+        "set exactly one of claimName",
+    ),
+    (
+        "scratch-with-pvc",
+        {"storage": {"claimName": "m", "scratchSizeLimit": "1Gi"}},
+        "spec.storage",
+        "scratchSizeLimit is for s3 storage only",
+    ),
 ]
 # (case, spec overrides, what the API server says): bounds, enums and patterns of field types.
 SCHEMA_CASES = [
@@ -102,6 +115,16 @@ SCHEMA_CASES = [
         "claim-name",
         {"storage": {"claimName": "Media_Claim"}},
         "spec.storage.claimName in body should match",
+    ),
+    (
+        "bucket-name",
+        {"storage": {"s3": {"bucket": "Media_Bucket"}}},
+        "spec.storage.s3.bucket in body should match",
+    ),
+    (
+        "allow-read-list",
+        {"storage": {"s3": {"bucket": "media", "allowRead": ["s3://a-b/x,s3://c-d/"]}}},
+        "spec.storage.s3.allowRead[0] in body should match",
     ),
 ]
 
@@ -183,10 +206,13 @@ def test_every_cel_rule_has_a_case() -> None:
     assert covered == messages
 
 
-def test_the_example_pool_is_accepted(control_plane: ControlPlane, established: None) -> None:
+@pytest.mark.parametrize("example", ["ffmpegpool.yaml", "ffmpegpool-s3.yaml"])
+def test_the_example_pools_are_accepted(
+    control_plane: ControlPlane, established: None, example: str
+) -> None:
     """Server-side dry run: the whole validation (schema, CEL, admission), nothing stored, so no
     operator elsewhere in the session starts reconciling it."""
-    docs = yaml.safe_load_all(Path(ROOT / "examples" / "ffmpegpool.yaml").read_text())
+    docs = yaml.safe_load_all(Path(ROOT / "examples" / example).read_text())
     [example] = [copy.deepcopy(d) for d in docs if d and d["kind"] == names.CRD_KIND]
     example["metadata"]["namespace"] = NS
     answer = control_plane.kubectl(

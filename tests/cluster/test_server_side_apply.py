@@ -206,3 +206,26 @@ async def test_apply_needs_patch_and_create_but_no_get(
         assert denied.value.status == 403
     finally:
         await client.close()
+
+
+async def test_a_pool_moves_from_its_volume_to_a_bucket(
+    control_plane: ControlPlane, kube: Kube
+) -> None:
+    """The `media` volume changes source (PVC → emptyDir) in one apply: the API server refuses a
+    volume with two sources, so the old one must go with the operator's field ownership."""
+    await reconcile_io.apply_children(kube, POOL, spec())
+    bucket = {"s3": {"bucket": "ffpool-media"}, "scratchSizeLimit": "2Gi"}
+    await reconcile_io.apply_children(kube, POOL, spec(storage=bucket))
+    for name in (SERVER, WORKER):
+        pod = live(control_plane, "deployment", name)["spec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert "persistentVolumeClaim" not in volumes["media"]
+        assert volumes["scratch"]["emptyDir"] == {"sizeLimit": "2Gi"}
+    assert live(control_plane, "configmap", CONFIG)["data"]["STORAGE"] == "s3"
+    await reconcile_io.apply_children(kube, POOL, spec())
+    for name in (SERVER, WORKER):
+        pod = live(control_plane, "deployment", name)["spec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert volumes["media"]["persistentVolumeClaim"] == {"claimName": "media"}
+        assert "emptyDir" not in volumes["media"]
+        assert "scratch" not in volumes

@@ -1,10 +1,11 @@
 """Every manifest users apply — the rendered chart, the CRD, the examples, and the objects the
-operator builds for the example pool — validates against the Kubernetes schemas (strict: unknown
-fields fail), meets the "restricted" Pod Security Standard, and the example pool validates
+operator builds for the example pools — validates against the Kubernetes schemas (strict: unknown
+fields fail), meets the "restricted" Pod Security Standard, and the example pools validate
 against the CRD's own OpenAPI schema."""
 
 from __future__ import annotations
 
+import base64
 import copy
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -15,7 +16,8 @@ import pytest
 import yaml
 
 from ffpool import names
-from ffpool_operator.manifests import deployments, objects
+from ffpool.auth import tenants
+from ffpool_operator.manifests import deployments, network_policies, objects
 from ffpool_operator.spec.pool import PoolRef, PoolSpec
 from tests import helmchart, podsecurity
 from tests.helmchart import ROOT, manifests, of_kind
@@ -29,13 +31,30 @@ def _docs(name: str) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all((EXAMPLES / name).read_text()) if d]
 
 
-def _example_pool() -> dict[str, Any]:
-    [pool] = [d for d in _docs("ffmpegpool.yaml") if d["kind"] == names.CRD_KIND]
+POOL_EXAMPLES = ("ffmpegpool.yaml", "ffmpegpool-s3.yaml")  # a PVC pool, a bucket pool
+
+
+def _example_pool(name: str = "ffmpegpool.yaml") -> dict[str, Any]:
+    [pool] = [d for d in _docs(name) if d["kind"] == names.CRD_KIND]
     return pool
 
 
+def _bucket_pool_objects() -> list[dict[str, Any]]:
+    """What the operator creates for the bucket example pool, NetworkPolicies included."""
+    body = _example_pool("ffmpegpool-s3.yaml")
+    spec = PoolSpec.model_validate(body["spec"])
+    pool = PoolRef(name=body["metadata"]["name"], namespace="default", uid="5678")
+    return [
+        objects.config_map(pool, spec),
+        deployments.server_deployment(pool, spec),
+        deployments.worker_deployment(pool, spec, None),
+        network_policies.server_policy(pool, spec, None),
+        network_policies.worker_policy(pool, spec, None),
+    ]
+
+
 def _operator_objects() -> list[dict[str, Any]]:
-    """What the operator creates for the example pool (with its Ingress switched on)."""
+    """What the operator creates for the example pools (the PVC one with its Ingress on)."""
     body = copy.deepcopy(_example_pool())
     body["spec"]["servers"]["ingress"].update(
         enabled=True, host="ffpool.example.com", className="nginx", tls={"secretName": "tls"}
@@ -50,6 +69,7 @@ def _operator_objects() -> list[dict[str, Any]]:
         ingress,
         deployments.server_deployment(pool, spec),
         deployments.worker_deployment(pool, spec, None),
+        *_bucket_pool_objects(),
     ]
 
 
@@ -60,7 +80,7 @@ def _k8s_objects() -> list[tuple[str, dict[str, Any]]]:
         for o in manifests(values)
     ]
     out += [(f"chart crds/ {o['metadata']['name']}", o) for o in helmchart.crd_documents()]
-    for name in ("rabbitmq.yaml", "rabbitmq-secret.yaml", "ffmpegpool.yaml"):
+    for name in ("rabbitmq.yaml", "rabbitmq-secret.yaml", *POOL_EXAMPLES):
         out += [(f"examples/{name} {o['kind']}", o) for o in _docs(name)]
     out += [(f"operator {o['kind']}/{o['metadata']['name']}", o) for o in _operator_objects()]
     return [(label, o) for label, o in out if o["kind"] != names.CRD_KIND]
@@ -91,7 +111,7 @@ def _pods() -> list[tuple[str, dict[str, Any]]]:
 
 def test_every_pod_meets_the_restricted_standard() -> None:
     pods = _pods()
-    assert len(pods) >= len(helmchart.VARIANTS) + 3  # chart, rabbitmq, server, worker
+    assert len(pods) >= len(helmchart.VARIANTS) + 5  # chart, rabbitmq, two pools: server, worker
     found = {label: podsecurity.violations(obj) for label, obj in pods}
     assert {label: v for label, v in found.items() if v} == {}
 
@@ -154,8 +174,9 @@ def _body(pool: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in pool.items() if k not in {"apiVersion", "kind", "metadata"}}
 
 
-def test_example_pool_validates_against_the_crd_schema() -> None:
-    pool = _example_pool()
+@pytest.mark.parametrize("name", POOL_EXAMPLES)
+def test_example_pool_validates_against_the_crd_schema(name: str) -> None:
+    pool = _example_pool(name)
     assert pool["apiVersion"] == f"{names.API_GROUP}/{names.API_VERSION}"
     errors = [e.message for e in _crd_validator().iter_errors(_body(pool))]
     assert errors == []
@@ -215,3 +236,27 @@ def test_dev_broker_outlasts_the_longest_job() -> None:
     )
     job_timeout_s = float(_example_pool()["spec"]["env"]["JOB_TIMEOUT_SECONDS"])
     assert int(conf["consumer_timeout"]) > job_timeout_s * 1000
+
+
+def test_bucket_example_secrets_match_what_the_pool_reads() -> None:
+    """The credentials, webhook secret and tenants file in examples/ffmpegpool-s3.yaml are
+    where its pool looks for them, and in the forms the service parses."""
+    spec = PoolSpec.model_validate(_example_pool("ffmpegpool-s3.yaml")["spec"])
+    secrets = {d["metadata"]["name"]: d["stringData"] for d in _docs("ffmpegpool-s3.yaml")[:-1]}
+    s3 = spec.storage.s3
+    assert s3 is not None
+    assert spec.storage.claim_name is None
+    assert s3.credentials_secret_ref is not None
+    creds = secrets[s3.credentials_secret_ref.name]
+    assert {
+        s3.credentials_secret_ref.access_key_id_key,
+        s3.credentials_secret_ref.secret_access_key_key,
+    } == set(creds)
+    hook = spec.webhooks.secret_ref
+    assert hook is not None
+    secret = secrets[hook.name][hook.key]
+    assert secret.startswith("whsec_")
+    assert base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    assert spec.tenants is not None
+    toml = secrets[spec.tenants.secret_ref.name][spec.tenants.secret_ref.key]
+    assert tenants.parse(toml).tenants  # the service's own parser takes it

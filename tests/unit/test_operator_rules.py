@@ -48,7 +48,12 @@ def test_rules_sit_where_the_models_declare_them() -> None:
         "spec.workers",
         "spec.servers.service",
         "spec.env",
+        "spec.storage",
     }
+    assert [m.split(" (")[0] for m in rules["spec.storage"]] == [
+        "set exactly one of claimName",
+        "scratchSizeLimit is for s3 storage only: with claimName runs use the volume",
+    ]
     assert rules["spec.autoscaling"] == ["minReplicas must not exceed maxReplicas"]
     # On the spec, not on `auth`: a rule on an absent object never runs, and a pool without
     # `auth` must be refused too.
@@ -78,6 +83,16 @@ def test_the_schema_uses_nothing_the_api_server_forbids() -> None:
         ({"auth": {"allowAnonymous": True, "allowedOrigins": ["a,b"]}}, "pattern"),
         ({"env": {"timeout": "1"}}, "env names must be upper-case"),
         ({"env": {f"K{i}": "v" for i in range(129)}}, "at most 128 items"),
+        ({"storage": {}}, "set exactly one of claimName"),
+        ({"storage": {"claimName": "m", "s3": {"bucket": "b-1"}}}, "set exactly one of"),
+        ({"storage": {"claimName": "m", "scratchSizeLimit": "1Gi"}}, "for s3 storage only"),
+        ({"storage": {"s3": {"bucket": "Bad_Bucket"}}}, "pattern"),
+        ({"storage": {"s3": {"bucket": "b-1", "allowRead": ["s3://a-b/x,y"]}}}, "pattern"),
+        ({"storage": {"s3": {"bucket": "b-1", "endpoint": "https://h:9000/path"}}}, "pattern"),
+        ({"storage": {"s3": {"bucket": "b-1", "prefix": "/lead"}}}, "pattern"),
+        ({"storage": {"s3": {"bucket": "b-1"}, "scratchSizeLimit": "lots"}}, "pattern"),
+        ({"webhooks": {"url": "ftp://x"}}, "pattern"),
+        ({"tenants": {"secretRef": {"name": "t"}}}, "key"),
     ],
 )
 def test_pydantic_enforces_the_same_rules(overrides: dict[str, Any], message: str) -> None:
@@ -96,6 +111,22 @@ def test_valid_edges_pass() -> None:
     )
     PoolSpec.model_validate(spec_dict(auth={"allowAnonymous": True}))
     PoolSpec.model_validate(spec_dict(auth={"tokensSecret": "t", "allowAnonymous": False}))
+    s3 = {"bucket": "b-1", "endpoint": "http://[fd00::1]:9000", "prefix": ""}
+    PoolSpec.model_validate(spec_dict(storage={"s3": s3, "scratchSizeLimit": "500Mi"}))
+
+
+def test_both_storage_forms_parse() -> None:
+    """`storage: {claimName: ...}` stays valid as it was; `s3` is the other form."""
+    pvc = PoolSpec.model_validate(spec_dict(storage={"claimName": "media"})).storage
+    assert (pvc.claim_name, pvc.s3, pvc.mount_path) == ("media", None, "/media")
+    body = {"s3": {"bucket": "ffpool-media", "credentialsSecretRef": {"name": "ffpool-s3"}}}
+    bucket = PoolSpec.model_validate(spec_dict(storage=body)).storage
+    assert bucket.claim_name is None
+    assert bucket.s3 is not None
+    assert (bucket.s3.prefix, bucket.s3.region, bucket.s3.endpoint) == ("ffpool", "us-east-1", None)
+    assert bucket.s3.credentials_secret_ref is not None
+    assert bucket.s3.credentials_secret_ref.access_key_id_key == "accessKeyId"
+    assert bucket.scratch_limit == "20Gi"
 
 
 def test_a_pool_without_auth_is_refused() -> None:

@@ -155,10 +155,15 @@ def test_servers_take_clients_from_the_ingress_controller_and_scrapes_on_ops() -
     assert ns == {"kubernetes.io/metadata.name": "ingress-nginx"}
     assert _ports(scrape) == {("ops", "TCP")}
     assert _peers(scrape, "from") == s.network_policy.scrape_from
-    dns, broker = policy["egress"]  # nothing else: no internet for servers
+    dns, broker, webhooks = policy["egress"]
     assert _ports(dns) == {(53, "UDP"), (53, "TCP")}
     assert _ports(broker) == {(5671, "TCP")}
     assert "to" not in broker  # no peers given: any address, the broker's port only
+    assert "ports" not in webhooks  # a callback URL may name any port
+    assert {b["ipBlock"]["cidr"] for b in webhooks["to"]} == {"0.0.0.0/0", "::/0"}
+    off = spec(networkPolicy={**POLICY_ON, "webhooks": False})
+    egress = network_policies.server_policy(POOL, off, 5671)["spec"]["egress"]
+    assert len(egress) == 2  # nothing else: no internet for servers without webhooks
 
 
 def test_workers_reach_public_addresses_only_with_url_inputs() -> None:

@@ -1,12 +1,13 @@
 """Pure builders of the server and worker Deployments: restricted Pod Security, probes, the
-shared media volume, the signing key and (servers) tokens Secrets as read-only volumes, env from
-the ConfigMap plus Secret references."""
+signing key and (servers) tokens Secrets as read-only volumes, env from the ConfigMap plus Secret
+references; the storage, tenants and webhook parts come from storage.py."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ffpool import names
+from ffpool_operator.manifests import storage
 from ffpool_operator.manifests.objects import (
     ANNOTATION_CONFIG_HASH,
     HTTP_PORT,
@@ -27,11 +28,9 @@ from ffpool_operator.spec.pool import PoolRef, PoolSpec, Resources, Scheduling
 
 RUN_AS = 10001  # numeric, so the kubelet can verify runAsNonRoot without reading the image
 TMP_VOLUME = "tmp"
-MEDIA_VOLUME = "media"
 SIGNING_VOLUME = "signing"
 TOKENS_VOLUME = "tokens"
 TOKENS_DIR = "/var/run/ffpool/tokens"
-SECRET_FILE_MODE = 0o440  # owner and fsGroup (the service's user) read; nobody writes
 # Scrapers that discover pods by annotation (Prometheus' `kubernetes-pods` convention) find the
 # ops port here; docs/kubernetes.md ("Secure by default") shows the scrape configuration.
 SCRAPE_ANNOTATIONS = {
@@ -78,7 +77,7 @@ def _env(spec: PoolSpec, component: str) -> list[dict[str, Any]]:
     ]
     if _has_tokens(spec, component):
         out.append({"name": "AUTH_TOKENS_FILE", "value": f"{TOKENS_DIR}/{spec.auth.tokens_key}"})
-    return out
+    return out + storage.env(spec)
 
 
 def _has_tokens(spec: PoolSpec, component: str) -> bool:
@@ -89,7 +88,7 @@ def _has_tokens(spec: PoolSpec, component: str) -> bool:
 def _mounts(spec: PoolSpec, component: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = [
         {"name": TMP_VOLUME, "mountPath": "/tmp"},  # noqa: S108 - an emptyDir, per pod
-        {"name": MEDIA_VOLUME, "mountPath": spec.storage.mount_path},
+        *storage.storage_mounts(spec),
         {"name": SIGNING_VOLUME, "mountPath": SIGNING_DIR, "readOnly": True},
     ]
     if _has_tokens(spec, component):
@@ -97,23 +96,19 @@ def _mounts(spec: PoolSpec, component: str) -> list[dict[str, Any]]:
         # (atomically, via a symlink swap), which a subPath mount would not see, and the service
         # reloads the tokens file when it changes, without a restart.
         out.append({"name": TOKENS_VOLUME, "mountPath": TOKENS_DIR, "readOnly": True})
-    return out
-
-
-def _secret_volume(name: str, secret: str) -> dict[str, Any]:
-    return {"name": name, "secret": {"secretName": secret, "defaultMode": SECRET_FILE_MODE}}
+    return out + storage.secret_mounts(spec)
 
 
 def _volumes(pool: PoolRef, spec: PoolSpec, component: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = [
         {"name": TMP_VOLUME, "emptyDir": {"sizeLimit": "1Gi"}},
-        {"name": MEDIA_VOLUME, "persistentVolumeClaim": {"claimName": spec.storage.claim_name}},
-        _secret_volume(SIGNING_VOLUME, signing_secret_name(pool)),
+        *storage.storage_volumes(spec),
+        storage.secret_volume(SIGNING_VOLUME, signing_secret_name(pool)),
     ]
     tokens = spec.auth.tokens_secret
     if tokens is not None and _has_tokens(spec, component):
-        out.append(_secret_volume(TOKENS_VOLUME, tokens))
-    return out
+        out.append(storage.secret_volume(TOKENS_VOLUME, tokens))
+    return out + storage.secret_volumes(spec)
 
 
 def _resources(res: Resources) -> dict[str, Any]:

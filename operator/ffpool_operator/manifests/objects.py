@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from ffpool import names
+from ffpool_operator.manifests import storage
 from ffpool_operator.spec.pool import PoolRef, PoolSpec
 
 Manifest = dict[str, Any]
@@ -87,7 +88,7 @@ def service_env(spec: PoolSpec) -> dict[str, str]:
         "SIGNING_KEY_FILE": f"{SIGNING_DIR}/{SIGNING_KEY}",
         "BACKEND": names.BACKEND_RABBITMQ,
         "MAX_CONCURRENT_JOBS": str(spec.workers.jobs_per_worker),
-        "MEDIA_ROOT": spec.storage.mount_path,
+        **storage.settings(spec),
         "DRAIN_SECONDS": str(spec.workers.drain_seconds),
         "WS_PORT": str(WS_PORT),
         "HTTP_PORT": str(HTTP_PORT),

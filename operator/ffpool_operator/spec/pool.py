@@ -13,6 +13,8 @@ from ffpool.topology import Topology
 from ffpool_operator.spec.camel import Camel, K8sName
 from ffpool_operator.spec.rules import Rule
 from ffpool_operator.spec.security import AUTH_RULE, AuthSpec, NetworkPolicySpec
+from ffpool_operator.spec.storage import StorageSpec
+from ffpool_operator.spec.tenants import TenantsSpec, WebhooksSpec
 
 Seconds = Annotated[float, Field(ge=0, le=24 * 3600)]
 ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
@@ -155,11 +157,6 @@ class WorkersSpec(Camel):
         return self.termination_grace_period_seconds or self.drain_seconds + 15
 
 
-class StorageSpec(Camel):
-    claim_name: K8sName
-    mount_path: Annotated[str, Field(pattern=r"^/[^:]*$")] = "/media"
-
-
 class AutoscalingSpec(Camel):
     RULES = (
         Rule(
@@ -198,6 +195,8 @@ class PoolSpec(Camel):
     autoscaling: AutoscalingSpec = Field(default_factory=AutoscalingSpec)
     auth: AuthSpec = Field(default_factory=AuthSpec)
     network_policy: NetworkPolicySpec = Field(default_factory=NetworkPolicySpec)
+    webhooks: WebhooksSpec = Field(default_factory=WebhooksSpec)
+    tenants: TenantsSpec | None = None
     env: EnvVars = Field(default_factory=dict)
     """Extra service settings (upper-cased ffpool Settings fields, e.g. JOB_TIMEOUT_SECONDS)."""
 

@@ -12,6 +12,15 @@ from ffpool_operator.spec.rules import Rule
 
 # A Secret's data key (Kubernetes: `[-._a-zA-Z0-9]+`, at most 253 characters).
 SecretKey = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")]
+
+
+class SecretKeyRef(Camel):
+    """One key of a Secret in the pool's namespace."""
+
+    name: K8sName
+    key: SecretKey
+
+
 # One browser origin; ALLOWED_ORIGINS is comma-separated, so no commas and no spaces.
 Origin = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[^,\s]+$")]
 # A NetworkPolicyPeer (podSelector, namespaceSelector, ipBlock), passed through untouched like
@@ -50,8 +59,9 @@ AUTH_RULE = Rule(
 
 class NetworkPolicySpec(Camel):
     """A NetworkPolicy per pool: servers take connections only from the Ingress controller and
-    the scraper; workers only from the scraper. Egress: DNS and the broker, plus public
-    addresses for workers when `urlInputs` is on. Enforced only where the CNI plugin supports
+    the scraper; workers only from the scraper. Egress: DNS, the broker and (s3 storage) the
+    object store, plus public addresses for workers when `urlInputs` is on and for servers
+    (webhooks) when `webhooks` is on. Enforced only where the CNI plugin supports
     NetworkPolicy."""
 
     enabled: bool = False
@@ -75,3 +85,13 @@ class NetworkPolicySpec(Camel):
     url_inputs: bool = True
     """Let workers fetch URL inputs: egress to public addresses (never private ranges nor cloud
     metadata). Off: URL inputs fail to connect; uploads and shared-volume paths still work."""
+    storage_to: Annotated[list[Peer], Field(max_length=32)] = Field(default_factory=list)
+    """With s3 storage: where the object store is (a namespaceSelector for an in-cluster one,
+    an ipBlock); empty: any address on the endpoint's port, or public addresses on 443 for
+    AWS S3 (no endpoint)."""
+    webhooks: bool = True
+    """Let servers deliver webhooks: egress to public addresses (never private ranges nor cloud
+    metadata). Off: only `webhooksTo`; deliveries elsewhere fail and are retried."""
+    webhooks_to: Annotated[list[Peer], Field(max_length=32)] = Field(default_factory=list)
+    """More webhook receivers for the servers, e.g. in-cluster ones (which also need
+    WEBHOOK_ALLOW_PRIVATE=true in `env`), on any port."""
