@@ -10,6 +10,7 @@ from typing import Annotated
 from pydantic import AnyUrl, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from ffpool.locations import checked_location
 from ffpool.topology import TopologyKnobs, env_variable
 
 
@@ -176,7 +177,8 @@ class Settings(BaseSettings, TopologyKnobs):
     s3_prefix: str = "ffpool"
     """Key prefix of everything ffpool writes in S3_BUCKET."""
     output_url: str | None = None
-    """Default output location, `s3://bucket/prefix`; unset: S3_BUCKET/S3_PREFIX/outputs."""
+    """Default output location, `s3://bucket/prefix`; unset:
+    S3_BUCKET/S3_PREFIX/outputs/<tenant>."""
     s3_allow_read: Annotated[tuple[str, ...], NoDecode] = ()
     """`s3://bucket/prefix` locations every tenant may read inputs from (comma-separated);
     TENANTS_FILE adds per-tenant ones."""
@@ -186,6 +188,13 @@ class Settings(BaseSettings, TopologyKnobs):
     """Connect/read timeout of each S3 request (a part of an upload is one request)."""
     s3_part_size_bytes: Annotated[int, Field(ge=5 * MiB, le=5 * GiB)] = 16 * MiB
     """Multipart part size; files up to one part go in one PUT. S3's minimum part is 5 MiB."""
+    tenant_max_upload_streams: Annotated[int, Field(ge=1)] = 4
+    """`POST /uploads` streaming into the bucket at once, per tenant and server process; more
+    answer 429. Each holds about six parts in memory (four in flight, one being hashed, one
+    being filled: ~96 MiB at the default part size), so this bounds one tenant's share."""
+    max_upload_streams: Annotated[int, Field(ge=1)] = 16
+    """Bucket uploads at once in one server process, all tenants together (~1.5 GiB at the
+    default part size); more answer 429, so parallel uploads cannot exhaust its memory."""
     scratch_root: Path | None = None
     """Local scratch directory for runs and uploads in transit (STORAGE=s3); unset:
     MEDIA_ROOT/.scratch."""
@@ -199,8 +208,11 @@ class Settings(BaseSettings, TopologyKnobs):
     """Default callback URL for jobs of tenants without their own."""
     webhook_secret_file: Path | None = None
     """Default signing secret (`whsec_<base64>`), for tenants without their own."""
-    webhook_retry_seconds: Annotated[float, Field(gt=0, le=7 * 24 * 3600)] = 3600.0
-    """How long one delivery is retried (exponential back-off) before it is dead-lettered."""
+    webhook_retry_seconds: Annotated[float, Field(gt=0, le=7 * 24 * 3600)] = 1500.0
+    """How long one delivery is retried (exponential back-off) before it is dead-lettered.
+    With RabbitMQ a delivery stays unacked while it is retried: keep this below the broker's
+    consumer_timeout (30 min by default), which otherwise closes the sending channel and sends
+    every held delivery again (docs/webhooks.md, "Retries and the window")."""
     webhook_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10.0
     """One POST's whole time limit: connect, send, and the receiver's answer."""
     webhook_concurrency: Annotated[int, Field(ge=1, le=1024)] = 32
@@ -214,6 +226,17 @@ class Settings(BaseSettings, TopologyKnobs):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("s3_allow_read", "s3_allow_write")
+    @classmethod
+    def _check_locations(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """A bad location fails at start, not as an internal error on every submit."""
+        return tuple(checked_location(url) for url in value)
+
+    @field_validator("output_url")
+    @classmethod
+    def _check_output_url(cls, value: str | None) -> str | None:
+        return None if value is None else checked_location(value)
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

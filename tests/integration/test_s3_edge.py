@@ -148,7 +148,7 @@ async def test_s3_input_allowed_runs_and_others_are_refused_at_submit(
         outcome = await client.wait((await client.submit(elsewhere)).job_id, timeout=60)
         assert isinstance(outcome, CompletedEvent), outcome
         assert outcome.outputs[0].location is not None
-        assert outcome.outputs[0].location.startswith(f"s3://{s3_bucket}/ffpool/outputs/")
+        assert outcome.outputs[0].location.startswith(f"s3://{s3_bucket}/ffpool/outputs/anonymous/")
 
 
 async def test_filesystem_server_refuses_object_storage_jobs(media_root: Path) -> None:

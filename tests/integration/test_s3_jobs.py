@@ -82,7 +82,7 @@ async def check_output(
     """The output object exists where the event says, with its checksum, and its presigned
     link downloads it without credentials."""
     (output,) = event.outputs
-    key = f"ffpool/outputs/{job_id}/{name}"
+    key = f"ffpool/outputs/anonymous/{job_id}/{name}"
     assert output.location == f"s3://{bucket}/{key}"
     data = await get_object(server, bucket, key)
     assert data is not None
@@ -124,7 +124,8 @@ async def test_thumbnail_and_transcode_from_a_bucket_to_a_bucket(
         again = await executor.execute(thumb, lambda _: None)
         assert isinstance(again, CompletedEvent)
         assert (
-            again.outputs[0].location == f"s3://{s3_bucket}/ffpool/outputs/{thumb.id}/thumbnail.jpg"
+            again.outputs[0].location
+            == f"s3://{s3_bucket}/ffpool/outputs/anonymous/{thumb.id}/thumbnail.jpg"
         )
     # Only empty scratch directories were ever made locally.
     assert no_files(media_root / ".scratch") == []

@@ -92,7 +92,9 @@ async def _check_records(server: Settings, store: S3ObjectStore, result: Any, fa
     assert failure.code is FailureCode.INPUT_NOT_FOUND
     (output,) = result.outputs
     assert output.location is not None
-    assert output.location.startswith(f"s3://{server.s3_bucket}/ffpool/outputs/{result.job_id}/")
+    assert output.location.startswith(
+        f"s3://{server.s3_bucket}/ffpool/outputs/anonymous/{result.job_id}/"
+    )
     markers = BucketMarkers(store, server)
     record = await markers.record(result.job_id)
     assert record is not None

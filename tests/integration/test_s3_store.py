@@ -112,11 +112,11 @@ async def test_put_stream_over_the_limit_leaves_nothing(
 ) -> None:
     ref = ObjectRef(s3_bucket, "too/big")
     error = await failure(store.put_stream(ref, chunks(3 * PART), "x/y", 2 * PART + 1))
-    assert error.kind is ObjectErrorKind.INVALID
+    assert error.kind is ObjectErrorKind.TOO_LARGE
     assert await store.head(ref) is None
     assert await pending_uploads(s3_server, s3_bucket) == []
     error = await failure(store.put_stream(ref, chunks(1000), "x/y", 999))
-    assert error.kind is ObjectErrorKind.INVALID
+    assert error.kind is ObjectErrorKind.TOO_LARGE
     assert await store.head(ref) is None
 
 
@@ -253,8 +253,8 @@ async def test_download_size_limit_and_delete_prefix(
     ref = ObjectRef(s3_bucket, "jobs/1/out.bin")
     await store.put_bytes(ref, b"0123456789")
     dest = tmp_path / "out.bin"
-    assert (await failure(store.download(ref, dest, 9))).kind is ObjectErrorKind.INVALID
-    assert (await failure(store.get_bytes(ref, 9))).kind is ObjectErrorKind.INVALID
+    assert (await failure(store.download(ref, dest, 9))).kind is ObjectErrorKind.TOO_LARGE
+    assert (await failure(store.get_bytes(ref, 9))).kind is ObjectErrorKind.TOO_LARGE
     assert not dest.exists()
     assert await store.download(ref, dest, 10) == 10
     await store.put_bytes(ObjectRef(s3_bucket, "jobs/1/a"), b"")

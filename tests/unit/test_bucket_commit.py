@@ -201,6 +201,7 @@ def _object(data: bytes) -> MemoryObject:
         ("denied", FailureCode.INPUT_REJECTED),
         ("outage", FailureCode.STORAGE_ERROR),
         ("too_large", FailureCode.INPUT_TOO_LARGE),
+        ("refused", FailureCode.INPUT_REJECTED),
     ],
 )
 async def test_input_errors_map_to_failure_codes(
@@ -211,12 +212,17 @@ async def test_input_errors_map_to_failure_codes(
         store.objects(MEDIA)["allowed/in.mp4"] = _object(b"0123456789")
     if setup == "denied":
         store.deny(MEDIA)
+    if setup == "refused":
+        store.refuse(MEDIA, "read s3://media/acme/in.mp4: refused (InvalidObjectState)")
     store.outage = setup == "outage"
     with pytest.raises(InputError) as caught:
         await materialized(tmp_path, store, thumbnail_job(), url_max_bytes=5)
     assert caught.value.code is code
     if setup == "denied":
         assert "credentials may not read" in caught.value.message
+    if setup == "refused":
+        # Not a size problem: the store's own reason reaches the client.
+        assert "InvalidObjectState" in caught.value.message
 
 
 async def test_an_upload_input_is_read_from_the_pools_bucket(tmp_path: Path) -> None:

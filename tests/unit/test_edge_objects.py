@@ -41,7 +41,7 @@ async def test_empty_or_oversized_uploads_leave_nothing() -> None:
         await save_to_bucket(store, SETTINGS, chunks(b"", b""), 100, tenant="acme")
     with pytest.raises(ObjectStoreError) as info:
         await save_to_bucket(store, SETTINGS, chunks(b"x" * 60, b"y" * 60), 100, tenant="acme")
-    assert info.value.kind is ObjectErrorKind.INVALID
+    assert info.value.kind is ObjectErrorKind.TOO_LARGE
     assert store.objects("pool") == {}
 
 

@@ -6,10 +6,11 @@ from typing import Any
 
 import pytest
 
-from ffpool.auth.tenants import TenantSettings, TenantsFile
+from ffpool.auth.tenants import TenantSettings, TenantsFile, settings_for
 from ffpool.domain.jobs import JobSpec
 from ffpool.server.job_checks import NO_OBJECT_STORAGE, JobChecks, job_problem
 from ffpool.settings import Settings, StorageKind
+from ffpool.storage.access import output_base
 
 TENANTS = TenantsFile(
     tenants={
@@ -78,10 +79,66 @@ def test_output_must_be_writable_or_a_default() -> None:
     assert checks.problem("acme", spec(output="s3://media-out/other")) == (
         "writing to s3://media-out/other is not allowed for this tenant"
     )
-    # The pool's default output location (S3_BUCKET/S3_PREFIX/outputs) is always allowed.
-    assert checks.problem("acme", spec(output="s3://pool-bucket/ffpool/outputs/")) is None
+    # The tenant's own part of the pool's default outputs (S3_BUCKET/S3_PREFIX/outputs/<tenant>)
+    # is always allowed; another tenant's part, or all of them, is not.
+    assert checks.problem("acme", spec(output="s3://pool-bucket/ffpool/outputs/acme/x")) is None
+    for other in ("s3://pool-bucket/ffpool/outputs/", "s3://pool-bucket/ffpool/outputs/beta"):
+        assert checks.problem("acme", spec(output=other)) == (
+            f"writing to {other.rstrip('/')} is not allowed for this tenant"
+        )
     # A tenant's own default output too.
     assert checks.problem("own-output", spec(output="s3://tenant-out/x/y")) is None
+
+
+def test_default_outputs_have_a_tenant_segment() -> None:
+    tenants = TenantsFile()
+    base = output_base(s3_settings(), settings_for(tenants, "acme"), None, tenant_name="acme")
+    assert base.url == "s3://pool-bucket/ffpool/outputs/acme"
+    # OUTPUT_URL and a tenant's own output replace it as they are.
+    pool = s3_settings(output_url="s3://out-bucket/all")
+    assert output_base(pool, TenantSettings(), None, tenant_name="acme").url == (
+        "s3://out-bucket/all"
+    )
+    own = TENANTS.tenants["own-output"]
+    assert output_base(pool, own, None, tenant_name="own-output").url == "s3://tenant-out/x"
+
+
+# However broad an allow-list, the pool's uploads and job records stay out of reach.
+RESERVED = (
+    "s3://pool-bucket/ffpool/uploads/beta/" + "a" * 32,
+    "s3://pool-bucket/ffpool/jobs/" + "b" * 32 + "/completed.json",
+    "s3://pool-bucket/ffpool/jobs",
+)
+
+
+@pytest.mark.parametrize("url", RESERVED)
+@pytest.mark.parametrize("allowed", ["s3://pool-bucket/", "s3://pool-bucket/ffpool"])
+def test_the_pools_own_areas_are_never_readable(url: str, allowed: str) -> None:
+    settings = s3_settings(s3_allow_read=(allowed,), s3_allow_write=(allowed,))
+    checks = JobChecks(settings, TenantsFile())
+    problem = checks.problem("acme", spec(input=s3_input(url)))
+    assert problem == f"reading {url} is not allowed: it is the pool's own area"
+    problem = checks.problem("acme", spec(output=url))
+    assert problem == f"writing to {url} is not allowed: it is the pool's own area"
+
+
+def test_areas_outside_the_pools_own_stay_usable_with_a_broad_list() -> None:
+    settings = s3_settings(
+        s3_allow_read=("s3://pool-bucket/",), s3_allow_write=("s3://pool-bucket",)
+    )
+    checks = JobChecks(settings, TenantsFile())
+    # Whole segments: ffpool/jobs-archive is not ffpool/jobs; another prefix is not the pool's.
+    for url in ("s3://pool-bucket/ffpool/jobs-archive/a.mp4", "s3://pool-bucket/other/jobs/a"):
+        assert checks.problem("acme", spec(input=s3_input(url))) is None
+        assert checks.problem("acme", spec(output=url)) is None
+    # The pool's own prefix as a whole may be named as an output: outputs go under <job id>/.
+    assert checks.problem("acme", spec(output="s3://pool-bucket/ffpool")) is None
+    # Another bucket's jobs/ is not the pool's.
+    other = s3_settings(s3_allow_read=("s3://media-in/",))
+    problem = JobChecks(other, TenantsFile()).problem(
+        "acme", spec(input=s3_input("s3://media-in/ffpool/jobs/x.mp4"))
+    )
+    assert problem is None
 
 
 def test_no_default_output_without_bucket_is_refused() -> None:

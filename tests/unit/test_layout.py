@@ -33,6 +33,8 @@ SERVICE_LAYERS: tuple[tuple[str, ...], ...] = (
     ("ffpool", "ffpool.names", "ffpool.logs", "ffpool.web"),
     # The topology's knobs are declared once in topology.py; Settings inherits them.
     ("ffpool.topology",),
+    # s3:// locations as pure values: settings and the tenants file validate theirs at load.
+    ("ffpool.locations",),
     ("ffpool.settings",),
     ("ffpool.domain",),
     # The tenants file's model: read by storage (who may read which bucket) and auth alike.

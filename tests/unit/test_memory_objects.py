@@ -82,7 +82,7 @@ async def test_put_stream_over_max_bytes_leaves_nothing() -> None:
     store = MemoryObjectStore("media")
     with pytest.raises(ObjectStoreError) as exc:
         await store.put_stream(REF, _chunks(b"12345", b"678"), "video/mp4", max_bytes=7)
-    assert _kind(exc) is ObjectErrorKind.INVALID
+    assert _kind(exc) is ObjectErrorKind.TOO_LARGE
     assert store.objects("media") == {}
     stored = await store.put_stream(REF, _chunks(b"12345", b"67"), "video/mp4", max_bytes=7)
     assert (stored.size, stored.sha256) == (7, sha256_b64(b"1234567"))
@@ -94,7 +94,7 @@ async def test_size_limits_on_reads(tmp_path: Path) -> None:
     for call in (store.get_bytes(REF, 9), store.download(REF, tmp_path / "d", 9)):
         with pytest.raises(ObjectStoreError) as exc:
             await call
-        assert _kind(exc) is ObjectErrorKind.INVALID
+        assert _kind(exc) is ObjectErrorKind.TOO_LARGE
     assert not (tmp_path / "d").exists()
 
 

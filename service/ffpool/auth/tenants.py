@@ -21,9 +21,11 @@ import tomllib
 from pathlib import Path
 from typing import Final
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 
 from ffpool.domain.jobs import CallbackUrl, S3Prefix, TenantName
+from ffpool.locations import checked_location
 
 # A tenants file is a few lines a tenant; anything this large is not one.
 MAX_TENANTS_FILE_BYTES: Final = 1024 * 1024
@@ -42,11 +44,36 @@ class TenantSettings(BaseModel):
     callback_url: CallbackUrl | None = None
     webhook_secret: SecretStr | None = None
 
+    @field_validator("s3_read", "s3_write")
+    @classmethod
+    def _check_locations(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """The pattern lets `..` segments through (RE2, shared with the CRD, has no
+        lookahead); the parser does not, and a bad entry must fail when the file is loaded."""
+        return tuple(checked_location(url) for url in value)
+
+    @field_validator("output")
+    @classmethod
+    def _check_output(cls, value: str | None) -> str | None:
+        return None if value is None else checked_location(value)
+
 
 class TenantsFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     tenants: dict[TenantName, TenantSettings] = Field(default_factory=dict)
+
+
+_LOCATION_FIELDS: Final = frozenset({"s3_read", "s3_write", "output"})
+
+
+def _where(error: ErrorDetails) -> str:
+    """The entry's place; for a location the parser refused (a value_error of our own
+    validator, not a pattern mismatch), its reason too."""
+    loc = error["loc"]
+    where = ".".join(str(p) for p in loc)
+    if len(loc) > 2 and loc[2] in _LOCATION_FIELDS and error["type"] == "value_error":
+        return f"{where} ({error['msg']})"
+    return where
 
 
 def parse(text: str) -> TenantsFile:
@@ -55,8 +82,9 @@ def parse(text: str) -> TenantsFile:
     except tomllib.TOMLDecodeError as exc:
         raise TenantsFileError(f"tenants file is not TOML: {exc}") from None
     except ValidationError as exc:
-        # Field locations only: a value may be a secret.
-        where = sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})
+        # Field locations only: a value may be a secret. Storage locations are not, and
+        # their parser says what is wrong with one.
+        where = sorted({_where(e) for e in exc.errors()})
         raise TenantsFileError(f"tenants file has invalid entries: {', '.join(where)}") from None
 
 

@@ -45,6 +45,8 @@ COMPLETED_RECORD: Final = "completed.json"
 # A completed event is a few KiB (domain/bounds.py caps what it may hold); anything this large
 # under the record's key is not one of ours.
 MAX_RECORD_BYTES: Final = 1024 * 1024
+# Re-reads of the record after its create failed or lost its answer (a storage blip).
+RECORD_REREAD_DELAYS_S: Final = (0.0, 0.5, 2.0)
 
 
 def scratch_root(settings: Settings) -> Path:
@@ -96,17 +98,37 @@ class BucketScope:
         """Upload the event's outputs (files named so in the scratch directory), then create
         the record; the outcome that holds afterwards. Raises ObjectStoreError, and then no
         record was written."""
-        if (winner := await read_completed(self.objects, self.record)) is not None:
-            log.info("job already committed by another run", job_id=event.job_id)
-            return await self.fresh_links(winner)
-        files = [await self._upload(out) for out in event.outputs]
+        files = []
+        for out in event.outputs:
+            # Checked before every upload, not once: a twin run that committed meanwhile keeps
+            # its objects (the same keys), which this run's upload would otherwise replace.
+            if (winner := await read_completed(self.objects, self.record)) is not None:
+                log.info("job already committed by another run", job_id=event.job_id)
+                return await self.fresh_links(winner)
+            files.append(await self._upload(out))
         final = event.model_copy(update={"outputs": tuple(files)})
         body = final.model_dump_json().encode()
-        if await self.objects.put_bytes(self.record, body, if_absent=True):
-            return final
+        try:
+            if await self.objects.put_bytes(self.record, body, if_absent=True):
+                return final
+        except ObjectStoreError:
+            # The PUT may have landed with its answer lost: the record, if readable, decides.
+            if (landed := await self._reread()) is None:
+                raise
+            return await self.fresh_links(landed)
         log.warning("another run committed first", job_id=event.job_id)
-        winner = await read_completed(self.objects, self.record)
+        winner = await self._reread()
         return final if winner is None else await self.fresh_links(winner)
+
+    async def _reread(self) -> CompletedEvent | None:
+        """The record after a failed or lost create: a few tries, None if still unreadable."""
+        for delay_s in RECORD_REREAD_DELAYS_S:
+            await asyncio.sleep(delay_s)
+            try:
+                return await read_completed(self.objects, self.record)
+            except ObjectStoreError:
+                continue
+        return None
 
     async def _upload(self, out: OutputFile) -> OutputFile:
         stored = await self.objects.put_file(

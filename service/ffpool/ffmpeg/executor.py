@@ -153,7 +153,9 @@ class Executor:
             await sweep.sweep_scratch(scratch_root(self.settings), self.settings)
         tenant = settings_for(self.tenants, job.tenant)
         try:
-            base = access.output_base(self.settings, tenant, job.spec.output)
+            base = access.output_base(
+                self.settings, tenant, job.spec.output, tenant_name=job.tenant
+            )
         except access.AccessDenied as exc:
             raise outcome.JobFailure(FailureCode.INPUT_REJECTED, str(exc)) from exc
         async with bucket_scope(objects, self.settings, job.id, base) as scope:

@@ -44,8 +44,12 @@ def input_error(exc: ObjectStoreError, ref: ObjectRef, what: str) -> InputError:
             return InputError(
                 FailureCode.INPUT_REJECTED, f"the pool's credentials may not read {ref.url}"
             )
-        case ObjectErrorKind.INVALID:
+        case ObjectErrorKind.TOO_LARGE:
             return InputError(FailureCode.INPUT_TOO_LARGE, f"{what} {ref.url}: {exc.message}")
+        case ObjectErrorKind.INVALID:
+            # Refused by the storage (a checksum mismatch, an archived object, a KMS error):
+            # the object cannot be used as it is, and the store's message says why.
+            return InputError(FailureCode.INPUT_REJECTED, f"{what} {ref.url}: {exc.message}")
         case _:
             return InputError(FailureCode.STORAGE_ERROR, f"{STORAGE_UNAVAILABLE}: {exc.message}")
 

@@ -5,11 +5,16 @@ layout"), written as a multipart upload that appears whole or not at all: a body
 MAX_UPLOAD_BYTES, a client that stops sending or a storage error leaves no object behind.
 Disk quotas do not apply to the bucket; the bucket's own lifecycle rules bound it (the
 operator's guide in docs/storage.md says how).
+
+Each upload in flight holds a few parts in memory, so `UploadStreams` bounds how many run at
+once in this process, per tenant and in all (TENANT_MAX_UPLOAD_STREAMS, MAX_UPLOAD_STREAMS):
+one more is refused at once (HTTP 429), never queued.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Final
 
@@ -22,6 +27,39 @@ UPLOAD_CONTENT_TYPE: Final = "application/octet-stream"
 
 class EmptyUpload(Exception):
     """A body without a single byte: refused before anything is written."""
+
+
+class UploadStreams:
+    """Bucket uploads in flight in this process: one event loop, so plain counters do."""
+
+    def __init__(self, per_tenant: int, total: int) -> None:
+        self.per_tenant = per_tenant
+        self.total = total
+        self.open: Counter[str] = Counter()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> UploadStreams:
+        return cls(settings.tenant_max_upload_streams, settings.max_upload_streams)
+
+    def acquire(self, tenant: str) -> str | None:
+        """Count one more upload of `tenant`; else why not (the refusal's message)."""
+        if self.open[tenant] >= self.per_tenant:
+            return (
+                f"this tenant already has {self.per_tenant} uploads in progress "
+                "(TENANT_MAX_UPLOAD_STREAMS): retry when one has finished"
+            )
+        if self.open.total() >= self.total:
+            return (
+                f"this server already has {self.total} uploads in progress "
+                "(MAX_UPLOAD_STREAMS): retry later"
+            )
+        self.open[tenant] += 1
+        return None
+
+    def release(self, tenant: str) -> None:
+        self.open[tenant] -= 1
+        if self.open[tenant] <= 0:
+            del self.open[tenant]
 
 
 async def _first_then_rest(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -39,7 +77,7 @@ async def save_to_bucket(
     tenant: str,
 ) -> tuple[str, int]:
     """Stream an upload into the bucket: (upload id, size). Raises EmptyUpload, or
-    ObjectStoreError (INVALID: over `max_bytes`; else the storage failed)."""
+    ObjectStoreError (TOO_LARGE: over `max_bytes`; else the storage failed)."""
     first = b""
     async for chunk in chunks:
         if chunk:

@@ -23,7 +23,8 @@ from ffpool.auth.policy import ANONYMOUS_WARNING
 from ffpool.backends import tenancy
 from ffpool.backends.base import BackendError, BackendStats, Health, JobBackend, ServiceBackend
 from ffpool.domain.events import FailureCode
-from ffpool.server.bucket_uploads import EmptyUpload, save_to_bucket
+from ffpool.domain.protocol import ErrorCode
+from ffpool.server.bucket_uploads import EmptyUpload, UploadStreams, save_to_bucket
 from ffpool.server.cors import cors_middleware
 from ffpool.server.http_auth import CALLER, SIGNED_LINK, auth_middleware, ticket_handler
 from ffpool.server.ops import dead_letters_response
@@ -92,6 +93,7 @@ class _Handlers:
     ) -> None:
         self.settings = settings
         self.objects = objects
+        self.streams = UploadStreams.from_settings(settings)
         self.links = OutputLinks(auth, objects)
         self.backend = backend
         self.service = service
@@ -198,6 +200,20 @@ class _Handlers:
         limit = self.settings.max_upload_bytes
         if request.content_length is not None and request.content_length > limit:
             return _error(413, FailureCode.INPUT_TOO_LARGE, f"uploads are limited to {limit} bytes")
+        if self.objects is None:
+            return await self._receive(request, limit)
+        # Each bucket upload holds parts in memory: bounded per tenant and process, refused
+        # beyond (server/bucket_uploads.py), never queued.
+        tenant = request[CALLER].tenant
+        if (refusal := self.streams.acquire(tenant)) is not None:
+            log.info("upload refused: too many in progress", tenant=tenant)
+            return _error(429, ErrorCode.RATE_LIMITED, refusal)
+        try:
+            return await self._receive(request, limit)
+        finally:
+            self.streams.release(tenant)
+
+    async def _receive(self, request: web.Request, limit: int) -> web.Response:
         seconds = self.settings.max_upload_seconds
         try:
             # The whole body, not each read: a client trickling bytes must not hold it open.
@@ -221,7 +237,7 @@ class _Handlers:
 
 
 def _bucket_error(exc: ObjectStoreError, limit: int) -> web.Response:
-    if exc.kind is ObjectErrorKind.INVALID:
+    if exc.kind is ObjectErrorKind.TOO_LARGE:
         return _error(413, FailureCode.INPUT_TOO_LARGE, f"uploads are limited to {limit} bytes")
     log.warning("upload not stored", kind=exc.kind.value, error=exc.message)
     return _error(

@@ -32,7 +32,7 @@ def job_problem(
         if isinstance(spec.input, S3Input):
             check_read(settings, tenant_settings, spec.input.url)
         if objects:
-            output_base(settings, tenant_settings, spec.output)
+            output_base(settings, tenant_settings, spec.output, tenant_name=tenant)
     except AccessDenied as exc:
         return str(exc)
     callback = None if spec.callback is None else str(spec.callback)

@@ -5,6 +5,11 @@ Inputs come only from the pool-wide S3_ALLOW_READ locations and the tenant's own
 an output location named by a job must be within S3_ALLOW_WRITE or the tenant's `s3_write`
 (or be the tenant's or pool's default output). Nothing is allowed by default: a pool with no
 lists reads no bucket on a client's behalf.
+
+The pool's own areas (S3_BUCKET/S3_PREFIX/jobs and .../uploads: every tenant's uploads and job
+records) are refused whatever the lists say, so a broad allow-list such as the whole bucket
+cannot open one tenant's uploads or another job's records to a client. The pool's default
+outputs carry a tenant segment (.../outputs/<tenant>), so "own outputs only" can be granted.
 """
 
 from __future__ import annotations
@@ -23,6 +28,15 @@ def _refs(urls: tuple[str, ...]) -> list[ObjectRef]:
     return [parse_url(u) for u in urls]
 
 
+def _reserved(settings: Settings, ref: ObjectRef) -> bool:
+    """`ref` lies within the pool's uploads or job records (never a client's to name)."""
+    if settings.s3_bucket is None:
+        return False
+    pool = ObjectRef(settings.s3_bucket, settings.s3_prefix)
+    areas = (pool.child(names.S3_JOBS_PREFIX), pool.child(names.S3_UPLOADS_PREFIX))
+    return any(within(ref, area) for area in areas)
+
+
 def check_read(settings: Settings, tenant: TenantSettings, url: str) -> ObjectRef:
     """The object an `s3` input names, if the tenant may read it."""
     try:
@@ -31,27 +45,35 @@ def check_read(settings: Settings, tenant: TenantSettings, url: str) -> ObjectRe
         raise AccessDenied(str(exc)) from None
     if not ref.key:
         raise AccessDenied("an s3 input names an object: s3://bucket/key")
+    if _reserved(settings, ref):
+        raise AccessDenied(f"reading {ref.url} is not allowed: it is the pool's own area")
     allowed = _refs(settings.s3_allow_read) + _refs(tenant.s3_read)
     if not any(within(ref, a) for a in allowed):
         raise AccessDenied(f"reading {ref.url} is not allowed for this tenant")
     return ref
 
 
-def default_output(settings: Settings, tenant: TenantSettings) -> ObjectRef | None:
+def default_output(
+    settings: Settings, tenant: TenantSettings, tenant_name: str
+) -> ObjectRef | None:
     """Where outputs go when a job names no location: the tenant's, the pool's OUTPUT_URL, or
-    S3_BUCKET/S3_PREFIX/outputs; None without object storage."""
+    S3_BUCKET/S3_PREFIX/outputs/<tenant>; None without object storage."""
     if tenant.output is not None:
         return parse_url(tenant.output)
     if settings.output_url is not None:
         return parse_url(settings.output_url)
     if settings.s3_bucket is not None:
-        return ObjectRef(settings.s3_bucket, settings.s3_prefix).child(names.S3_OUTPUTS_PREFIX)
+        return ObjectRef(settings.s3_bucket, settings.s3_prefix).child(
+            names.S3_OUTPUTS_PREFIX, tenant_name
+        )
     return None
 
 
-def output_base(settings: Settings, tenant: TenantSettings, requested: str | None) -> ObjectRef:
+def output_base(
+    settings: Settings, tenant: TenantSettings, requested: str | None, *, tenant_name: str
+) -> ObjectRef:
     """The location a job's outputs are uploaded under (then `<job id>/<name>`)."""
-    default = default_output(settings, tenant)
+    default = default_output(settings, tenant, tenant_name)
     if requested is None:
         if default is None:
             raise AccessDenied("no output location: name one, or configure OUTPUT_URL")
@@ -60,6 +82,8 @@ def output_base(settings: Settings, tenant: TenantSettings, requested: str | Non
         ref = parse_url(requested)
     except ValueError as exc:
         raise AccessDenied(str(exc)) from None
+    if _reserved(settings, ref):
+        raise AccessDenied(f"writing to {ref.url} is not allowed: it is the pool's own area")
     allowed = _refs(settings.s3_allow_write) + _refs(tenant.s3_write)
     if default is not None:
         allowed.append(default)

@@ -4,7 +4,7 @@ It keeps the protocol's promises the way storage/s3.py does against a real serve
 buckets are NOT_FOUND (buckets exist only once `make_bucket` made them), `if_absent` lets the
 first writer win, `max_bytes` refuses oversized streams and leaves no object, and the whole
 object's SHA-256 comes back in S3's base64 form. Flags make it fail like a bucket that is down
-(`outage`) or that the credentials may not touch (`deny`).
+(`outage`), that the credentials may not touch (`deny`) or that refuses a request (`refuse`).
 """
 
 from __future__ import annotations
@@ -49,6 +49,9 @@ class MemoryObjectStore:
         """True: every call raises UNAVAILABLE, as if the storage were down."""
         self.denied: set[str] = set()
         """Buckets every call on raises DENIED."""
+        self.refused: dict[str, str] = {}
+        """Buckets every call on raises INVALID with this message (an archived object, a KMS
+        key the pool may not use)."""
         self.closed = False
 
     def make_bucket(self, name: str) -> None:
@@ -56,6 +59,9 @@ class MemoryObjectStore:
 
     def deny(self, bucket: str) -> None:
         self.denied.add(bucket)
+
+    def refuse(self, bucket: str, message: str) -> None:
+        self.refused[bucket] = message
 
     def objects(self, bucket: str) -> dict[str, MemoryObject]:
         """The bucket's objects by key (for assertions; no checks, no failures)."""
@@ -68,6 +74,8 @@ class MemoryObjectStore:
             )
         if ref.bucket in self.denied:
             raise ObjectStoreError(ObjectErrorKind.DENIED, f"access denied to {ref.url}")
+        if ref.bucket in self.refused:
+            raise ObjectStoreError(ObjectErrorKind.INVALID, self.refused[ref.bucket])
         try:
             return self.buckets[ref.bucket]
         except KeyError:
@@ -94,7 +102,7 @@ class MemoryObjectStore:
             size += len(chunk)
             if size > max_bytes:
                 raise ObjectStoreError(
-                    ObjectErrorKind.INVALID, f"{ref.url}: larger than {max_bytes} bytes"
+                    ObjectErrorKind.TOO_LARGE, f"{ref.url}: larger than {max_bytes} bytes"
                 )
             parts.append(chunk)
         return self._store(ref, b"".join(parts), content_type)
@@ -118,7 +126,7 @@ class MemoryObjectStore:
             return None
         if len(found.data) > max_bytes:
             raise ObjectStoreError(
-                ObjectErrorKind.INVALID, f"{ref.url}: larger than {max_bytes} bytes"
+                ObjectErrorKind.TOO_LARGE, f"{ref.url}: larger than {max_bytes} bytes"
             )
         return found.data
 
@@ -128,7 +136,7 @@ class MemoryObjectStore:
             raise ObjectStoreError(ObjectErrorKind.NOT_FOUND, f"no such object: {ref.url}")
         if len(found.data) > max_bytes:
             raise ObjectStoreError(
-                ObjectErrorKind.INVALID, f"{ref.url}: larger than {max_bytes} bytes"
+                ObjectErrorKind.TOO_LARGE, f"{ref.url}: larger than {max_bytes} bytes"
             )
         await asyncio.to_thread(dest.write_bytes, found.data)
         return len(found.data)

@@ -1,5 +1,5 @@
 """Object storage as ffpool uses it: a small protocol, its in-memory implementation for unit
-tests, and the parsing of `s3://bucket/key` locations (docs/storage.md).
+tests; `s3://bucket/key` locations are parsed in locations.py (docs/storage.md).
 
 The S3 implementation (storage/s3.py) runs on aiobotocore; everything above it (the executor's
 commit, the job state records, uploads, downloads) sees only this protocol.
@@ -13,42 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from ffpool.locations import ObjectRef, parse_url, within
 
-@dataclass(frozen=True)
-class ObjectRef:
-    bucket: str
-    key: str
-
-    @property
-    def url(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
-
-    def child(self, *parts: str) -> ObjectRef:
-        """This prefix joined with `parts` by single slashes."""
-        key = "/".join(p.strip("/") for p in (self.key, *parts) if p.strip("/"))
-        return ObjectRef(self.bucket, key)
-
-
-def parse_url(url: str) -> ObjectRef:
-    """`s3://bucket/key` (already checked by domain/jobs.py's S3Url or S3Prefix pattern);
-    raises ValueError on anything else, including ".." or empty path segments."""
-    if not url.startswith("s3://"):
-        raise ValueError("not an s3:// URL")
-    bucket, _, key = url[len("s3://") :].partition("/")
-    segments = key.rstrip("/").split("/") if key.rstrip("/") else []
-    if not bucket or any(s in ("", ".", "..") for s in segments):
-        raise ValueError("an s3:// URL needs a bucket and a key without empty, . or .. parts")
-    return ObjectRef(bucket, "/".join(segments))
-
-
-def within(ref: ObjectRef, allowed: ObjectRef) -> bool:
-    """`ref` is `allowed` itself or below it, by whole path segments: s3://b/acme allows
-    s3://b/acme/x but not s3://b/acme-other/x."""
-    if ref.bucket != allowed.bucket:
-        return False
-    if not allowed.key:
-        return True
-    return ref.key == allowed.key or ref.key.startswith(allowed.key + "/")
+__all__ = [
+    "ObjectErrorKind",
+    "ObjectRef",
+    "ObjectStore",
+    "ObjectStoreError",
+    "StoredObject",
+    "parse_url",
+    "within",
+]
 
 
 class ObjectErrorKind(enum.StrEnum):
@@ -59,7 +34,10 @@ class ObjectErrorKind(enum.StrEnum):
     UNAVAILABLE = "unavailable"
     """The storage cannot be reached or answered 5xx: worth retrying later."""
     INVALID = "invalid"
-    """The request itself is wrong (a checksum mismatch, too large)."""
+    """The request itself is wrong or refused (a checksum mismatch, an archived object, a KMS
+    error)."""
+    TOO_LARGE = "too_large"
+    """The object is over the caller's `max_bytes`: a size limit, not a storage problem."""
 
 
 class ObjectStoreError(Exception):
@@ -90,7 +68,7 @@ class ObjectStore(Protocol):
     async def put_stream(
         self, ref: ObjectRef, chunks: AsyncIterator[bytes], content_type: str, max_bytes: int
     ) -> StoredObject:
-        """Upload a stream of unknown length (multipart); raises ObjectStoreError(INVALID)
+        """Upload a stream of unknown length (multipart); raises ObjectStoreError(TOO_LARGE)
         past `max_bytes` and leaves no object (the multipart upload is aborted)."""
         ...
 
@@ -112,7 +90,7 @@ class ObjectStore(Protocol):
 
     async def download(self, ref: ObjectRef, dest: Path, max_bytes: int) -> int:
         """Blocking-free copy of an object into a local file; its size. Raises
-        ObjectStoreError(NOT_FOUND/DENIED/UNAVAILABLE), or (INVALID) over `max_bytes`."""
+        ObjectStoreError(NOT_FOUND/DENIED/UNAVAILABLE), or (TOO_LARGE) over `max_bytes`."""
         ...
 
     async def head(self, ref: ObjectRef) -> StoredObject | None: ...

@@ -179,7 +179,7 @@ class S3ObjectStore:
 
     def _too_large(self, action: str, ref: ObjectRef, max_bytes: int) -> ObjectStoreError:
         return ObjectStoreError(
-            ObjectErrorKind.INVALID, f"{action} {ref.url}: larger than {max_bytes} bytes"
+            ObjectErrorKind.TOO_LARGE, f"{action} {ref.url}: larger than {max_bytes} bytes"
         )
 
     async def get_bytes(self, ref: ObjectRef, max_bytes: int) -> bytes | None:

@@ -62,6 +62,7 @@ _WHAT = {
     ObjectErrorKind.DENIED: "access denied",
     ObjectErrorKind.UNAVAILABLE: "storage unavailable",
     ObjectErrorKind.INVALID: "refused",
+    ObjectErrorKind.TOO_LARGE: "too large",
 }
 
 

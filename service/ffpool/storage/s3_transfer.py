@@ -186,12 +186,12 @@ async def parts_of(chunks: AsyncIterator[bytes], part_size: int) -> AsyncGenerat
 async def upload_stream_parts(
     upload: Multipart, first: bytes, rest: AsyncIterator[bytes], max_bytes: int
 ) -> StoredObject:
-    """`first` and the parts after it; over `max_bytes` raises INVALID (the caller aborts)."""
+    """`first` and the parts after it; over `max_bytes` raises TOO_LARGE (the caller aborts)."""
     part: bytes | None = first
     while part is not None:
         if upload.size + len(part) > max_bytes:
             raise ObjectStoreError(
-                ObjectErrorKind.INVALID, f"upload {upload.ref.url}: larger than {max_bytes} bytes"
+                ObjectErrorKind.TOO_LARGE, f"upload {upload.ref.url}: larger than {max_bytes} bytes"
             )
         await upload.add(part)
         part = await anext(rest, None)
