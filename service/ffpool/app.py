@@ -157,7 +157,7 @@ async def running(settings: Settings, role: Role = Role.SERVE) -> AsyncIterator[
         objects = await open_objects(settings)
         if objects is not None:
             opened.push_async_callback(objects.close)
-        hooks = await _webhooks(settings, role, metrics := Metrics())
+        hooks = await _webhooks(settings, tenants, role, metrics := Metrics())
         opened.push_async_callback(hooks.stop)
         edge = Edge(tenants, objects, metrics, hooks)
         await hooks.start()  # before the backend: it queues webhooks from the start
@@ -225,10 +225,13 @@ async def _running(
             await runner.cleanup()
 
 
-async def _webhooks(settings: Settings, role: Role, metrics: Metrics) -> Webhooks:
+async def _webhooks(
+    settings: Settings, tenants: TenantsFile, role: Role, metrics: Metrics
+) -> Webhooks:
     """Every process queues its jobs' webhooks; those serving clients also send them."""
+    consume = role is not Role.WORKER
     try:
-        return await webhooks.build(settings, consume=role is not Role.WORKER, metrics=metrics)
+        return await webhooks.build(settings, tenants, consume=consume, metrics=metrics)
     except webhooks.WebhooksConfigError as exc:
         raise SystemExit(str(exc)) from None
 

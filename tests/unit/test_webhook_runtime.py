@@ -7,11 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from ffpool.auth import tenants as tenants_file
 from ffpool.backends.base import NO_NOTIFIER
 from ffpool.settings import Settings
 from ffpool.webhooks import runtime, signing
 from ffpool.webhooks.local import LocalQueue
 from ffpool.webhooks.notifier import WebhookNotifier
+
+NO_TENANTS = tenants_file.TenantsFile()
 
 
 @pytest.fixture
@@ -22,13 +25,15 @@ def secret_file(tmp_path: Path) -> Path:
 
 
 async def test_no_secret_means_no_webhooks_at_all() -> None:
-    hooks = await runtime.build(Settings(webhook_url="https://h.example.com/"), consume=True)
+    settings = Settings(webhook_url="https://h.example.com/")
+    hooks = await runtime.build(settings, NO_TENANTS, consume=True)
     assert hooks.notifier is NO_NOTIFIER
     assert hooks.queue is None
 
 
 async def test_memory_backend_gets_an_in_process_queue(secret_file: Path) -> None:
-    hooks = await runtime.build(Settings(webhook_secret_file=secret_file), consume=True)
+    settings = Settings(webhook_secret_file=secret_file)
+    hooks = await runtime.build(settings, NO_TENANTS, consume=True)
     assert isinstance(hooks.notifier, WebhookNotifier)
     assert isinstance(hooks.queue, LocalQueue)
     assert hooks.queue.dispatcher is not None
@@ -53,13 +58,13 @@ async def test_unusable_configuration_is_refused_at_start(
         path.write_text(content)
     settings = Settings.model_validate({"webhook_secret_file": path, **overrides})
     with pytest.raises(runtime.WebhooksConfigError, match=message) as caught:
-        await runtime.build(settings, consume=True)
+        await runtime.build(settings, NO_TENANTS, consume=True)
     assert secret_file.read_text().strip() not in str(caught.value)
 
 
 async def test_a_tenants_file_secret_enables_webhooks(tmp_path: Path) -> None:
     tenants = tmp_path / "tenants.toml"
     tenants.write_text(f'[tenants.acme]\nwebhook_secret = "{signing.new_secret()}"\n')
-    hooks = await runtime.build(Settings(tenants_file=tenants), consume=False)
+    hooks = await runtime.build(Settings(), tenants_file.load(tenants), consume=False)
     assert isinstance(hooks.notifier, WebhookNotifier)
     assert hooks.sender is None  # not sending: a worker-only process

@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ffpool import logs
@@ -93,19 +94,24 @@ def remove_stale_leftovers(root: Path, older_than_s: float, now: float) -> list[
     return sorted(removed)
 
 
-async def sweep_once(root: Path, settings: Settings) -> list[str]:
-    """Sweep now (in a thread); a failing scan is logged, never fails the job that started
-    it."""
+async def _sweep(
+    remove: Callable[[Path, float, float], list[str]], root: Path, settings: Settings, what: str
+) -> list[str]:
+    """`remove` now, in a thread, for what is older than the job timeout; a failing scan is
+    logged, never fails the job that started it."""
     try:
-        removed = await asyncio.to_thread(
-            remove_stale_leftovers, root, settings.job_timeout_seconds, time.time()
-        )
+        removed = await asyncio.to_thread(remove, root, settings.job_timeout_seconds, time.time())
     except OSError as exc:
-        log.warning("sweep of stale job inputs failed", error=type(exc).__name__)
+        log.warning("sweep failed", what=what, error=type(exc).__name__)
         return []
     if removed:
-        log.info("stale job inputs and scratch removed", count=len(removed))
+        log.info("stale leftovers removed", what=what, count=len(removed))
     return removed
+
+
+async def sweep_once(root: Path, settings: Settings) -> list[str]:
+    """Stale job inputs and scratch of crashed runs under MEDIA_ROOT."""
+    return await _sweep(remove_stale_leftovers, root, settings, "job inputs and scratch")
 
 
 def remove_stale_scratch(root: Path, older_than_s: float, now: float) -> list[str]:
@@ -127,15 +133,5 @@ def remove_stale_scratch(root: Path, older_than_s: float, now: float) -> list[st
 
 
 async def sweep_scratch(root: Path, settings: Settings) -> list[str]:
-    """`remove_stale_scratch` now, in a thread; a failing scan is logged, never fails the job
-    that started it."""
-    try:
-        removed = await asyncio.to_thread(
-            remove_stale_scratch, root, settings.job_timeout_seconds, time.time()
-        )
-    except OSError as exc:
-        log.warning("sweep of stale scratch failed", error=type(exc).__name__)
-        return []
-    if removed:
-        log.info("stale scratch removed", count=len(removed))
-    return removed
+    """Stale run directories under SCRATCH_ROOT (object storage)."""
+    return await _sweep(remove_stale_scratch, root, settings, "scratch")

@@ -23,7 +23,8 @@ log = logs.get(__name__)
 
 
 class WebhooksConfigError(Exception):
-    """TENANTS_FILE or WEBHOOK_SECRET_FILE cannot be used (the message holds no secret)."""
+    """WEBHOOK_SECRET_FILE, a tenant's secret or a default URL cannot be used (the message
+    holds no secret)."""
 
 
 @dataclass
@@ -46,16 +47,20 @@ class Webhooks:
 
 
 async def build(
-    settings: Settings, *, consume: bool, metrics: WebhookMetrics | None = None
+    settings: Settings,
+    tenants: tenants_file.TenantsFile,
+    *,
+    consume: bool,
+    metrics: WebhookMetrics | None = None,
 ) -> Webhooks:
     """No secret configured anywhere: nothing can be signed, so nothing is ever sent, and the
-    notifier is the no-op one (a pool without webhooks pays nothing per job)."""
+    notifier is the no-op one (a pool without webhooks pays nothing per job). `tenants` is
+    the TENANTS_FILE the process loaded at start (one read, shared with its other parts)."""
+    if not policy.enabled(settings, tenants):
+        return Webhooks(NO_NOTIFIER)
     try:
-        tenants = await asyncio.to_thread(tenants_file.load, settings.tenants_file)
-        if not policy.enabled(settings, tenants):
-            return Webhooks(NO_NOTIFIER)
         secrets = await asyncio.to_thread(Secrets.load, tenants, settings.webhook_secret_file)
-    except (tenants_file.TenantsFileError, SecretError) as exc:
+    except SecretError as exc:
         raise WebhooksConfigError(str(exc)) from None
     if (problem := _default_url_problem(settings, tenants)) is not None:
         raise WebhooksConfigError(problem)
