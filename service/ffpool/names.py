@@ -27,6 +27,7 @@ WEBHOOK_SIGNATURE_HEADER: Final = "webhook-signature"
 S3_JOBS_PREFIX: Final = "jobs"
 S3_UPLOADS_PREFIX: Final = "uploads"
 S3_OUTPUTS_PREFIX: Final = "outputs"
+S3_CHUNKS_PREFIX: Final = "chunks"
 
 # AMQP message headers written by ffpool.
 HEADER_ATTEMPT: Final = "x-ffpool-attempt"
@@ -36,6 +37,15 @@ HEADER_ORIGIN: Final = "x-ffpool-origin"
 # "MAJOR.MINOR" of the message body's format, on every AMQP message (docs/rabbitmq.md,
 # "Wire format and upgrades").
 HEADER_WIRE: Final = "x-ffpool-wire"
+# Routing key prefix of chunk jobs' events on the events exchange: one key per parent job,
+# which servers do not bind (they bind one-word keys, `*`), its waiting worker does.
+CHUNK_EVENTS_PREFIX: Final = "chunk."
+
+
+def chunk_events_key(parent_id: str) -> str:
+    """The routing key of the events of `parent_id`'s chunk jobs (docs/chunks.md)."""
+    return CHUNK_EVENTS_PREFIX + parent_id
+
 
 # Kubernetes API group and the labels/annotations the operator puts on what it owns.
 API_GROUP: Final = "ffpool.dev"
@@ -79,6 +89,9 @@ SCHEMA_PATH: Final = "/schema/protocol.json"
 # aiohttp route templates; the output one is also the download URL put into `completed`.
 JOB_PATH: Final = "/jobs/{job_id}"
 OUTPUT_PATH: Final = "/jobs/{job_id}/outputs/{name}"
+# Any output of a package (a ladder's HLS/DASH files), the link's signature in the path so a
+# player's relative references keep it: `{token}` is `<expires>.<sig>` (auth/signed_links.py).
+PACKAGE_PATH: Final = "/jobs/{job_id}/package/{token}/{name}"
 UPLOADS_PATH: Final = "/uploads"
 DEAD_LETTERS_PATH: Final = "/dead-letters"
 AUTH_TICKET_PATH: Final = "/auth/ticket"

@@ -196,8 +196,13 @@ def test_transcode_copy_and_none() -> None:
 def test_threads_only_when_configured() -> None:
     assert "-threads" not in plan(TranscodeOp()).argv
     argv = list(plan(TranscodeOp(), s=Settings(_env_file=None, ffmpeg_threads=2)).argv)
-    assert argv[argv.index("-threads") + 1] == "2"
-    assert argv.index("-threads") > argv.index("-i")  # an output option
+    at = [i for i, arg in enumerate(argv) if arg == "-threads"]
+    # The decoder's (an input option) and the encoder's (an output option), and the filters'.
+    assert len(at) == 2
+    assert at[0] < argv.index("-i") < at[1]
+    assert all(argv[i + 1] == "2" for i in at)
+    assert argv[argv.index("-filter_threads") + 1] == "2"
+    assert argv[argv.index("-filter_complex_threads") + 1] == "2"
 
 
 def test_thumbnail_seeks_before_the_input() -> None:

@@ -1,6 +1,12 @@
 """Signed, expiring download links: `<url>?expires=<unix>&sig=<hex>`, the signature an HMAC
 over job id, file name and expiry, so a link can be handed to a browser, a player or a CDN
-without the token, and opens that one file until it expires."""
+without the token, and opens that one file until it expires.
+
+A package (a ladder's HLS/DASH files, docs/ladders.md) is linked differently: a player
+resolves the playlists' relative references against the playlist's URL and drops its query,
+so the signature is in the path, `/jobs/<id>/package/<expires>.<sig>/<name>`, and opens every
+output of that job. It is made with its own sub-key over a fixed marker, job id and expiry, so
+a per-file signature never verifies as a package token, nor the reverse."""
 
 from __future__ import annotations
 
@@ -9,7 +15,15 @@ import hmac
 from urllib.parse import urlencode
 
 from ffpool import names
+from ffpool.auth.keys import derive
 from ffpool.domain.events import CompletedEvent, JobRecord
+
+# What a package token's HMAC is keyed and prefixed with (domain separation, see above).
+PACKAGE_PURPOSE = "package-link"
+PACKAGE_MARKER = "package"
+# The outputs only a ladder writes (ffmpeg/ladder_mux.py): they make an event a package's.
+PACKAGE_ENTRY_NAMES = frozenset({"master.m3u8", "manifest.mpd"})
+_MAX_EXPIRES_DIGITS = 12
 
 
 def signature(key: bytes, job_id: str, name: str, expires: int) -> str:
@@ -51,3 +65,44 @@ def sign_record(record: JobRecord, key: bytes, expires: int) -> JobRecord:
     if record.result is None:
         return record
     return record.model_copy(update={"result": sign_completed(record.result, key, expires)})
+
+
+def is_package(event: CompletedEvent) -> bool:
+    return any(out.name in PACKAGE_ENTRY_NAMES for out in event.outputs)
+
+
+def package_signature(key: bytes, job_id: str, expires: int) -> str:
+    message = f"{PACKAGE_MARKER}\0{job_id}\0{expires}".encode(errors="surrogateescape")
+    return hmac.new(derive(key, PACKAGE_PURPOSE), message, hashlib.sha256).hexdigest()
+
+
+def package_token(key: bytes, job_id: str, expires: int) -> str:
+    return f"{expires}.{package_signature(key, job_id, expires)}"
+
+
+def package_token_valid(key: bytes, job_id: str, token: str, now: float) -> bool:
+    """A package token is valid until its expiry, for the job it was made for."""
+    expires, _, sig = token.partition(".")
+    if not expires.isdigit() or len(expires) > _MAX_EXPIRES_DIGITS or not sig:
+        return False
+    if int(expires) < now:
+        return False
+    expected = package_signature(key, job_id, int(expires))
+    return hmac.compare_digest(expected.encode(), sig.encode(errors="surrogateescape"))
+
+
+def package_url(public_base: str, job_id: str, token: str, name: str) -> str:
+    path = names.PACKAGE_PATH.format(job_id=job_id, token=token, name=name)
+    return public_base.rstrip("/") + path
+
+
+def sign_package(
+    event: CompletedEvent, key: bytes, expires: int, public_base: str
+) -> CompletedEvent:
+    """Every output's link through the package route, one token for all of them."""
+    token = package_token(key, event.job_id, expires)
+    outputs = tuple(
+        out.model_copy(update={"url": package_url(public_base, event.job_id, token, out.name)})
+        for out in event.outputs
+    )
+    return event.model_copy(update={"outputs": outputs})

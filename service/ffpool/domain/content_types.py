@@ -20,6 +20,13 @@ CONTENT_TYPES: Final = {
     "flac": "audio/flac",
     "wav": "audio/wav",
     "json": "application/json",
+    # An HLS/DASH package (docs/ladders.md): playlists (RFC 8216 section 4), the MPD (ISO/IEC
+    # 23009-1 annex C), fMP4 media segments (`video/iso.segment`, IANA) and MPEG-TS segments.
+    # Init segments are `.mp4`.
+    "m3u8": "application/vnd.apple.mpegurl",
+    "mpd": "application/dash+xml",
+    "m4s": "video/iso.segment",
+    "ts": "video/mp2t",
 }
 
 

@@ -6,14 +6,107 @@ pattern; nothing here is ever pasted into an FFmpeg argument or filtergraph as t
 
 from __future__ import annotations
 
-import enum
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StringConstraints, model_validator
+from pydantic import Field, HttpUrl, StringConstraints
 
-MAX_MEDIA_SECONDS = 7 * 24 * 3600.0
+from ffpool.domain.operations import (
+    CONTAINER_AUDIO,
+    CONTAINER_VIDEO,
+    MAX_CHUNKS,
+    MAX_MEDIA_SECONDS,
+    MAX_RUNGS,
+    MIN_TRIM_SECONDS,
+    AudioCodec,
+    AudioFormat,
+    AudioKbps,
+    Chunking,
+    ChunkMode,
+    ChunkSeconds,
+    Container,
+    ExtractAudioOp,
+    H264Profile,
+    Height,
+    HlsSegmentType,
+    ImageFormat,
+    Kbps,
+    LadderOp,
+    Operation,
+    PackageFormat,
+    Preset,
+    ProbeOp,
+    Rendition,
+    Seconds,
+    Strict,
+    ThumbnailOp,
+    TranscodeOp,
+    TrimMode,
+    TrimOp,
+    VideoCodec,
+    Width,
+)
+
+# The operations are defined in operations.py and re-exported: the job model is imported from here.
+__all__ = [
+    "ANONYMOUS_TENANT",
+    "CONTAINER_AUDIO",
+    "CONTAINER_VIDEO",
+    "MAX_CHUNKS",
+    "MAX_MEDIA_SECONDS",
+    "MAX_RUNGS",
+    "MIN_TRIM_SECONDS",
+    "AudioCodec",
+    "AudioFormat",
+    "AudioKbps",
+    "CallbackUrl",
+    "ChunkMode",
+    "ChunkSeconds",
+    "ChunkTask",
+    "Chunking",
+    "Container",
+    "ExtractAudioOp",
+    "H264Profile",
+    "Height",
+    "HlsSegmentType",
+    "IdempotencyKey",
+    "ImageFormat",
+    "Job",
+    "JobId",
+    "JobInput",
+    "JobSpec",
+    "Kbps",
+    "LadderOp",
+    "MediaPath",
+    "Operation",
+    "PackageFormat",
+    "PathInput",
+    "Preset",
+    "Priority",
+    "ProbeOp",
+    "Rendition",
+    "S3Input",
+    "S3Prefix",
+    "S3Url",
+    "Seconds",
+    "Strict",
+    "TenantName",
+    "ThumbnailOp",
+    "TranscodeOp",
+    "TrimMode",
+    "TrimOp",
+    "UploadId",
+    "UploadInput",
+    "UrlInput",
+    "VideoCodec",
+    "Width",
+    "chunk_job_id",
+    "chunkable",
+    "chunking_of",
+    "new_job_id",
+    "utcnow",
+]
 
 JobId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
 UploadId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
@@ -43,10 +136,6 @@ def new_job_id() -> str:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 # --- inputs ---------------------------------------------------------------------------------
@@ -103,152 +192,6 @@ class S3Input(Strict):
 JobInput = Annotated[PathInput | UploadInput | UrlInput | S3Input, Field(discriminator="kind")]
 
 
-# --- operations -----------------------------------------------------------------------------
-
-
-class ImageFormat(enum.StrEnum):
-    JPG = "jpg"
-    PNG = "png"
-    WEBP = "webp"
-
-
-class Container(enum.StrEnum):
-    MP4 = "mp4"
-    WEBM = "webm"
-    MKV = "mkv"
-    MOV = "mov"
-
-
-class VideoCodec(enum.StrEnum):
-    H264 = "h264"
-    H265 = "h265"
-    VP9 = "vp9"
-    COPY = "copy"
-    NONE = "none"
-
-
-class AudioCodec(enum.StrEnum):
-    AAC = "aac"
-    OPUS = "opus"
-    MP3 = "mp3"
-    COPY = "copy"
-    NONE = "none"
-
-
-class AudioFormat(enum.StrEnum):
-    MP3 = "mp3"
-    AAC = "aac"
-    OPUS = "opus"
-    FLAC = "flac"
-    WAV = "wav"
-
-
-class Preset(enum.StrEnum):
-    ULTRAFAST = "ultrafast"
-    SUPERFAST = "superfast"
-    VERYFAST = "veryfast"
-    FASTER = "faster"
-    FAST = "fast"
-    MEDIUM = "medium"
-    SLOW = "slow"
-    SLOWER = "slower"
-    VERYSLOW = "veryslow"
-
-
-class TrimMode(enum.StrEnum):
-    COPY = "copy"
-    REENCODE = "reencode"
-
-
-Seconds = Annotated[float, Field(ge=0, le=MAX_MEDIA_SECONDS, allow_inf_nan=False, strict=True)]
-Width = Annotated[int, Field(ge=16, le=7680, strict=True)]
-Height = Annotated[int, Field(ge=16, le=4320, strict=True)]
-Kbps = Annotated[int, Field(ge=8, le=100_000, strict=True)]
-AudioKbps = Annotated[int, Field(ge=8, le=512, strict=True)]
-# One frame at 10 fps: anything shorter is an empty output.
-MIN_TRIM_SECONDS = 0.1
-
-
-class ProbeOp(Strict):
-    op: Literal["probe"] = "probe"
-
-
-class ThumbnailOp(Strict):
-    op: Literal["thumbnail"] = "thumbnail"
-    time: Seconds = 0.0
-    width: Width | None = None
-    height: Height | None = None
-    format: ImageFormat = ImageFormat.JPG
-
-
-# Which codecs each container can carry (FFmpeg muxer support, kept to the common cases).
-CONTAINER_VIDEO: dict[Container, frozenset[VideoCodec]] = {
-    Container.MP4: frozenset({VideoCodec.H264, VideoCodec.H265, VideoCodec.VP9}),
-    Container.MOV: frozenset({VideoCodec.H264, VideoCodec.H265}),
-    Container.MKV: frozenset({VideoCodec.H264, VideoCodec.H265, VideoCodec.VP9}),
-    Container.WEBM: frozenset({VideoCodec.VP9}),
-}
-CONTAINER_AUDIO: dict[Container, frozenset[AudioCodec]] = {
-    Container.MP4: frozenset({AudioCodec.AAC, AudioCodec.MP3, AudioCodec.OPUS}),
-    Container.MOV: frozenset({AudioCodec.AAC, AudioCodec.MP3}),
-    Container.MKV: frozenset({AudioCodec.AAC, AudioCodec.MP3, AudioCodec.OPUS}),
-    Container.WEBM: frozenset({AudioCodec.OPUS}),
-}
-
-
-class TranscodeOp(Strict):
-    op: Literal["transcode"] = "transcode"
-    container: Container = Container.MP4
-    video_codec: VideoCodec = VideoCodec.H264
-    audio_codec: AudioCodec = AudioCodec.AAC
-    crf: Annotated[int, Field(ge=0, le=63, strict=True)] | None = None
-    video_bitrate_kbps: Kbps | None = None
-    audio_bitrate_kbps: AudioKbps = 128
-    height: Height | None = None
-    fps: Annotated[float, Field(ge=1, le=120, allow_inf_nan=False, strict=True)] | None = None
-    preset: Preset = Preset.VERYFAST
-
-    @model_validator(mode="after")
-    def _check_combination(self) -> Self:
-        if self.crf is not None and self.video_bitrate_kbps is not None:
-            raise ValueError("give crf or video_bitrate_kbps, not both")
-        if self.video_codec is VideoCodec.NONE and self.audio_codec is AudioCodec.NONE:
-            raise ValueError("an output needs at least one of video or audio")
-        re_encoding = self.video_codec not in (VideoCodec.COPY, VideoCodec.NONE)
-        if not re_encoding and (self.height or self.fps or self.crf or self.video_bitrate_kbps):
-            raise ValueError("height, fps, crf and video_bitrate_kbps need a re-encoded video")
-        if self.video_codec in (VideoCodec.H264, VideoCodec.H265) and (self.crf or 0) > 51:
-            raise ValueError("crf for h264/h265 is 0..51")
-        if re_encoding and self.video_codec not in CONTAINER_VIDEO[self.container]:
-            raise ValueError(f"{self.container} cannot carry {self.video_codec} video")
-        copy_or_none = (AudioCodec.COPY, AudioCodec.NONE)
-        if self.audio_codec not in copy_or_none and (
-            self.audio_codec not in CONTAINER_AUDIO[self.container]
-        ):
-            raise ValueError(f"{self.container} cannot carry {self.audio_codec} audio")
-        return self
-
-
-class ExtractAudioOp(Strict):
-    op: Literal["extract_audio"] = "extract_audio"
-    format: AudioFormat = AudioFormat.MP3
-    bitrate_kbps: AudioKbps = 192
-
-
-class TrimOp(Strict):
-    op: Literal["trim"] = "trim"
-    start: Seconds = 0.0
-    duration: Annotated[
-        float, Field(ge=MIN_TRIM_SECONDS, le=MAX_MEDIA_SECONDS, allow_inf_nan=False, strict=True)
-    ]
-    mode: TrimMode = TrimMode.COPY
-
-
-Operation = Annotated[
-    ProbeOp | ThumbnailOp | TranscodeOp | ExtractAudioOp | TrimOp, Field(discriminator="op")
-]
-
-
 class JobSpec(Strict):
     """What a client asks for: one input, one operation."""
 
@@ -260,6 +203,46 @@ class JobSpec(Strict):
     """POST every state change here, signed (docs/webhooks.md); else the tenant's default."""
 
 
+class ChunkTask(Strict):
+    """What makes a job a chunk of another (docs/chunks.md): its spec is the parent's, and it
+    encodes the parent's piece `index` (source time `start_s` for `duration_s`). Set only by
+    the worker that splits the parent, never by a client (clients send a JobSpec)."""
+
+    parent: JobId
+    index: Annotated[int, Field(ge=0, lt=MAX_CHUNKS, strict=True)]
+    count: Annotated[int, Field(ge=1, le=MAX_CHUNKS, strict=True)]
+    start_s: Seconds
+    duration_s: Seconds
+
+
+_CHUNK_NAMESPACE = uuid.UUID("7d0f5b1e-4d0a-4f59-9b57-3c1f1e0c2a11")
+
+
+def chunk_job_id(parent: str, index: int, split: str = "") -> str:
+    """A chunk's id follows from its parent's, the split's (a fresh one each time a parent
+    is cut: chunks/coordinator.py) and its index: a copy of a chunk job queued twice is
+    recognised by its markers, and a later split never mistakes an earlier one's chunks for
+    its own."""
+    return uuid.uuid5(_CHUNK_NAMESPACE, f"{parent}/{split}/{index}").hex
+
+
+def chunkable(op: Operation) -> bool:
+    """Whether the operation could be split (docs/chunks.md): a ladder, or a transcode
+    that re-encodes the video at the input's frame rate."""
+    if isinstance(op, LadderOp):
+        return True
+    return (
+        isinstance(op, TranscodeOp)
+        and op.video_codec not in (VideoCodec.COPY, VideoCodec.NONE)
+        and op.fps is None
+    )
+
+
+def chunking_of(op: Operation) -> Chunking | None:
+    """The operation's chunking request, if it has one."""
+    return op.chunking if isinstance(op, TranscodeOp | LadderOp) else None
+
+
 class Job(Strict):
     """A job as it travels through a backend (the AMQP body in the RabbitMQ backend)."""
 
@@ -269,3 +252,5 @@ class Job(Strict):
     idempotency_key: IdempotencyKey | None = None
     created_at: datetime = Field(default_factory=utcnow)
     tenant: TenantName = ANONYMOUS_TENANT
+    chunk: ChunkTask | None = None
+    """Set on a chunk sub-job only (docs/chunks.md)."""

@@ -6,15 +6,14 @@ the job model and formatted here. No user text ever becomes an argument or a fil
 
 from __future__ import annotations
 
-import enum
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
-
+from ffpool.domain.events import MediaInfo
 from ffpool.domain.jobs import (
     AudioCodec,
     Container,
     ExtractAudioOp,
+    LadderOp,
     Operation,
     ProbeOp,
     ThumbnailOp,
@@ -24,23 +23,22 @@ from ffpool.domain.jobs import (
     VideoCodec,
 )
 from ffpool.ffmpeg import codecs as codecs
-from ffpool.ffmpeg import limits
+from ffpool.ffmpeg import ladder
+from ffpool.ffmpeg.argv_base import FORMAT_WHITELIST as FORMAT_WHITELIST
+from ffpool.ffmpeg.argv_base import PROTOCOL_WHITELIST as PROTOCOL_WHITELIST
+from ffpool.ffmpeg.argv_base import FFmpegPlan as FFmpegPlan
+from ffpool.ffmpeg.argv_base import PlannedOutput as PlannedOutput
+from ffpool.ffmpeg.argv_base import Tool as Tool
+from ffpool.ffmpeg.argv_base import file_url as file_url
+from ffpool.ffmpeg.argv_base import head as _head
+from ffpool.ffmpeg.argv_base import input_args as _input
+from ffpool.ffmpeg.argv_base import pixel_limit as _pixel_limit
+from ffpool.ffmpeg.argv_base import threads as _threads
+from ffpool.ffmpeg.argv_base import whitelists as _whitelists
 from ffpool.ffmpeg.binaries import Binaries
 from ffpool.ffmpeg.codecs import num
 from ffpool.settings import Settings
 from ffpool.storage.media import content_type
-
-# Demuxers FFmpeg may use on an input. `-protocol_whitelist file` alone does not stop an HLS
-# playlist or an ffconcat script (auto-detected by content, whatever the file is called) from
-# opening other local files through the `file` protocol (CVE-2016-1897/1898 family), and the
-# `imf`/`dash` manifests do the same; so only demuxers that read their one file are allowed.
-FORMAT_WHITELIST = (
-    "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,flv,mpegts,mpeg,mpegvideo,m4v,h264,hevc,ivf,obu,"
-    "asf,mxf,nut,ogg,dv,yuv4mpegpipe,mp3,aac,ac3,eac3,flac,wav,w64,aiff,caf,amr,wv,gif,image2,"
-    "png_pipe,jpeg_pipe,webp_pipe,bmp_pipe,tiff_pipe"
-)
-# Only the local file protocol, for the input and anything a demuxer opens from it.
-PROTOCOL_WHITELIST = "file"
 
 _TRIM_CONTAINERS = {
     ".mp4": Container.MP4,
@@ -49,45 +47,6 @@ _TRIM_CONTAINERS = {
     ".mkv": Container.MKV,
     ".webm": Container.WEBM,
 }
-
-
-class Tool(enum.StrEnum):
-    FFMPEG = "ffmpeg"
-    FFPROBE = "ffprobe"
-
-
-class PlannedOutput(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    temp_path: Path
-    final_path: Path
-    content_type: str
-
-
-class FFmpegPlan(BaseModel):
-    """One process to run for a job, and what it will leave behind."""
-
-    model_config = ConfigDict(frozen=True)
-
-    tool: Tool
-    argv: tuple[str, ...]
-    outputs: tuple[PlannedOutput, ...] = ()
-    expected_duration_s: float | None = None
-    """Output duration known before the run (trim); else the input's, from FFmpeg's stderr."""
-    input_seek_s: float = 0.0
-    """Input time skipped before the output starts (the input duration counts from here)."""
-    probe_output: bool = False
-    """Whether the outputs' metadata needs an ffprobe run (not for images: header read)."""
-    track_percent: bool = True
-    """Whether a percentage means anything (not for a one-frame thumbnail)."""
-
-
-def file_url(path: Path) -> str:
-    """`file:` keeps FFmpeg from reading a protocol or option out of the path itself."""
-    if not path.is_absolute():
-        raise ValueError(f"not an absolute path: {path}")
-    return f"file:{path}"
 
 
 def probe_argv(binaries: Binaries, path: Path, max_pixels: int | None = None) -> tuple[str, ...]:
@@ -104,20 +63,16 @@ def probe_argv(binaries: Binaries, path: Path, max_pixels: int | None = None) ->
     )
 
 
-def _whitelists() -> list[str]:
-    return ["-protocol_whitelist", PROTOCOL_WHITELIST, "-format_whitelist", FORMAT_WHITELIST]
-
-
-def _pixel_limit(max_pixels: int | None) -> list[str]:
-    if max_pixels is None:
-        return []
-    return ["-max_pixels", str(limits.decoder_max_pixels(max_pixels))]
-
-
 def build_plan(
-    op: Operation, src: Path, job_dir: Path, binaries: Binaries, settings: Settings
+    op: Operation,
+    src: Path,
+    job_dir: Path,
+    binaries: Binaries,
+    settings: Settings,
+    info: MediaInfo | None = None,
 ) -> FFmpegPlan:
-    """The process that performs `op` on the local file `src`, writing under `job_dir`."""
+    """The process that performs `op` on the local file `src`, writing under `job_dir`;
+    `info` (the input's probe) is needed by a ladder, whose renditions follow the input."""
     match op:
         case ProbeOp():
             argv = probe_argv(binaries, src, settings.max_input_pixels)
@@ -130,30 +85,18 @@ def build_plan(
             return _extract_audio(op, src, job_dir, binaries, settings)
         case TrimOp():
             return _trim(op, src, job_dir, binaries, settings)
-
-
-def _head(binaries: Binaries, settings: Settings) -> list[str]:
-    return [
-        *binaries.prefix,
-        binaries.ffmpeg,
-        *["-hide_banner", "-nostdin", "-y", "-nostats", "-progress", "pipe:1"],
-        *("-stats_period", num(settings.progress_interval_seconds)),
-    ]
-
-
-def _input(src: Path, settings: Settings, seek_s: float = 0.0) -> list[str]:
-    # -ss before -i: a fast keyframe seek in the demuxer instead of decoding up to the time.
-    seek = ["-ss", num(seek_s)] if seek_s > 0 else []
-    return [*seek, *_pixel_limit(settings.max_input_pixels), *_whitelists(), "-i", file_url(src)]
+        case LadderOp():
+            if info is None:
+                raise ValueError("a ladder's plan needs the input's probe")
+            return ladder.one_pass_plan(op, info, src, job_dir, binaries, settings)
 
 
 def _output(muxer: str, out: PlannedOutput, settings: Settings) -> list[str]:
     # Input metadata (GPS position, device, names) is not carried into outputs, and chapters
     # describe the source's timeline, which a trim or thumbnail does not keep.
-    threads = ["-threads", str(settings.ffmpeg_threads)] if settings.ffmpeg_threads else []
     return [
         *["-map_metadata", "-1", "-map_chapters", "-1"],
-        *threads,
+        *_threads(settings),
         *("-fs", str(settings.max_output_bytes)),
         *("-f", muxer, file_url(out.temp_path)),
     ]

@@ -28,6 +28,7 @@ from typing import Final
 from pydantic import ValidationError
 
 from ffpool import logs, names
+from ffpool.auth.signed_links import is_package
 from ffpool.domain.events import CompletedEvent, OutputFile
 from ffpool.ffmpeg.commit import SCRATCH_PREFIX
 from ffpool.settings import Settings
@@ -99,13 +100,16 @@ class BucketScope:
         the record; the outcome that holds afterwards. Raises ObjectStoreError, and then no
         record was written."""
         files = []
+        # A package's files are linked through the package route, never one by one: no
+        # presigned link per file, which would make its record too large (docs/ladders.md).
+        presign = not is_package(event)
         for out in event.outputs:
             # Checked before every upload, not once: a twin run that committed meanwhile keeps
             # its objects (the same keys), which this run's upload would otherwise replace.
             if (winner := await read_completed(self.objects, self.record)) is not None:
                 log.info("job already committed by another run", job_id=event.job_id)
                 return await self.fresh_links(winner)
-            files.append(await self._upload(out))
+            files.append(await self._upload(out, presign))
         final = event.model_copy(update={"outputs": tuple(files)})
         body = final.model_dump_json().encode()
         try:
@@ -130,17 +134,22 @@ class BucketScope:
                 continue
         return None
 
-    async def _upload(self, out: OutputFile) -> OutputFile:
+    async def _upload(self, out: OutputFile, presign: bool = True) -> OutputFile:
         stored = await self.objects.put_file(
             self.outputs.child(out.name), self.scratch / out.name, out.content_type
         )
-        link = await self.objects.presign_get(stored.ref, self.link_ttl_s, filename=out.name)
-        update = {"url": link, "location": stored.ref.url, "sha256": stored.sha256}
+        update: dict[str, object] = {"location": stored.ref.url, "sha256": stored.sha256}
+        if presign:
+            link = await self.objects.presign_get(stored.ref, self.link_ttl_s, filename=out.name)
+            update["url"] = link
         return out.model_copy(update={**update, "size": stored.size})
 
     async def fresh_links(self, event: CompletedEvent) -> CompletedEvent:
         """A recorded event's download links, presigned again: the record's own may have
-        expired since it was written (presigning is local: no request to the storage)."""
+        expired since it was written (presigning is local: no request to the storage). A
+        package's keep their route links."""
+        if is_package(event):
+            return event
         files = []
         for out in event.outputs:
             if out.location is not None:

@@ -9,7 +9,8 @@ bucket and commits by uploading, the first commit still winning (bucket_commit.p
 Hot path per job: one ffprobe of the input (its frame size is checked before anything decodes
 it: limits.py), one FFmpeg process (its stderr gives the input duration for the progress
 percentage), plus one ffprobe of the output for video/audio results; a thumbnail's metadata is
-read from the image header.
+read from the image header. A ladder's package is a directory of files FFmpeg names itself:
+they are listed after the run (output_dir.py).
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ from ffpool.domain.events import (
     FailureCode,
     MediaInfo,
     OutputFile,
+    ProgressEvent,
 )
 from ffpool.domain.jobs import Job, ProbeOp
-from ffpool.ffmpeg import limits, pdeathsig, sweep
+from ffpool.ffmpeg import limits, output_dir, pdeathsig, sweep
 from ffpool.ffmpeg import outcome as outcome
 from ffpool.ffmpeg.argv import FFmpegPlan, PlannedOutput, build_plan
 from ffpool.ffmpeg.binaries import Binaries, BinariesNotFound, resolve
@@ -39,11 +41,9 @@ from ffpool.ffmpeg.bucket_commit import bucket_scope, scratch_root, storage_mess
 from ffpool.ffmpeg.commit import run_scope
 from ffpool.ffmpeg.inputs import InputError, materialize
 from ffpool.ffmpeg.object_inputs import materialize_from_objects
-from ffpool.ffmpeg.outputs import finalize
-from ffpool.ffmpeg.probe import ProbeError, probe, read_image_info
-from ffpool.ffmpeg.process import run
+from ffpool.ffmpeg.probe import ProbeError, probe
 from ffpool.ffmpeg.progress import ProgressTracker
-from ffpool.ffmpeg.relay import ProgressCallback, ProgressRelay
+from ffpool.ffmpeg.relay import ProgressCallback, run_tracked
 from ffpool.settings import Settings, StorageKind
 from ffpool.storage import access
 from ffpool.storage.media import Storage, StorageError
@@ -60,7 +60,9 @@ _Failure = outcome.JobFailure | InputError | StorageError | ProbeError | ObjectS
 
 
 @dataclass
-class _Attempt:
+class Attempt:
+    """One run of a job on this worker: its time budget counts from `started`."""
+
     job: Job
     started: float
 
@@ -104,7 +106,7 @@ class Executor:
         self, job: Job, on_progress: ProgressCallback
     ) -> CompletedEvent | FailedEvent:
         """Never raises, except CancelledError (after removing the run's scratch directory)."""
-        attempt = _Attempt(job=job, started=time.monotonic())
+        attempt = Attempt(job=job, started=time.monotonic())
         log.info("job started", job_id=job.id, operation=job.spec.operation.op)
         try:
             event: CompletedEvent | FailedEvent = await self._execute(attempt, on_progress)
@@ -125,7 +127,7 @@ class Executor:
             log.info("job completed", job_id=job.id, seconds=event.processing_time_s)
         return event
 
-    async def _execute(self, attempt: _Attempt, on_progress: ProgressCallback) -> CompletedEvent:
+    async def _execute(self, attempt: Attempt, on_progress: ProgressCallback) -> CompletedEvent:
         job = attempt.job
         self._require_binaries()
         if self.objects is not None:
@@ -144,7 +146,7 @@ class Executor:
             return await asyncio.to_thread(scope.commit, names, event)
 
     async def _execute_with_objects(
-        self, attempt: _Attempt, objects: ObjectStore, on_progress: ProgressCallback
+        self, attempt: Attempt, objects: ObjectStore, on_progress: ProgressCallback
     ) -> CompletedEvent:
         """STORAGE=s3: local scratch, input from and outputs to object storage."""
         job = attempt.job
@@ -178,7 +180,7 @@ class Executor:
 
     async def _produce(
         self,
-        attempt: _Attempt,
+        attempt: Attempt,
         scratch: Path,
         on_progress: ProgressCallback,
         tenant: TenantSettings | None = None,
@@ -192,20 +194,37 @@ class Executor:
         info = await probe(self.binaries, src, timeout_s, max_pixels=max_pixels)
         if isinstance(job.spec.operation, ProbeOp):
             return self._completed(attempt, (), info)
-        plan = build_plan(job.spec.operation, src, scratch, self.binaries, self.settings)
-        tracker = await self._run(attempt, plan, on_progress)
-        sizes = await asyncio.to_thread(finalize, plan.outputs, self.settings.max_output_bytes)
+        plan = build_plan(job.spec.operation, src, scratch, self.binaries, self.settings, info)
+        if plan.output_dir is not None:
+            await asyncio.to_thread(output_dir.prepare, plan)
+        last = await self._encode(attempt, plan, src, info, on_progress)
+        max_bytes = self.settings.max_output_bytes
+        outputs, sizes = await asyncio.to_thread(output_dir.finalized, plan, max_bytes)
         if self.objects is None:  # the disk quota; bucket bytes are not metered (storage.md)
             await asyncio.to_thread(self.storage.charge_outputs, job.tenant, sum(sizes))
-        on_progress(tracker.completed())
+        on_progress(last)
         files = tuple(
-            self._output_file(job.id, out, size)
-            for out, size in zip(plan.outputs, sizes, strict=True)
+            self._output_file(job.id, out, size) for out, size in zip(outputs, sizes, strict=True)
         )
-        return self._completed(attempt, files, await self._metadata(plan, attempt))
+        timeout_s = min(OUTPUT_PROBE_TIMEOUT_S, self._remaining(attempt))
+        metadata = await output_dir.metadata(self.binaries, plan, timeout_s, job.id)
+        return self._completed(attempt, files, metadata)
+
+    async def _encode(
+        self,
+        attempt: Attempt,
+        plan: FFmpegPlan,
+        src: Path,
+        info: MediaInfo,
+        on_progress: ProgressCallback,
+    ) -> ProgressEvent:
+        """Leave `plan`'s outputs (temporary names) in the scratch directory; returns the
+        run's final progress sample. One FFmpeg run here; chunks/executor.py may split it."""
+        tracker = await self._run(attempt, plan, on_progress)
+        return tracker.completed()
 
     async def _run(
-        self, attempt: _Attempt, plan: FFmpegPlan, on_progress: ProgressCallback
+        self, attempt: Attempt, plan: FFmpegPlan, on_progress: ProgressCallback
     ) -> ProgressTracker:
         tracker = ProgressTracker(
             attempt.job.id,
@@ -214,43 +233,15 @@ class Executor:
             track_percent=plan.track_percent,
         )
 
-        relay = ProgressRelay(
-            tracker, on_progress, min(self.settings.progress_interval_seconds, 0.5)
+        await run_tracked(
+            plan.argv,
+            tracker,
+            on_progress,
+            timeout_s=self._remaining(attempt),
+            settings=self.settings,
+            root=self._root,
         )
-        heartbeat = asyncio.create_task(relay.heartbeat())
-        try:
-            result = await run(
-                plan.argv,
-                timeout_s=self._remaining(attempt),
-                grace_s=self.settings.cancel_grace_seconds,
-                on_stdout=relay.feed,
-                on_stderr_line=tracker.stderr_line,
-            )
-        finally:
-            heartbeat.cancel()
-            await asyncio.wait([heartbeat])
-        if not heartbeat.cancelled() and (error := heartbeat.exception()) is not None:
-            raise error
-        failure = outcome.classify(result, self.settings.job_timeout_seconds, self._root)
-        if failure is not None:
-            raise failure
         return tracker
-
-    async def _metadata(self, plan: FFmpegPlan, attempt: _Attempt) -> MediaInfo | None:
-        """The first output's metadata; a job whose output cannot be probed still succeeded."""
-        if not plan.outputs:
-            return None
-        path = plan.outputs[0].final_path
-        if not plan.probe_output:
-            info = await asyncio.to_thread(read_image_info, path)
-            if info is not None:
-                return info
-        timeout_s = min(OUTPUT_PROBE_TIMEOUT_S, self._remaining(attempt))
-        try:
-            return await probe(self.binaries, path, timeout_s)
-        except ProbeError as exc:
-            log.warning("output probe failed", job_id=attempt.job.id, reason=exc.message)
-            return None
 
     def _require_binaries(self) -> None:
         try:
@@ -258,7 +249,7 @@ class Executor:
         except BinariesNotFound as exc:
             raise outcome.JobFailure(FailureCode.INTERNAL_ERROR, str(exc)) from exc
 
-    def _remaining(self, attempt: _Attempt) -> float:
+    def _remaining(self, attempt: Attempt) -> float:
         remaining = self.settings.job_timeout_seconds - attempt.elapsed_s
         if remaining <= 0:
             raise outcome.JobFailure(FailureCode.TIMEOUT, "the job ran out of its time limit")
@@ -282,7 +273,7 @@ class Executor:
         return OutputFile(name=out.name, size=size, content_type=out.content_type, url=url)
 
     def _completed(
-        self, attempt: _Attempt, files: tuple[OutputFile, ...], info: MediaInfo | None
+        self, attempt: Attempt, files: tuple[OutputFile, ...], info: MediaInfo | None
     ) -> CompletedEvent:
         return CompletedEvent(
             job_id=attempt.job.id,

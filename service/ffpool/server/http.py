@@ -29,6 +29,7 @@ from ffpool.server.cors import cors_middleware
 from ffpool.server.http_auth import CALLER, SIGNED_LINK, auth_middleware, ticket_handler
 from ffpool.server.ops import dead_letters_response
 from ffpool.server.output_links import OutputLinks
+from ffpool.server.package_route import PackageRoute
 from ffpool.server.web import add_web_routes
 from ffpool.settings import Settings
 from ffpool.storage.media import Storage, StorageError, content_type
@@ -167,6 +168,11 @@ class _Handlers:
             not _JOB_ID_RE.fullmatch(job_id) or await self._scoped(request).get(job_id) is None
         ):
             return _error(404, "not_found", "no such output")
+        return await self.serve(
+            job_id, name, {"Content-Disposition": f'attachment; filename="{name}"'}
+        )
+
+    async def serve(self, job_id: str, name: str, extra: dict[str, str]) -> web.StreamResponse:
         if self.objects is not None and (url := await self._presigned(job_id, name)):
             # In object storage: a fresh presigned link, so the bytes never pass through here.
             return web.Response(status=302, headers={"Location": url, "Cache-Control": "no-store"})
@@ -174,12 +180,8 @@ class _Handlers:
             path = await asyncio.to_thread(self.storage.output_path, job_id, name)
         except StorageError:
             return _error(404, "not_found", "no such output")
-        headers = {
-            "Content-Type": content_type(name),
-            "Content-Disposition": f'attachment; filename="{name}"',
-            "X-Content-Type-Options": "nosniff",
-        }
-        return web.FileResponse(path, headers=headers)
+        headers = {"Content-Type": content_type(name), "X-Content-Type-Options": "nosniff"}
+        return web.FileResponse(path, headers={**headers, **extra})
 
     async def _presigned(self, job_id: str, name: str) -> str | None:
         """Where the job's output `name` is in object storage (tenant already checked)."""
@@ -274,6 +276,8 @@ def make_http_app(
     if backend is not None:
         app.router.add_get(names.JOB_PATH, h.job)
         app.router.add_get(names.OUTPUT_PATH, h.output)
+        package = PackageRoute(auth, h.links, backend.get, h.serve)
+        app.router.add_get(names.PACKAGE_PATH, package.handle)
         app.router.add_post(names.UPLOADS_PATH, h.upload)
         app.router.add_get(names.DEAD_LETTERS_PATH, h.dead_letters)
         app.router.add_post(names.AUTH_TICKET_PATH, ticket_handler(auth))

@@ -2,7 +2,8 @@
 
 Every route but the probes (/livez /readyz /health) and the web page (/, /static/*,
 /ui/config.json) needs a token, except one: an output download carrying a valid signed link
-(ffpool.auth.signed_links) is served without one.
+(ffpool.auth.signed_links) is served without one, a package's file with its token in the path
+likewise.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from aiohttp.typedefs import Handler, Middleware
 from pydantic import BaseModel
 
 from ffpool import logs, names
+from ffpool.auth import signed_links
 from ffpool.auth.gate import Authenticator
 from ffpool.auth.identity import Caller
 from ffpool.domain.protocol import ErrorCode
@@ -53,6 +55,15 @@ def _signed_link_ok(request: web.Request, auth: Authenticator) -> bool:
     )
 
 
+def _package_link_ok(request: web.Request, auth: Authenticator) -> bool:
+    """A package's file (docs/ladders.md): the link's token is in its path."""
+    resource = request.match_info.route.resource
+    if resource is None or resource.canonical != names.PACKAGE_PATH:
+        return False
+    job_id, token = request.match_info["job_id"], request.match_info["token"]
+    return signed_links.package_token_valid(auth.link_key, job_id, token, auth.clock())
+
+
 def _is_asset(request: web.Request) -> bool:
     """The page's assets are public. Matched by the route the router chose, not by the path's
     prefix, so no spelling of a path can reach another route as if it were an asset."""
@@ -65,7 +76,7 @@ def auth_middleware(auth: Authenticator) -> Middleware:
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in names.PUBLIC_PATHS or _is_asset(request):
             return await handler(request)
-        if _signed_link_ok(request, auth):
+        if _signed_link_ok(request, auth) or _package_link_ok(request, auth):
             request[SIGNED_LINK] = True
             return await handler(request)
         values = request.headers.getall(names.AUTH_HEADER, [])

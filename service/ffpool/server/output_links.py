@@ -3,12 +3,14 @@
 An output on the server's disk gets a signed link to `/jobs/<id>/outputs/<name>` (ffpool.auth
 .signed_links). An output in object storage (it has a `location`) gets a presigned link made
 from the pool's credentials at that moment, so a `subscribe` an hour later still receives a
-working link; both expire DOWNLOAD_LINK_TTL_SECONDS after they are sent (docs/storage.md).
+working link; both expire DOWNLOAD_LINK_TTL_SECONDS after they are sent (docs/storage.md). A
+package's files (a ladder) all get links through its package route (docs/ladders.md).
 """
 
 from __future__ import annotations
 
 from ffpool import logs
+from ffpool.auth import signed_links
 from ffpool.auth.gate import Authenticator
 from ffpool.domain.events import CompletedEvent, JobRecord, OutputFile
 from ffpool.ffmpeg.outcome import output_url
@@ -48,7 +50,17 @@ class OutputLinks:
         )
         return event.model_copy(update={"outputs": outputs})
 
+    def _package(self, event: CompletedEvent) -> CompletedEvent:
+        """A ladder's files, wherever they are, through the package route: relative
+        references between them need one base (the route redirects to object storage)."""
+        public = self.auth.settings.public_http_url
+        base = "" if public is None else str(public)
+        expires = self.auth.link_expiry()
+        return signed_links.sign_package(event, self.auth.link_key, expires, base)
+
     async def completed(self, event: CompletedEvent) -> CompletedEvent:
+        if signed_links.is_package(event):
+            return self._package(event)
         if any(o.location for o in event.outputs):
             event = self._routed(event)
         signed = self.auth.sign_completed(event)

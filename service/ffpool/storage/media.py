@@ -4,15 +4,17 @@ Layout under MEDIA_ROOT:
 
 - `uploads/<tenant>/<upload_id>`: files uploaded over HTTP (`uploads/.<tenant>.<id>.part`
   while streaming); a tenant can only ever name its own uploads;
+- `chunks/<job_id>/...`: a chunked job's cut and encoded pieces while it runs (chunk_dir);
 - `jobs/<job_id>/...`: one directory per job: its outputs, a URL input's download (in a run's
   scratch directory, for as long as the run lasts), and
   `.ffpool-tenant` naming whose quota its files count against;
 - anything else: media that path inputs may reference, relative to MEDIA_ROOT.
 
-Path inputs may not reach into `jobs/` or `uploads/` (not even through a symlink): those are
-addressed only by their unguessable ids, so a client can read another job's files only if it
-knows that job's id. Hidden names (a leading `.`) are temporary or private files: never inputs,
-never downloadable. A symlink inside MEDIA_ROOT is followed only if its target stays inside.
+Path inputs may not reach into `jobs/`, `chunks/` or `uploads/` (not even through a
+symlink): those are addressed only by their unguessable ids, so a client can read another
+job's files only if it knows that job's id. Hidden names (a leading `.`) are temporary or
+private files: never inputs, never downloadable. A symlink inside MEDIA_ROOT is followed
+only if its target stays inside.
 
 Disk quotas (quota.py) are kept here: every upload and every job's outputs are charged to
 their tenant as they are written and refunded as they are deleted.
@@ -43,7 +45,9 @@ from ffpool.storage.files import stream_to_file as stream_to_file
 
 UPLOADS_DIR: Final = "uploads"
 JOBS_DIR: Final = "jobs"
-RESERVED_DIRS: Final = frozenset({UPLOADS_DIR, JOBS_DIR})
+# A chunked job's pieces (chunks/store.py): internal, addressed by the parent job's id only.
+CHUNKS_DIR: Final = "chunks"
+RESERVED_DIRS: Final = frozenset({UPLOADS_DIR, JOBS_DIR, CHUNKS_DIR})
 DIR_MODE: Final = 0o750
 # Temporary names end like this (or start with "."): never served, never inputs.
 TEMP_SUFFIXES: Final = (".part", ".tmp")
@@ -81,6 +85,13 @@ def output_name_problem(name: str) -> str | None:
     if not _OUTPUT_NAME_RE.fullmatch(name) or name.endswith(TEMP_SUFFIXES):
         return "not a valid output name"
     return None
+
+
+def chunk_dir(root: Path, parent: str) -> Path:
+    """`root/chunks/<parent>`: where a chunked job's pieces are kept (not created here)."""
+    if not _ID_RE.fullmatch(parent):
+        raise rejected("not a valid job id")
+    return root / CHUNKS_DIR / parent
 
 
 def _regular_file(path: Path, *, follow: bool) -> bool:
