@@ -1,10 +1,12 @@
 """The web page for people (docs/web.md): `/` (the HTML), `/static/{name}` (its assets) and
 `/ui/config.json` (what the page must know before anyone signs in).
 
-The files are the package's `ffpool.web/static/` folder, read once when the app is built. Only
-a name found in that folder is served: a request names a file, never a path, so there is
-nothing to traverse. Every answer carries a strict Content-Security-Policy; the page has no
-inline script or style, so it needs none of the CSP's escape hatches.
+The files are the package's `ffpool.web/static/` folder, read once when the app is built, and
+its `vendor/` subfolder (third-party code, docs/web.md "Vendored code"), whose files are served
+under their bare names beside the page's own. Only a name found there is served: a request
+names a file, never a path, so there is nothing to traverse. Every answer carries a strict
+Content-Security-Policy; the page has no inline script or style, so it needs none of the CSP's
+escape hatches.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from ffpool.settings import Settings
 
 STATIC_PACKAGE: Final = "ffpool.web"
 INDEX: Final = "index.html"
+# Vendored files keep their own folder (with their licence and notes) but one flat namespace
+# on the wire: the asset route and its public-route check stay one file name after /static/.
+VENDOR: Final = "vendor"
 CSP: Final = "; ".join(
     (
         "default-src 'self'",
@@ -51,6 +56,7 @@ PAGE_CACHE: Final = "no-cache"
 _TYPES: Final = {
     ".html": "text/html",
     ".js": "text/javascript",
+    ".mjs": "text/javascript",
     ".css": "text/css",
     ".svg": "image/svg+xml",
     ".png": "image/png",
@@ -78,12 +84,7 @@ def _content_type(name: str) -> str | None:
     return _TYPES.get(PurePosixPath(name).suffix.lower())
 
 
-def load_assets(folder: Traversable | None = None) -> dict[str, Asset]:
-    """Every file of the static folder by name (the folder is flat, and small), less what an
-    editor or a build may leave there: dotfiles (`.env`, swap files) and other kinds of file
-    (`.py`, `.map`, backups), which the page never asks for."""
-    if folder is None:
-        folder = resources.files(STATIC_PACKAGE).joinpath("static")
+def _load_flat(folder: Traversable) -> dict[str, Asset]:
     assets: dict[str, Asset] = {}
     for entry in folder.iterdir():
         content_type = _content_type(entry.name)
@@ -92,6 +93,24 @@ def load_assets(folder: Traversable | None = None) -> dict[str, Asset]:
         body = entry.read_bytes()
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         assets[entry.name] = Asset(body, content_type, etag)
+    return assets
+
+
+def load_assets(folder: Traversable | None = None) -> dict[str, Asset]:
+    """Every file of the static folder by name (the folder is flat, and small), less what an
+    editor or a build may leave there: dotfiles (`.env`, swap files) and other kinds of file
+    (`.py`, `.map`, backups), which the page never asks for. The files of its `vendor/`
+    subfolder are added under their bare names; one may not shadow a page file."""
+    if folder is None:
+        folder = resources.files(STATIC_PACKAGE).joinpath("static")
+    assets = _load_flat(folder)
+    vendor = folder.joinpath(VENDOR)
+    if vendor.is_dir():
+        vendored = _load_flat(vendor)
+        clash = sorted(set(vendored) & set(assets))
+        if clash:
+            raise ValueError(f"vendored files shadow the page's own: {clash}")
+        assets.update(vendored)
     return assets
 
 

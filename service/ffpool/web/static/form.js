@@ -2,6 +2,8 @@
 // one <select> of operations, then one field per option of the chosen operation. A new
 // operation or option in the schema appears here with no change to the page.
 
+import { structure, structureHint, structureProblem, structureValue } from "./structured.js";
+
 const ref = (root, node) =>
   node && node.$ref ? root.$defs[node.$ref.split("/").pop()] : node;
 
@@ -16,15 +18,25 @@ function resolve(root, node) {
   return node.$ref ? { ...ref(root, node), ...node } : node;
 }
 
+// An option with a list's items resolved too (a ladder's formats are a list of an enum).
+function resolveOption(root, node) {
+  const schema = resolve(root, node);
+  return schema.type === "array" && schema.items
+    ? { ...schema, items: resolve(root, schema.items) }
+    : schema;
+}
+
 function describe(schema) {
   const parts = [];
   if (schema.description) parts.push(schema.description);
+  if (structure(schema)) parts.push(structureHint(schema));
   const lo = schema.minimum ?? schema.exclusiveMinimum;
   if (lo !== undefined || schema.maximum !== undefined) {
     parts.push(`${lo ?? "…"}–${schema.maximum ?? "…"}`);
   }
   if (schema.default !== undefined && schema.default !== null) {
-    parts.push(`default ${schema.default}`);
+    const value = Array.isArray(schema.default) ? schema.default.join(", ") : schema.default;
+    parts.push(`default ${value}`);
   }
   return parts.join("; ");
 }
@@ -34,6 +46,7 @@ const humanize = (name) => name.replace(/_/g, " ").replace(/^./, (c) => c.toUppe
 // The message for a value against its schema, or "" when it is fine.
 export function problem(schema, raw, required) {
   if (raw === "") return required ? "Required." : "";
+  if (structure(schema)) return structureProblem(schema, raw, (s, v) => problem(s, v, true));
   if (schema.enum) return schema.enum.includes(raw) ? "" : "Choose one of the listed values.";
   if (schema.type === "integer" || schema.type === "number") {
     const value = Number(raw);
@@ -109,7 +122,7 @@ function field(name, schema, required, prefix) {
       if (schema.maximum !== undefined) control.max = schema.maximum;
     }
     if (schema.default !== undefined && schema.default !== null) {
-      control.placeholder = String(schema.default);
+      control.placeholder = [].concat(schema.default).join(", ");
     }
   }
   control.id = id;
@@ -136,7 +149,7 @@ export function operations(root) {
     const name = def.properties.op.const;
     const fields = Object.entries(def.properties)
       .filter(([key]) => key !== "op")
-      .map(([key, node]) => [key, resolve(root, node), (def.required || []).includes(key)]);
+      .map(([key, node]) => [key, resolveOption(root, node), (def.required || []).includes(key)]);
     result.set(name, fields);
   }
   return result;
@@ -209,7 +222,8 @@ export class OperationForm {
       const raw = f.control.value.trim();
       if (raw === "") continue;
       const numeric = f.schema.type === "integer" || f.schema.type === "number";
-      operation[f.name] = numeric ? Number(raw) : raw;
+      if (structure(f.schema)) operation[f.name] = structureValue(f.schema, raw);
+      else operation[f.name] = numeric ? Number(raw) : raw;
     }
     const priority = this.priorityField.control.value.trim();
     return { operation, priority: priority === "" ? 0 : Number(priority) };

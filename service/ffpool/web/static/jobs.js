@@ -1,6 +1,11 @@
 // The jobs list: one <li data-job-id> per job, updated from the protocol's events. The state
 // is always a word (class job-state), so colour is never the only signal.
 
+import { downloadName, el, fileLine, formatBytes, safeUrl } from "./links.js";
+import { isPackage, packageView } from "./player.js";
+
+export { downloadName, formatBytes, safeUrl };
+
 const JOBS_KEY = "ffpool.jobs";
 const FINAL = new Set(["completed", "failed", "cancelled"]);
 const MILESTONES = [25, 50, 75];
@@ -16,42 +21,6 @@ export function savedJobs() {
 
 function saveJobs(jobs) {
   sessionStorage.setItem(JOBS_KEY, JSON.stringify(jobs));
-}
-
-export function formatBytes(n) {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i += 1;
-  }
-  return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`;
-}
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-// Only the server's own links, over http(s) (absolute or relative): never `javascript:`,
-// `data:` or the like, whatever an event carries.
-export function safeUrl(raw) {
-  if (typeof raw !== "string" || raw === "") return null;
-  try {
-    const url = new URL(raw, window.location.href);
-    return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
-  } catch {
-    return null;
-  }
-}
-
-// A name for the `download` attribute: the last path part, without control characters (the
-// browser sanitizes it too; this keeps a hostile name from even looking like a path).
-export function downloadName(raw) {
-  const name = String(raw || "").split(/[\\/]/).pop().replace(/[\u0000-\u001f\u007f]/g, "");
-  return name.replace(/^\.+/, "") || "download";
 }
 
 function outputView(output) {
@@ -73,17 +42,7 @@ function outputView(output) {
     media.src = url;
     item.append(media);
   }
-  const line = el("p", "output-line");
-  line.append(el("span", "output-name", output.name), ` (${formatBytes(output.size)}) `);
-  if (url) {
-    const link = el("a", "download", "Download");
-    link.href = url;
-    link.download = downloadName(output.name);
-    line.append(link);
-  } else {
-    line.append(el("span", "output-refused", "(no safe download link)"));
-  }
-  item.append(line);
+  item.append(fileLine(output));
   return item;
 }
 
@@ -184,7 +143,10 @@ export class JobList {
     const outputs = el("div", "outputs");
     outputs.setAttribute("role", "group");
     outputs.setAttribute("aria-label", "Outputs");
-    outputs.append(...(event.outputs || []).map(outputView));
+    const files = event.outputs || [];
+    // A ladder's package is one player and a list of files, not a player per segment.
+    if (isPackage(files)) outputs.append(packageView(files, view.label));
+    else outputs.append(...files.map(outputView));
     const parts = [outputs];
     if (event.metadata) {
       const details = el("details", "metadata");
