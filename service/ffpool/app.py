@@ -24,6 +24,8 @@ from ffpool.auth.policy import ANONYMOUS_WARNING, startup_refusal
 from ffpool.auth.store import TokensFileError
 from ffpool.auth.tenants import TenantsFile
 from ffpool.backends.base import NO_NOTIFIER, JobBackend, JobNotifier, ServiceBackend
+from ffpool.chunks.executor import ParallelExecutor
+from ffpool.chunks.subjobs import SubJobs
 from ffpool.domain.protocol import json_schema
 from ffpool.ffmpeg.executor import Executor
 from ffpool.metrics import Metrics
@@ -56,6 +58,8 @@ class Backends:
 
     service: ServiceBackend
     jobs: JobBackend | None
+    subjobs: SubJobs | None = None
+    """What a worker's chunked jobs need (docs/chunks.md); None: this role runs no jobs."""
 
 
 def build_backend(
@@ -74,19 +78,19 @@ def build_backend(
         from ffpool.backends.memory import MemoryBackend
 
         memory = MemoryBackend(settings, executor, metrics, storage.remove_job, notifier)
-        return Backends(memory, memory)
+        return Backends(memory, memory, memory.subjobs())
     from ffpool.backends import rabbitmq
 
     match role:
         case Role.SERVE:
             node = rabbitmq.build_node(settings, metrics, executor, objects, notifier)
-            return Backends(node, node)
+            return Backends(node, node, node.subjobs())
         case Role.SERVER:
             server = rabbitmq.build_server(settings, metrics, objects, notifier)
             return Backends(server, server)
         case Role.WORKER:
             worker = rabbitmq.build_worker(settings, metrics, executor, objects, notifier)
-            return Backends(worker, None)
+            return Backends(worker, None, worker.subjobs())
 
 
 @dataclass
@@ -171,10 +175,12 @@ async def _running(
 ) -> AsyncIterator[Running]:
     storage = LocalStorage.from_settings(settings)
     metrics = edge.metrics
-    executor = Executor(settings, storage, objects=edge.objects, tenants=edge.tenants)
+    executor = ParallelExecutor(settings, storage, objects=edge.objects, tenants=edge.tenants)
     notifier = edge.webhooks.notifier
     backends = build_backend(settings, role, metrics, executor, storage, edge.objects, notifier)
     backend, jobs = backends.service, backends.jobs
+    if backends.subjobs is not None:  # the backend carrying the jobs carries their chunks
+        executor.bind(backends.subjobs)
     await backend.start()
     sweeper = (
         asyncio.create_task(sweep_uploads_forever(storage, settings))

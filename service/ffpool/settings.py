@@ -57,6 +57,9 @@ class Settings(BaseSettings, TopologyKnobs):
     ffmpeg_path: str | None = None
     ffprobe_path: str | None = None
     ffmpeg_threads: Annotated[int, Field(ge=0, le=64)] = 0
+    chunk_auto_seconds: Annotated[float, Field(ge=2, le=3600)] | None = None
+    """Split transcodes and ladders that do not say (chunking unset) in `auto` mode with
+    chunks of this length (docs/chunks.md); unset: only jobs that ask are split."""
 
     job_timeout_seconds: Annotated[float, Field(gt=0, le=7 * 24 * 3600)] = 3600.0
     cancel_grace_seconds: Annotated[float, Field(ge=0, le=300)] = 5.0

@@ -103,11 +103,13 @@ def test_default_outputs_have_a_tenant_segment() -> None:
     assert output_base(pool, own, None, tenant_name="own-output").url == "s3://tenant-out/x"
 
 
-# However broad an allow-list, the pool's uploads and job records stay out of reach.
+# However broad an allow-list, the pool's uploads, job records and chunks stay out of reach.
 RESERVED = (
     "s3://pool-bucket/ffpool/uploads/beta/" + "a" * 32,
     "s3://pool-bucket/ffpool/jobs/" + "b" * 32 + "/completed.json",
     "s3://pool-bucket/ffpool/jobs",
+    "s3://pool-bucket/ffpool/chunks/" + "c" * 32 + "/in-0000.mkv",
+    "s3://pool-bucket/ffpool/chunks",
 )
 
 

@@ -41,6 +41,7 @@ SERVICE_LAYERS: tuple[tuple[str, ...], ...] = (
     ("ffpool.auth.tenants",),
     ("ffpool.storage", "ffpool.auth"),
     ("ffpool.ffmpeg",),
+    ("ffpool.chunks",),
     ("ffpool.backends",),
     # Webhook deliveries: fed by the backends (through base.py's protocol), their RabbitMQ
     # queue declared with the backend's connection code.

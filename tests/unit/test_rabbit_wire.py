@@ -19,7 +19,17 @@ from ffpool.backends.rabbitmq.feed import parse_events
 from ffpool.backends.rabbitmq.publisher import Properties, Publisher
 from ffpool.domain import protocol
 from ffpool.domain.events import CompletedEvent, JobState, StateEvent
-from ffpool.domain.jobs import Job, JobSpec, PathInput, ProbeOp
+from ffpool.domain.jobs import (
+    Chunking,
+    ChunkTask,
+    Job,
+    JobSpec,
+    LadderOp,
+    PathInput,
+    ProbeOp,
+    TranscodeOp,
+    chunk_job_id,
+)
 from ffpool.topology import Topology
 from tests.fakes import (
     FakeConnection,
@@ -217,3 +227,58 @@ async def test_a_server_reads_newer_minor_events_and_leaves_newer_major_ones() -
     assert record.state is JobState.RUNNING
     await feed.stop()
     await asyncio.sleep(0)
+
+
+def newer_feature_jobs() -> list[Job]:
+    """Jobs a 1.x worker would run wrongly: a chunk (it would transcode the whole input), a
+    ladder and a chunked transcode (it cannot parse them)."""
+    spec = JobSpec(input=PathInput(path="in.mp4"), operation=TranscodeOp())
+    parent = Job(spec=spec)
+    chunk = ChunkTask(parent=parent.id, index=0, count=2, start_s=0.0, duration_s=3.0)
+    return [
+        Job(id=chunk_job_id(parent.id, 0), spec=spec, chunk=chunk),
+        Job(spec=JobSpec(input=PathInput(path="in.mp4"), operation=LadderOp())),
+        Job(
+            spec=JobSpec(input=PathInput(path="in.mp4"), operation=TranscodeOp(chunking=Chunking()))
+        ),
+    ]
+
+
+async def test_jobs_older_workers_would_run_wrongly_carry_the_newer_major(
+    recording: list[Properties], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    publisher = Publisher("amqp://unused", "test", Topology(), 1.0)
+    await publisher.start()
+    plain = Job(spec=JobSpec(input=PathInput(path="in.mp4"), operation=TranscodeOp()))
+    for job in [plain, *newer_feature_jobs()]:
+        await publisher.publish_job(job, 1)
+    await publisher.publish_chunk_events(
+        JOB, [CompletedEvent(job_id=JOB, processing_time_s=1)], confirm=True
+    )
+    versions = [(p.headers or {}).get(names.HEADER_WIRE) for p in recording]
+    assert versions == [wire.VERSION, wire.NEWER, wire.NEWER, wire.NEWER, wire.NEWER]
+    assert wire.NEWER == "2.0"
+    assert wire.VERSION == "1.1"  # what 1.x releases read: unchanged for everything else
+    assert all(wire.readable(p.headers) for p in recording)
+    monkeypatch.setattr(wire, "MAJOR", 1)  # a 1.x reader
+    assert [wire.readable(p.headers) for p in recording] == [True, False, False, False, False]
+
+
+async def test_an_older_worker_hands_a_chunk_job_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 1.x worker (simulated: wire.MAJOR 1) does not run a chunk job published by this
+    release: it republishes it unchanged for a newer worker."""
+    monkeypatch.setattr("ffpool.backends.rabbitmq.unread.DELAY_S", 0.01)
+    monkeypatch.setattr(wire, "MAJOR", 1)
+    publisher, executor = HandBackPublisher(), FakeExecutor()
+    workers = worker_pool(tmp_path, publisher, executor)
+    conn = FakeConnection()
+    await workers.start(cast(AbstractRobustConnection, conn), 1)
+    chunk = newer_feature_jobs()[0]
+    message = FakeDelivery(chunk)
+    message.headers = {**wire.job_headers(chunk), names.HEADER_ATTEMPT: 1}
+    await conn.consumer("")(message)
+    await eventually(lambda: message.settled == ["ack"], timeout=5, what="the hand-back")
+    assert executor.started == []
+    assert [headers for _, headers, _ in publisher.unread] == [message.headers]

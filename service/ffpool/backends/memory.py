@@ -1,7 +1,6 @@
-"""The embedded default backend: an in-process priority queue and in-process workers.
-
-Runs on one machine with nothing but Python and FFmpeg. Jobs live only in memory: a restart
-forgets them (use the RabbitMQ backend for durability).
+"""The embedded default backend: an in-process priority queue and in-process workers. Runs on
+one machine with nothing but Python and FFmpeg. Jobs live only in memory: a restart forgets
+them (use the RabbitMQ backend for durability).
 """
 
 from __future__ import annotations
@@ -28,7 +27,9 @@ from ffpool.backends.base import (
     UnknownJob,
 )
 from ffpool.backends.hub import EventHub, Subscription
+from ffpool.backends.memory_subjobs import ChunkBook, MemorySubJobs, orphan
 from ffpool.backends.retention import RetainedBytes
+from ffpool.chunks.subjobs import SubJobs
 from ffpool.domain.events import (
     CancelledEvent,
     CompletedEvent,
@@ -76,6 +77,16 @@ class MemoryBackend:
         self._draining = False
         self.admission = Admission(TenantLimits.from_settings(settings))
         self._active = ActiveIndex()
+        self._chunks = ChunkBook()  # chunk jobs' records: never shown to clients
+        self._lent: dict[int, asyncio.Task[None]] = {}
+        self._lent_ids = itertools.count(settings.max_concurrent_jobs)
+
+    def record_of(self, job_id: str) -> JobRecord | None:
+        return self._records.get(job_id)
+
+    def subjobs(self) -> SubJobs:
+        """What a chunked run needs of this backend (backends/memory_subjobs.py)."""
+        return MemorySubJobs(self, self._chunks, self._settings.max_concurrent_jobs)
 
     async def start(self) -> None:
         for index in range(self._settings.max_concurrent_jobs):
@@ -83,9 +94,10 @@ class MemoryBackend:
         self._tasks.append(asyncio.create_task(self._sweep(), name="retention"))
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._lent.values()]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
 
     async def submit(self, job: Job) -> Submission:
@@ -94,19 +106,44 @@ class MemoryBackend:
             return Submission(record=known, duplicate=True)
         if self._draining:
             raise BackendUnavailable("the service is shutting down")
-        if len(self._queued) >= self._settings.max_queued_jobs:
-            raise QueueFull(f"the queue holds {len(self._queued)} jobs, its limit")
+        if (queued := len(self._queued) - self._chunks.queued) >= self._settings.max_queued_jobs:
+            raise QueueFull(f"the queue holds {queued} jobs, its limit")  # chunks apart
         record = self._retained.charge(JobRecord.queued(job))
         self._records[job.id] = record
         self._active.track(record)
-        self._queued[job.id] = job
         if self._notifier.wants(job):  # before a worker can take it: `queued` goes first
             await self._notifier.notify(job, StateEvent.of(job, JobState.QUEUED))
-        # Higher priority first, then first come first served.
-        self._pending.put_nowait((-job.priority, next(self._seq), job.id))
+        self.enqueue(job)
         self._metrics.observe_submitted()
         log.info("job queued", job_id=job.id, operation=record.operation, priority=job.priority)
         return Submission(record=record)
+
+    def enqueue(self, job: Job) -> None:  # no admission here: that is `submit`'s
+        if self._draining:
+            raise BackendUnavailable("the service is shutting down")
+        self._queued[job.id] = job
+        # Higher priority first, then first come first served.
+        self._pending.put_nowait((-job.priority, next(self._seq), job.id))
+
+    def cancel_chunk(self, job_id: str) -> None:
+        if self._queued.pop(job_id, None) is not None:
+            self._emit(CancelledEvent(job_id=job_id, reason="parent stopped"))
+        elif (task := self._running.get(job_id)) is not None:
+            task.cancel()
+
+    def add_worker(self, closed: Callable[[], bool]) -> Callable[[], None]:
+        """One worker more until `closed()`; returns what to call once it is: an idle
+        worker then stops at once, a busy one after its job."""
+        index = next(self._lent_ids)
+        task = asyncio.create_task(self._work(index, closed), name=f"lent-{index}")
+        self._lent[index] = task
+        task.add_done_callback(lambda _: self._lent.pop(index, None))
+
+        def close() -> None:
+            if index not in self._busy:
+                task.cancel()  # waiting on the queue: nothing to lose
+
+        return close
 
     async def cancel(self, job_id: str) -> JobRecord:
         record = self._records.get(job_id)
@@ -134,7 +171,7 @@ class MemoryBackend:
         return BackendStats(
             total_jobs=len(self._records),
             active_jobs=len(self._running),
-            queued_jobs=len(self._queued),
+            queued_jobs=len(self._queued) - self._chunks.queued,
             max_concurrent=self._settings.max_concurrent_jobs,
             backend=self.name,
         )
@@ -161,13 +198,16 @@ class MemoryBackend:
     async def drain(self, timeout: float) -> None:
         """Let running jobs finish for up to `timeout` seconds; queued jobs are not started."""
         self._draining = True
-        for index, task in enumerate(self._tasks[: self._settings.max_concurrent_jobs]):
+        slots = [*enumerate(self._tasks[: self._settings.max_concurrent_jobs])]
+        for index, task in [*slots, *self._lent.items()]:
             if index not in self._busy:
                 task.cancel()  # idle: waiting on the queue, nothing to lose
         if self._running:
             await asyncio.wait(list(self._running.values()), timeout=timeout)
 
     def _emit(self, event: JobEvent) -> None:
+        if self._chunks.fold(event):
+            return
         record = self._records.get(event.job_id)
         if record is None:
             return
@@ -191,12 +231,14 @@ class MemoryBackend:
                 self._retained.discard(job_id)
                 self._forgotten.append(job_id)
 
-    async def _work(self, index: int) -> None:
+    async def _work(self, index: int, closed: Callable[[], bool] = bool) -> None:
         worker = f"{self._settings.instance_name}/{index}"
-        while not self._draining:
+        while not self._draining and not closed():
             _, _, job_id = await self._pending.get()
             job = self._queued.pop(job_id, None)
-            if job is not None:
+            if job is not None and orphan(job, self._records.get):
+                self._emit(CancelledEvent(job_id=job.id, reason="parent finished"))
+            elif job is not None:
                 self._busy.add(index)
                 try:
                     await self._run(job, worker)
@@ -205,13 +247,7 @@ class MemoryBackend:
 
     async def _run(self, job: Job, worker: str) -> None:
         operation = job.spec.operation.op
-        running = StateEvent(
-            job_id=job.id,
-            state=JobState.RUNNING,
-            operation=operation,
-            priority=job.priority,
-            worker=worker,
-        )
+        running = StateEvent.of(job, JobState.RUNNING, worker=worker)
         self._emit(running)
         notify = self._notifier.wants(job)
         if notify:
@@ -231,9 +267,10 @@ class MemoryBackend:
         self._emit(outcome)
         if notify and isinstance(outcome, CompletedEvent | FailedEvent | CancelledEvent):
             await self._notifier.notify(job, outcome)
-        state = self._records[job.id].state
-        self._metrics.observe_finished(operation, state, time.monotonic() - started)
-        log.info("job finished", job_id=job.id, state=state.value, worker=worker)
+        if job.chunk is None:  # the job counts, not its pieces
+            state = self._records[job.id].state
+            self._metrics.observe_finished(operation, state, time.monotonic() - started)
+        log.info("job finished", job_id=job.id, state=outcome.type, worker=worker)
 
     async def _sweep(self) -> None:
         """Forget finished jobs after the retention time, and beyond the count limit."""

@@ -29,11 +29,13 @@ def _refs(urls: tuple[str, ...]) -> list[ObjectRef]:
 
 
 def _reserved(settings: Settings, ref: ObjectRef) -> bool:
-    """`ref` lies within the pool's uploads or job records (never a client's to name)."""
+    """`ref` lies within the pool's uploads, job records or chunks (never a client's to
+    name: docs/storage.md)."""
     if settings.s3_bucket is None:
         return False
     pool = ObjectRef(settings.s3_bucket, settings.s3_prefix)
-    areas = (pool.child(names.S3_JOBS_PREFIX), pool.child(names.S3_UPLOADS_PREFIX))
+    reserved = (names.S3_JOBS_PREFIX, names.S3_UPLOADS_PREFIX, names.S3_CHUNKS_PREFIX)
+    areas = tuple(pool.child(name) for name in reserved)
     return any(within(ref, area) for area in areas)
 
 

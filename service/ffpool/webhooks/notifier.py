@@ -35,6 +35,8 @@ class WebhookNotifier:
         self._jobs: OrderedDict[str, Job] = OrderedDict()
 
     def wants(self, job: Job) -> bool:
+        if job.chunk is not None:  # a chunk job is internal: its parent's webhooks tell
+            return False
         return job.spec.callback is not None or self._defaults
 
     async def notify(

@@ -152,10 +152,13 @@ def dead_letter_records(
     found: list[tuple[bytes, dict[str, Any]]], tenant: str | None
 ) -> list[JobRecord]:
     """Records of peeked DLQ messages (body, headers), of one tenant if given: the job body
-    names its tenant. One of a newer wire major is left out: not read, never guessed at."""
+    names its tenant. One of a newer wire major is left out: not read, never guessed at; so is
+    a chunk job from a tenant's list (its parent's failure is what the tenant sees)."""
     records = []
     for body, headers in found:
         job = parse_job(body) if wire.readable(headers) else None
+        if job is not None and tenant is not None and job.chunk is not None:
+            continue  # a chunk job is no tenant's: its parent's failure is what they see
         if job is not None and tenant in (None, job.tenant):
             records.append(dead_letter_record(job, headers))
     return records

@@ -51,6 +51,7 @@ from ffpool.backends.rabbitmq.server import (
 from ffpool.backends.rabbitmq.worker import RabbitWorker
 from ffpool.backends.rabbitmq.worker_pool import Lookup, WorkerPool
 from ffpool.backends.retention import RetainedBytes
+from ffpool.chunks.subjobs import SubJobs
 from ffpool.domain.events import JobRecord
 from ffpool.domain.jobs import Job
 from ffpool.settings import Settings, StorageKind
@@ -83,6 +84,10 @@ class RabbitNode:
 
     def busy_jobs(self) -> int:
         return self._worker.busy_jobs()
+
+    def subjobs(self) -> SubJobs:
+        """The worker side's (RabbitWorker.subjobs)."""
+        return self._worker.subjobs()
 
     async def health(self) -> Health:
         return await self._server.health()

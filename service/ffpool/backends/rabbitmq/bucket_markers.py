@@ -118,6 +118,11 @@ class BucketMarkers:
     async def mark_cancelled(self, job_id: str) -> None:
         await self._write(job_id, CANCELLED_RECORD, b"", if_absent=False)
 
+    async def remove(self, job_id: str) -> None:
+        if _SAFE_ID.fullmatch(job_id):
+            prefix = job_records(self._settings, job_id)
+            await self._call("remove", job_id, self._objects.delete_prefix(prefix))
+
     async def record(self, job_id: str) -> JobRecord | None:
         """The job's record as its objects tell it (records.from_files), None if none."""
         accepted, completed, failed, cancelled = await asyncio.gather(

@@ -1,6 +1,7 @@
 """A server's view of every job: the events exchange folded into a bounded record cache.
 
-Each server binds its own events queue to the events exchange (`#`), so progress and outcomes
+Each server binds its own events queue to the events exchange (`*`: every one-word routing
+key, not chunk jobs' `chunk.<parent>`, names.chunk_events_key), so progress and outcomes
 reach whichever server holds the client's WebSocket, and every server can answer
 `get`/`subscribe` for jobs submitted elsewhere.
 
@@ -13,7 +14,8 @@ Each server also watches the dead letters as they happen (a second such queue bo
 the job exchange with the DLQ's routing key; the durable DLQ keeps its own copy). A job the
 broker dead-letters by itself, e.g. a requeued job whose original TTL ran out, never reached a
 worker that could report it: the watcher turns its `x-death` into a `failed` event (`expired`),
-so no job disappears without a trace.
+so no job disappears without a trace. A chunk job (a parent's sub-job, chunks/subjobs.py) gets
+no record here, which a client could see: only its failed marker, read by its waiting parent.
 
 Events are transient (publisher.py), so a broker restart drops those it still held, and with
 them maybe the outcome a client waits for. Every outcome is also on disk (markers.py): every
@@ -93,7 +95,7 @@ class EventsFeed:
             arguments=connection.server_queue_arguments(expires=True),
             timeout=self._timeout,
         )
-        await events.bind(exchange, routing_key="#", timeout=self._timeout)
+        await events.bind(exchange, routing_key="*", timeout=self._timeout)
         await events.consume(self._on_event, no_ack=True, timeout=self._timeout)
         jobs = await channel.get_exchange(self._topo.job_exchange, ensure=False)
         watch = await channel.declare_queue(
@@ -207,10 +209,13 @@ class EventsFeed:
         job = attempts.parse_job(message.body)
         if job is None:
             return
-        self.remember(JobRecord.queued(job))
         failure = attempts.dead_letter_failure(job.id, message.headers)
-        log.info("job dead-lettered", job_id=job.id, code=failure.code.value)
-        self.ingest(failure)
+        log.info(
+            "job dead-lettered", job_id=job.id, code=failure.code.value, chunk=job.chunk is not None
+        )
+        if job.chunk is None:  # a chunk job is no client's: only its marker tells its parent
+            self.remember(JobRecord.queued(job))
+            self.ingest(failure)
         # Recorded in the job's files too: an expired job has no worker to record it, and a
         # server started later must not take it for queued (markers.py).
         await self._on_dead_letter_seen(failure)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import os
 import queue
+import re
+import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +38,7 @@ CANCELLED = ".ffpool-cancelled"
 # can tell what became of any job still on disk, also after its accepting server died.
 ACCEPTED = ".ffpool-accepted.json"
 FAILED = ".ffpool-failed.json"
+_SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")  # a job id (ids are 32 hex digits)
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 Outcome = CompletedEvent | FailedEvent | CancelledEvent
@@ -117,6 +120,9 @@ class JobMarkers(Protocol):
 
     async def outcomes(self, job_ids: list[str]) -> list[Outcome]: ...
 
+    async def remove(self, job_id: str) -> None:
+        """Remove all of a job's records (a chunk job's, once its parent ended)."""
+
 
 class Markers:
     def __init__(self, media_root: Path) -> None:
@@ -192,6 +198,10 @@ class Markers:
 
     async def mark_cancelled(self, job_id: str) -> None:
         await _FILES.run(lambda: self._write(job_id, CANCELLED, ""))
+
+    async def remove(self, job_id: str) -> None:
+        if _SAFE_ID.fullmatch(job_id):  # never a path out of MEDIA_ROOT/jobs/
+            await _FILES.run(lambda: shutil.rmtree(self._root / job_id, ignore_errors=True))
 
     def _read_completed(self, job_id: str) -> CompletedEvent | None:
         return read_completed(self._root / job_id)

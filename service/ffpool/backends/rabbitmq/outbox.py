@@ -12,6 +12,9 @@ and lets the next batch grow while the broker is busy. `put` returns once the ba
 event is confirmed, or raises BackendError, so a worker still acks a job only after its outcome
 is with the broker. It may wait for the batch ahead of its own first: at most twice the
 publisher's broker timeout.
+
+A chunk job's events go to its parent's worker only (names.chunk_events_key): `put` with the
+parent's id as `route`, and each batch is published as one message per route.
 """
 
 from __future__ import annotations
@@ -23,23 +26,32 @@ from collections.abc import Awaitable, Callable
 from ffpool import logs
 from ffpool.backends.base import BackendError, BackendUnavailable
 from ffpool.domain.events import JobEvent
+from ffpool.domain.jobs import Job
 
 log = logs.get(__name__)
 # Events per message: bounds the message (each event is well under 2 KB).
 MAX_BATCH = 200
-_Entry = tuple[JobEvent, "asyncio.Future[None]"]
+_Entry = tuple[JobEvent, "asyncio.Future[None]", str | None]
+Publish = Callable[[list[JobEvent]], Awaitable[None]]
+PublishRouted = Callable[[str, list[JobEvent]], Awaitable[None]]
+
+
+def route_of(job: Job) -> str | None:
+    """Where a job's events go: its parent's route for a chunk job, else the servers (None)."""
+    return job.chunk.parent if job.chunk is not None else None
 
 
 class Outbox:
-    def __init__(self, publish: Callable[[list[JobEvent]], Awaitable[None]]) -> None:
+    def __init__(self, publish: Publish, publish_routed: PublishRouted | None = None) -> None:
         self._publish = publish
+        self._publish_routed = publish_routed
         self._pending: list[_Entry] = []
         self._flusher: asyncio.Task[None] | None = None
 
-    async def put(self, event: JobEvent) -> None:
+    async def put(self, event: JobEvent, route: str | None = None) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         future.add_done_callback(_retrieve)  # read even when the caller is gone
-        self._pending.append((event, future))
+        self._pending.append((event, future, route))
         if self._flusher is None or self._flusher.done():
             # Starts on the loop's next turn: by then this turn's other events are here too.
             self._flusher = asyncio.create_task(self._flush())
@@ -51,16 +63,23 @@ class Outbox:
         try:
             while self._pending:
                 batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-                _resolve(batch, await self._send([event for event, _ in batch]))
+                for route in dict.fromkeys(r for _, _, r in batch):  # in order of arrival
+                    part = [entry for entry in batch if entry[2] == route]
+                    _resolve(part, await self._send([e for e, _, _ in part], route))
                 batch = []
         finally:
             # Only if this task itself was cancelled (shutdown): no put may wait forever.
             stranded, self._pending = batch + self._pending, []
             _resolve(stranded, BackendUnavailable("the worker is stopping"))
 
-    async def _send(self, events: list[JobEvent]) -> BackendError | None:
+    async def _send(self, events: list[JobEvent], route: str | None) -> BackendError | None:
         try:
-            await self._publish(events)
+            if route is None:
+                await self._publish(events)
+            elif self._publish_routed is None:
+                return BackendUnavailable("this outbox publishes no routed events")
+            else:
+                await self._publish_routed(route, events)
         except BackendError as exc:
             return exc
         except asyncio.CancelledError:
@@ -80,7 +99,7 @@ class Outbox:
 
 
 def _resolve(batch: list[_Entry], error: BackendError | None) -> None:
-    for _, future in batch:
+    for _, future, _ in batch:
         if future.done():
             continue
         if error is None:

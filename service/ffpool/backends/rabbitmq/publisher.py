@@ -76,7 +76,7 @@ class Publisher:
             priority=min(job.priority, self._topo.max_priority),
             message_id=job.id,
             headers={
-                **wire.headers(),
+                **wire.job_headers(job),
                 names.HEADER_ATTEMPT: attempt,
                 names.HEADER_ORIGIN: REPUBLISHED if republished else self._name,
             },
@@ -132,6 +132,21 @@ class Publisher:
             None,
             mandatory=False,
         )
+
+    async def publish_chunk_events(
+        self, parent_id: str, events: list[JobEvent], *, confirm: bool
+    ) -> None:
+        """A chunk job's events, for its parent's worker only: routed by the parent
+        (names.chunk_events_key, which servers do not bind) and of the newer wire major, so
+        that a server of an older release, which binds every key, leaves them (wire.py)."""
+        body = b"[" + b",".join(e.model_dump_json().encode() for e in events) + b"]"
+        props = Properties(content_type=JSON, headers=wire.headers(newer=True))
+        key = names.chunk_events_key(parent_id)
+        exchange = self._topo.events_exchange
+        if confirm:
+            await self._confirm(exchange, key, body, props, None, mandatory=False)
+        else:
+            await self._send(self._fast, exchange, key, body, props, None, False)
 
     async def publish_control(
         self, body: BaseModel, routing_key: str, *, reply_to: str | None = None
@@ -233,6 +248,12 @@ class Publisher:
         channel = await self._require(self._fast).get_underlay_channel()
         declared = await channel.queue_declare(queue_name, passive=True, timeout=self._timeout)
         return int(declared.message_count or 0)
+
+    async def consumer_count(self, queue_name: str) -> int:
+        """Consumers of a queue now, from a passive declare (as `queue_depth`)."""
+        channel = await self._require(self._fast).get_underlay_channel()
+        declared = await channel.queue_declare(queue_name, passive=True, timeout=self._timeout)
+        return int(declared.consumer_count or 0)
 
     async def peek(self, queue_name: str, limit: int) -> list[tuple[bytes, dict[str, Any]]]:
         """Up to `limit` messages of a queue, left in place: fetched unacked on a temporary

@@ -20,10 +20,10 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from ffpool import logs
 from ffpool.backends.base import NO_NOTIFIER, BackendError, JobNotifier
-from ffpool.backends.rabbitmq import attempts
+from ffpool.backends.rabbitmq import attempts, wire
 from ffpool.backends.rabbitmq.job_run import Crash, Lost, Outcome, Run
 from ffpool.backends.rabbitmq.markers import JobMarkers
-from ffpool.backends.rabbitmq.outbox import Outbox
+from ffpool.backends.rabbitmq.outbox import Outbox, route_of
 from ffpool.backends.rabbitmq.publisher import Publisher
 from ffpool.domain.events import (
     CancelledEvent,
@@ -79,6 +79,7 @@ class Settler:
 
     async def dead_letter(self, run: Run, failure: FailedEvent) -> None:
         headers = attempts.failure_headers(failure.code, failure.message, run.attempt)
+        headers.update(wire.job_headers(run.job))  # a chunk job stays out of older workers
         body = run.job.model_dump_json().encode()
         if await self._retrying(lambda: self._publisher.publish_dead_letter(body, headers)):
             await self._markers.mark_failed(failure)  # for servers that missed the event
@@ -143,7 +144,7 @@ class Settler:
             if not await self._retrying(lambda: self._notifier.notify(run.job, outcome)):
                 await nack_all(run.deliveries, self._timeout)
                 return False
-        if await self._retrying(lambda: self._outbox.put(event)):
+        if await self._retrying(lambda: self._outbox.put(event, route_of(run.job))):
             return await ack_all(run.deliveries, self._timeout)
         await nack_all(run.deliveries, self._timeout)
         return False

@@ -6,7 +6,13 @@ WebSocket protocol stays strict). A newer major version may change what a known 
 a reader never guesses at it, and never drops it either: a worker hands such a job back to
 the queue for a newer worker, a server ignores such an event (its outcome is also on disk,
 events.py). A message without the header comes from a release before versioning: 1.0.
-See docs/rabbitmq.md, "Wire format and upgrades".
+
+This release reads majors 1 and 2 and writes both: a job an older (1.x) worker would run
+wrongly, because the field that matters would be ignored (a chunk job's `chunk`: it would
+transcode the parent's whole input) or not parse at all (a `ladder`, `chunking`), is published
+as 2.0 (`job_headers`), and so are chunk jobs' events (published for their parent only,
+names.chunk_events_key); every other message keeps 1.1 (`VERSION`), so older and newer
+processes keep working together. See docs/rabbitmq.md, "Wire format and upgrades".
 """
 
 from __future__ import annotations
@@ -17,20 +23,36 @@ from typing import Any, Final, TypeVar
 from pydantic import TypeAdapter, ValidationError
 
 from ffpool import logs, names
+from ffpool.domain.jobs import Job, LadderOp, chunking_of
 
 log = logs.get(__name__)
 _T = TypeVar("_T")
 
-MAJOR: Final = 1
-MINOR: Final = 1
-VERSION: Final = f"{MAJOR}.{MINOR}"
+MAJOR: Final = 2
+"""The newest major this release reads, and writes for what older releases must not read."""
+MINOR: Final = 0
+NEWER: Final = f"{MAJOR}.{MINOR}"
+VERSION: Final = "1.1"
+"""What every message 1.x releases read correctly carries: most jobs, events, control."""
 UNVERSIONED: Final = (1, 0)
 _warned: set[tuple[str, int]] = set()
 
 
-def headers() -> dict[str, Any]:
-    """The wire header every published message carries."""
-    return {names.HEADER_WIRE: VERSION}
+def headers(*, newer: bool = False) -> dict[str, Any]:
+    """The wire header every published message carries; `newer`: one only releases of this
+    major may read (`NEWER`)."""
+    return {names.HEADER_WIRE: NEWER if newer else VERSION}
+
+
+def needs_newer(job: Job) -> bool:
+    """Whether a 1.x worker would run this job wrongly (see the module's docstring)."""
+    op = job.spec.operation
+    return job.chunk is not None or isinstance(op, LadderOp) or chunking_of(op) is not None
+
+
+def job_headers(job: Job) -> dict[str, Any]:
+    """The wire header of a message carrying this job (queued, republished, dead-lettered)."""
+    return headers(newer=needs_newer(job))
 
 
 def version_of(hdrs: Mapping[str, Any] | None) -> tuple[int, int]:

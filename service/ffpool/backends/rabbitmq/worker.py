@@ -16,7 +16,9 @@ from ffpool.backends.rabbitmq import attempts, broker_limits
 from ffpool.backends.rabbitmq.control import Control
 from ffpool.backends.rabbitmq.links import Links
 from ffpool.backends.rabbitmq.server import NAME, dead_letters, queued_jobs
+from ffpool.backends.rabbitmq.subjobs import RabbitSubJobs
 from ffpool.backends.rabbitmq.worker_pool import WorkerPool
+from ffpool.chunks.subjobs import SubJobs
 from ffpool.domain.events import JobRecord
 from ffpool.settings import Settings
 from ffpool.topology import Topology
@@ -69,6 +71,18 @@ class RabbitWorker:
 
     def busy_jobs(self) -> int:
         return self._pool.busy_jobs()
+
+    def subjobs(self) -> SubJobs:
+        """What a chunked run needs of this worker's backend (subjobs.py); usable once
+        started."""
+        return RabbitSubJobs(
+            self._pool,
+            self._links.publisher,
+            self._control,
+            self._topo,
+            lambda: self._pool.conn,
+            self._settings.broker_timeout_seconds,
+        )
 
     async def health(self) -> Health:
         return self._links.health()

@@ -6,36 +6,32 @@ started: a later high-priority job is not stuck behind a prefetched one. Deliver
 handled in tasks this pool owns (aiormq cancels a channel's own consumer tasks when the
 channel closes, which must not kill a running FFmpeg on a broker blip), and acked or nacked
 explicitly: `message.process()` would reject, i.e. dead-letter, a job on CancelledError.
+The consumers themselves, and the slots lent while a job waits for its chunks, are slots.py's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 
-from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from ffpool import logs
-from ffpool.backends.base import NO_NOTIFIER, BackendError, JobExecutor, JobMetrics, JobNotifier
-from ffpool.backends.rabbitmq import attempts, connection, unread, wire
+from ffpool.backends.base import NO_NOTIFIER, JobExecutor, JobMetrics, JobNotifier
+from ffpool.backends.rabbitmq import attempts, unread, wire
 from ffpool.backends.rabbitmq.attempts import Action
 from ffpool.backends.rabbitmq.job_run import ProgressSender, Run, Stop, execute
 from ffpool.backends.rabbitmq.markers import JobMarkers
 from ffpool.backends.rabbitmq.outbox import Outbox
 from ffpool.backends.rabbitmq.publisher import Publisher
+from ffpool.backends.rabbitmq.run_events import RunEvents, routed, state_event
 from ffpool.backends.rabbitmq.runs import RunLedger
 from ffpool.backends.rabbitmq.settler import Settler, nack_all
-from ffpool.domain.events import (
-    CancelledEvent,
-    CompletedEvent,
-    FailedEvent,
-    JobEvent,
-    JobRecord,
-    JobState,
-    StateEvent,
-)
+from ffpool.backends.rabbitmq.slots import Slots
+from ffpool.domain.events import CancelledEvent, CompletedEvent, FailedEvent, JobRecord, JobState
+from ffpool.domain.jobs import Job
 from ffpool.settings import Settings
 from ffpool.topology import Topology
 
@@ -65,16 +61,18 @@ class WorkerPool:
         self._metrics = metrics
         self._limit_s: float | None = None
         self._timeout = settings.broker_timeout_seconds
-        self._markers = markers
-        self._outbox = Outbox(publisher.publish_events)
+        self.markers = markers
+        self._outbox = Outbox(publisher.publish_events, routed(publisher))
+        self._events = RunEvents(publisher, self._outbox)
         self._settler = Settler(publisher, markers, self._timeout, self._outbox, notifier)
-        self._consumers: list[tuple[AbstractQueue, str]] = []
+        self._slots = Slots(topo, self._timeout, self._on_message)
         self._ledger = ledger
         self._runs = ledger.runs
         self._handlers: set[asyncio.Task[None]] = set()
-        self._busy_slots: set[int] = set()
+        self._busy_slots: dict[int, asyncio.Task[None]] = {}
         self._draining = False
         self._lookup = lookup
+        self.conn: AbstractRobustConnection | None = None  # once started
 
     async def start(
         self, conn: AbstractRobustConnection, count: int, limit_s: float | None = None
@@ -82,17 +80,13 @@ class WorkerPool:
         """Consume with `count` slots; `limit_s`: the broker's consumer timeout imposes a run
         limit below the job timeout (broker_limits.py), else None."""
         self._limit_s = limit_s
+        self.conn = conn
         conn.close_callbacks.add(self._on_connection_lost)
-        for index in range(count):
-            channel = await connection.open_channel(conn, self._timeout)
-            await channel.set_qos(prefetch_count=1, timeout=self._timeout)
-            queue = await connection.declare_queue(
-                channel, self._topo.job_queue, self._topo.queue_arguments(), self._timeout
-            )
-            callback = functools.partial(self._on_message, index)
-            tag = await queue.consume(callback, timeout=self._timeout)
-            self._consumers.append((queue, tag))
-            log.info("RabbitMQ worker started", worker=index)
+        await self._slots.start(conn, count)
+
+    def lend_slot(self) -> AbstractAsyncContextManager[None]:
+        """One consumer more while inside (slots.py); none while draining."""
+        return self._slots.lend(self._busy_slots.get, lambda: self._draining)
 
     def _on_connection_lost(self, _sender: object, exc: BaseException | None) -> None:
         """The deliveries of the running jobs died with the connection and the broker requeues
@@ -119,7 +113,7 @@ class WorkerPool:
         """Stop taking jobs now; let running ones finish within `timeout`; hand the rest back
         to the queue with their attempt unchanged (never the DLQ)."""
         self._draining = True
-        await self._cancel_consumers()
+        await self._slots.cancel_all()
         busy = set(self._handlers)
         if busy:
             log.info("draining", running=len(self._runs), timeout_s=timeout)
@@ -130,14 +124,6 @@ class WorkerPool:
             grace = self._settings.cancel_grace_seconds + 2 * self._timeout
             await asyncio.wait(set(self._handlers), timeout=grace)
 
-    async def _cancel_consumers(self) -> None:
-        consumers, self._consumers = self._consumers, []
-        for queue, tag in consumers:
-            try:
-                await queue.cancel(tag, timeout=self._timeout)
-            except Exception as exc:
-                log.debug("consumer cancel failed", error=type(exc).__name__)
-
     async def _on_message(self, slot: int, message: AbstractIncomingMessage) -> None:
         if slot in self._busy_slots:
             # A delivery restored after a reconnect while the slot's lost job still stops:
@@ -145,11 +131,11 @@ class WorkerPool:
             log.info("slot busy: requeueing a delivery", slot=slot, message_id=message.message_id)
             await nack_all([message], self._timeout)
             return
-        self._busy_slots.add(slot)
         task = asyncio.create_task(self._handle(slot, message))
+        self._busy_slots[slot] = task
         self._handlers.add(task)
         task.add_done_callback(self._handlers.discard)
-        task.add_done_callback(lambda _: self._busy_slots.discard(slot))
+        task.add_done_callback(lambda _: self._busy_slots.pop(slot, None))
 
     async def _handle(self, slot: int, message: AbstractIncomingMessage) -> None:
         if not wire.readable(message.headers):
@@ -189,8 +175,11 @@ class WorkerPool:
         # run): a job cancelled while queued, before this worker started, carries no other
         # trace. Asking the servers is for possible duplicates only.
         keyed = job.idempotency_key is not None
-        ask = attempts.maybe_duplicate(redelivered, message.headers, keyed)
+        # The servers never hear of chunk jobs: their markers are all there is to read.
+        ask = job.chunk is None and attempts.maybe_duplicate(redelivered, message.headers, keyed)
         done, cancelled = await self._known_outcome(job.id, ask=ask)
+        if done is None and not cancelled:
+            cancelled = await self._orphan(job)
         decision = attempts.decide(
             redelivered=redelivered,
             attempt=attempt,
@@ -211,7 +200,7 @@ class WorkerPool:
                     "job redelivered: counting an attempt", job_id=job_id, attempt=run.attempt
                 )
                 await self._settler.retry(run)
-                await self._state(run, JobState.QUEUED)
+                await self._events.state(run, JobState.QUEUED)
             case Action.POISON:
                 log.error("poison job: too many attempts", job_id=job_id, attempt=run.attempt)
                 await self._settler.dead_letter(run, attempts.poison_failure(job_id, run.attempt))
@@ -227,11 +216,8 @@ class WorkerPool:
         # Every event of a run goes on the outcome's channel: the broker keeps one channel's
         # messages in order but not two channels', and a progress sample that trailed the
         # outcome would be dropped by servers that already saw the job finish.
-        progress = ProgressSender(
-            self._publish_in_order,
-            self._state_event(run, JobState.RUNNING),
-            publish_last=self._publish_in_order,
-        )
+        send = self._events.in_order(job)
+        progress = ProgressSender(send, state_event(run, JobState.RUNNING), publish_last=send)
         log.info("job started", job_id=job.id, attempt=run.attempt, worker=run.worker)
         await self._settler.started(run)
         outcome = await execute(run, self._executor, progress, self._limit_s)
@@ -240,31 +226,21 @@ class WorkerPool:
             self._ledger.remember_completed(outcome)
         await self._settler.settle(run, outcome)
         if outcome is None and progress.announced:
-            await self._state(run, JobState.QUEUED)  # handed back: waiting again
-        if isinstance(outcome, CompletedEvent | FailedEvent | CancelledEvent):
+            await self._events.state(run, JobState.QUEUED)  # handed back: waiting again
+        if isinstance(outcome, CompletedEvent | FailedEvent | CancelledEvent) and job.chunk is None:
             seconds = time.monotonic() - run.started
             self._metrics.observe_finished(job.spec.operation.op, _state_of(outcome), seconds)
             log.info("job finished", job_id=job.id, state=outcome.type, seconds=round(seconds, 3))
 
-    async def _state(self, run: Run, state: JobState) -> None:
-        await self._publish_fast(self._state_event(run, state))
-
-    @staticmethod
-    def _state_event(run: Run, state: JobState) -> StateEvent:
-        worker = run.worker if state is JobState.RUNNING else None
-        return StateEvent.of(run.job, state, attempt=run.attempt, worker=worker)
-
-    async def _publish_fast(self, event: JobEvent) -> None:
-        """State and progress: informational, the confirmed outcome is what counts."""
-        try:
-            await self._publisher.publish_event(event, confirm=False)
-        except (BackendError, TimeoutError) as exc:
-            log.debug("event not published", job_id=event.job_id, error=type(exc).__name__)
-
-    async def _publish_in_order(self, event: JobEvent) -> None:
-        """On the outcome's (confirmed) channel: a channel's messages are routed in order, so
-        this one reaches the servers before the outcome published next."""
-        await self._outbox.put(event)
+    async def _orphan(self, job: Job) -> bool:
+        """A chunk job whose parent already has its outcome (failed, cancelled: its chunks'
+        work is of no use any more) is settled as cancelled, never run."""
+        if job.chunk is None:
+            return False
+        if found := await self.markers.outcomes([job.chunk.parent]):
+            log.info("chunk of a finished job: not run", job_id=job.id, parent=found[0].job_id)
+            return True
+        return False
 
     async def _completed_event(self, job_id: str) -> CompletedEvent | None:
         return self._ledger.completed(job_id) or (await self._known_outcome(job_id))[0]
@@ -276,7 +252,7 @@ class WorkerPool:
         memory, the marker files, else (if `ask`) the servers' records (a lookup)."""
         if (done := self._ledger.completed(job_id)) is not None:
             return done, False
-        done, cancelled = await self._markers.check(job_id)
+        done, cancelled = await self.markers.check(job_id)
         if ask and done is None and not cancelled:
             record = await self._lookup(job_id)
             if record is not None:
