@@ -109,8 +109,16 @@ class FakeMetrics:
     def observe_submitted(self) -> None:
         self.submitted += 1
 
+    def observe_started(self, operation: str, waited_s: float) -> None:
+        return None
+
     def observe_finished(self, operation: str, state: JobState, seconds: float) -> None:
         self.finished.append((operation, state))
+
+    def observe_completed(
+        self, operation: str, media_s: float | None, seconds: float, out_bytes: int
+    ) -> None:
+        return None
 
 
 class FakeDelivery:

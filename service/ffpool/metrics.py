@@ -22,6 +22,10 @@ log = logs.get(__name__)
 CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 # FFmpeg jobs range from a 0.1 s thumbnail to an hour-long transcode.
 DURATION_BUCKETS: Final = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+# A job waits from milliseconds (idle workers) to the queue's TTL (1 h) under a backlog.
+WAIT_BUCKETS: Final = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600)
+# Media seconds per wall second: a thumbnail's is small, a stream copy's in the hundreds.
+SPEED_BUCKETS: Final = (0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128, 256)
 STATS_TIMEOUT_SECONDS: Final = 5.0
 # Every metric name starts with this, so ours never collide with other exporters' on a shared
 # Prometheus (https://prometheus.io/docs/practices/naming/#metric-names).
@@ -64,10 +68,43 @@ class Metrics:
             namespace=NAMESPACE,
             registry=reg,
         )
+        self._add_job_metrics(reg)
         self._webhooks = Counter(
             "webhook_deliveries",
             "Webhook deliveries by outcome, and failed attempts (retried)",
             ["outcome"],
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+
+    def _add_job_metrics(self, reg: CollectorRegistry) -> None:
+        """What the workers tell about each job's wait, speed and output, and the DLQ."""
+        self._wait = Histogram(
+            "queue_wait_seconds",
+            "Time from submit to start, by operation",
+            ["operation"],
+            buckets=WAIT_BUCKETS,
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        self._speed = Histogram(
+            "realtime_factor",
+            "Media seconds of output per wall second of run, completed jobs by operation",
+            ["operation"],
+            buckets=SPEED_BUCKETS,
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        self._out_bytes = Counter(
+            "output_bytes",
+            "Bytes of the outputs of completed jobs, by operation",
+            ["operation"],
+            namespace=NAMESPACE,
+            registry=reg,
+        )
+        self._dead = Gauge(
+            "dead_letters",
+            "Jobs in the dead-letter queue (memory: dead-lettered jobs kept)",
             namespace=NAMESPACE,
             registry=reg,
         )
@@ -80,9 +117,19 @@ class Metrics:
     def observe_submitted(self) -> None:
         self._submitted.inc()
 
+    def observe_started(self, operation: str, waited_s: float) -> None:
+        self._wait.labels(operation=operation).observe(max(waited_s, 0.0))
+
     def observe_finished(self, operation: str, state: JobState, seconds: float) -> None:
         self._finished.labels(operation=operation, state=state.value).inc()
         self._duration.labels(operation=operation).observe(max(seconds, 0.0))
+
+    def observe_completed(
+        self, operation: str, media_s: float | None, seconds: float, out_bytes: int
+    ) -> None:
+        self._out_bytes.labels(operation=operation).inc(max(out_bytes, 0))
+        if media_s is not None and media_s > 0 and seconds > 0:
+            self._speed.labels(operation=operation).observe(media_s / seconds)
 
     def observe_error(self, code: str) -> None:
         self._errors.labels(code=code).inc()
@@ -102,4 +149,6 @@ class Metrics:
             else:
                 self._queue_depth.set(stats.queued_jobs)
                 self._active.set(stats.active_jobs)
+                if stats.dead_letters is not None:
+                    self._dead.set(stats.dead_letters)
         return generate_latest(self.registry)

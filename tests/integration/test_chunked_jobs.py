@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.chunk_media import (
     make_gop_clip,
@@ -174,3 +176,28 @@ async def test_the_server_splits_long_jobs_by_itself_when_configured(
     splits = [line for line in capsys.readouterr().out.splitlines() if "chunked job split" in line]
     assert [split_id in line for line in splits] == [True]  # a copy cannot be split
     assert len(video_pts(ffprobe_bin, output_of(media_root, split_id))) == 12 * 25
+
+
+async def test_a_scrape_shows_the_wait_the_speed_and_the_bytes_of_jobs_not_their_chunks(
+    media_root: Path, gop_clip: Path
+) -> None:
+    async with service(media_root, max_concurrent_jobs=3) as svc, conn(svc) as c:
+        job_id = await submit(c, transcode("clips/gop.mp4", chunking={"chunk_seconds": 2.0}))
+        assert (await c.until_terminal(job_id, timeout=120))[-1].type == "completed"
+        async with aiohttp.ClientSession() as http:
+            scrape = f"http://127.0.0.1:{svc.ops_port}/metrics"
+            async with http.get(scrape, timeout=aiohttp.ClientTimeout(total=10)) as reply:
+                text = await reply.text()
+    samples = {
+        (s.name, s.labels.get("operation")): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    # One job, not one per chunk.
+    assert samples[("ffpool_queue_wait_seconds_count", "transcode")] == 1
+    assert samples[("ffpool_jobs_finished_total", "transcode")] == 1
+    assert samples[("ffpool_realtime_factor_count", "transcode")] == 1
+    assert samples[("ffpool_realtime_factor_sum", "transcode")] > 0
+    size = (media_root / "jobs" / job_id / "output.mp4").stat().st_size
+    assert samples[("ffpool_output_bytes_total", "transcode")] == size
+    assert samples[("ffpool_dead_letters", None)] == 0

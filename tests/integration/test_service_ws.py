@@ -67,6 +67,7 @@ async def test_thumbnail_and_health_counts(media_root: Path) -> None:
             "queued_jobs": 0,
             "max_concurrent": 2,
             "backend": "memory",
+            "dead_letters": 0,
         }
 
 

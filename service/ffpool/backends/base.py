@@ -81,6 +81,8 @@ class BackendStats(BaseModel):
     queued_jobs: int
     max_concurrent: int
     backend: str
+    dead_letters: int | None = None
+    """Jobs in the dead-letter queue (RabbitMQ), or dead-lettered jobs kept (memory)."""
 
 
 class Health(enum.StrEnum):
@@ -97,11 +99,19 @@ class JobExecutor(Protocol):
 
 
 class JobMetrics(Protocol):
-    """The job counts a backend reports (metrics.py's)."""
+    """The job counts a backend reports (metrics.py's; docs/monitoring.md)."""
 
     def observe_submitted(self) -> None: ...
 
+    def observe_started(self, operation: str, waited_s: float) -> None:
+        """A job started, `waited_s` after it was submitted."""
+
     def observe_finished(self, operation: str, state: JobState, seconds: float) -> None: ...
+
+    def observe_completed(
+        self, operation: str, media_s: float | None, seconds: float, out_bytes: int
+    ) -> None:
+        """A job completed: its output's media duration, its run's wall time, its bytes."""
 
 
 class JobNotifier(Protocol):

@@ -1,7 +1,5 @@
-"""The embedded default backend: an in-process priority queue and in-process workers. Runs on
-one machine with nothing but Python and FFmpeg. Jobs live only in memory: a restart forgets
-them (use the RabbitMQ backend for durability).
-"""
+"""The embedded default backend: in-process priority queue and workers, nothing but Python and
+FFmpeg. Jobs live in memory only: a restart forgets them (RabbitMQ is the durable backend)."""
 
 from __future__ import annotations
 
@@ -13,6 +11,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
 from ffpool import logs
+from ffpool.backends import job_metrics
 from ffpool.backends.admission import ActiveIndex, Admission, TenantLimits
 from ffpool.backends.base import (
     NO_NOTIFIER,
@@ -174,6 +173,7 @@ class MemoryBackend:
             queued_jobs=len(self._queued) - self._chunks.queued,
             max_concurrent=self._settings.max_concurrent_jobs,
             backend=self.name,
+            dead_letters=len(self._dead),
         )
 
     async def dead_letters(self, limit: int = 100, tenant: str | None = None) -> list[JobRecord]:
@@ -246,13 +246,13 @@ class MemoryBackend:
                     self._busy.discard(index)
 
     async def _run(self, job: Job, worker: str) -> None:
-        operation = job.spec.operation.op
         running = StateEvent.of(job, JobState.RUNNING, worker=worker)
         self._emit(running)
         notify = self._notifier.wants(job)
         if notify:
             await self._notifier.notify(job, running)
         started = time.monotonic()
+        job_metrics.started(self._metrics, job)
         task = asyncio.create_task(self._executor.execute(job, self._emit), name=worker)
         self._running[job.id] = task
         try:
@@ -267,9 +267,8 @@ class MemoryBackend:
         self._emit(outcome)
         if notify and isinstance(outcome, CompletedEvent | FailedEvent | CancelledEvent):
             await self._notifier.notify(job, outcome)
-        if job.chunk is None:  # the job counts, not its pieces
-            state = self._records[job.id].state
-            self._metrics.observe_finished(operation, state, time.monotonic() - started)
+        if isinstance(outcome, CompletedEvent | FailedEvent | CancelledEvent):
+            job_metrics.finished(self._metrics, job, outcome, time.monotonic() - started)
         log.info("job finished", job_id=job.id, state=outcome.type, worker=worker)
 
     async def _sweep(self) -> None:

@@ -51,10 +51,18 @@ def answer_from(feed: EventsFeed, job_id: str) -> JobRecord | None:
 
 
 async def queued_jobs(publisher: Publisher, topo: Topology) -> int:
+    return await _depth(publisher, topo.job_queue)
+
+
+async def dead_lettered(publisher: Publisher, topo: Topology) -> int:
+    return await _depth(publisher, topo.dlq_queue)
+
+
+async def _depth(publisher: Publisher, queue: str) -> int:
     try:
-        return await publisher.queue_depth(topo.job_queue)
+        return await publisher.queue_depth(queue)
     except Exception as exc:
-        log.debug("queue depth unavailable", error=type(exc).__name__)
+        log.debug("queue depth unavailable", queue=queue, error=type(exc).__name__)
         return 0
 
 
@@ -229,6 +237,7 @@ class RabbitServer:
             queued_jobs=await queued_jobs(self._publisher, self._topo),
             max_concurrent=self._settings.max_concurrent_jobs,
             backend=NAME,
+            dead_letters=await dead_lettered(self._publisher, self._topo),
         )
 
     async def dead_letters(self, limit: int = 100, tenant: str | None = None) -> list[JobRecord]:

@@ -15,7 +15,7 @@ from ffpool.backends.base import BackendStats, Health
 from ffpool.backends.rabbitmq import attempts, broker_limits
 from ffpool.backends.rabbitmq.control import Control
 from ffpool.backends.rabbitmq.links import Links
-from ffpool.backends.rabbitmq.server import NAME, dead_letters, queued_jobs
+from ffpool.backends.rabbitmq.server import NAME, dead_lettered, dead_letters, queued_jobs
 from ffpool.backends.rabbitmq.subjobs import RabbitSubJobs
 from ffpool.backends.rabbitmq.worker_pool import WorkerPool
 from ffpool.chunks.subjobs import SubJobs
@@ -94,6 +94,7 @@ class RabbitWorker:
             queued_jobs=await queued_jobs(self._links.publisher, self._topo),
             max_concurrent=self._settings.max_concurrent_jobs,
             backend=NAME,
+            dead_letters=await dead_lettered(self._links.publisher, self._topo),
         )
 
     async def dead_letters(self, limit: int = 100, tenant: str | None = None) -> list[JobRecord]:

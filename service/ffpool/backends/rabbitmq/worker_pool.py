@@ -19,6 +19,7 @@ from contextlib import AbstractAsyncContextManager
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from ffpool import logs
+from ffpool.backends import job_metrics
 from ffpool.backends.base import NO_NOTIFIER, JobExecutor, JobMetrics, JobNotifier
 from ffpool.backends.rabbitmq import attempts, unread, wire
 from ffpool.backends.rabbitmq.attempts import Action
@@ -220,6 +221,7 @@ class WorkerPool:
         progress = ProgressSender(send, state_event(run, JobState.RUNNING), publish_last=send)
         log.info("job started", job_id=job.id, attempt=run.attempt, worker=run.worker)
         await self._settler.started(run)
+        job_metrics.started(self._metrics, job)
         outcome = await execute(run, self._executor, progress, self._limit_s)
         await progress.close(self._timeout)
         if isinstance(outcome, CompletedEvent):
@@ -229,7 +231,7 @@ class WorkerPool:
             await self._events.state(run, JobState.QUEUED)  # handed back: waiting again
         if isinstance(outcome, CompletedEvent | FailedEvent | CancelledEvent) and job.chunk is None:
             seconds = time.monotonic() - run.started
-            self._metrics.observe_finished(job.spec.operation.op, _state_of(outcome), seconds)
+            job_metrics.finished(self._metrics, job, outcome, seconds)
             log.info("job finished", job_id=job.id, state=outcome.type, seconds=round(seconds, 3))
 
     async def _orphan(self, job: Job) -> bool:
@@ -258,10 +260,6 @@ class WorkerPool:
             if record is not None:
                 return record.result, record.state is JobState.CANCELLED
         return done, cancelled
-
-
-def _state_of(outcome: CompletedEvent | FailedEvent | CancelledEvent) -> JobState:
-    return JobState(outcome.type)
 
 
 def _completed_unknown(job_id: str) -> CompletedEvent:
