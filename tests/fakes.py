@@ -120,6 +120,9 @@ class FakeMetrics:
     ) -> None:
         return None
 
+    def observe_reconnect(self) -> None:
+        return None
+
 
 class FakeDelivery:
     """A job delivery as a worker slot receives it; records how it was settled."""

@@ -102,6 +102,12 @@ class Metrics:
             namespace=NAMESPACE,
             registry=reg,
         )
+        self._reconnects = Counter(
+            "broker_reconnects",
+            "Broker connections restored after a loss",
+            namespace=NAMESPACE,
+            registry=reg,
+        )
         self._dead = Gauge(
             "dead_letters",
             "Jobs in the dead-letter queue (memory: dead-lettered jobs kept)",
@@ -130,6 +136,9 @@ class Metrics:
         self._out_bytes.labels(operation=operation).inc(max(out_bytes, 0))
         if media_s is not None and media_s > 0 and seconds > 0:
             self._speed.labels(operation=operation).observe(media_s / seconds)
+
+    def observe_reconnect(self) -> None:
+        self._reconnects.inc()
 
     def observe_error(self, code: str) -> None:
         self._errors.labels(code=code).inc()

@@ -4,13 +4,14 @@ queued, run, watched and cancelled like jobs, but never seen by servers or older
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
+from prometheus_client.parser import text_string_to_metric_families
 
 from ffpool import names
 from ffpool.backends.rabbitmq import build_node, build_worker, unread, wire
@@ -30,6 +31,7 @@ from ffpool.domain.events import (
 )
 from ffpool.domain.jobs import ChunkTask, Job, JobSpec, PathInput, ProbeOp, chunk_job_id, new_job_id
 from ffpool.ffmpeg.outcome import JobFailure
+from ffpool.metrics import Metrics
 from ffpool.settings import Settings
 from tests.fakes import FakeExecutor, FakeMetrics
 from tests.integration.rabbit_harness import (
@@ -292,3 +294,29 @@ async def test_an_expired_chunk_fails_its_parent_but_no_tenant_sees_it(tmp_path:
             assert await subjobs.outcome(expiring.id) is None
             await subjobs.cancel([running.id])
             assert isinstance(await outcome(subjobs, running.id), CancelledEvent)
+
+
+async def test_a_restored_broker_connection_is_counted(tmp_path: Path) -> None:
+    async with prefix_for_test() as prefix:
+        metrics = Metrics()
+        settings = make_settings(prefix, tmp_path, "w-reconnect", max_concurrent_jobs=1)
+        async with started(build_worker(settings, metrics, FakeExecutor())):
+
+            async def reconnects() -> float:
+                text = (await metrics.render(None)).decode()
+                for family in text_string_to_metric_families(text):
+                    for sample in family.samples:
+                        if sample.name == "ffpool_broker_reconnects_total":
+                            return float(sample.value)
+                return 0.0
+
+            assert await reconnects() == 0
+            await close_connections(names.WORKER_CONNECTION_PREFIX + "w-reconnect")
+            # Both the publisher's and the consumers' connection come back (5 s apart at most).
+            await eventually(
+                lambda: reconnects_at_least(reconnects, 2), timeout=30, what="reconnects"
+            )
+
+
+async def reconnects_at_least(read: Callable[[], Awaitable[float]], count: float) -> bool:
+    return await read() >= count

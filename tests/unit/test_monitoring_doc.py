@@ -53,6 +53,7 @@ async def test_the_service_exports_what_the_doc_lists() -> None:
     metrics.observe_error("queue_full")
     metrics.observe_webhook("delivered")
     metrics.ws_connected(1)
+    metrics.observe_reconnect()
     text = (await metrics.render(None)).decode()
     exported = {
         n: v for n, v in scraped(text, "ffpool_").items() if not n.startswith("ffpool_operator_")

@@ -113,6 +113,9 @@ class JobMetrics(Protocol):
     ) -> None:
         """A job completed: its output's media duration, its run's wall time, its bytes."""
 
+    def observe_reconnect(self) -> None:
+        """A broker connection came back after it was lost (RabbitMQ)."""
+
 
 class JobNotifier(Protocol):
     """Told of every state change of a job where it happens, for its webhooks

@@ -137,14 +137,16 @@ class _Base:
             _markers(settings, objects),
         )
 
-    def links(self, consumers: list[str], *, serves_clients: bool) -> Links:
+    def links(self, consumers: list[str], *, serves_clients: bool, metrics: JobMetrics) -> Links:
         """The publisher is named after the process's role: its first consumer connection."""
         publisher = Publisher(self.url, consumers[0], self.topo, self.timeout)
         wait_s = self.settings.broker_startup_wait_seconds
         if wait_s is None:
             # Serving clients: a clear error beats a silent wait; a worker may start first.
             wait_s = 0.0 if serves_clients else math.inf
-        return Links(self.url, publisher, consumers, self.timeout, wait_s)
+        return Links(
+            self.url, publisher, consumers, self.timeout, wait_s, metrics.observe_reconnect
+        )
 
     def feed(self, notifier: JobNotifier = NO_NOTIFIER) -> EventsFeed:
         s = self.settings
@@ -211,7 +213,7 @@ def build_server(
     notifier: JobNotifier = NO_NOTIFIER,
 ) -> RabbitServer:
     base = _Base.of(settings, objects)
-    links = base.links([_server_name(settings)], serves_clients=True)
+    links = base.links([_server_name(settings)], serves_clients=True, metrics=metrics)
     feed = base.feed(notifier)
     control = base.control(links, Hears(lookup=functools.partial(answer_from, feed)))
     return RabbitServer(settings, metrics, links, feed, base.markers, control, notifier)
@@ -225,7 +227,7 @@ def build_worker(
     notifier: JobNotifier = NO_NOTIFIER,
 ) -> RabbitWorker:
     base = _Base.of(settings, objects)
-    links = base.links([_worker_name(settings)], serves_clients=False)
+    links = base.links([_worker_name(settings)], serves_clients=False, metrics=metrics)
     ledger = RunLedger()
     control = base.control(links, Hears(cancel=ledger.cancel))
     lookup = functools.partial(control.lookup, wait_s=LOOKUP_WAIT_S)
@@ -240,7 +242,9 @@ def build_node(
     notifier: JobNotifier = NO_NOTIFIER,
 ) -> RabbitNode:
     base = _Base.of(settings, objects)
-    links = base.links([_server_name(settings), _worker_name(settings)], serves_clients=True)
+    links = base.links(
+        [_server_name(settings), _worker_name(settings)], serves_clients=True, metrics=metrics
+    )
     feed = base.feed(notifier)
     ledger = RunLedger()
     control = base.control(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 
 import aio_pika
 import aiormq
@@ -30,7 +31,10 @@ class Links:
         names: list[str],
         timeout: float,
         startup_wait_s: float,
+        on_reconnect: Callable[[], None] | None = None,
     ) -> None:
+        """`on_reconnect`: told each time one of the connections comes back after a loss."""
+        self._on_reconnect = on_reconnect
         self._url = url
         self.publisher = publisher
         self._names = names
@@ -51,6 +55,9 @@ class Links:
                 for name in self._names:
                     conn = await connection.connect(self._url, name, self._timeout)
                     self._conns.append(conn)
+                for opened in (self.publisher.conn, *self._conns):
+                    if opened is not None:
+                        opened.reconnect_callbacks.add(self._reconnected)
                 return list(self._conns)
             except _CONNECT_ERRORS as exc:
                 await self.close()
@@ -67,6 +74,11 @@ class Links:
                     error=type(exc).__name__,
                 )
                 await asyncio.sleep(delay)
+
+    def _reconnected(self, *_: object) -> None:
+        log.info("broker connection restored")
+        if self._on_reconnect is not None:
+            self._on_reconnect()
 
     async def close(self) -> None:
         for conn in reversed(self._conns):
