@@ -16,8 +16,8 @@ from typing import Final
 from ffpool.chunks.plan import ChunkPlan, input_name
 from ffpool.domain.jobs import AudioCodec, Container, TranscodeOp, VideoCodec
 from ffpool.ffmpeg import codecs, limits
-from ffpool.ffmpeg.argv import FORMAT_WHITELIST, PROTOCOL_WHITELIST, file_url
-from ffpool.ffmpeg.argv_base import head, threads
+from ffpool.ffmpeg.argv import file_url
+from ffpool.ffmpeg.argv_base import head, threads, whitelists
 from ffpool.ffmpeg.binaries import Binaries
 from ffpool.ffmpeg.codecs import num
 from ffpool.settings import Settings
@@ -36,14 +36,10 @@ _QUICKTIME: Final = (Container.MP4, Container.MOV)
 _LIST_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*\.mkv")
 
 
-def _whitelists(formats: str = FORMAT_WHITELIST) -> list[str]:
-    return ["-protocol_whitelist", PROTOCOL_WHITELIST, "-format_whitelist", formats]
-
-
 def _input(src: Path, settings: Settings, *, decodes: bool = True) -> list[str]:
     pixels = ["-max_pixels", str(limits.decoder_max_pixels(settings.max_input_pixels))]
     decoder = [*pixels, *threads(settings)] if decodes else []
-    return [*decoder, *_whitelists(), "-i", file_url(src)]
+    return [*decoder, *whitelists(), "-i", file_url(src)]
 
 
 def _output(muxer: str, out: Path, settings: Settings) -> list[str]:
@@ -62,7 +58,7 @@ def keyframes_argv(binaries: Binaries, src: Path) -> tuple[str, ...]:
         *binaries.prefix,
         binaries.ffprobe,
         *["-v", "error", "-hide_banner"],
-        *_whitelists(),
+        *whitelists(),
         *["-select_streams", "v:0", "-show_entries", "packet=pts_time,flags"],
         *["-of", "json=c=1"],
         file_url(src),
@@ -185,14 +181,14 @@ def join_argv(
     muxer shifts the streams exactly as it does in the single run. `video_offset_s`: how much
     later than the audio the input's video starts (the single run keeps that gap; the
     chunks start at zero)."""
-    audio_input = [*_whitelists(), "-i", file_url(audio)] if audio is not None else []
+    audio_input = [*whitelists(), "-i", file_url(audio)] if audio is not None else []
     audio_map = ["-map", "1:a:0"] if audio is not None else []
     offset = ["-itsoffset", num(video_offset_s)] if video_offset_s > 0 else []
     return (
         *head(binaries, settings),
         "-copyts",
         *offset,
-        *("-f", "concat", "-safe", "1", *_whitelists(CONCAT_FORMAT_WHITELIST)),
+        *("-f", "concat", "-safe", "1", *whitelists(CONCAT_FORMAT_WHITELIST)),
         *("-i", file_url(list_file)),
         *audio_input,
         *("-map", "0:v:0", *audio_map, "-c", "copy"),

@@ -79,6 +79,7 @@ class ParallelExecutor(Executor):
         plan: FFmpegPlan,
         src: Path,
         info: MediaInfo,
+        scratch: Path,
         on_progress: ProgressCallback,
     ) -> ProgressEvent:
         job = attempt.job
@@ -92,14 +93,14 @@ class ParallelExecutor(Executor):
                 plan,
                 src,
                 info,
-                _scratch_of(plan, src),
+                scratch,
                 on_progress,
                 lambda: self._remaining(attempt),
             )
             if split is not None:
                 done = split.plan.duration_s
                 return ProgressEvent(job_id=job.id, percent=100.0, out_time_s=done, eta_s=0)
-        return await super()._encode(attempt, plan, src, info, on_progress)
+        return await super()._encode(attempt, plan, src, info, scratch, on_progress)
 
     def _chunking(self, job: Job) -> Chunking | None:
         """The job's own request, else the server's default (CHUNK_AUTO_SECONDS: `auto`) for
@@ -125,12 +126,3 @@ class ParallelExecutor(Executor):
                 await self._subjobs.forget(ids)
         except Exception as exc:
             log.warning("removing a job's chunks failed", job_id=job_id, error=repr(exc))
-
-
-def _scratch_of(plan: FFmpegPlan, src: Path) -> Path:
-    """The run's scratch directory: where its outputs are written."""
-    if plan.outputs:
-        return plan.outputs[0].temp_path.parent
-    if plan.output_dir is not None:
-        return plan.output_dir.parent
-    return src.parent

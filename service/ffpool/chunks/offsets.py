@@ -13,7 +13,8 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ffpool.ffmpeg.argv import FORMAT_WHITELIST, PROTOCOL_WHITELIST, file_url
+from ffpool.chunks.plan import seconds_of
+from ffpool.ffmpeg.argv_base import file_url, whitelists
 from ffpool.ffmpeg.binaries import Binaries
 
 # A gap larger than this is not a start offset but a broken file: left alone.
@@ -26,7 +27,7 @@ def start_times_argv(binaries: Binaries, src: Path) -> tuple[str, ...]:
         *binaries.prefix,
         binaries.ffprobe,
         *["-v", "error", "-hide_banner"],
-        *["-protocol_whitelist", PROTOCOL_WHITELIST, "-format_whitelist", FORMAT_WHITELIST],
+        *whitelists(),
         *["-show_entries", "format=start_time:stream=codec_type,start_time", "-of", "json"],
         file_url(src),
     )
@@ -52,14 +53,6 @@ class _Probe(BaseModel):
     format: _Format = _Format()
 
 
-def _seconds(text: str | None) -> float | None:
-    try:
-        value = float(text) if text is not None else None
-    except ValueError:
-        return None
-    return value if value is not None and abs(value) < float("inf") else None
-
-
 def video_offset(ffprobe_json: str) -> float:
     """The first video stream's start minus the file's, in seconds; 0 when unknown."""
     try:
@@ -67,8 +60,8 @@ def video_offset(ffprobe_json: str) -> float:
     except ValidationError:
         return 0.0
     video = next((s for s in probed.streams if s.codec_type == "video"), None)
-    start = _seconds(video.start_time) if video is not None else None
-    first = _seconds(probed.format.start_time)
+    start = seconds_of(video.start_time) if video is not None else None
+    first = seconds_of(probed.format.start_time)
     if start is None or first is None:
         return 0.0
     gap = round(start - first, 6)

@@ -55,7 +55,7 @@ def parse_keyframes(ffprobe_json: str) -> list[Keyframe]:
         parsed = _Packets.model_validate_json(ffprobe_json)
     except ValidationError as exc:
         raise ValueError(f"not ffprobe packet JSON: {exc.error_count()} errors") from None
-    times = [_time(packet.pts_time) for packet in parsed.packets]
+    times = [seconds_of(packet.pts_time) for packet in parsed.packets]
     # The smallest time of the packets after each one (decode order): a keyframe followed
     # by a packet shown before it opens an open GOP, whose leading frames refer to the
     # keyframe before: no clean cut point for a stream copy (docs/chunks.md).
@@ -71,8 +71,8 @@ def parse_keyframes(ffprobe_json: str) -> list[Keyframe]:
     return found
 
 
-def _time(text: str | None) -> float | None:
-    """A packet's time; None for "N/A" or anything not finite."""
+def seconds_of(text: str | None) -> float | None:
+    """ffprobe's time text in seconds; None for "N/A" or anything not finite."""
     try:
         value = float(text) if text is not None else None
     except ValueError:

@@ -71,8 +71,8 @@ def file_url(path: Path) -> str:
     return f"file:{path}"
 
 
-def whitelists() -> list[str]:
-    return ["-protocol_whitelist", PROTOCOL_WHITELIST, "-format_whitelist", FORMAT_WHITELIST]
+def whitelists(formats: str = FORMAT_WHITELIST) -> list[str]:
+    return ["-protocol_whitelist", PROTOCOL_WHITELIST, "-format_whitelist", formats]
 
 
 def pixel_limit(max_pixels: int | None) -> list[str]:

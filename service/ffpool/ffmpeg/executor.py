@@ -197,7 +197,7 @@ class Executor:
         plan = build_plan(job.spec.operation, src, scratch, self.binaries, self.settings, info)
         if plan.output_dir is not None:
             await asyncio.to_thread(output_dir.prepare, plan)
-        last = await self._encode(attempt, plan, src, info, on_progress)
+        last = await self._encode(attempt, plan, src, info, scratch, on_progress)
         max_bytes = self.settings.max_output_bytes
         outputs, sizes = await asyncio.to_thread(output_dir.finalized, plan, max_bytes)
         if self.objects is None:  # the disk quota; bucket bytes are not metered (storage.md)
@@ -216,6 +216,7 @@ class Executor:
         plan: FFmpegPlan,
         src: Path,
         info: MediaInfo,
+        scratch: Path,
         on_progress: ProgressCallback,
     ) -> ProgressEvent:
         """Leave `plan`'s outputs (temporary names) in the scratch directory; returns the
