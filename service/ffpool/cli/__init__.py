@@ -6,18 +6,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
-from pathlib import Path
+import traceback
 from typing import Any
 
 from pydantic import ValidationError
 
-from ffpool import logs, names
-from ffpool.cli.op_flags import add_operation_flags, operation_from
+from ffpool import logs
+from ffpool.cli.errors import ExitCode, describe
+from ffpool.cli.op_flags import operation_from
 from ffpool.settings import Settings
 
 __all__ = ["build_parser", "main", "operation_from"]
+
+
+def client_verbs() -> list[Any]:
+    """The modules of the client commands; each has `add_parser(sub)`, and the parsers it adds
+    set `run`, an async function of the parsed arguments returning the exit code."""
+    from ffpool.cli import completion, follow_cmd, query_cmd, submit_cmd
+
+    return [submit_cmd, follow_cmd, query_cmd, completion]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,53 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("schema", help="print the protocol's JSON Schema")
     # Its own flags are parsed by the operator (see `main`); listed here for `ffpool -h`.
     sub.add_parser("operator", help="run the FFmpegPool Kubernetes operator", add_help=False)
-    _submit_parser(sub.add_parser("submit", help="submit a job, show progress, download"))
+    for verb in client_verbs():
+        verb.add_parser(sub)
     token = sub.add_parser("token", help="API tokens (docs/security.md)")
     create = token.add_subparsers(dest="token_command", required=True).add_parser(
         "create", help="print a new token, then its line for AUTH_TOKENS_FILE"
     )
     create.add_argument("--tenant", required=True, help="a DNS label: a-z, 0-9 and '-'")
     return parser
-
-
-def _submit_parser(p: argparse.ArgumentParser) -> None:
-    add_operation_flags(p)
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--file", type=Path, help="a local file, uploaded first")
-    src.add_argument("--path", help="a path under the server's MEDIA_ROOT")
-    src.add_argument("--url", help="an http(s) URL the worker downloads")
-    src.add_argument("--s3", help="s3://bucket/key, read with the pool's credentials")
-    p.add_argument("--server", default="ws://127.0.0.1:8080/ws")
-    p.add_argument("--http", help="HTTP base URL (default: the server's host, port 8081)")
-    p.add_argument("-o", "--output-dir", type=Path, default=Path("."), help="local directory")
-    p.add_argument(
-        "--output",
-        type=_s3_location,
-        help="s3://bucket/prefix: the job's outputs go to <prefix>/<job id>/ in the bucket",
-    )
-    p.add_argument(
-        "--download",
-        action="store_true",
-        help="also save outputs kept in object storage into --output-dir (else only shown)",
-    )
-    p.add_argument("--callback", help="POST the job's state changes here (docs/webhooks.md)")
-    p.add_argument("--priority", type=int, default=0)
-    p.add_argument("--key", help="idempotency key: resubmitting it returns the same job")
-    p.add_argument("--json", action="store_true", help="print the outcome as JSON")
-    p.add_argument(
-        "--token",
-        default=os.environ.get(names.TOKEN_ENV),
-        help=f"API token (default: ${names.TOKEN_ENV}; prefer the variable: argv is visible)",
-    )
-
-
-def _s3_location(value: str) -> str:
-    """`--output` names a bucket location; `-o/--output-dir` is the local directory."""
-    if not value.startswith("s3://"):
-        raise argparse.ArgumentTypeError(
-            "--output takes s3://bucket/prefix; a local directory is -o/--output-dir"
-        )
-    return value
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -118,6 +87,21 @@ def create_token(tenant: str) -> int:
     return 0
 
 
+def run_client(args: argparse.Namespace) -> int:
+    """A client command: its failures are one line and an exit code (cli/errors.py); with
+    --debug, the traceback too."""
+    try:
+        return int(asyncio.run(args.run(args)))
+    except KeyboardInterrupt:
+        return ExitCode.INTERRUPTED
+    except Exception as exc:
+        if getattr(args, "debug", False):
+            traceback.print_exc()
+        line, code = describe(exc)
+        print(line, file=sys.stderr)
+        return code
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["operator"]:
@@ -132,15 +116,8 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(json_schema(), indent=2, sort_keys=True))
     elif args.command == "token":
         sys.exit(create_token(args.tenant))
-    elif args.command == "submit":
-        from ffpool.client.submit import run_submit
-
-        try:
-            code = asyncio.run(run_submit(args, operation_from(args)))
-        except ValidationError as exc:
-            print(f"invalid job: {exc}", file=sys.stderr)
-            code = 2
-        sys.exit(code)
+    elif getattr(args, "run", None) is not None:
+        sys.exit(run_client(args))
     else:
         from ffpool.app import Role, serve_forever
 
