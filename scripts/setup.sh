@@ -38,10 +38,16 @@ fi
 if [ "${FFPOOL_BROWSER_PACKAGES:-1}" = 1 ]; then
     # The web page's browser tests (tests/browser): Debian's headless Chromium, driven by the
     # playwright pip package (never its own browser download), and a font for screenshots.
-    for p in chromium fonts-dejavu-core; do
+    # tmux: the CLI's tests in a real terminal (tests/integration/test_cli_terminal.py).
+    for p in chromium fonts-dejavu-core tmux; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || APT_PKGS+=("$p")
     done
 fi
+# The CLI's completion tests (tests/integration/test_cli_completion.py) load the zsh and fish
+# scripts in the real shells.
+for p in zsh fish; do
+    command -v "$p" >/dev/null || APT_PKGS+=("$p")
+done
 if [ ${#APT_PKGS[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "setup: installing Debian's ${APT_PKGS[*]}"

@@ -34,6 +34,7 @@ from ffpool.server.job_checks import JobChecks
 from ffpool.server.ops import make_ops_app
 from ffpool.server.output_links import OutputLinks
 from ffpool.server.storage_setup import load_tenants, open_objects
+from ffpool.server.web import tell_bound_ports
 from ffpool.server.ws import start_ws_server
 from ffpool.settings import BackendKind, Settings
 from ffpool.storage.housekeeping import sweep_uploads_forever
@@ -214,6 +215,7 @@ async def _running(
             links = OutputLinks(auth, edge.objects)
             ws = await start_ws_server(jobs, settings, metrics, auth, storage, checks, links)
         http_port, ops_port = (_http_port(r) for r in runners)
+        tell_bound_ports(http_app, _ws_port(ws), http_port)
         yield Running(settings, backend, _ws_port(ws), http_port, ops_port, stopping)
     finally:
         stopping.set()
@@ -243,9 +245,7 @@ async def _webhooks(
 
 
 def _ws_port(ws: Server | None) -> int | None:
-    if ws is None:
-        return None
-    return int(next(iter(ws.sockets)).getsockname()[1])
+    return None if ws is None else int(next(iter(ws.sockets)).getsockname()[1])
 
 
 def _http_port(runner: web.AppRunner) -> int:

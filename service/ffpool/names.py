@@ -68,6 +68,12 @@ MANAGER: Final = "ffpool-operator"
 FIELD_MANAGER: Final = MANAGER
 FIELD_MANAGER_AUTOSCALER: Final = "ffpool-autoscaler"
 
+# Pausing a pool's autoscaling, as KEDA's autoscaling.keda.sh/paused and .../paused-replicas
+# (docs/operator.md, "Pausing autoscaling"): set on the FFmpegPool by users, read by the daemon.
+AUTOSCALING_ANNOTATION_PREFIX: Final = "autoscaling.ffpool.dev/"
+ANNOTATION_PAUSED: Final = AUTOSCALING_ANNOTATION_PREFIX + "paused"
+ANNOTATION_PAUSED_REPLICAS: Final = AUTOSCALING_ANNOTATION_PREFIX + "paused-replicas"
+
 # Kubernetes' own annotation: on scale-down a ReplicaSet removes the lowest-cost pods first.
 # https://kubernetes.io/docs/reference/labels-annotations-taints/#pod-deletion-cost
 ANNOTATION_DELETION_COST: Final = "controller.kubernetes.io/pod-deletion-cost"
@@ -88,6 +94,8 @@ METRICS_PATH: Final = "/metrics"
 SCHEMA_PATH: Final = "/schema/protocol.json"
 # aiohttp route templates; the output one is also the download URL put into `completed`.
 JOB_PATH: Final = "/jobs/{job_id}"
+# The caller's jobs, newest first (`?limit=N&state=queued,running`).
+JOBS_PATH: Final = "/jobs"
 OUTPUT_PATH: Final = "/jobs/{job_id}/outputs/{name}"
 # Any output of a package (a ladder's HLS/DASH files), the link's signature in the path so a
 # player's relative references keep it: `{token}` is `<expires>.<sig>` (auth/signed_links.py).

@@ -13,8 +13,9 @@ from ffpool.auth.gate import Authenticator
 from ffpool.auth.keys import load_signing_key
 from ffpool.backends.admission import Admission, TenantLimits
 from ffpool.backends.base import BackendStats, Health, Submission, Subscription, UnknownJob
-from ffpool.domain.events import JobRecord
+from ffpool.domain.events import JobRecord, JobState
 from ffpool.domain.jobs import Job
+from ffpool.domain.listing import JobSummary, newest
 from ffpool.server.http import make_http_app
 from ffpool.settings import Settings
 from ffpool.storage.media import LocalStorage
@@ -63,6 +64,11 @@ class FakeBackend:
 
     async def dead_letters(self, limit: int = 100, tenant: str | None = None) -> list[JobRecord]:
         return [r for r in self.dead if tenant in (None, r.tenant)][:limit]
+
+    async def jobs(
+        self, tenant: str | None, limit: int = 100, states: frozenset[JobState] | None = None
+    ) -> list[JobSummary]:
+        return newest(self.records.values(), tenant, limit, states)
 
     async def active_jobs(self, tenant: str) -> int:
         return sum(1 for r in self.records.values() if r.tenant == tenant)

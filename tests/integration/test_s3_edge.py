@@ -16,9 +16,8 @@ import aiohttp
 import pytest
 
 from ffpool.app import Running, running
-from ffpool.cli import build_parser, operation_from
+from ffpool.cli import build_parser
 from ffpool.client.session import Client, ClientError
-from ffpool.client.submit import run_submit
 from ffpool.domain.events import CompletedEvent, OutputFile
 from ffpool.domain.jobs import JobSpec, S3Input, ThumbnailOp, UploadInput
 from ffpool.domain.protocol import ErrorCode
@@ -235,15 +234,17 @@ async def test_cli_prints_bucket_outputs_and_downloads_on_request(
             "--time",
             "1",
         ]
-        args = build_parser().parse_args([*argv, "-o", str(tmp_path / "none")])
-        assert await run_submit(args, operation_from(args)) == 0
+        args = build_parser().parse_args([*argv, "--output-dir", str(tmp_path / "none")])
+        assert await args.run(args) == 0
         out = "\n" + capsys.readouterr().out  # the service's log lines share stdout here
         shown = json.loads(out[out.index("\n{\n") + 1 :])
         assert shown["outputs"][0]["location"].startswith(f"s3://{s3_bucket}/results/cli/")
         assert not (tmp_path / "none").exists()  # shown, not downloaded
 
-        args = build_parser().parse_args([*argv, "-o", str(tmp_path / "got"), "--download"])
-        assert await run_submit(args, operation_from(args)) == 0
+        args = build_parser().parse_args(
+            [*argv, "--output-dir", str(tmp_path / "got"), "--download"]
+        )
+        assert await args.run(args) == 0
         (saved,) = (tmp_path / "got").iterdir()
         assert saved.read_bytes()[:2] == b"\xff\xd8"
 

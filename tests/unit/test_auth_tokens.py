@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import hmac
+from pathlib import Path
 
 import pytest
 
 from ffpool.auth import tokens
 from ffpool.auth.tokens import TokenEntry, file_line, hash_token, match, new_token, parse_tokens
 from ffpool.cli import build_parser, main
+from ffpool.cli.common import config_of
 
 
 def test_parse_lines_comments_and_blanks() -> None:
@@ -92,11 +94,19 @@ def test_token_create_refuses_bad_tenants(tenant: str, capsys: pytest.CaptureFix
     assert capsys.readouterr().out == ""
 
 
-def test_submit_takes_its_token_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_submit_takes_its_token_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The flag wins over the environment; the configuration resolves it (cli/config.py)."""
+    monkeypatch.delenv("FFPOOL_CONFIG", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
     monkeypatch.setenv("FFPOOL_TOKEN", "ffp_from_env")
     args = build_parser().parse_args(["submit", "probe", "--path", "clips/a.mp4"])
-    assert args.token == "ffp_from_env"
+    assert args.token is None  # not given: the environment is read when the command runs
+    assert config_of(args).token_value() == "ffp_from_env"
     args = build_parser().parse_args(["submit", "probe", "--path", "a.mp4", "--token", "ffp_flag"])
-    assert args.token == "ffp_flag"
+    assert config_of(args).token_value() == "ffp_flag"
     monkeypatch.delenv("FFPOOL_TOKEN")
-    assert build_parser().parse_args(["submit", "probe", "--path", "a.mp4"]).token is None
+    args = build_parser().parse_args(["submit", "probe", "--path", "a.mp4"])
+    assert config_of(args).token_value() is None

@@ -33,18 +33,27 @@ def test_s3_input_output_and_callback() -> None:
     assert args.download is False
 
 
-def test_output_dir_keeps_its_meaning() -> None:
-    args = parse("--path", "a.mp4", "-o", "out", "--output", "s3://b-1/x", "--download")
+def test_output_dir_is_the_directory_and_o_the_exact_file() -> None:
+    args = parse("--path", "a.mp4", "--output-dir", "out", "--output", "s3://b-1/x", "--download")
     assert args.output_dir == Path("out")
+    assert args.out is None
     assert args.output == "s3://b-1/x"
     assert args.download is True
-    assert parse("--path", "a.mp4", "--output-dir", "here").output_dir == Path("here")
+    exact = parse("--path", "a.mp4", "-o", "thumb.jpg")
+    assert (exact.out, exact.output_dir) == ("thumb.jpg", Path("."))
+    assert parse("--path", "a.mp4", "--out", "x/t.jpg").out == "x/t.jpg"
+
+
+def test_detach_and_no_wait() -> None:
+    assert parse("--path", "a.mp4").detach is False
+    assert parse("--path", "a.mp4", "--detach").detach is True
+    assert parse("--path", "a.mp4", "--no-wait").detach is True
 
 
 def test_output_takes_only_a_bucket_location(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         parse("--path", "a.mp4", "--output", "./results")
-    assert "a local directory is -o/--output-dir" in capsys.readouterr().err
+    assert "a local directory is --output-dir" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("other", ["--file", "--path", "--url"])

@@ -181,7 +181,11 @@ def _included(path: str, patterns: list[str]) -> bool:
 def test_dockerignore_sends_only_the_packages() -> None:
     patterns = _dockerignore()
     assert patterns[0] == "*", "an allow-list: everything else stays out of the context"
-    for path in ("pyproject.toml", "service/ffpool/cli/__init__.py", "operator/ffpool_operator/main.py"):
+    for path in (
+        "pyproject.toml",
+        "service/ffpool/cli/__init__.py",
+        "operator/ffpool_operator/main.py",
+    ):
         assert _included(path, patterns), path
     for path in LEFT_OUT:
         assert not _included(path, patterns), path

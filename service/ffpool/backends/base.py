@@ -24,6 +24,7 @@ from ffpool.domain.events import (
     StateEvent,
 )
 from ffpool.domain.jobs import Job
+from ffpool.domain.listing import JobSummary
 
 
 class BackendError(Exception):
@@ -113,6 +114,9 @@ class JobMetrics(Protocol):
     ) -> None:
         """A job completed: its output's media duration, its run's wall time, its bytes."""
 
+    def observe_input(self, operation: str, in_bytes: int) -> None:
+        """A completed job's input size, as the worker read it."""
+
     def observe_reconnect(self) -> None:
         """A broker connection came back after it was lost (RabbitMQ)."""
 
@@ -196,6 +200,12 @@ class JobBackend(ServiceBackend, Protocol):
         """Cancel a queued or running job; raises UnknownJob."""
 
     async def get(self, job_id: str) -> JobRecord | None: ...
+
+    async def jobs(
+        self, tenant: str | None, limit: int = 100, states: frozenset[JobState] | None = None
+    ) -> list[JobSummary]:
+        """The newest jobs first, of `tenant` if given (a record whose tenant is not known is
+        never listed for one), in `states` if given; never chunk sub-jobs (domain/listing.py)."""
 
     def subscribe(self, job_id: str) -> AbstractAsyncContextManager[Subscription]:
         """Live events of a job; enter it before reading the snapshot so nothing is missed."""

@@ -26,6 +26,7 @@ from ffpool.backends.base import (
     UnknownJob,
 )
 from ffpool.backends.hub import EventHub, Subscription
+from ffpool.backends.memory_listing import MemoryListings
 from ffpool.backends.memory_subjobs import ChunkBook, MemorySubJobs, orphan
 from ffpool.backends.retention import RetainedBytes
 from ffpool.chunks.subjobs import SubJobs
@@ -46,7 +47,7 @@ log = logs.get(__name__)
 DEAD_LETTERS_KEPT = 1000
 
 
-class MemoryBackend:
+class MemoryBackend(MemoryListings):
     name = "memory"
 
     def __init__(
@@ -175,11 +176,6 @@ class MemoryBackend:
             backend=self.name,
             dead_letters=len(self._dead),
         )
-
-    async def dead_letters(self, limit: int = 100, tenant: str | None = None) -> list[JobRecord]:
-        found = (self._records.get(job_id) for job_id in reversed(self._dead))
-        mine = (r for r in found if r is not None and tenant in (None, r.tenant))
-        return list(itertools.islice(mine, limit))
 
     async def active_jobs(self, tenant: str) -> int:
         return self._active.count(tenant)

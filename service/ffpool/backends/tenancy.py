@@ -35,8 +35,9 @@ from ffpool.backends.base import (
     TooManyJobs,
     UnknownJob,
 )
-from ffpool.domain.events import JobEvent, JobRecord
+from ffpool.domain.events import JobEvent, JobRecord, JobState
 from ffpool.domain.jobs import Job, JobSpec
+from ffpool.domain.listing import JobSummary
 
 
 def keyed_job_id(key: str, spec: JobSpec, tenant: str, secret: bytes) -> str:
@@ -109,6 +110,13 @@ class TenantBackend:
     async def get(self, job_id: str) -> JobRecord | None:
         record = await self._backend.get(job_id)
         return record if record is not None and record.tenant == self.tenant else None
+
+    async def jobs(
+        self, tenant: str | None, limit: int = 100, states: frozenset[JobState] | None = None
+    ) -> list[JobSummary]:
+        if tenant not in (None, self.tenant):
+            return []
+        return await self._backend.jobs(self.tenant, limit, states)
 
     def subscribe(self, job_id: str) -> AbstractAsyncContextManager[Subscription]:
         return self._subscribe(job_id)

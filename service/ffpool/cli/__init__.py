@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import traceback
 from typing import Any
@@ -94,12 +95,26 @@ def run_client(args: argparse.Namespace) -> int:
         return int(asyncio.run(args.run(args)))
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        # stdout closed early (`ffpool jobs | head -1`): the reader has what it wanted.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.OK
     except Exception as exc:
         if getattr(args, "debug", False):
             traceback.print_exc()
-        line, code = describe(exc)
-        print(line, file=sys.stderr)
+        line, code = describe(exc, _server_of(args))
+        print(f"ffpool {args.command}: {line}", file=sys.stderr)
         return code
+
+
+def _server_of(args: argparse.Namespace) -> str | None:
+    """The server URL the command used (flag, environment, config file), for the error line."""
+    from ffpool.cli.common import config_of
+
+    try:
+        return config_of(args).server
+    except Exception:
+        return getattr(args, "server", None)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -109,7 +124,9 @@ def main(argv: list[str] | None = None) -> None:
 
         operator_main(argv[1:])
         return
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.root_parser = parser  # `ffpool completion` prints the whole grammar's script
     if args.command == "schema":
         from ffpool.domain.protocol import json_schema
 

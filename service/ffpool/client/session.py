@@ -1,6 +1,7 @@
 """An async Python client for the ffpool WebSocket protocol and its HTTP side.
 
-async with Client("ws://127.0.0.1:8080/ws", token=os.environ["FFPOOL_TOKEN"]) as client:
+token = os.environ["FFPOOL_TOKEN"]
+async with Client.connect_to("https://ffpool.example.com", token=token) as client:
     upload_id = await client.upload(Path("clip.mp4"))
     accepted = await client.submit(JobSpec(input=UploadInput(upload_id=upload_id),
                                            operation=TranscodeOp(height=720)),
@@ -8,6 +9,10 @@ async with Client("ws://127.0.0.1:8080/ws", token=os.environ["FFPOOL_TOKEN"]) as
     outcome = await client.wait(accepted.job_id, on_event=print, timeout=3600)
     for output in outcome.outputs:
         await client.download(output, Path("out"))  # output.location: s3://... if in a bucket
+
+`connect_to` takes ONE server URL (an Ingress's, or a server's HTTP port) and derives the
+WebSocket from it (endpoints.py); `Client(ws_url, http_url)` takes both. The HTTP queries
+(`job`, `jobs`, `dead_letters`, `upload`, `download`, `save`) are in queries.py.
 
 Every network call has a time limit: connecting and each request reply (`timeout`), each read
 of an HTTP body and each stall of an upload (`read_timeout`), and waits on a job when given one.
@@ -21,9 +26,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from pathlib import Path
-from typing import Any, Final
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
 
 import aiohttp
 from pydantic import ValidationError
@@ -32,11 +35,13 @@ from websockets.exceptions import ConnectionClosed
 
 from ffpool import names
 from ffpool.client import resume as resume
-from ffpool.client import transfer as transfer
+from ffpool.client.discovery import discover
+from ffpool.client.endpoints import http_url_for as http_url_for
 from ffpool.client.outcomes import TERMINAL
 from ffpool.client.outcomes import ClientError as ClientError
 from ffpool.client.outcomes import Outcome as Outcome
-from ffpool.domain.events import OutputFile
+from ffpool.client.queries import HttpQueries
+from ffpool.client.streams import CLOSED, MAX_BUFFERED_EVENTS, offer
 from ffpool.domain.jobs import JobSpec
 from ffpool.domain.protocol import (
     Accepted,
@@ -51,33 +56,8 @@ from ffpool.domain.protocol import (
     server_adapter,
 )
 
-# Events buffered per job not yet read by `events()`: about ten minutes of progress at two
-# events a second. Beyond that the oldest are dropped (progress supersedes progress).
-MAX_BUFFERED_EVENTS: Final = 1200
 
-
-class _Closed:
-    """Pushed to every job's queue when the WebSocket closes: waits end, not hang."""
-
-
-CLOSED: Final = _Closed()
-
-
-def http_url_for(ws_url: str, http_port: int = 8081) -> str:
-    """The HTTP side of a server: same host, port 8081 (ws→http, wss→https)."""
-    parts = urlsplit(ws_url)
-    scheme = "https" if parts.scheme == "wss" else "http"
-    return urlunsplit((scheme, f"{parts.hostname}:{http_port}", "", "", ""))
-
-
-def _offer(queue: asyncio.Queue[Any], item: Any) -> None:
-    """Put without blocking the reader; a full queue loses its oldest item."""
-    if queue.full():
-        queue.get_nowait()
-    queue.put_nowait(item)
-
-
-class Client:
+class Client(HttpQueries):
     def __init__(
         self,
         ws_url: str,
@@ -85,8 +65,11 @@ class Client:
         timeout: float = 30.0,
         read_timeout: float = 60.0,
         token: str | None = None,
+        *,
+        websocket: bool = True,
     ) -> None:
         self.ws_url = ws_url
+        self.websocket = websocket  # False: the HTTP side only (queries need no WebSocket)
         self._headers = {names.AUTH_HEADER: names.BEARER_PREFIX + token} if token else {}
         self.http_url = http_url or http_url_for(ws_url)
         self.timeout = timeout
@@ -98,12 +81,39 @@ class Client:
         self._closed = False
         self._http: aiohttp.ClientSession | None = None
 
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def connect_to(
+        cls,
+        server_url: str,
+        *,
+        token: str | None = None,
+        http_url: str | None = None,
+        websocket: bool = True,
+        timeout: float = 30.0,
+        read_timeout: float = 60.0,
+    ) -> AsyncIterator[Client]:
+        """A client of the server at ONE URL, connected: its `/ui/config.json` tells where
+        the WebSocket is (endpoints.py). `http_url` overrides the HTTP side (`--http`).
+        Raises endpoints.NotAnFfpoolServer when the URL answers as something else."""
+        found = await discover(server_url, http_url, timeout)
+        client = cls(
+            found.ws_url, found.http_url, timeout, read_timeout, token, websocket=websocket
+        )
+        async with client:
+            yield client
+
     async def __aenter__(self) -> Client:
-        await self._open()
         limits = aiohttp.ClientTimeout(
             total=None, connect=self.timeout, sock_read=self.read_timeout
         )
         self._http = aiohttp.ClientSession(timeout=limits)
+        if self.websocket:
+            try:
+                await self._open()
+            except BaseException:
+                await self._http.close()
+                raise
         return self
 
     async def _open(self) -> None:
@@ -170,7 +180,7 @@ class Client:
             if not future.done():
                 future.set_result(msg)
         elif job_id := getattr(msg, "job_id", None):
-            _offer(self._queue(job_id), msg)
+            offer(self._queue(job_id), msg)
 
     def _close_all(self) -> None:
         """Fail every pending request and end every job's event stream."""
@@ -180,7 +190,7 @@ class Client:
                 future.set_exception(ConnectionError("connection closed"))
         self._pending.clear()
         for queue in self._events.values():
-            _offer(queue, CLOSED)
+            offer(queue, CLOSED)
 
     def _queue(self, job_id: str) -> asyncio.Queue[Any]:
         queue = self._events.get(job_id)
@@ -189,7 +199,8 @@ class Client:
         return queue
 
     async def _send(self, msg: Message) -> None:
-        assert self._ws is not None, "use `async with Client(...)`"
+        if self._ws is None:
+            raise RuntimeError("use `async with Client(...)` (with its WebSocket)")
         if self._closed:
             raise ConnectionError("connection closed")
         async with asyncio.timeout(self.timeout):
@@ -280,14 +291,3 @@ class Client:
             if isinstance(event, TERMINAL):
                 return event
         raise ConnectionError("event stream ended")
-
-    async def upload(self, path: Path) -> str:
-        assert self._http is not None, "use `async with Client(...)`"
-        return await transfer.upload(
-            self._http, self.http_url, path, self.read_timeout, self._headers
-        )
-
-    async def download(self, output: OutputFile, dest_dir: Path) -> Path:
-        """Save an output (its URL is a signed link: client_transfer.download)."""
-        assert self._http is not None, "use `async with Client(...)`"
-        return await transfer.download(self._http, self.http_url, output, dest_dir, self._headers)

@@ -23,6 +23,7 @@ from ffpool.auth.policy import ANONYMOUS_WARNING
 from ffpool.backends import tenancy
 from ffpool.backends.base import BackendError, BackendStats, Health, JobBackend, ServiceBackend
 from ffpool.domain.events import FailureCode
+from ffpool.domain.listing import BadQuery, JobList, parse_query
 from ffpool.domain.protocol import ErrorCode
 from ffpool.server.bucket_uploads import EmptyUpload, UploadStreams, save_to_bucket
 from ffpool.server.cors import cors_middleware
@@ -160,6 +161,15 @@ class _Handlers:
             return _error(404, "unknown_job", "no job with this id")
         return _json(await self.links.record(record))
 
+    async def jobs(self, request: web.Request) -> web.Response:
+        """The caller's jobs, newest first (docs/protocol.md, "HTTP")."""
+        try:
+            limit, states = parse_query(request.query.get("limit"), request.query.get("state"))
+        except BadQuery as exc:
+            return _error(400, "invalid_query", str(exc))
+        tenant = request[CALLER].tenant
+        return _json(JobList(jobs=await self._scoped(request).jobs(tenant, limit, states)))
+
     async def output(self, request: web.Request) -> web.StreamResponse:
         job_id, name = request.match_info["job_id"], request.match_info["name"]
         # A signed link names its job and file; a token must own the job (another tenant's
@@ -274,6 +284,7 @@ def make_http_app(
     app.router.add_get(names.READY_PATH, h.readyz)
     app.router.add_get(names.SCHEMA_PATH, h.schema_json)
     if backend is not None:
+        app.router.add_get(names.JOBS_PATH, h.jobs)
         app.router.add_get(names.JOB_PATH, h.job)
         app.router.add_get(names.OUTPUT_PATH, h.output)
         package = PackageRoute(auth, h.links, backend.get, h.serve)

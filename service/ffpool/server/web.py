@@ -153,9 +153,20 @@ class WebPage:
         return web.json_response(text=self.config.model_dump_json(), headers=headers)
 
 
+PAGE: Final = web.AppKey("page", WebPage)
+
+
+def tell_bound_ports(app: web.Application, ws_port: int | None, http_port: int) -> None:
+    """The ports the sockets are really bound to: with port 0 in the settings (an ephemeral
+    port), the page and the CLI, which find the WebSocket from /ui/config.json, need them."""
+    page = app.get(PAGE)
+    if page is not None and ws_port is not None:
+        page.config = page.config.model_copy(update={"ws_port": ws_port, "http_port": http_port})
+
+
 def add_web_routes(app: web.Application, settings: Settings, auth_required: bool) -> None:
     """The page's routes, on a server that serves clients."""
-    page = WebPage(settings, auth_required)
+    page = app[PAGE] = WebPage(settings, auth_required)
     app.router.add_get(names.PAGE_PATH, page.page)
     app.router.add_get(names.STATIC_PATH, page.asset)
     app.router.add_get(names.UI_CONFIG_PATH, page.ui_config)

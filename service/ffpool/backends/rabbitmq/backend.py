@@ -52,8 +52,9 @@ from ffpool.backends.rabbitmq.worker import RabbitWorker
 from ffpool.backends.rabbitmq.worker_pool import Lookup, WorkerPool
 from ffpool.backends.retention import RetainedBytes
 from ffpool.chunks.subjobs import SubJobs
-from ffpool.domain.events import JobRecord
+from ffpool.domain.events import JobRecord, JobState
 from ffpool.domain.jobs import Job
+from ffpool.domain.listing import JobSummary
 from ffpool.settings import Settings, StorageKind
 from ffpool.storage.objects import ObjectStore
 from ffpool.topology import Topology
@@ -109,6 +110,11 @@ class RabbitNode:
 
     async def dead_letters(self, limit: int = 100, tenant: str | None = None) -> list[JobRecord]:
         return await self._server.dead_letters(limit, tenant)
+
+    async def jobs(
+        self, tenant: str | None, limit: int = 100, states: frozenset[JobState] | None = None
+    ) -> list[JobSummary]:
+        return await self._server.jobs(tenant, limit, states)
 
     async def active_jobs(self, tenant: str) -> int:
         return await self._server.active_jobs(tenant)

@@ -114,6 +114,10 @@ class RecordCache:
     def count(self, state: JobState) -> int:
         return sum(1 for r in self._records.values() if r.state is state)
 
+    def records(self) -> list[JobRecord]:
+        """Every record held, without touching any (a listing is not a use)."""
+        return list(self._records.values())
+
 
 def from_files(
     job_id: str,

@@ -33,6 +33,7 @@ from ffpool.backends.rabbitmq.markers import JobMarkers
 from ffpool.backends.rabbitmq.publisher import Publisher
 from ffpool.domain.events import CancelledEvent, FailedEvent, JobRecord, JobState, StateEvent
 from ffpool.domain.jobs import Job
+from ffpool.domain.listing import JobSummary, newest
 from ffpool.settings import Settings
 from ffpool.topology import Topology
 
@@ -242,3 +243,10 @@ class RabbitServer:
 
     async def dead_letters(self, limit: int = 100, tenant: str | None = None) -> list[JobRecord]:
         return await dead_letters(self._publisher, self._topo, limit, tenant)
+
+    async def jobs(
+        self, tenant: str | None, limit: int = 100, states: frozenset[JobState] | None = None
+    ) -> list[JobSummary]:
+        """From this server's records, folded from the events exchange: pool-wide, as far
+        back as its cache holds (MAX_RETAINED_JOBS). Chunk jobs' events never reach it."""
+        return newest(self._feed.cache.records(), tenant, limit, states)
