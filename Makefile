@@ -6,11 +6,12 @@ BIN := $(VENV)/bin
 setup:
 	bash scripts/setup.sh
 
-## The Kubernetes binaries and both images, built before the tests so that a cold build (about
+## The Kubernetes binaries, promtool and both images, built before the tests so that a cold build (about
 ## 20 and 4 minutes on 2 cores) is not counted against a test's time limit. Outside CI a machine
 ## that cannot build them still runs the rest: those tests then skip with the reason.
 prebuild: setup
 	bash cluster/build.sh >/dev/null || test "$$CI" != true
+	bash cluster/promtool.sh >/dev/null || test "$$CI" != true
 	bash scripts/images.sh || test "$$CI" != true
 
 ## The README's test command: lint, types, and every test (real FFmpeg, real broker, KMock, the

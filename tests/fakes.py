@@ -105,6 +105,7 @@ class FakeMetrics:
     def __init__(self) -> None:
         self.submitted = 0
         self.finished: list[tuple[str, JobState]] = []
+        self.input_bytes: list[tuple[str, int]] = []
 
     def observe_submitted(self) -> None:
         self.submitted += 1
@@ -119,6 +120,9 @@ class FakeMetrics:
         self, operation: str, media_s: float | None, seconds: float, out_bytes: int
     ) -> None:
         return None
+
+    def observe_input(self, operation: str, in_bytes: int) -> None:
+        self.input_bytes.append((operation, in_bytes))
 
     def observe_reconnect(self) -> None:
         return None

@@ -24,6 +24,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "metrics": {
         "metrics": {"service": {"enabled": True, "annotations": {"prometheus.io/scrape": "true"}}}
     },
+    "prometheus-operator": {
+        "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
+        "prometheusRule": {"enabled": True, "labels": {"release": "prometheus"}},
+        "grafanaDashboard": {"enabled": True},
+    },
     "custom-image": {
         "image": {
             "repository": "registry.example.com/ffpool/operator",

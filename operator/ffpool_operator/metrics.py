@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Gauge
 
 DECISIONS = Counter(
@@ -30,3 +32,38 @@ METRICS_FAILURES = Counter(
     "Polls where queue statistics were unavailable",
     ["namespace", "pool"],
 )
+# What the autoscaling poll sees of the worker Deployment and its pods (docs/monitoring.md): the
+# dashboard's workers panel and the alerts "waiting with workers at max" and "crash loops".
+MAX_WORKERS = Gauge(
+    "ffpool_operator_max_workers",
+    "Most workers the pool may run: maxReplicas, or workers.replicas with autoscaling off",
+    ["namespace", "pool"],
+)
+CURRENT_WORKERS = Gauge(
+    "ffpool_operator_current_workers",
+    "Worker pods that exist, ready or not",
+    ["namespace", "pool"],
+)
+BUSY_WORKERS = Gauge(
+    "ffpool_operator_busy_workers", "Worker pods with a job in flight", ["namespace", "pool"]
+)
+WORKER_RESTARTS = Gauge(
+    "ffpool_operator_worker_restarts",
+    "Container restarts of the pool's worker pods (sum of restartCount; pods replaced start at 0)",
+    ["namespace", "pool"],
+)
+
+
+def restart_count(pods: list[dict[str, Any]]) -> int:
+    """The sum of every container's restartCount over `pods` (Pod objects as the API gives)."""
+    return sum(
+        int(c.get("restartCount") or 0)
+        for pod in pods
+        for c in ((pod.get("status") or {}).get("containerStatuses") or [])
+    )
+
+
+def observe_workers(namespace: str, pool: str, *, maximum: int, current: int, busy: int) -> None:
+    MAX_WORKERS.labels(namespace, pool).set(maximum)
+    CURRENT_WORKERS.labels(namespace, pool).set(current)
+    BUSY_WORKERS.labels(namespace, pool).set(busy)

@@ -102,6 +102,13 @@ class Metrics:
             namespace=NAMESPACE,
             registry=reg,
         )
+        self._in_bytes = Counter(
+            "input_bytes",
+            "Bytes of the inputs of completed jobs as the workers read them, by operation",
+            ["operation"],
+            namespace=NAMESPACE,
+            registry=reg,
+        )
         self._reconnects = Counter(
             "broker_reconnects",
             "Broker connections restored after a loss",
@@ -136,6 +143,9 @@ class Metrics:
         self._out_bytes.labels(operation=operation).inc(max(out_bytes, 0))
         if media_s is not None and media_s > 0 and seconds > 0:
             self._speed.labels(operation=operation).observe(media_s / seconds)
+
+    def observe_input(self, operation: str, in_bytes: int) -> None:
+        self._in_bytes.labels(operation=operation).inc(max(in_bytes, 0))
 
     def observe_reconnect(self) -> None:
         self._reconnects.inc()

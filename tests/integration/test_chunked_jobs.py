@@ -200,4 +200,6 @@ async def test_a_scrape_shows_the_wait_the_speed_and_the_bytes_of_jobs_not_their
     assert samples[("ffpool_realtime_factor_sum", "transcode")] > 0
     size = (media_root / "jobs" / job_id / "output.mp4").stat().st_size
     assert samples[("ffpool_output_bytes_total", "transcode")] == size
+    # The input once, as the worker read it, not once per chunk.
+    assert samples[("ffpool_input_bytes_total", "transcode")] == gop_clip.stat().st_size
     assert samples[("ffpool_dead_letters", None)] == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -50,6 +51,7 @@ async def test_the_service_exports_what_the_doc_lists() -> None:
     metrics.observe_started("transcode", 0.2)
     metrics.observe_finished("transcode", JobState.COMPLETED, 3.0)
     metrics.observe_completed("transcode", 10.0, 2.0, 1024)
+    metrics.observe_input("transcode", 4096)
     metrics.observe_error("queue_full")
     metrics.observe_webhook("delivered")
     metrics.ws_connected(1)
@@ -70,6 +72,10 @@ def test_the_operator_exports_what_the_doc_lists() -> None:
         operator_metrics.QUEUE_READY,
         operator_metrics.QUEUE_UNACKED,
         operator_metrics.DESIRED_WORKERS,
+        operator_metrics.MAX_WORKERS,
+        operator_metrics.CURRENT_WORKERS,
+        operator_metrics.BUSY_WORKERS,
+        operator_metrics.WORKER_RESTARTS,
     ):
         gauge.labels(**labels).set(0)
     text = generate_latest(REGISTRY).decode()
@@ -88,3 +94,13 @@ def test_the_realtime_factor_is_media_seconds_per_wall_second() -> None:
     assert samples[("ffpool_realtime_factor_sum", (("operation", "transcode"),))] == 3.0
     assert ("ffpool_realtime_factor_count", (("operation", "thumbnail"),)) not in samples
     assert samples[("ffpool_output_bytes_total", (("operation", "thumbnail"),))] == 5.0
+
+
+def test_worker_restarts_sum_every_container_of_every_pod() -> None:
+    pods: list[dict[str, Any]] = [
+        {"status": {"containerStatuses": [{"restartCount": 3}, {"restartCount": 1}]}},
+        {"status": {}},
+        {"status": {"containerStatuses": [{"restartCount": 2}]}},
+    ]
+    assert operator_metrics.restart_count(pods) == 6
+    assert operator_metrics.restart_count([]) == 0

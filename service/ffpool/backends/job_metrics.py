@@ -32,3 +32,5 @@ def finished(
         media = outcome.metadata.duration if outcome.metadata is not None else None
         out_bytes = sum(out.size for out in outcome.outputs)
         metrics.observe_completed(operation, media, seconds, out_bytes)
+        if outcome.input_bytes is not None:
+            metrics.observe_input(operation, outcome.input_bytes)

@@ -144,6 +144,9 @@ class CompletedEvent(Event):
     outputs: tuple[OutputFile, ...] = ()
     processing_time_s: float
     metadata: MediaInfo | None = None
+    input_bytes: int | None = None
+    """The input's size as the worker read it (the local file, once uploaded, found or
+    downloaded); None from a run that did not read one (docs/monitoring.md)."""
 
 
 class FailedEvent(Event):

@@ -192,8 +192,9 @@ class Executor:
         timeout_s = min(INPUT_PROBE_TIMEOUT_S, self._remaining(attempt))
         max_pixels = self.settings.max_input_pixels
         info = await probe(self.binaries, src, timeout_s, max_pixels=max_pixels)
+        read = (await asyncio.to_thread(src.stat)).st_size
         if isinstance(job.spec.operation, ProbeOp):
-            return self._completed(attempt, (), info)
+            return self._completed(attempt, (), info, read)
         plan = build_plan(job.spec.operation, src, scratch, self.binaries, self.settings, info)
         if plan.output_dir is not None:
             await asyncio.to_thread(output_dir.prepare, plan)
@@ -208,7 +209,7 @@ class Executor:
         )
         timeout_s = min(OUTPUT_PROBE_TIMEOUT_S, self._remaining(attempt))
         metadata = await output_dir.metadata(self.binaries, plan, timeout_s, job.id)
-        return self._completed(attempt, files, metadata)
+        return self._completed(attempt, files, metadata, read)
 
     async def _encode(
         self,
@@ -274,11 +275,16 @@ class Executor:
         return OutputFile(name=out.name, size=size, content_type=out.content_type, url=url)
 
     def _completed(
-        self, attempt: Attempt, files: tuple[OutputFile, ...], info: MediaInfo | None
+        self,
+        attempt: Attempt,
+        files: tuple[OutputFile, ...],
+        info: MediaInfo | None,
+        input_bytes: int,
     ) -> CompletedEvent:
         return CompletedEvent(
             job_id=attempt.job.id,
             outputs=files,
             processing_time_s=round(attempt.elapsed_s, 3),
             metadata=bounds.bound_media_info(info),
+            input_bytes=input_bytes,
         )
