@@ -83,6 +83,12 @@ CEL_CASES = [
         "spec.storage",
         "scratchSizeLimit is for s3 storage only",
     ),
+    (
+        "both-budget-limits",
+        {"servers": {"podDisruptionBudget": {"maxUnavailable": 1, "minAvailable": 1}}},
+        "spec.servers.podDisruptionBudget",
+        "set at most one of maxUnavailable and minAvailable",
+    ),
 ]
 # (case, spec overrides, what the API server says): bounds, enums and patterns of field types.
 SCHEMA_CASES = [
@@ -125,6 +131,11 @@ SCHEMA_CASES = [
         "allow-read-list",
         {"storage": {"s3": {"bucket": "media", "allowRead": ["s3://a-b/x,s3://c-d/"]}}},
         "spec.storage.s3.allowRead[0] in body should match",
+    ),
+    (
+        "zero-fallback-threshold",
+        {"autoscaling": {"fallbackFailureThreshold": 0}},
+        "spec.autoscaling.fallbackFailureThreshold in body should be greater than or equal to 1",
     ),
 ]
 

@@ -19,6 +19,7 @@ from tests.polling import poll_until
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 SERVER = f"{POOL}-{names.COMPONENT_SERVER}"
 WORKER = f"{POOL}-{names.COMPONENT_WORKER}"
+SERVER_PDB = f"{POOL}-{names.COMPONENT_SERVER}-pdb"
 REPAIR_WAIT = 6 * drift.REPAIR_SECONDS  # a pass, plus kubectl's and the API server's time
 
 
@@ -36,6 +37,12 @@ def image(plane: ControlPlane, name: str) -> str:
     return str(spec["template"]["spec"]["containers"][0]["image"]) if spec else ""
 
 
+def budget_generation(plane: ControlPlane) -> int:
+    """Bumped by spec changes only (the disruption controller writes its status)."""
+    body = get(plane, "poddisruptionbudget", SERVER_PDB)
+    return int(body.get("metadata", {}).get("generation") or 0)
+
+
 def test_a_steady_pool_is_not_repaired(control_plane: ControlPlane, pool: Any) -> None:
     wait_ready(control_plane)
     poll_until(
@@ -43,11 +50,20 @@ def test_a_steady_pool_is_not_repaired(control_plane: ControlPlane, pool: Any) -
         timeout=REPAIR_WAIT,
         what="WorkloadsReady",
     )
+    # The servers' PodDisruptionBudget (on by default) as policy/v1 took it, selecting them.
+    budget = get(control_plane, "poddisruptionbudget", SERVER_PDB)
+    assert budget["apiVersion"] == "policy/v1"
+    assert budget["spec"]["maxUnavailable"] == 1
+    server_pods = deployment(control_plane, SERVER)["spec"]["selector"]["matchLabels"]
+    assert budget["spec"]["selector"]["matchLabels"] == server_pods
+    assert get(control_plane, "poddisruptionbudget", f"{POOL}-worker-pdb") == {}  # off
     before = {name: generation(control_plane, name) for name in (SERVER, WORKER)}
+    budget_before = budget_generation(control_plane)
     # Asserting that nothing happens needs a window: three repair passes must find nothing to
     # apply (a false drift would bump the generation or post DriftRepaired at the first).
     time.sleep(3 * drift.REPAIR_SECONDS)
     assert {name: generation(control_plane, name) for name in (SERVER, WORKER)} == before
+    assert budget_generation(control_plane) == budget_before
     assert events(control_plane, "DriftRepaired") == []
     assert events(control_plane, "Recreated") == []
 

@@ -77,6 +77,7 @@ def test_the_operator_is_held_to_the_charts_rbac(
     assert can("patch", f"{CRD}/status", "-n", POOL_NS)
     assert can("create", "events", "-n", POOL_NS)
     assert can("patch", "networkpolicies.networking.k8s.io", "-n", POOL_NS)
+    assert can("delete", "poddisruptionbudgets.policy", "-n", POOL_NS)
     assert can("create", "secrets", "-n", POOL_NS)  # the signing key, once
     assert not can("list", "secrets", "-n", POOL_NS)
     assert not can("patch", "secrets", "-n", POOL_NS)
@@ -100,6 +101,7 @@ def test_example_pool_becomes_ready_under_restricted_pod_security(
         f"secret/{POOL}-signing",
         f"networkpolicy/{POOL}-server-netpol",  # the example turns the policies on
         f"networkpolicy/{POOL}-worker-netpol",
+        f"poddisruptionbudget/{POOL}-server-pdb",  # on by default, policy/v1
     ):
         owners = get(control_plane, child).get("metadata", {}).get("ownerReferences") or []
         assert [(o["uid"], o.get("controller")) for o in owners] == [(uid, True)], child
@@ -116,6 +118,17 @@ def test_example_pool_becomes_ready_under_restricted_pod_security(
     table = control_plane.kubectl("get", "ffp", "-n", POOL_NS)
     assert POOL in table
     assert "True" in table.splitlines()[1]
+    assert table.split()[:9] == [
+        "NAME",
+        "WORKERS",
+        "DESIRED",
+        "QUEUE",
+        "READY",
+        "PAUSED",
+        "FALLBACK",
+        "AGE",
+        POOL,
+    ]
     operator_logs = control_plane.kubectl(
         "logs", "-n", OPERATOR_NS, "-l", f"app.kubernetes.io/instance={RELEASE}", "--tail=-1"
     )

@@ -18,7 +18,7 @@ import yaml
 from ffpool import names
 from ffpool_operator import main
 from ffpool_operator.kube import client
-from ffpool_operator.manifests import deployments, network_policies, objects
+from ffpool_operator.manifests import deployments, disruption, monitoring, network_policies, objects
 from ffpool_operator.spec.pool import PoolRef, PoolSpec
 from tests import helmchart
 from tests.helmchart import ROOT, manifests, of_kind
@@ -50,6 +50,8 @@ BUILDER_MODULES = {
     "objects": objects,
     "deployments": deployments,
     "network_policies": network_policies,
+    "disruption": disruption,
+    "monitoring": monitoring,
 }
 
 
@@ -79,9 +81,10 @@ def _builder_kind(call: ast.Call) -> str:
     assert isinstance(func.value, ast.Name), ast.dump(call)
     builder = getattr(BUILDER_MODULES[func.value.id], func.attr)
     pool, spec = _sample()
-    # Builders take the pool and, by parameter name, the spec or a signing key; any other
+    # Builders take the pool and, by parameter name, the spec, a signing key or a component
+    # (the servers' PodDisruptionBudget is on by default); any other
     # parameter is optional (None).
-    samples = {"pool": pool, "spec": spec, "key": "0" * 64}
+    samples = {"pool": pool, "spec": spec, "key": "0" * 64, "component": names.COMPONENT_SERVER}
     args = [samples.get(name) for name in inspect.signature(builder).parameters]
     manifest: dict[str, Any] = builder(*args)
     return str(manifest["kind"])
@@ -235,6 +238,7 @@ def test_derivation_sees_the_known_calls() -> None:
     assert ("", "pods", "list") in perms
     assert ("", "secrets", "create") in perms  # the signing key, created once
     assert ("networking.k8s.io", "networkpolicies", "patch") in perms
+    assert ("policy", "poddisruptionbudgets", "delete") in perms
     assert (names.API_GROUP, f"{names.CRD_PLURAL}/status", "patch") in perms
     assert len(list(_client_calls())) >= 8
     assert handler_resources() == {(names.API_GROUP, names.CRD_PLURAL)}

@@ -38,7 +38,13 @@ def _walk(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
 
 def test_schema_is_structural() -> None:
     for path, node in _walk(_schema()):
-        assert "type" in node or node.get("x-kubernetes-preserve-unknown-fields"), path
+        # Kubernetes' IntOrString (a PodDisruptionBudget's limits) is the one typeless field
+        # a structural schema allows besides preserved unknown fields.
+        assert (
+            "type" in node
+            or node.get("x-kubernetes-preserve-unknown-fields")
+            or node.get("x-kubernetes-int-or-string")
+        ), path
         for banned in ("anyOf", "$ref", "const", "title", "$defs"):
             assert banned not in node, f"{path}: {banned}"
         assert not ("properties" in node and "additionalProperties" in node), path
@@ -54,6 +60,8 @@ def test_crd_has_what_kopf_and_kubectl_need() -> None:
     assert status["x-kubernetes-preserve-unknown-fields"] is True
     columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
     assert {"Workers", "Desired", "Queue", "Ready", "Age"} <= set(columns)
+    assert columns["Paused"] == ".status.autoscaling.paused"
+    assert columns["Fallback"] == ".status.autoscaling.fallback"
     # One notion of "current workers" (the Deployment's status.replicas): kubectl get and
     # the scale subresource (kubectl scale, HPA-style readers) must agree.
     assert columns["Workers"] == version["subresources"]["scale"]["statusReplicasPath"]

@@ -8,6 +8,7 @@ from typing import Any
 
 import kopf
 
+from ffpool import names
 from ffpool_operator.flows.pause import pause
 
 
@@ -52,3 +53,34 @@ async def test_a_stop_ends_the_wait() -> None:
     stopped = FakeStopped()
     asyncio.get_running_loop().call_later(0.1, stopped.event.set)
     assert await _timed(pause(stopped, {"image": "a"}, 30.0)) < 1.0
+
+
+async def test_a_pause_annotation_change_ends_the_wait() -> None:
+    """Removing `autoscaling.ffpool.dev/paused` resumes at once, not after the interval."""
+    raw: dict[str, Any] = {
+        "metadata": {"annotations": {names.ANNOTATION_PAUSED: "true"}},
+        "spec": {"image": "a"},
+    }
+    body = kopf.Body(raw)
+
+    async def resume() -> None:
+        await asyncio.sleep(0.1)
+        del raw["metadata"]["annotations"][names.ANNOTATION_PAUSED]
+
+    task = asyncio.create_task(resume())
+    assert await _timed(pause(FakeStopped(), body.spec, 30.0, step=0.05, meta=body.meta)) < 1.0
+    await task
+
+
+async def test_other_annotations_do_not_end_the_wait() -> None:
+    """kopf rewrites its own annotations after each handler: those are no reason to poll."""
+    raw: dict[str, Any] = {"metadata": {"annotations": {}}, "spec": {"image": "a"}}
+    body = kopf.Body(raw)
+
+    async def touch() -> None:
+        await asyncio.sleep(0.05)
+        raw["metadata"]["annotations"][f"{names.API_GROUP}/last-handled-configuration"] = "x"
+
+    task = asyncio.create_task(touch())
+    assert await _timed(pause(FakeStopped(), body.spec, 0.3, step=0.05, meta=body.meta)) >= 0.3
+    await task

@@ -49,6 +49,8 @@ def test_rules_sit_where_the_models_declare_them() -> None:
         "spec.servers.service",
         "spec.env",
         "spec.storage",
+        "spec.servers.podDisruptionBudget",
+        "spec.workers.podDisruptionBudget",
     }
     assert [m.split(" (")[0] for m in rules["spec.storage"]] == [
         "set exactly one of claimName",
@@ -93,6 +95,12 @@ def test_the_schema_uses_nothing_the_api_server_forbids() -> None:
         ({"storage": {"s3": {"bucket": "b-1"}, "scratchSizeLimit": "lots"}}, "pattern"),
         ({"webhooks": {"url": "ftp://x"}}, "pattern"),
         ({"tenants": {"secretRef": {"name": "t"}}}, "key"),
+        (
+            {"servers": {"podDisruptionBudget": {"maxUnavailable": 1, "minAvailable": 1}}},
+            "at most one of maxUnavailable and minAvailable",
+        ),
+        ({"workers": {"podDisruptionBudget": {"minAvailable": "150%"}}}, "pattern"),
+        ({"autoscaling": {"fallbackFailureThreshold": 0}}, "greater than or equal to 1"),
     ],
 )
 def test_pydantic_enforces_the_same_rules(overrides: dict[str, Any], message: str) -> None:
@@ -110,6 +118,9 @@ def test_valid_edges_pass() -> None:
         )
     )
     PoolSpec.model_validate(spec_dict(auth={"allowAnonymous": True}))
+    budgets = {"servers": {"podDisruptionBudget": {"minAvailable": "50%"}}}
+    PoolSpec.model_validate(spec_dict(workers={"podDisruptionBudget": {"maxUnavailable": 2}}))
+    PoolSpec.model_validate(spec_dict(**budgets))
     PoolSpec.model_validate(spec_dict(auth={"tokensSecret": "t", "allowAnonymous": False}))
     s3 = {"bucket": "b-1", "endpoint": "http://[fd00::1]:9000", "prefix": ""}
     PoolSpec.model_validate(spec_dict(storage={"s3": s3, "scratchSizeLimit": "500Mi"}))

@@ -4,7 +4,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ffpool_operator.decisions.scaling import History, QueueStats, decide
+from ffpool_operator.decisions.scaling import (
+    History,
+    QueueStats,
+    decide,
+    failures_after,
+    fallback_due,
+)
 from ffpool_operator.flows import autoscale_io
 from ffpool_operator.spec.pool import AutoscalingSpec
 from tests.operator_harness import samples
@@ -39,7 +45,7 @@ OLD = History(since=-1000.0)  # watched long enough for any window
         (q(3), 1, 0, {"activationThreshold": 5}, 1, 3),  # activation only matters at zero
         (q(0, 2), 4, 0, {}, 1, 4),  # in flight counts: window not yet passed → hold
         (None, 5, 0, {}, 1, 5),  # no metrics: hold
-        (None, 0, 0, {"fallbackReplicas": 3}, 1, 3),  # no metrics: raise to fallback
+        (None, 0, 0, {"fallbackReplicas": 3}, 1, 3),  # no metrics 3 polls: raise to fallback
         (None, 6, 0, {"fallbackReplicas": 3}, 1, 6),  # ...but never lower
         # min is a floor even without metrics (the reconcile no longer raises the count to min)
         (None, 0, 0, {"minReplicas": 2}, 1, 2),
@@ -48,7 +54,10 @@ OLD = History(since=-1000.0)  # watched long enough for any window
 def test_decision_table(
     stats: QueueStats | None, current: int, busy: int, kw: dict[str, Any], per: int, desired: int
 ) -> None:
-    d = decide(stats, current, busy, auto(**kw), per, History(since=0.0), now=1.0)
+    failed = 0 if stats is not None else 3  # the default fallbackFailureThreshold
+    d = decide(
+        stats, current, busy, auto(**kw), per, History(since=0.0), now=1.0, failed_polls=failed
+    )
     assert d.desired == desired, d.reason
     assert d.metrics_available is (stats is not None)
 
@@ -112,13 +121,14 @@ def test_restarted_operator_does_not_scale_down_before_a_window() -> None:
 
 stats_st = st.one_of(st.none(), st.builds(q, st.integers(0, 500), st.integers(0, 50)))
 spec_st = st.builds(
-    lambda lo, span, act, down, up, fb: auto(
+    lambda lo, span, act, down, up, fb, threshold: auto(
         minReplicas=lo,
         maxReplicas=lo + span,
         activationThreshold=act,
         scaleDownStabilizationSeconds=down,
         scaleUpStabilizationSeconds=up,
         fallbackReplicas=fb,
+        fallbackFailureThreshold=threshold,
     ),
     st.integers(0, 5),
     st.integers(1, 30),
@@ -126,6 +136,7 @@ spec_st = st.builds(
     st.sampled_from([0.0, 15.0, 60.0]),
     st.sampled_from([0.0, 10.0]),
     st.one_of(st.none(), st.integers(0, 40)),
+    st.integers(1, 4),
 )
 
 
@@ -134,12 +145,17 @@ spec_st = st.builds(
 def test_properties_over_runs(
     spec: AutoscalingSpec, series: list[QueueStats | None], start: int, per: int
 ) -> None:
-    current, history = start, History(since=0.0)
+    current, history, failed = start, History(since=0.0), 0
     for i, stats in enumerate(series):
         now = i * 5.0
         busy = min(current, (stats.unacked if stats else current))
-        d = decide(stats, current, busy, spec, per, history, now)
+        failed = failures_after(stats, failed)
+        d = decide(stats, current, busy, spec, per, history, now, failed_polls=failed)
         assert d.desired >= min(busy, current)  # never below busy
+        assert d.fallback is (stats is None and fallback_due(spec, failed))
+        if stats is None and not d.fallback:
+            # Before the threshold, missing metrics never raise the count (min aside).
+            assert d.desired <= max(current, spec.min_replicas, busy)
         if stats is None:
             # Never scale down on missing metrics, except to a max lowered below the count.
             assert d.desired >= min(current, max(spec.max_replicas, busy))

@@ -94,6 +94,16 @@ derives the same list from the operator's code and fails on any difference.
 - apiGroups: ["networking.k8s.io"]
   resources: ["ingresses", "networkpolicies"]
   verbs: ["get", "create", "patch", "delete"]
+# PodDisruptionBudgets of servers and workers: applied like the other children, deleted when the
+# spec disables one.
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["get", "create", "patch", "delete"]
+# The pool's PodMonitor (spec.monitoring.podMonitor), when the Prometheus Operator is installed:
+# read first, applied when enabled, deleted when disabled (docs/monitoring.md).
+- apiGroups: ["monitoring.coreos.com"]
+  resources: ["podmonitors"]
+  verbs: ["get", "create", "patch", "delete"]
 # Busy-aware scale-down: find idle worker pods and set their pod-deletion-cost.
 - apiGroups: [""]
   resources: ["pods"]

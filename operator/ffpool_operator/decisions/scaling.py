@@ -7,7 +7,9 @@ Rules (docs/design/autoscaling.md for why):
 - From zero only when the backlog exceeds the activation threshold.
 - Up at once (or after the scale-up window); down to the *highest* recommendation seen during
   the whole scale-down window, so zero needs a whole window of nothing ready or in flight.
-- Never below the busy workers; missing metrics never scale down (hold, or raise to fallback).
+- Never below the busy workers; missing metrics never scale down: hold, or raise to the fallback
+  once metrics were missing `fallbackFailureThreshold` polls in a row (KEDA's failureThreshold:
+  one lost poll is not an outage).
 - Never above the max, at once when it is lowered (busy workers still kept).
 """
 
@@ -63,6 +65,10 @@ class Decision(BaseModel):
     reason: str
     history: History
     metrics_available: bool
+    fallback: bool = False
+    """fallbackReplicas is in force (status.autoscaling.fallback)."""
+    paused: bool = False
+    """Held by a pause annotation (decisions/pausing.py), not by the queue."""
 
     @property
     def changed(self) -> bool:
@@ -77,18 +83,33 @@ def recommend(stats: QueueStats, current: int, spec: AutoscalingSpec, per_worker
     return min(max(raw, spec.min_replicas), spec.max_replicas)
 
 
-def _hold(current: int, busy: int, spec: AutoscalingSpec, history: History) -> Decision:
-    fallback = spec.fallback_replicas
+def failures_after(stats: QueueStats | None, failed_polls: int) -> int:
+    """Consecutive polls without metrics, this one included: a good poll resets the count."""
+    return 0 if stats is not None else failed_polls + 1
+
+
+def fallback_due(spec: AutoscalingSpec, failed_polls: int) -> bool:
+    return spec.fallback_replicas is not None and failed_polls >= spec.fallback_failure_threshold
+
+
+def _hold(
+    current: int, busy: int, spec: AutoscalingSpec, history: History, failed_polls: int
+) -> Decision:
+    fallback = spec.fallback_replicas if fallback_due(spec, failed_polls) else None
     floor = max(spec.min_replicas, min(fallback, spec.max_replicas) if fallback is not None else 0)
     # Missing metrics hold the count, but never above the max: a lowered max is the user's.
     desired = max(min(current, spec.max_replicas), busy, floor)
     verb = "raising to" if desired > current else "holding"
+    reason = f"metrics unavailable → {verb} {desired} workers"
+    if fallback is not None:
+        reason += f" (fallback after {failed_polls} failed polls)"
     return Decision(
         desired=desired,
         current=current,
-        reason=f"metrics unavailable → {verb} {desired} workers",
+        reason=reason,
         history=history,
         metrics_available=False,
+        fallback=fallback is not None,
     )
 
 
@@ -116,9 +137,11 @@ def decide(
     per_worker: int,
     history: History,
     now: float,
+    failed_polls: int = 0,
 ) -> Decision:
+    """`failed_polls`: consecutive polls without metrics, this one included (failures_after)."""
     if stats is None:
-        return _hold(current, busy, spec, history)
+        return _hold(current, busy, spec, history, failed_polls)
     rec = recommend(stats, current, spec, per_worker)
     keep = max(spec.scale_up_stabilization_seconds, spec.scale_down_stabilization_seconds)
     history = history.record(now, rec, keep)

@@ -10,14 +10,16 @@ import kopf
 
 from ffpool import logs, names
 from ffpool_operator import metrics
-from ffpool_operator.decisions import conditions, drift, victims
+from ffpool_operator.decisions import conditions, drift, pausing, victims
+from ffpool_operator.decisions.pausing import Pause
 from ffpool_operator.decisions.scaling import Decision, History, QueueStats
 from ffpool_operator.flows import autoscale_io, reconcile_io, reporting
 from ffpool_operator.flows.autoscale_io import DeploymentSeen
-from ffpool_operator.flows.runtime import Runtime
+from ffpool_operator.flows.runtime import PoolState, Runtime
 from ffpool_operator.kube import events
 from ffpool_operator.kube.client import KubeError
 from ffpool_operator.manifests import objects
+from ffpool_operator.spec.autoscaling_status import AutoscalingStatus
 from ffpool_operator.spec.pool import Condition, PoolRef, WorkersStatus
 
 log = logs.get(__name__)
@@ -56,20 +58,75 @@ async def _poll(runtime: Runtime, pool: PoolRef, spec: Any, status: Any, body: A
     history = state.history or History(since=time.monotonic())
     # The clients the last reconcile or drift check read: none yet means no metrics.
     source = state.broker.stats if state.broker is not None else None
+    pause = pausing.parse((body.get("metadata") or {}).get("annotations"))
     result = await autoscale_io.poll(
-        runtime.kube, source, pool, parsed, seen.requested, history, state.idle
+        runtime.kube,
+        source,
+        pool,
+        parsed,
+        seen.requested,
+        history,
+        state.idle,
+        state.failed_polls,
+        pause,
     )
     decision = result.decision
     state.history, state.idle = decision.history, result.idle
+    state.failed_polls = result.failed_polls
     _observe(pool, result.stats)
     await autoscale_io.apply(runtime.kube, pool, decision, result.pods)
     if decision.changed:
         kopf.info(body, reason="Scaled", message=decision.reason)
+    _announce_pause(pool, state, pause, status)
     busy = victims.busy_count(result.pods)
+    top = parsed.autoscaling.max_replicas if parsed.autoscaling.enabled else parsed.workers.replicas
+    metrics.observe_workers(pool.namespace, pool.name, maximum=top, current=seen.current, busy=busy)
     known = reporting.known_conditions(runtime, pool, status)
     written, extra = _scaling_status(known, decision, result.stats, seen, busy, pool)
+    extra["autoscaling"] = _autoscaling_status(pause, decision, result.failed_polls)
     await reporting.report(runtime, pool, written, extra)
     return parsed.autoscaling.polling_interval_seconds
+
+
+def _autoscaling_status(pause: Pause, decision: Decision, failed_polls: int) -> dict[str, Any]:
+    return AutoscalingStatus(
+        paused=pause.paused,
+        paused_replicas=pause.replicas,
+        fallback=decision.fallback,
+        failed_polls=failed_polls,
+    ).model_dump(by_alias=True)
+
+
+def pause_events(was_paused: bool, pause: Pause) -> list[events.PoolEvent]:
+    """A Normal Event when a pause begins or ends, a Warning per invalid annotation."""
+    normal, warning = events.EventType.NORMAL, events.EventType.WARNING
+    out = [
+        events.PoolEvent(type=warning, reason="InvalidPauseAnnotation", message=problem)
+        for problem in pause.problems
+    ]
+    if pause.paused and not was_paused:
+        held = "where it is" if pause.replicas is None else f"at {pause.replicas}"
+        message = f"autoscaling paused by annotation: the worker count is held {held}"
+        out.append(events.PoolEvent(type=normal, reason="AutoscalingPaused", message=message))
+    elif was_paused and not pause.paused:
+        message = "pause annotations removed: autoscaling resumed"
+        out.append(events.PoolEvent(type=normal, reason="AutoscalingResumed", message=message))
+    return out
+
+
+def _announce_pause(pool: PoolRef, state: PoolState, pause: Pause, status: Any) -> None:
+    """After an operator restart the status says whether the pool was paused: no new Event."""
+    was = state.paused
+    if was is None:
+        said = reconcile_io.parse_status(status).autoscaling
+        was = said is not None and said.paused
+    state.paused = pause.paused
+    found = pause_events(was, pause)
+    now = time.monotonic()
+    events.post(pool, [e for e in found if e.type is events.EventType.NORMAL], now)
+    # An invalid annotation is said once in events.REPEAT_SECONDS, however often it is seen.
+    warnings = [e for e in found if e.type is events.EventType.WARNING]
+    events.post(pool, warnings, now, repeat=events.REPEAT_SECONDS)
 
 
 def _scaling_status(
@@ -89,6 +146,8 @@ def _scaling_status(
     )
     ready, desired = seen.ready, decision.desired
     scaling = "Stable" if ready == desired else ("ScalingUp" if ready < desired else "ScalingDown")
+    if decision.paused:
+        scaling = "PausedByAnnotation"
     written = conditions.set_condition(
         written, conditions.SCALING, ready != desired, scaling, decision.reason
     )

@@ -10,9 +10,15 @@ from pydantic import BaseModel, ConfigDict
 
 from ffpool import logs, names
 from ffpool_operator import metrics
-from ffpool_operator.decisions import victims
+from ffpool_operator.decisions import pausing, victims
 from ffpool_operator.decisions.broker_model import BrokerError, QueueStatsSource
-from ffpool_operator.decisions.scaling import Decision, History, QueueStats, decide
+from ffpool_operator.decisions.scaling import (
+    Decision,
+    History,
+    QueueStats,
+    decide,
+    failures_after,
+)
 from ffpool_operator.kube.client import Kube
 from ffpool_operator.manifests import deployments, objects
 from ffpool_operator.spec.pool import PoolRef, PoolSpec
@@ -100,6 +106,7 @@ async def worker_pods(kube: Kube, pool: PoolRef) -> list[victims.WorkerPod]:
         if wanted.items() <= ((p.get("metadata") or {}).get("labels") or {}).items()
         and not (p.get("metadata") or {}).get("deletionTimestamp")
     ]
+    metrics.WORKER_RESTARTS.labels(pool.namespace, pool.name).set(metrics.restart_count(mine))
     return [_pod(p) for p in mine]
 
 
@@ -148,6 +155,8 @@ class PollResult(BaseModel):
     pods: list[victims.WorkerPod]
     idle: dict[str, victims.IdleMark]
     """Per-pod idle history for the next poll (kept in the pool's runtime state)."""
+    failed_polls: int = 0
+    """Consecutive polls without metrics, this one included (kept like `idle`)."""
 
 
 async def poll(
@@ -158,7 +167,11 @@ async def poll(
     current: int,
     history: History,
     idle: dict[str, victims.IdleMark],
+    failed_polls: int = 0,
+    pause: pausing.Pause | None = None,
 ) -> PollResult:
+    """`failed_polls`: the count before this poll; a pause wins over the queue and the
+    fallback (decisions/pausing.py)."""
     stats = await read_stats(source, spec)
     activity = await read_activity(source, spec.rabbitmq.vhost)
     now = time.monotonic()
@@ -173,13 +186,16 @@ async def poll(
         spec.rabbitmq.statistics_interval_seconds,
     )
     busy = current if activity is None else victims.busy_count(pods)
+    failed = failures_after(stats, failed_polls)
     if not spec.autoscaling.enabled:
         decision = pinned_decision(spec, current, history, stats)
     else:
         decision = decide(
-            stats, current, busy, spec.autoscaling, spec.target_per_worker, history, now
+            stats, current, busy, spec.autoscaling, spec.target_per_worker, history, now, failed
         )
-    return PollResult(decision=decision, stats=stats, pods=pods, idle=idle)
+    if pause is not None and pause.paused:
+        decision = pausing.paused_decision(pause, decision, busy)
+    return PollResult(decision=decision, stats=stats, pods=pods, idle=idle, failed_polls=failed)
 
 
 async def apply(

@@ -98,6 +98,7 @@ async def autoscale(
     spec: Any,
     status: Any,
     body: Any,
+    meta: Any,
     name: str,
     namespace: str | None,
     uid: str,
@@ -107,7 +108,7 @@ async def autoscale(
     pool = _pool(name, namespace, uid)
     while not stopped:
         interval = await autoscale_once(memo.runtime, pool, spec, status, body)
-        await pause(stopped, spec, interval)
+        await pause(stopped, spec, interval, meta=meta)  # the pause annotations too
 
 
 # kopf never overlaps two runs of one pool's timer: one repair per pool at a time, however

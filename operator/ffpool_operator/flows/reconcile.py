@@ -16,7 +16,7 @@ from ffpool_operator.decisions import broker_status, conditions, drift, rollout
 from ffpool_operator.decisions.auth_status import AuthProblem
 from ffpool_operator.decisions.broker_model import BrokerError
 from ffpool_operator.decisions.broker_status import BrokerProblem
-from ffpool_operator.flows import reconcile_io, reporting
+from ffpool_operator.flows import monitoring, reconcile_io, reporting
 from ffpool_operator.flows.runtime import Runtime
 from ffpool_operator.kube.client import KubeError
 from ffpool_operator.manifests import objects
@@ -67,6 +67,8 @@ async def run_reconcile(
     conflict = drift.trouble(plan.conflicts, [], None)
     written, memory.saved_ready = drift.with_trouble(written, conflict, None)
     written = rollout.with_condition(written, upgrade, generation)
+    watched = await monitoring.apply_pod_monitor(runtime.kube, pool, parsed)
+    written = monitoring.with_condition(written, watched, generation)
     runtime.state(pool).next_drift_check = time.monotonic() + parsed.topology.drift_check_seconds
     selector = objects.selector_text(pool, names.COMPONENT_WORKER)
     extra = {"observedGeneration": generation, "workers": {"selector": selector}}
@@ -76,6 +78,8 @@ async def run_reconcile(
         raise kopf.TemporaryError(trouble.message, delay=broker_status.retry_delay(retry))
     if upgrade.phase is not rollout.Phase.ROLLED_OUT:  # looked at again until it is
         raise kopf.TemporaryError(upgrade.message, delay=rollout.POLL_SECONDS)
+    if watched is not None and not watched.ready:  # the pool works: only its scrape waits
+        raise kopf.TemporaryError(watched.message, delay=monitoring.RETRY_SECONDS)
 
 
 async def _apply_workloads(

@@ -18,6 +18,7 @@ from ffpool_operator.decisions.broker_model import BrokerAdmin
 from ffpool_operator.decisions.drift import ChildPlan
 from ffpool_operator.decisions.ownership import Owner, owner_of
 from ffpool_operator.flows import autoscale_io
+from ffpool_operator.flows.disruption_io import apply_disruption_budgets
 from ffpool_operator.kube.client import Kube, KubeError, field_managers
 from ffpool_operator.manifests import deployments, network_policies, objects
 from ffpool_operator.spec.pool import Condition, PoolRef, PoolSpec, PoolStatus
@@ -114,6 +115,7 @@ async def apply_children(
         plan.applied(server, await kube.apply(server))
     await apply_workers(kube, pool, spec, plan)
     await apply_ingress(kube, pool, spec, plan)
+    await apply_disruption_budgets(kube, pool, spec, plan)
     return plan
 
 

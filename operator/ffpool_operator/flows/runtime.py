@@ -32,6 +32,10 @@ class PoolState:
     history: History | None = None
     idle: dict[str, IdleMark] = field(default_factory=dict)
     """Per worker pod, since when it has been seen idle (victims.settle)."""
+    failed_polls: int = 0
+    """Consecutive autoscaling polls without queue metrics (scaling.failures_after)."""
+    paused: bool | None = None
+    """Whether the last poll found the pool paused by annotation (None: not polled yet)."""
     next_drift_check: float = 0.0
     broker: BrokerClients | None = None
     """As the last reconcile or drift check read the Secret: the autoscaling poll and the repair

@@ -22,6 +22,9 @@ RESOURCES = {
     "Deployment": ("/apis/apps/v1", "deployments"),
     "Ingress": ("/apis/networking.k8s.io/v1", "ingresses"),
     "NetworkPolicy": ("/apis/networking.k8s.io/v1", "networkpolicies"),
+    "PodDisruptionBudget": ("/apis/policy/v1", "poddisruptionbudgets"),
+    # The Prometheus Operator's, when installed (docs/monitoring.md).
+    "PodMonitor": ("/apis/monitoring.coreos.com/v1", "podmonitors"),
     names.CRD_KIND: (f"/apis/{names.API_GROUP}/{names.API_VERSION}", names.CRD_PLURAL),
 }
 JSON = "application/json"

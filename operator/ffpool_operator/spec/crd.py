@@ -92,6 +92,18 @@ def _printer_columns() -> list[dict[str, Any]]:
         col("Queue", "integer", ".status.queue.ready", description="Jobs waiting"),
         col("In-Flight", "integer", ".status.queue.unacked", priority=1),
         col("Ready", "string", '.status.conditions[?(@.type=="Ready")].status'),
+        col(
+            "Paused",
+            "boolean",
+            ".status.autoscaling.paused",
+            description="Autoscaling paused by the autoscaling.ffpool.dev/paused annotations",
+        ),
+        col(
+            "Fallback",
+            "boolean",
+            ".status.autoscaling.fallback",
+            description="fallbackReplicas in force: metrics unavailable for several polls",
+        ),
         col("Reason", "string", ".status.lastScaleReason", priority=1),
         col("Age", "date", ".metadata.creationTimestamp"),
     ]

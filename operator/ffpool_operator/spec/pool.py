@@ -10,7 +10,10 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ffpool.topology import Topology
+from ffpool_operator.spec.autoscaling_status import AutoscalingStatus
 from ffpool_operator.spec.camel import Camel, K8sName
+from ffpool_operator.spec.disruption import ServerDisruptionBudget, WorkerDisruptionBudget
+from ffpool_operator.spec.monitoring import MonitoringSpec
 from ffpool_operator.spec.rules import Rule
 from ffpool_operator.spec.security import AUTH_RULE, AuthSpec, NetworkPolicySpec
 from ffpool_operator.spec.storage import StorageSpec
@@ -131,6 +134,7 @@ class ServersSpec(Camel):
     scheduling: Scheduling = Field(default_factory=Scheduling)
     service: ServiceSpec = Field(default_factory=ServiceSpec)
     ingress: IngressSpec = Field(default_factory=IngressSpec)
+    pod_disruption_budget: ServerDisruptionBudget = Field(default_factory=ServerDisruptionBudget)
 
 
 class WorkersSpec(Camel):
@@ -150,6 +154,7 @@ class WorkersSpec(Camel):
     scheduling: Scheduling = Field(default_factory=Scheduling)
     drain_seconds: Annotated[int, Field(ge=0, le=24 * 3600)] = 30
     termination_grace_period_seconds: Annotated[int, Field(ge=1, le=48 * 3600)] | None = None
+    pod_disruption_budget: WorkerDisruptionBudget = Field(default_factory=WorkerDisruptionBudget)
 
     @property
     def grace_seconds(self) -> int:
@@ -177,7 +182,10 @@ class AutoscalingSpec(Camel):
     scale_up_stabilization_seconds: Seconds = 0.0
     scale_down_stabilization_seconds: Seconds = 60.0
     fallback_replicas: Annotated[int, Field(ge=0, le=1000)] | None = None
-    """While metrics are unavailable: raise to this many workers (never lower); unset = hold."""
+    """While metrics are unavailable (fallbackFailureThreshold polls in a row): raise to this
+    many workers (never lower); unset = hold."""
+    fallback_failure_threshold: Annotated[int, Field(ge=1, le=1000)] = 3
+    """Consecutive polls without metrics before fallbackReplicas applies; until then, hold."""
 
 
 class PoolSpec(Camel):
@@ -196,6 +204,7 @@ class PoolSpec(Camel):
     auth: AuthSpec = Field(default_factory=AuthSpec)
     network_policy: NetworkPolicySpec = Field(default_factory=NetworkPolicySpec)
     webhooks: WebhooksSpec = Field(default_factory=WebhooksSpec)
+    monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
     tenants: TenantsSpec | None = None
     env: EnvVars = Field(default_factory=dict)
     """Extra service settings (upper-cased ffpool Settings fields, e.g. JOB_TIMEOUT_SECONDS)."""
@@ -243,6 +252,7 @@ class PoolStatus(Camel):
     workers: WorkersStatus | None = None
     last_scale_time: str | None = None
     last_scale_reason: str | None = None
+    autoscaling: AutoscalingStatus | None = None
 
 
 class PoolRef(BaseModel):
