@@ -9,15 +9,14 @@ import contextlib
 import os
 import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-ROOT = Path(__file__).resolve().parents[2]
-FFPOOL = ROOT / ".venv" / "bin" / "ffpool"
+from tests.integration.cli_user import Result, run_cli
+
 PREFIX = "/ffpool"
 # Headers a proxy must not copy from one hop to the next.
 HOP = {"host", "connection", "upgrade", "transfer-encoding", "content-length", "keep-alive"}
@@ -29,11 +28,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@dataclass(frozen=True)
-class Run:
-    code: int
-    out: str
-    err: str
+Run = Result
 
 
 def user_env(home: Path, **extra: str) -> dict[str, str]:
@@ -45,21 +40,7 @@ def user_env(home: Path, **extra: str) -> dict[str, str]:
 
 
 async def ffpool(*argv: str, env: dict[str, str], timeout: float = 60.0) -> Run:
-    proc = await asyncio.create_subprocess_exec(
-        str(FFPOOL),
-        *argv,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
-    assert proc.returncode is not None
-    return Run(proc.returncode, out.decode(), err.decode())
+    return await run_cli(*argv, cwd=Path.cwd(), timeout=timeout, env=env)
 
 
 async def _pump_ws(source: Any, sink: Any) -> None:

@@ -57,13 +57,16 @@ class Result:
     err: str
 
 
-async def run_cli(*argv: str, cwd: Path, timeout: float = 90.0) -> Result:
-    """`ffpool ARGV...` in `cwd`, to its end (the service keeps running in this loop)."""
+async def run_cli(
+    *argv: str, cwd: Path, timeout: float = 90.0, env: dict[str, str] | None = None
+) -> Result:
+    """`ffpool ARGV...` in `cwd`, to its end (the service keeps running in this loop); the
+    environment is `cli_env(cwd)` unless given."""
     proc = await asyncio.create_subprocess_exec(
         ffpool_command(),
         *argv,
         cwd=cwd,
-        env=cli_env(cwd),
+        env=cli_env(cwd) if env is None else env,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
