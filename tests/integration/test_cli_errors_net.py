@@ -209,7 +209,7 @@ async def test_a_refused_websocket_handshake(
 ) -> None:
     server = f"ws://127.0.0.1:{plain_http}/status/{status}/ws"
     line, exit_code = describe(await failure(server, old_style=True), server)
-    assert line.startswith(f"127.0.0.1:{plain_http} {words}"), line
+    assert line.startswith(f"{server} {words}"), line  # the WebSocket URL tried
     assert exit_code is code
 
 
@@ -225,7 +225,8 @@ async def test_servers_that_are_not_ffpool(plain_http: int, raw_tcp: dict[str, i
         (f"ws://127.0.0.1:{raw_tcp['amqp']}/ws", True),
     ):
         line, code = describe(await failure(server, old_style=old_style), server)
-        assert line.startswith(f"127.0.0.1:{raw_tcp['amqp']} is not an ffpool server ("), line
+        where = server if old_style else f"127.0.0.1:{raw_tcp['amqp']}"  # a WebSocket: its URL
+        assert line.startswith(f"{where} is not an ffpool server ("), line
         assert code is ExitCode.UNREACHABLE
 
 

@@ -42,9 +42,27 @@ async def test_the_callers_jobs_newest_first(client: Client, backend: FakeBacken
         ("limit=lots", "not 'lots'"),
         ("limit=1001", "1 to 1000"),
         ("state=done", "state 'done' is not one of"),
+        ("limit=%C2%B2", "limit must be a whole number"),
+        ("limit=%D9%A1%D9%A2", "limit must be a whole number"),
+        ("limit=1&limit=2", "limit may be given once"),
+        ("state=queued&state=done", "state 'done' is not one of"),
     ],
 )
 async def test_bad_queries_are_400_in_words(client: Client, query: str, words: str) -> None:
     body = await get_json(client, f"/jobs?{query}", 400)
     assert body["error"] == "invalid_query"
     assert words in body["message"]
+
+
+async def test_a_repeated_state_adds_its_states(client: Client, backend: FakeBackend) -> None:
+    old, new = put(backend, 1), put(backend, 2, state=JobState.COMPLETED)
+    put(backend, 3, state=JobState.RUNNING)
+    body = await get_json(client, "/jobs?state=queued&state=completed", 200)
+    assert [row["job_id"] for row in body["jobs"]] == [new, old]
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=1001", "limit=%C2%B2", "limit=-3"])
+async def test_dead_letters_read_limit_as_jobs_does(client: Client, query: str) -> None:
+    body = await get_json(client, f"/dead-letters?{query}", 400)
+    assert body["error"] == "invalid_query"
+    assert "limit must be a whole number from 1 to 1000" in body["message"]

@@ -3,13 +3,15 @@ the file's place, and a token file others can read refused; and the query comman
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
 
 from ffpool.cli import build_parser
-from ffpool.cli.common import config_of
+from ffpool.cli.common import config_of, seconds, whole
 from ffpool.cli.config import DEFAULT_SERVER, ConfigError, config_path, load
+from ffpool.cli.interrupt import RECONNECT_FOR_S
 from ffpool.domain.events import JobState
 
 
@@ -72,6 +74,32 @@ def test_a_token_others_can_read_is_refused(home: Path, mode: int) -> None:
         load()
 
 
+@pytest.mark.parametrize("key", ["TOKEN", "Token", "tOkEn", '"token"'])
+def test_a_token_in_any_spelling_others_can_read_is_refused(home: Path, key: str) -> None:
+    # The settings read keys case-insensitively: what counts is what they load as the token.
+    path = write_config(home / ".config" / "ffpool" / "config.toml", f'{key} = "x"\n', 0o644)
+    with pytest.raises(ConfigError, match=f"chmod 600 {path}"):
+        load()
+
+
+def test_an_empty_environment_variable_is_unset(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_config(
+        home / ".config" / "ffpool" / "config.toml",
+        'server = "https://file.example.com"\ntoken = "ffp_file"\n',
+    )
+    monkeypatch.setenv("FFPOOL_TOKEN", "")
+    monkeypatch.setenv("FFPOOL_SERVER", "")
+    config = load()
+    assert (config.server, config.token_value()) == ("https://file.example.com", "ffp_file")
+
+
+def test_an_empty_token_is_no_token(home: Path) -> None:
+    write_config(home / ".config" / "ffpool" / "config.toml", 'token = ""\n', 0o644)
+    assert load().token_value() is None
+
+
 def test_a_readable_file_without_a_token_is_fine(home: Path) -> None:
     write_config(
         home / ".config" / "ffpool" / "config.toml", 'server = "https://e.example.com"\n', 0o644
@@ -103,8 +131,8 @@ def test_query_commands_parse(home: Path) -> None:
     assert jobs.limit == 5
     assert parse(["jobs"]).state == frozenset()
     download = parse(["download", job, "-o", "x.jpg", "--output-dir", "out", "--http", "http://h"])
-    assert (download.exact, download.output_dir, download.http) == (
-        Path("x.jpg"),
+    assert (str(download.exact), download.output_dir, download.http) == (
+        "x.jpg",
         Path("out"),
         "http://h",
     )
@@ -129,3 +157,29 @@ def test_bad_query_flags_are_usage_errors(
         build_parser().parse_args(argv)
     assert exit_.value.code == 2
     assert capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ["-1", "nan", "inf", "-inf", "NaN", "ten", ""])
+def test_seconds_refuses_what_is_no_duration(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="a number of seconds, 0 or more"):
+        seconds(text)
+
+
+def test_seconds_and_whole_take_what_they_should() -> None:
+    assert (seconds("0"), seconds("2.5"), seconds(" 60 ")) == (0.0, 2.5, 60.0)
+    assert whole(1, 1000)("1000") == 1000
+    for bad in ("0", "1001", "\u00b2", "\u0661\u0662", "1e3", "-5"):
+        with pytest.raises(argparse.ArgumentTypeError, match="a whole number from 1 to 1000"):
+            whole(1, 1000)(bad)
+
+
+def test_watch_reconnects_for_a_bounded_time(capsys: pytest.CaptureFixture[str]) -> None:
+    parse = build_parser().parse_args
+    job = "a" * 32
+    assert parse(["watch", job]).reconnect_for == RECONNECT_FOR_S
+    assert parse(["watch", job, "--reconnect-for", "5"]).reconnect_for == 5.0
+    for bad in ("-1", "nan"):
+        with pytest.raises(SystemExit) as exit_:
+            parse(["watch", job, "--reconnect-for", bad])
+        assert exit_.value.code == 2
+        assert "a number of seconds" in capsys.readouterr().err

@@ -10,9 +10,15 @@ from typing import Any
 
 import pytest
 from pydantic import TypeAdapter, ValidationError
+from websockets.datastructures import Headers
+from websockets.exceptions import InvalidStatus
+from websockets.http11 import Response
 
 from ffpool.cli import build_parser, operation_from
+from ffpool.cli.config import ConfigError
 from ffpool.cli.errors import ExitCode, address, describe
+from ffpool.cli.untrusted import UnsafeName
+from ffpool.client.endpoints import NotAnFfpoolServer
 from ffpool.client.outcomes import ClientError
 from ffpool.domain.jobs import JobSpec, Operation
 from ffpool.domain.protocol import Error, ErrorCode, ProtocolError, parse_client_message
@@ -259,3 +265,51 @@ def test_an_exception_group_is_described_by_its_first_exception() -> None:
 )
 def test_the_address_a_line_names(server: str | None, expected: str) -> None:
     assert address(server) == expected
+
+
+def test_the_server_s_words_reach_the_terminal_without_control_characters() -> None:
+    hostile = "boom\x1b]0;owned\x07\x1b[2J\x9b31m\u202egnp.exe\r\nnext"
+    line, code = describe(refusal(ErrorCode.INVALID_JOB, hostile))
+    assert code is ExitCode.USAGE
+    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in line)
+    assert "\u202e" not in line
+    assert "\\x1b]0;owned\\x07" in line  # shown, not obeyed
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ConfigError("bad server URL 'http://user:s3cret@host:1/x'"),
+        NotAnFfpoolServer("http://user:s3cret@host:1 is not an ffpool server"),
+        RuntimeError("GET https://h/jobs?token=s3cret&sig=s3cret&limit=1 failed"),
+    ],
+)
+def test_passwords_and_tokens_in_urls_are_never_printed(exc: Exception) -> None:
+    line, _ = describe(exc, "http://user:s3cret@host:1")
+    assert "s3cret" not in line
+    assert "***" in line
+
+
+def test_an_unsafe_name_from_the_server_is_its_fault_not_a_bug() -> None:
+    line, code = describe(UnsafeName("operation", "x/../../escaped"))
+    assert code is ExitCode.UNREACHABLE
+    assert line.startswith("the server sent an unsafe output name: operation 'x/../../escaped'")
+
+
+class _Socket:
+    """Stands in for the client whose WebSocket handshake was refused: it has a `ws_url`."""
+
+    def __init__(self, ws_url: str) -> None:
+        self.ws_url = ws_url
+
+    def open(self, status: int) -> None:
+        raise InvalidStatus(Response(status, "no", Headers()))
+
+
+@pytest.mark.parametrize("status", [401, 404])
+def test_a_refused_handshake_names_the_websocket_url_tried(status: int) -> None:
+    with pytest.raises(InvalidStatus) as caught:
+        _Socket("ws://user:pw@127.0.0.1:19501/ws").open(status)
+    line, _ = describe(caught.value, "http://127.0.0.1:19500")
+    assert line.startswith("ws://user:***@127.0.0.1:19501/ws ")
+    assert "19500" not in line

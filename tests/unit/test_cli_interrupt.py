@@ -26,7 +26,8 @@ class StandIn:
         self.cancels: list[str] = []
         self.obeys = obeys
 
-    async def follow(self, job_id: str, on_event: Any, *, unknown_grace_s: float) -> Any:
+    async def follow(self, job_id: str, on_event: Any, **options: Any) -> Any:
+        self.options = options
         return await self.outcome
 
     async def cancel(self, job_id: str) -> None:
@@ -56,6 +57,17 @@ async def test_without_ctrl_c_the_outcome_is_the_jobs() -> None:
     assert isinstance(done.outcome, CompletedEvent)
     assert not done.interrupted
     assert (said, client.cancels) == ([], [])
+
+
+async def test_a_lost_connection_is_told_and_bounded() -> None:
+    client, keys = StandIn(), Interrupts()
+    task, said = await following(client, keys)
+    await eventually(lambda: hasattr(client, "options"), timeout=5, what="the follow")
+    assert client.options["reconnect_for"] == interrupt.RECONNECT_FOR_S
+    client.options["on_reconnecting"](ConnectionRefusedError())
+    assert said == ["connection lost; reconnecting…"]
+    client.outcome.set_result(CompletedEvent(job_id=JOB, processing_time_s=1.0))
+    await task
 
 
 async def test_one_ctrl_c_cancels_after_the_window() -> None:

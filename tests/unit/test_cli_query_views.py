@@ -82,3 +82,35 @@ def test_download_of_a_job_not_completed(
     err = capsys.readouterr().err
     assert err.startswith("ffpool download: ")
     assert words in err
+
+
+def test_what_the_server_says_is_shown_without_control_characters() -> None:
+    hostile = "x\x1b]0;owned\x07\x1b[2J[red]y"
+    failure = FailedEvent(
+        job_id=JOB, at=NOW, code=FailureCode.FFMPEG_ERROR, message=hostile, stderr_tail=hostile
+    )
+    lines = status_lines(
+        record(JobState.FAILED, operation=hostile, worker=hostile, failure=failure), NOW
+    )
+    text = "\n".join(lines)
+    assert "\x1b" not in text
+    assert "\x07" not in text
+    assert "\\x1b]0;owned\\x07" in text
+    assert "\\[red]y" in text  # escaped for rich, not a style
+
+
+def test_an_outcome_s_words_and_stderr_tail_are_made_safe() -> None:
+    from ffpool.cli.progress import outcome_lines
+
+    failure = FailedEvent(
+        job_id=JOB,
+        at=NOW,
+        code=FailureCode.FFMPEG_ERROR,
+        message="bad\x1b[2J",
+        stderr_tail="line 1\nline 2\x1b]52;c;cGF5bG9hZA==\x07",
+    )
+    lines = outcome_lines(JOB, failure)
+    assert lines[0].endswith("bad\\x1b[2J")
+    assert lines[1] == "line 1\nline 2\\x1b]52;c;cGF5bG9hZA==\\x07"
+    cancelled = CancelledEvent(job_id=JOB, at=NOW, reason="\x9b6n")
+    assert outcome_lines(JOB, cancelled)[0].endswith(": \\x9b6n")

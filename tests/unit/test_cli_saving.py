@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ffpool.cli.saving import Target, input_stem, inside, local_target, reserve, target_for
+from ffpool.cli.untrusted import UnsafeName
 
 
 @pytest.mark.parametrize(
@@ -85,9 +86,9 @@ def test_o_naming_an_existing_directory_receives_the_numbered_name() -> None:
     assert (target.candidate(0), target.exact) == (Path("videos/c.transcode.mp4"), False)
 
 
-@pytest.mark.parametrize("name", ["../escape", "/etc/passwd", "a/b", "..", ""])
+@pytest.mark.parametrize("name", ["../escape", "/etc/passwd", "a/b", "..", "", "a\\b", "a\x1b"])
 def test_a_package_output_cannot_leave_its_directory(name: str) -> None:
-    with pytest.raises(ValueError, match="refusing"):
+    with pytest.raises(UnsafeName, match="unsafe output name"):
         inside(Path("pkg"), name)
     assert inside(Path("pkg"), "master.m3u8") == Path("pkg/master.m3u8")
 
@@ -110,3 +111,34 @@ def test_o_ending_in_a_slash_is_a_directory_for_one_output() -> None:
     assert local_target("out/", here, 1) == (None, Path("out"))
     assert local_target("out/x.mp4", here, 1) == (Path("out/x.mp4"), here)
     assert local_target("talk-hls/", here, 7) == (Path("talk-hls"), here)  # the package's dir
+
+
+@pytest.mark.parametrize(
+    ("names", "op"),
+    [
+        (["a.jpg"], "x/../../escaped"),  # the operation is a path
+        (["a.jpg"], ".."),
+        (["a.jpg"], "thumb nail\x1b[2J"),
+        (["a.jp/g"], "thumbnail"),  # an output name is a path
+        (["a.j\x1bg"], "thumbnail"),  # or its extension holds a control character
+        (["ok.m3u8", "../../escaped.ts"], "ladder"),  # one of a package's outputs
+        (["ok.m3u8", ".."], "ladder"),
+    ],
+)
+def test_a_name_from_the_server_that_is_not_one_plain_component_is_refused(
+    names: list[str], op: str, tmp_path: Path
+) -> None:
+    with pytest.raises(UnsafeName, match="the server sent an unsafe output name"):
+        target_for(names, stem="0123abcd", op=op, output_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []  # refused before anything was created
+
+
+def test_reserve_never_follows_a_way_out_of_its_directory(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "link").symlink_to(outside)
+    target = Target(tmp_path / "out", "link/clip.transcode", ".mp4", is_dir=False, exact=False)
+    with pytest.raises(UnsafeName):
+        reserve(target)
+    assert list(outside.iterdir()) == []

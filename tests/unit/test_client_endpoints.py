@@ -4,6 +4,7 @@ rule), and the HTTP side's refusals as ClientError (client/outcomes.py)."""
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from ffpool.client.endpoints import (
     ServerConfig,
@@ -111,3 +112,32 @@ def test_http_refusals_become_protocol_errors(
     error = error_from_http(status, body)
     assert error.code is ErrorCode(code)
     assert message in error.message
+
+
+def test_another_port_falls_back_to_the_servers_websocket_port() -> None:
+    # A port-forward of the HTTP port alone answers 404 on /ws: then the server's ws_port.
+    found = from_http("http://127.0.0.1:19500", SERVER)
+    assert (found.ws_url, found.ws_fallback) == (
+        "ws://127.0.0.1:19500/ws",
+        "ws://127.0.0.1:8080/ws",
+    )
+    assert from_http("http://127.0.0.1:8081", SERVER).ws_fallback is None
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"ws_path": "@evil.example.com/ws"},
+        {"ws_path": "//evil.example.com/ws"},
+        {"ws_path": "/a//b"},
+        {"ws_path": "https://evil.example.com/ws"},
+        {"ws_path": "ws"},
+        {"ws_path": "/ws#x"},
+        {"ws_port": 0},
+        {"ws_port": 65536},
+        {"http_port": -80},
+    ],
+)
+def test_a_config_that_could_point_elsewhere_is_refused(bad: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        ServerConfig.model_validate({"ws_port": 8080, "ws_path": "/ws", "http_port": 8081} | bad)

@@ -30,6 +30,7 @@ from ffpool.domain.listing import (
     BadQuery,
     JobSummary,
     newest,
+    parse_limit,
     parse_query,
     parse_states,
 )
@@ -90,28 +91,47 @@ def test_summary_fields() -> None:
 
 
 def test_query_parsing() -> None:
-    assert parse_query(None, None) == (100, None)
-    assert parse_query("5", "queued, running") == (
+    assert parse_query([], []) == (100, None)
+    assert parse_query(["5"], ["queued, running"]) == (
         5,
         frozenset({JobState.QUEUED, JobState.RUNNING}),
     )
-    assert parse_query(str(MAX_LIMIT), "") == (MAX_LIMIT, None)
+    assert parse_query([str(MAX_LIMIT)], [""]) == (MAX_LIMIT, None)
     assert parse_states(None) is None
+
+
+def test_a_repeated_state_adds_its_states() -> None:
+    _, states = parse_query([], ["queued", "completed,failed", ""])
+    assert states == frozenset({JobState.QUEUED, JobState.COMPLETED, JobState.FAILED})
 
 
 @pytest.mark.parametrize(
     ("limit", "state", "words"),
     [
-        ("0", None, "limit must be a whole number from 1 to 1000"),
-        ("1001", None, "not '1001'"),
-        ("ten", None, "not 'ten'"),
-        ("-1", None, "limit"),
-        (None, "queued,done", "state 'done' is not one of queued, running, completed"),
+        (["0"], [], "limit must be a whole number from 1 to 1000"),
+        (["1001"], [], "not '1001'"),
+        (["ten"], [], "not 'ten'"),
+        (["-1"], [], "limit"),
+        # Digits to str.isdigit, but not numbers to int() or not ASCII: refused, not a 500.
+        (["\u00b2"], [], "limit must be a whole number"),
+        (["\u0661\u0662"], [], "limit must be a whole number"),
+        (["1e3"], [], "limit must be a whole number"),
+        (["99999999999999999999"], [], "limit must be a whole number"),
+        (["5", "6"], [], "limit may be given once"),
+        ([], ["queued,done"], "state 'done' is not one of queued, running, completed"),
+        ([], ["queued", "done"], "state 'done' is not one of"),
     ],
 )
-def test_bad_queries_in_words(limit: str | None, state: str | None, words: str) -> None:
+def test_bad_queries_in_words(limit: list[str], state: list[str], words: str) -> None:
     with pytest.raises(BadQuery, match=words):
         parse_query(limit, state)
+
+
+def test_parse_limit_is_the_dead_letters_parser_too() -> None:
+    assert parse_limit([]) == 100
+    assert parse_limit([" 7 "]) == 7
+    with pytest.raises(BadQuery):
+        parse_limit(["0"])
 
 
 def trim(tenant: str, path: str = "a.mp4") -> Job:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import math
+import re
+from collections.abc import AsyncIterator, Callable
+from typing import Final
 
 from ffpool import names
 from ffpool.cli.config import CONFIG_ENV, DEFAULT_SERVER, SERVER_ENV, ClientConfig, load
+from ffpool.cli.interrupt import RECONNECT_FOR_S
 from ffpool.client.session import Client
 
 
@@ -33,6 +37,48 @@ def add_client_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
+
+
+# ASCII digits only: str.isdigit also takes "²" and "١٢", which int() refuses or misreads.
+_WHOLE: Final = re.compile(r"[0-9]{1,9}")
+
+
+def seconds(text: str) -> float:
+    """argparse type of a duration flag: a finite number of seconds, 0 or more (`-1`, `nan`
+    and `inf` are usage errors, not a wait that never ends or ends at once)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"a number of seconds, 0 or more, not {text!r}")
+    return value
+
+
+def whole(lowest: int, highest: int) -> Callable[[str], int]:
+    """argparse type of a count flag: a whole number (ASCII digits) from lowest to highest."""
+
+    def parse(text: str) -> int:
+        if not _WHOLE.fullmatch(text.strip()) or not lowest <= int(text) <= highest:
+            raise argparse.ArgumentTypeError(
+                f"a whole number from {lowest} to {highest}, not {text!r}"
+            )
+        return int(text)
+
+    parse.__name__ = "whole number"  # argparse names the type in some messages
+    return parse
+
+
+def add_reconnect_flag(p: argparse.ArgumentParser) -> None:
+    """`--reconnect-for`, for the commands that follow a job (`watch`, `submit`)."""
+    p.add_argument(
+        "--reconnect-for",
+        type=seconds,
+        default=RECONNECT_FOR_S,
+        metavar="SECONDS",
+        help="when the connection is lost, how long to try to reconnect before giving up "
+        f"(default: {RECONNECT_FOR_S:g})",
+    )
 
 
 def config_of(args: argparse.Namespace) -> ClientConfig:

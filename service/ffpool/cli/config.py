@@ -50,7 +50,8 @@ def config_path(env: Mapping[str, str]) -> tuple[Path, bool]:
 class ClientConfig(BaseSettings):
     """Flags are given as init values; the environment and the file fill what they leave."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+    # An empty `FFPOOL_TOKEN=` is unset, not an empty token that hides the file's.
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", env_ignore_empty=True)
 
     server: str = DEFAULT_SERVER
     token: SecretStr | None = None
@@ -73,7 +74,8 @@ class ClientConfig(BaseSettings):
         return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, path)
 
     def token_value(self) -> str | None:
-        return self.token.get_secret_value() if self.token is not None else None
+        """The token, None when none or empty (no Authorization header then)."""
+        return (self.token.get_secret_value() or None) if self.token is not None else None
 
 
 def check_file(path: Path, explicit: bool) -> None:
@@ -84,10 +86,12 @@ def check_file(path: Path, explicit: bool) -> None:
             raise ConfigError(f"${CONFIG_ENV} names {path}, which does not exist")
         return
     try:
-        data = tomllib.loads(path.read_text())
+        # What the settings read from the file, keys as they match fields (case-insensitively:
+        # `TOKEN` and `Token` are the token too), not the file's own spelling.
+        loaded = TomlConfigSettingsSource(ClientConfig, path)()
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc}") from None
-    if "token" in data and path.stat().st_mode & NOT_PRIVATE:
+    if loaded.get("token") and path.stat().st_mode & NOT_PRIVATE:
         raise ConfigError(
             f"config file {path} holds a token and others can read it; "
             f"make it private: chmod 600 {path}"

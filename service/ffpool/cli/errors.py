@@ -26,6 +26,7 @@ from ffpool import names
 from ffpool.cli.config import ConfigError
 from ffpool.cli.invalid import describe_invalid, describe_refusal, is_users
 from ffpool.cli.op_flags import UsageError
+from ffpool.cli.untrusted import UnsafeName, printable, redact
 from ffpool.client.endpoints import NotAnFfpoolServer
 from ffpool.client.outcomes import ClientError
 from ffpool.domain.protocol import ErrorCode
@@ -59,13 +60,8 @@ BUSY_WORDS: Final = {
     ErrorCode.INTERNAL_ERROR: "the server failed",
 }
 USAGE_CODES: Final = frozenset(
-    {
-        ErrorCode.INVALID_JSON,
-        ErrorCode.MESSAGE_TOO_LARGE,
-        ErrorCode.UNKNOWN_TYPE,
-        ErrorCode.INVALID_MESSAGE,
-        ErrorCode.INVALID_JOB,
-    }
+    {ErrorCode.INVALID_JSON, ErrorCode.MESSAGE_TOO_LARGE, ErrorCode.UNKNOWN_TYPE}
+    | {ErrorCode.INVALID_MESSAGE, ErrorCode.INVALID_JOB}
 )
 FILE_ERRORS: Final = (
     FileExistsError,
@@ -79,9 +75,16 @@ _ADDRESS = re.compile(r"\('([^']+)', (\d+)")
 
 def describe(exc: BaseException, server: str | None = None) -> Described:
     """One line for the user, and the exit code. `server` is the --server URL (or the one
-    the configuration gave), named where the exception does not say which host failed."""
+    the configuration gave), named where the exception does not say which host failed.
+    What the line quotes (the server's words, URLs) is made safe to print: no control
+    characters, no passwords or tokens (cli/untrusted.py)."""
+    line, code = _describe(exc, server)
+    return printable(redact(line)), code
+
+
+def _describe(exc: BaseException, server: str | None) -> Described:
     if isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        return describe(exc.exceptions[0], server)
+        return _describe(exc.exceptions[0], server)
     for kinds, handler in HANDLERS:
         if isinstance(exc, kinds) and (found := handler(exc, server)) is not None:
             return found
@@ -151,7 +154,7 @@ def _refused(exc: Any, server: str | None) -> Described:
 
 def _handshake(exc: Any, server: str | None) -> Described:
     """The WebSocket upgrade answered with an HTTP status instead of the protocol."""
-    where = address(server)
+    where = _ws_url(exc) or address(server)
     if not isinstance(exc, InvalidStatus):
         return (
             f"{where} is not an ffpool server (the WebSocket handshake failed: {exc}); "
@@ -178,6 +181,18 @@ def _handshake(exc: Any, server: str | None) -> Described:
         f"{where} is not an ffpool server: no WebSocket there (HTTP {status}); check --server",
         ExitCode.UNREACHABLE,
     )
+
+
+def _ws_url(exc: BaseException) -> str | None:
+    """The WebSocket URL that failed (the innermost `uri` or `ws_url` in the traceback): not
+    --server's when the server's /ui/config.json names another port or path."""
+    found, tb = None, exc.__traceback__
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        url = getattr(owner, "uri", None) or getattr(owner, "ws_url", None)
+        found = url if isinstance(url, str) else found
+        tb = tb.tb_next
+    return found
 
 
 def _http_status(exc: Any, server: str | None) -> Described:
@@ -258,10 +273,6 @@ def _file(exc: Any, server: str | None) -> Described | None:
     return None
 
 
-def _timeout(exc: Any, server: str | None) -> Described | None:
-    return _network(exc, address(server))
-
-
 def _other_http(exc: Any, server: str | None) -> Described:
     return f"the HTTP request failed: {_short(str(exc))} (--server)", ExitCode.UNREACHABLE
 
@@ -272,13 +283,14 @@ HANDLERS: Final[
     tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], Handler], ...]
 ] = (
     (ValidationError, _invalid),
+    (UnsafeName, lambda exc, server: (str(exc), ExitCode.UNREACHABLE)),
     ((UsageError, ConfigError, InvalidURI), _usage),
     (ClientError, _refused),
     (NotAnFfpoolServer, lambda exc, server: (f"{exc}; check --server", ExitCode.UNREACHABLE)),
     (InvalidHandshake, _handshake),
     (aiohttp.ClientResponseError, _http_status),
     (aiohttp.ClientConnectorError, _connector),
-    (TimeoutError, _timeout),
+    (TimeoutError, lambda exc, server: _network(exc, address(server))),
     ((ssl.SSLError, socket.gaierror, ConnectionError, ConnectionClosed), _socket),
     (aiohttp.ServerDisconnectedError, _socket),
     (OSError, _file),

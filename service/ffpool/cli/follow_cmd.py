@@ -8,11 +8,12 @@ import contextlib
 from pathlib import Path
 from typing import Any, Final
 
-from ffpool.cli.common import add_client_flags, open_client
+from ffpool.cli.common import add_client_flags, add_reconnect_flag, open_client, seconds
 from ffpool.cli.errors import ExitCode
 from ffpool.cli.interrupt import follow_job, interrupts, stop
 from ffpool.cli.outcome import finish, print_json
 from ffpool.cli.progress import JobBar, console, outcome_lines
+from ffpool.cli.untrusted import JOB_HELP, job_id_arg
 from ffpool.client.session import Client, ClientError
 from ffpool.domain.events import CancelledEvent, StateEvent
 from ffpool.domain.protocol import ErrorCode
@@ -29,8 +30,9 @@ def add_parser(sub: Any) -> None:
         "watch", help="follow a job's progress to its outcome (Ctrl-C cancels it)"
     )
     watch.set_defaults(run=run_watch)
-    watch.add_argument("job_id", metavar="JOB", help="the job id `submit` printed")
+    watch.add_argument("job_id", metavar="JOB", type=job_id_arg, help=JOB_HELP)
     add_client_flags(watch)
+    add_reconnect_flag(watch)
     watch.add_argument(
         "--events", action="store_true", help="with --json: one JSON line per event, as it comes"
     )
@@ -53,11 +55,11 @@ def add_parser(sub: Any) -> None:
     )
     cancel = sub.add_parser("cancel", help="cancel a job and wait for its outcome")
     cancel.set_defaults(run=run_cancel)
-    cancel.add_argument("job_id", metavar="JOB", help="the job id `submit` printed")
+    cancel.add_argument("job_id", metavar="JOB", type=job_id_arg, help=JOB_HELP)
     add_client_flags(cancel)
     cancel.add_argument(
         "--wait",
-        type=float,
+        type=seconds,
         default=CANCEL_WAIT_S,
         metavar="SECONDS",
         help=f"how long to wait for the job to stop ({CANCEL_WAIT_S:g})",
@@ -96,7 +98,9 @@ async def run_watch(args: argparse.Namespace) -> int:
             client = opening.result()
             view: EventLines | JobBar = EventLines() if lines else JobBar()
             with view:
-                followed = await follow_job(client, args.job_id, keys, view.show, view.say)
+                followed = await follow_job(
+                    client, args.job_id, keys, view.show, view.say, args.reconnect_for
+                )
             return await finish(
                 client,
                 args,

@@ -27,6 +27,11 @@ LEAVE_WINDOW_S: Final = 1.0
 # A job id given to `watch` may be unknown for a moment on another replica (docs/protocol.md,
 # `subscribe`); a person typing one expects a quick "no such job" otherwise.
 UNKNOWN_GRACE_S: Final = 3.0
+# How long `watch` and `submit` try to reconnect to a server that went away before giving up
+# with the connection's error (exit 3; docs/cli.md, "Exit status"): long enough for a rolling
+# restart, short enough that a server that is gone is reported.
+RECONNECT_FOR_S: Final = 60.0
+RECONNECTING: Final = "connection lost; reconnecting…"
 
 
 class Interrupts:
@@ -92,12 +97,20 @@ async def follow_job(
     keys: Interrupts,
     on_event: Callable[[Any], None],
     say: Callable[[str], None],
+    reconnect_for: float = RECONNECT_FOR_S,
 ) -> Followed:
-    """Follow the job to its outcome through dropped connections (Client.follow). Ctrl-C
-    cancels it unless pressed again within LEAVE_WINDOW_S (the job is left running); a press
-    while the cancel is awaited stops waiting."""
+    """Follow the job to its outcome through dropped connections (Client.follow; `say` tells
+    of each loss, and `reconnect_for` seconds without a connection end it). Ctrl-C cancels
+    it unless pressed again within LEAVE_WINDOW_S (the job is left running); a press while
+    the cancel is awaited stops waiting."""
     following = asyncio.ensure_future(
-        client.follow(job_id, on_event, unknown_grace_s=UNKNOWN_GRACE_S)
+        client.follow(
+            job_id,
+            on_event,
+            unknown_grace_s=UNKNOWN_GRACE_S,
+            reconnect_for=reconnect_for,
+            on_reconnecting=lambda _: say(RECONNECTING),
+        )
     )
     try:
         if await keys.first_of(following, presses=1):

@@ -9,13 +9,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rich.markup import escape
-
 from ffpool.cli.errors import ExitCode
 from ffpool.cli.interrupt import Followed, Interrupts, stop
 from ffpool.cli.progress import console, outcome_lines, stored_lines
 from ffpool.cli.query_views import size
 from ffpool.cli.saving import local_target, save_outputs
+from ffpool.cli.untrusted import shown
 from ffpool.client.session import Client
 from ffpool.domain.events import CompletedEvent, OutputFile
 
@@ -94,6 +93,6 @@ async def _save(
     saved = saving.result()
     for output, path in zip(wanted, saved, strict=True):
         console.print(
-            f"[green]saved[/green] {escape(str(path))} ({size(output.size)})", soft_wrap=True
+            f"[green]saved[/green] {shown(str(path))} ({size(output.size)})", soft_wrap=True
         )
     return saved

@@ -7,10 +7,10 @@ from types import TracebackType
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from ffpool.cli.query_views import size
+from ffpool.cli.untrusted import shown
 from ffpool.domain.events import (
     CancelledEvent,
     CompletedEvent,
@@ -76,19 +76,20 @@ class JobBar:
 
 
 def outcome_lines(job_id: str, outcome: CompletedEvent | FailedEvent | CancelledEvent) -> list[str]:
-    """The outcome in words (rich markup; what the user gave is escaped)."""
+    """The outcome in words (rich markup; what the server said is made safe: untrusted.py)."""
     if isinstance(outcome, CompletedEvent):
         return [f"[green]completed[/green] job {job_id} in {outcome.processing_time_s:.2f}s"]
     if isinstance(outcome, FailedEvent):
-        lines = [f"[red]failed[/red] job {job_id}: {outcome.code}: {escape(outcome.message)}"]
-        return lines + ([escape(outcome.stderr_tail)] if outcome.stderr_tail else [])
-    return [f"[yellow]cancelled[/yellow] job {job_id}: {escape(outcome.reason)}"]
+        lines = [f"[red]failed[/red] job {job_id}: {outcome.code}: {shown(outcome.message)}"]
+        tail = outcome.stderr_tail
+        return lines + ([shown(tail, lines=True)] if tail else [])
+    return [f"[yellow]cancelled[/yellow] job {job_id}: {shown(outcome.reason)}"]
 
 
 def stored_lines(output: OutputFile) -> list[str]:
     """An output kept in object storage: its location, and the presigned link that works
     without a token until it expires (docs/storage.md)."""
     return [
-        f"[green]stored[/green] {escape(output.location or '')} ({size(output.size)})",
-        f"  link: {escape(output.url)}",
+        f"[green]stored[/green] {shown(output.location or '')} ({size(output.size)})",
+        f"  link: {shown(output.url)}",
     ]

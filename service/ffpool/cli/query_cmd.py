@@ -16,10 +16,11 @@ from typing import Any
 from pydantic import BaseModel
 from rich.console import Console
 
-from ffpool.cli.common import add_client_flags, open_client
+from ffpool.cli.common import add_client_flags, open_client, whole
 from ffpool.cli.errors import ExitCode
 from ffpool.cli.query_views import dead_letters_table, jobs_table, size, status_lines
-from ffpool.cli.saving import save_outputs
+from ffpool.cli.saving import local_target, save_outputs
+from ffpool.cli.untrusted import JOB_HELP, job_id_arg, shown
 from ffpool.client.session import Client, ClientError
 from ffpool.domain.events import JobRecord, JobState
 from ffpool.domain.listing import MAX_LIMIT, BadQuery, parse_states
@@ -42,10 +43,7 @@ def stdout() -> Console:
     return out
 
 
-def _limit(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
-        raise argparse.ArgumentTypeError(f"a whole number from 1 to {MAX_LIMIT}, not {text!r}")
-    return int(text)
+_limit = whole(1, MAX_LIMIT)
 
 
 def _states(text: str) -> frozenset[JobState]:
@@ -58,7 +56,7 @@ def _states(text: str) -> frozenset[JobState]:
 def add_parser(sub: Any) -> None:
     status = sub.add_parser("status", help="a job's state, progress, times, outputs or failure")
     status.set_defaults(run=run_status)
-    status.add_argument("job_id", metavar="JOB", help="the job id `submit` printed")
+    status.add_argument("job_id", metavar="JOB", type=job_id_arg, help=JOB_HELP)
     add_client_flags(status)
 
     jobs = sub.add_parser("jobs", help="your jobs, newest first: state, progress, age")
@@ -75,9 +73,12 @@ def add_parser(sub: Any) -> None:
 
     download = sub.add_parser("download", help="save a completed job's outputs")
     download.set_defaults(run=run_download)
-    download.add_argument("job_id", metavar="JOB", help="the job id `submit` printed")
+    download.add_argument("job_id", metavar="JOB", type=job_id_arg, help=JOB_HELP)
     download.add_argument(
-        "-o", dest="exact", type=Path, metavar="PATH", help="save exactly here (replaces it)"
+        "-o",
+        dest="exact",
+        metavar="PATH",
+        help="save exactly here (replaces it); ending in '/': into that directory",
     )
     download.add_argument(
         "--output-dir",
@@ -178,17 +179,18 @@ async def run_download(args: argparse.Namespace) -> int:
         if record.state is not JobState.COMPLETED or record.result is None:
             return _not_downloadable(args, record)
         outputs = list(record.result.outputs)
+        exact, output_dir = local_target(args.exact, args.output_dir, len(outputs))
         saved = await save_outputs(
             client,
             outputs,
             stem=record.job_id[:STEM_CHARS],
             op=record.operation,
-            output_dir=args.output_dir,
-            exact=args.exact,
+            output_dir=output_dir,
+            exact=exact,
         )
     err = stderr()
     for output, path in zip(outputs, saved, strict=False):
-        err.print(f"[green]saved[/green] {path} ({size(output.size)})", soft_wrap=True)
+        err.print(f"[green]saved[/green] {shown(str(path))} ({size(output.size)})", soft_wrap=True)
     if not outputs:
         err.print(f"job {record.job_id} has no output files (`ffpool status` shows its result)")
     if args.json:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from rich.markup import escape
 from rich.table import Table
 
+from ffpool.cli.untrusted import shown
 from ffpool.domain.events import JobRecord, JobState
 from ffpool.domain.listing import JobSummary
 
@@ -57,7 +57,7 @@ def status_lines(record: JobRecord, now: datetime) -> list[str]:
     lines = [
         f"job        {record.job_id}",
         f"state      {_state(record.state)} (attempt {record.attempt})",
-        f"operation  {escape(record.operation)} (priority {record.priority})",
+        f"operation  {shown(record.operation)} (priority {record.priority})",
     ]
     if (p := record.progress) is not None and not record.state.terminal:
         speed = f", {p.speed:.2f}x" if p.speed else ""
@@ -67,17 +67,17 @@ def status_lines(record: JobRecord, now: datetime) -> list[str]:
     lines.append(f"started    {_when(record.started_at, now)}")
     lines.append(f"finished   {_when(record.finished_at, now)}")
     if record.worker:
-        lines.append(f"worker     {escape(record.worker)}")
+        lines.append(f"worker     {shown(record.worker)}")
     if record.result is not None:
         lines.append(f"took       {record.result.processing_time_s:.2f}s")
         for output in record.result.outputs:
-            where = f" at {escape(output.location)}" if output.location else ""
-            lines.append(f"output     {escape(output.name)} ({size(output.size)}){where}")
+            where = f" at {shown(output.location)}" if output.location else ""
+            lines.append(f"output     {shown(output.name)} ({size(output.size)}){where}")
     if record.failure is not None:
         failure = record.failure
-        lines.append(f"failure    [red]{failure.code}[/red]: {escape(failure.message)}")
+        lines.append(f"failure    [red]{failure.code}[/red]: {shown(failure.message)}")
     if record.cancel is not None:
-        lines.append(f"cancelled  {escape(record.cancel.reason)}")
+        lines.append(f"cancelled  {shown(record.cancel.reason)}")
     return lines
 
 
@@ -89,11 +89,11 @@ def jobs_table(rows: list[JobSummary], now: datetime) -> Table:
     table.add_column("PROGRESS", justify="right")
     table.add_column("AGE", justify="right")
     for row in rows:
-        shown = percent(row.percent)
+        where = percent(row.percent)
         if row.failure_code is not None:
-            shown = str(row.failure_code)
+            where = str(row.failure_code)
         table.add_row(
-            row.job_id, escape(row.operation), _state(row.state), shown, age(row.created_at, now)
+            row.job_id, shown(row.operation), _state(row.state), where, age(row.created_at, now)
         )
     return table
 
@@ -110,9 +110,9 @@ def dead_letters_table(records: list[JobRecord], now: datetime) -> Table:
         when = record.finished_at or record.created_at
         table.add_row(
             record.job_id,
-            escape(record.operation),
+            shown(record.operation),
             f"{age(when, now)} ago",
             str(failure.code) if failure is not None else "-",
-            escape(failure.message) if failure is not None else "-",
+            shown(failure.message) if failure is not None else "-",
         )
     return table

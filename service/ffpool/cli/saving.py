@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Final
 from urllib.parse import unquote, urlsplit
 
+from ffpool.cli.untrusted import UnsafeName, extension, leaf, name_part
 from ffpool.client.session import Client
 from ffpool.domain.events import OutputFile
 
@@ -63,9 +64,14 @@ def target_for(
 ) -> Target:
     """Where outputs with these `names` go. `-o PATH` names the file (one output) or the
     directory (several) exactly; an existing directory given as `-o` for one output receives
-    it under the numbered name, like `cp file dir/`."""
+    it under the numbered name, like `cp file dir/`. Every part from the server (the
+    operation, the outputs' names and extensions) is checked first: UnsafeName."""
     single = len(names) == 1
-    ext = PurePosixPath(names[0]).suffix if single else ""
+    for name in names:
+        leaf(name)
+    ext = extension("extension", PurePosixPath(names[0]).suffix) if single else ""
+    op = name_part("operation", op)
+    stem = leaf(stem)
     if exact is not None and not (single and exact_is_dir):
         return Target(exact.parent, exact.name, "", is_dir=not single, exact=True)
     parent = exact if exact is not None else output_dir
@@ -84,10 +90,14 @@ def local_target(out: str | None, output_dir: Path, count: int) -> tuple[Path | 
 
 def inside(directory: Path, name: str) -> Path:
     """An output's file in a package directory; a name that would leave it is refused."""
-    leaf = PurePosixPath(name).name
-    if leaf in ("", ".", "..") or leaf != name:
-        raise ValueError(f"refusing to save an output named {name!r}")
-    return directory / leaf
+    return within(directory, directory / leaf(name))
+
+
+def within(directory: Path, path: Path) -> Path:
+    """`path`, checked to resolve inside `directory` (no symbolic link leads it out)."""
+    if not path.resolve().is_relative_to(directory.resolve()):
+        raise UnsafeName("path", str(path))
+    return path
 
 
 def reserve(target: Target) -> Path:
@@ -99,7 +109,7 @@ def reserve(target: Target) -> Path:
             target.candidate(0).mkdir(exist_ok=True)
         return target.candidate(0)
     for n in range(MAX_NUMBERED):
-        path = target.candidate(n)
+        path = within(target.parent, target.candidate(n))
         try:
             if target.is_dir:
                 path.mkdir()
@@ -145,7 +155,8 @@ async def save_outputs(
     try:
         if not target.is_dir:
             return [await client.save(outputs[0], where)]
-        return [await client.save(o, inside(where, o.name)) for o in outputs]
+        paths = await asyncio.to_thread(lambda: [inside(where, o.name) for o in outputs])
+        return [await client.save(o, path) for o, path in zip(outputs, paths, strict=True)]
     except BaseException:
         if not target.exact:
             await asyncio.to_thread(_release, where)

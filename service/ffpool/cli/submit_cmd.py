@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from ffpool.cli.common import add_client_flags, open_client
+from ffpool.cli.common import add_client_flags, add_reconnect_flag, open_client
 from ffpool.cli.errors import ExitCode
 from ffpool.cli.interrupt import Interrupts, follow_job, interrupts, stop
 from ffpool.cli.op_flags import add_operation_flags, operation_from
@@ -33,6 +33,7 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(run=run)
     add_operation_flags(p)
     add_client_flags(p)
+    add_reconnect_flag(p)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--file", type=Path, help="a local file, uploaded first")
     src.add_argument("--path", help="a path under the server's MEDIA_ROOT")
@@ -146,7 +147,7 @@ async def _follow(
     again = " (already submitted with this --key)" if accepted.duplicate else ""
     console.print(f"job [bold]{job_id}[/bold] accepted ({op}){again}")
     with JobBar() as bar:
-        followed = await follow_job(client, job_id, keys, bar.show, bar.say)
+        followed = await follow_job(client, job_id, keys, bar.show, bar.say, args.reconnect_for)
     stem = input_stem(source_of(args))
     return await finish(
         client, args, job_id, followed, keys, stem=stem, op=op, save=True, show_json=args.json

@@ -1,15 +1,25 @@
 """Asking a server where its endpoints are: one GET of its public `/ui/config.json`, whose
-answer endpoints.py turns into the HTTP base and the WebSocket URL."""
+answer endpoints.py turns into the HTTP base and the WebSocket URL; and opening that WebSocket,
+on its fallback when the derived one answers 404 (endpoints.py's docstring)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Mapping
+from typing import Final
 
 import aiohttp
 from pydantic import ValidationError
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus, WebSocketException
 
 from ffpool.client import endpoints
 from ffpool.client.endpoints import Endpoints, NotAnFfpoolServer, ServerConfig
+
+# The server's answer is ~100 bytes; anything past this is not it (and is not read into memory).
+MAX_CONFIG_BYTES: Final = 4096
+MAX_MESSAGE_BYTES: Final = 2**24
 
 
 async def discover(
@@ -33,16 +43,47 @@ async def fetch_config(base_url: str, timeout: float) -> ServerConfig:
         http.get(url, allow_redirects=True) as resp,
     ):
         status = resp.status
-        text = await resp.text(errors="replace")
+        body = b""
+        # read(n) returns what has arrived (maybe a part): read on to the end or past the cap.
+        while len(body) <= MAX_CONFIG_BYTES and (
+            chunk := await resp.content.read(MAX_CONFIG_BYTES + 1 - len(body))
+        ):
+            body += chunk
     if status != 200:
         raise NotAnFfpoolServer(
             f"{base_url} is not an ffpool server (GET {endpoints.config_url('')} "
             f"answered HTTP {status})"
         )
+    not_config = NotAnFfpoolServer(
+        f"{base_url} is not an ffpool server (its {endpoints.config_url('')} is not "
+        "the server's configuration)"
+    )
+    if len(body) > MAX_CONFIG_BYTES:
+        raise not_config
     try:
-        return ServerConfig.model_validate(json.loads(text))
+        return ServerConfig.model_validate(json.loads(body))
     except (ValueError, ValidationError):
-        raise NotAnFfpoolServer(
-            f"{base_url} is not an ffpool server (its {endpoints.config_url('')} is not "
-            "the server's configuration)"
-        ) from None
+        raise not_config from None
+
+
+async def open_websocket(
+    ws_url: str, fallback: str | None, headers: Mapping[str, str], timeout: float
+) -> tuple[ClientConnection, str]:
+    """The WebSocket at `ws_url`, or, when that answers 404 (a port-forward of the HTTP port
+    alone), at `fallback`; and the URL that worked. When the fallback fails too, the first
+    error is raised: it is the one that says what is wrong with the URL the user gave."""
+    try:
+        return await _connect(ws_url, headers, timeout), ws_url
+    except InvalidStatus as exc:
+        if fallback is None or exc.response.status_code != 404:
+            raise
+        first = exc
+    try:
+        return await _connect(fallback, headers, timeout), fallback
+    except (OSError, TimeoutError, WebSocketException):
+        raise first from None
+
+
+async def _connect(url: str, headers: Mapping[str, str], timeout: float) -> ClientConnection:
+    connecting = connect(url, max_size=MAX_MESSAGE_BYTES, additional_headers=dict(headers))
+    return await asyncio.wait_for(connecting, timeout)

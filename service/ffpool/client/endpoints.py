@@ -5,7 +5,10 @@
 WebSocket on the port its `/ui/config.json` names. The rule is the web page's
 (service/ffpool/web/static/api.js, `socketUrl`): when the URL's port is the server's
 `http_port`, the WebSocket is host:`ws_port``ws_path`; any other port (80/443 through an
-Ingress, a proxy) serves it on the same host and port, under the URL's path prefix.
+Ingress, a proxy) serves it on the same host and port, under the URL's path prefix. There a
+plain port-forward of the HTTP port alone answers 404 on the WebSocket path, so the client then
+tries the same host's `ws_port` (`ws_fallback`; discovery.open_websocket): that is where
+`kubectl port-forward svc/ffpool 8081 8080` (both ports, same numbers) puts it.
 
 `ws://`/`wss://` URLs are the older style: the WebSocket as given, the HTTP side `--http` or
 the same host's port 8081.
@@ -13,17 +16,22 @@ the same host's port 8081.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Final
+from typing import Annotated, Final
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ffpool import names
 
 DEFAULT_HTTP_PORT: Final = 8081
 HTTP_SCHEMES: Final = ("http", "https")
 WS_SCHEMES: Final = ("ws", "wss")
+# A path and nothing else: no "@" (it would read as userinfo and move the host), no "//" (a
+# network-path reference), no scheme, query or fragment.
+_WS_PATH_RE: Final = re.compile(r"/(?!/)[A-Za-z0-9._~%/-]{0,200}")
+Port = Annotated[int, Field(ge=1, le=65535)]
 
 
 class NotAnFfpoolServer(ConnectionError):
@@ -35,15 +43,25 @@ class ServerConfig(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    ws_port: int
+    ws_port: Port
     ws_path: str
-    http_port: int
+    http_port: Port
+
+    @field_validator("ws_path")
+    @classmethod
+    def _only_a_path(cls, value: str) -> str:
+        # The token goes where this points: a value that could name another host is refused.
+        if not _WS_PATH_RE.fullmatch(value) or "//" in value:
+            raise ValueError(f"ws_path {value!r} is not a plain absolute path")
+        return value
 
 
 @dataclass(frozen=True)
 class Endpoints:
     http_url: str
     ws_url: str
+    ws_fallback: str | None = None
+    """Where to try the WebSocket when `ws_url` answers 404 (module docstring)."""
 
 
 def checked(server_url: str) -> str:
@@ -93,9 +111,9 @@ def from_http(base_url: str, config: ServerConfig, http_override: str | None = N
     secure = parts.scheme == "https"
     port = parts.port or (443 if secure else 80)
     scheme = "wss" if secure else "ws"
-    if port == config.http_port:
-        ws = f"{scheme}://{_host(parts.hostname or '')}:{config.ws_port}{config.ws_path}"
-    else:
-        ws = f"{scheme}://{parts.netloc}{parts.path}{config.ws_path}"
+    own_port = f"{scheme}://{_host(parts.hostname or '')}:{config.ws_port}{config.ws_path}"
     http = checked(http_override) if http_override else urlunsplit(parts)
-    return Endpoints(http_url=http, ws_url=ws)
+    if port == config.http_port:
+        return Endpoints(http_url=http, ws_url=own_port)
+    same_port = f"{scheme}://{parts.netloc}{parts.path}{config.ws_path}"
+    return Endpoints(http_url=http, ws_url=same_port, ws_fallback=own_port)

@@ -4,13 +4,15 @@ Two things look like failures to a plain `wait` and are not: a server that answe
 `unknown_job` for a job accepted a moment ago on another replica (it learns of it shortly),
 and a connection that closed because its server stopped (any other replica can answer). So a
 follow subscribes again, with back-off, until the outcome arrives, `unknown_job` has lasted
-longer than a grace period, or the deadline passes.
+longer than a grace period, or the deadline passes. While it has no connection it says so
+once (`on_reconnecting`) and, given `reconnect_for`, gives up after that long without one,
+raising the last attempt's error (a refused connection, a time-out): a server that is gone
+is reported, not waited for in silence.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 from collections.abc import Callable, Sequence
 from typing import Any, Final, Protocol
@@ -47,6 +49,42 @@ def give_up_unknown(first_unknown: float, now: float, grace_s: float) -> bool:
     return now - first_unknown > grace_s
 
 
+class Outage:
+    """The time without a connection: told once when it begins, given up after `limit_s`."""
+
+    def __init__(
+        self, limit_s: float | None, on_lost: Callable[[BaseException], None] | None
+    ) -> None:
+        self.limit_s = limit_s
+        self.on_lost = on_lost
+        self.since: float | None = None
+        self.last: Exception | None = None
+        """The error to report on giving up: the last attempt's (refused, timed out)."""
+
+    def lost(self, now: float, exc: Exception) -> None:
+        if self.since is None:
+            self.since, self.last = now, exc
+            if self.on_lost is not None:
+                self.on_lost(exc)
+
+    def left(self, now: float) -> float | None:
+        """Seconds of reconnecting left (None: no limit); <= 0 means give up."""
+        if self.limit_s is None or self.since is None:
+            return None
+        return self.limit_s - (now - self.since)
+
+    def watching(self, on_event: Callable[[Any], None] | None) -> Callable[[Any], None]:
+        """`on_event`, and the end of an outage: an event from the server (a subscription's
+        first is the job's state) is a working connection; an open socket alone is not."""
+
+        def seen(event: Any) -> None:
+            self.since, self.last = None, None
+            if on_event is not None:
+                on_event(event)
+
+        return seen
+
+
 async def follow(
     client: Followed,
     job_id: str,
@@ -54,30 +92,43 @@ async def follow(
     timeout: float | None,
     ws_urls: Sequence[str],
     unknown_grace_s: float,
+    outage: Outage | None = None,
 ) -> Outcome:
     loop = asyncio.get_running_loop()
     deadline = None if timeout is None else loop.time() + timeout
     urls = itertools.cycle(ws_urls or [client.ws_url])
+    outage = outage or Outage(None, None)
     first_unknown: float | None = None
     failures = 0
     async with asyncio.timeout_at(deadline):
         while True:
             try:
                 await client.subscribe(job_id)
-                return await client.wait(job_id, on_event)
+                return await client.wait(job_id, outage.watching(on_event))
             except ClientError as exc:
                 if exc.error.code is not ErrorCode.UNKNOWN_JOB:
                     raise
                 first_unknown = first_unknown if first_unknown is not None else loop.time()
                 if give_up_unknown(first_unknown, loop.time(), unknown_grace_s):
                     raise
-            except (ConnectionError, WebSocketException):
-                await _reconnect(client, next(urls))
+            except (ConnectionError, WebSocketException) as exc:
+                outage.lost(loop.time(), exc)
+                await _reconnect(client, next(urls), outage)
             failures += 1
             await asyncio.sleep(retry_delay(failures))
 
 
-async def _reconnect(client: Followed, ws_url: str) -> None:
-    """One attempt; a server that is still down is tried again after the next back-off."""
-    with contextlib.suppress(OSError, TimeoutError, WebSocketException):
-        await client.reconnect(ws_url)
+async def _reconnect(client: Followed, ws_url: str, outage: Outage) -> None:
+    """One attempt, within what is left of the outage's limit; a server that is still down is
+    tried again after the next back-off, until the limit, when the last error is raised."""
+    loop = asyncio.get_running_loop()
+    left = outage.left(loop.time())
+    if left is not None and left <= 0 and outage.last is not None:
+        raise outage.last
+    try:
+        async with asyncio.timeout(left):
+            await client.reconnect(ws_url)
+    except (OSError, TimeoutError, WebSocketException) as exc:
+        outage.last = exc
+        if (left := outage.left(loop.time())) is not None and left <= 0:
+            raise

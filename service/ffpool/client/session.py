@@ -30,12 +30,12 @@ from typing import Any
 
 import aiohttp
 from pydantic import ValidationError
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from ffpool import names
 from ffpool.client import resume as resume
-from ffpool.client.discovery import discover
+from ffpool.client.discovery import discover, open_websocket
 from ffpool.client.endpoints import http_url_for as http_url_for
 from ffpool.client.outcomes import TERMINAL
 from ffpool.client.outcomes import ClientError as ClientError
@@ -67,8 +67,10 @@ class Client(HttpQueries):
         token: str | None = None,
         *,
         websocket: bool = True,
+        ws_fallback: str | None = None,
     ) -> None:
         self.ws_url = ws_url
+        self.ws_fallback = ws_fallback  # tried when ws_url answers 404 (endpoints.py)
         self.websocket = websocket  # False: the HTTP side only (queries need no WebSocket)
         self._headers = {names.AUTH_HEADER: names.BEARER_PREFIX + token} if token else {}
         self.http_url = http_url or http_url_for(ws_url)
@@ -100,6 +102,7 @@ class Client(HttpQueries):
         client = cls(
             found.ws_url, found.http_url, timeout, read_timeout, token, websocket=websocket
         )
+        client.ws_fallback = found.ws_fallback
         async with client:
             yield client
 
@@ -117,8 +120,8 @@ class Client(HttpQueries):
         return self
 
     async def _open(self) -> None:
-        connecting = connect(self.ws_url, max_size=2**24, additional_headers=self._headers)
-        self._ws = await asyncio.wait_for(connecting, self.timeout)
+        opened = await open_websocket(self.ws_url, self.ws_fallback, self._headers, self.timeout)
+        self._ws, self.ws_url = opened
         self._closed = False
         self._reader = asyncio.create_task(self._read())
 
@@ -145,12 +148,15 @@ class Client(HttpQueries):
         *,
         ws_urls: Sequence[str] = (),
         unknown_grace_s: float = resume.UNKNOWN_GRACE_S,
+        reconnect_for: float | None = None,
+        on_reconnecting: Callable[[BaseException], None] | None = None,
     ) -> Outcome:
-        """Like `wait` after a `subscribe`, riding out what a replicated service does: an
-        `unknown_job` refusal is retried for `unknown_grace_s` (a job just accepted elsewhere
-        may take a moment to be known here), and a closed connection is reconnected (to the
-        next of `ws_urls`, if given) and the job subscribed again."""
-        return await resume.follow(self, job_id, on_event, timeout, ws_urls, unknown_grace_s)
+        """Like `wait` after a `subscribe`, riding out what a replicated service does
+        (resume.py): `unknown_job` is retried for `unknown_grace_s`, a closed connection is
+        reconnected (to the next of `ws_urls`, if given; `on_reconnecting` is told) until
+        `reconnect_for` seconds pass without one (None: until `timeout`)."""
+        lost = resume.Outage(reconnect_for, on_reconnecting)
+        return await resume.follow(self, job_id, on_event, timeout, ws_urls, unknown_grace_s, lost)
 
     async def __aexit__(self, *exc: object) -> None:
         if self._reader is not None:

@@ -7,7 +7,8 @@ holds what a table shows; `GET /jobs/{id}` has the rest.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Final
 
@@ -18,6 +19,7 @@ from ffpool.domain.jobs import JobId, Priority
 
 DEFAULT_LIMIT: Final = 100
 MAX_LIMIT: Final = 1000
+_ASCII_NUMBER: Final = re.compile(r"[0-9]{1,9}")
 
 StateFilter = frozenset[JobState] | None
 
@@ -80,14 +82,24 @@ class BadQuery(ValueError):
     """A `GET /jobs` query the server refuses, in words."""
 
 
-def parse_query(limit: str | None, state: str | None) -> tuple[int, StateFilter]:
-    """`?limit=N` (1..MAX_LIMIT, default DEFAULT_LIMIT) and `?state=queued,running`."""
-    count = DEFAULT_LIMIT
-    if limit is not None:
-        if not limit.strip().isdigit() or not 1 <= int(limit) <= MAX_LIMIT:
-            raise BadQuery(f"limit must be a whole number from 1 to {MAX_LIMIT}, not {limit!r}")
-        count = int(limit)
-    return count, parse_states(state)
+def parse_limit(texts: Sequence[str]) -> int:
+    """`?limit=N`: the values given (none → DEFAULT_LIMIT); one, of ASCII digits only (`²` and
+    `١٢` are digits to str.isdigit, not numbers here), from 1 to MAX_LIMIT. Raises BadQuery.
+    /jobs and /dead-letters share it, so both refuse what either refuses (docs/protocol.md)."""
+    if not texts:
+        return DEFAULT_LIMIT
+    if len(texts) > 1:
+        raise BadQuery(f"limit may be given once, not {len(texts)} times")
+    text = texts[0].strip()
+    if not _ASCII_NUMBER.fullmatch(text) or not 1 <= int(text) <= MAX_LIMIT:
+        raise BadQuery(f"limit must be a whole number from 1 to {MAX_LIMIT}, not {texts[0]!r}")
+    return int(text)
+
+
+def parse_query(limits: Sequence[str], states: Sequence[str]) -> tuple[int, StateFilter]:
+    """`?limit=N` (parse_limit) and `?state=queued,running`; a repeated `state`
+    (`?state=queued&state=failed`) adds its states, as one comma list would."""
+    return parse_limit(limits), parse_states(",".join(s for s in states if s.strip()) or None)
 
 
 def parse_states(text: str | None) -> StateFilter:

@@ -164,7 +164,8 @@ class _Handlers:
     async def jobs(self, request: web.Request) -> web.Response:
         """The caller's jobs, newest first (docs/protocol.md, "HTTP")."""
         try:
-            limit, states = parse_query(request.query.get("limit"), request.query.get("state"))
+            query = request.query
+            limit, states = parse_query(query.getall("limit", []), query.getall("state", []))
         except BadQuery as exc:
             return _error(400, "invalid_query", str(exc))
         tenant = request[CALLER].tenant

@@ -3,36 +3,31 @@ operators. The Service exposes it for scraping; the Ingress never routes it (doc
 
 from __future__ import annotations
 
-from typing import Final
-
 from aiohttp import web
 from pydantic import BaseModel
 
 from ffpool import names
 from ffpool.backends.base import ServiceBackend
 from ffpool.domain.events import JobRecord
+from ffpool.domain.listing import BadQuery, parse_limit
 from ffpool.metrics import CONTENT_TYPE, Metrics
 
-MAX_DEAD_LETTERS: Final = 1000
+
+class ErrorBody(BaseModel):
+    error: str
+    message: str
 
 
 class DeadLettersBody(BaseModel):
     dead_letters: list[JobRecord]
 
 
-def dead_letter_limit(raw: str | None) -> int | None:
-    """`?limit=` clamped to 1..MAX_DEAD_LETTERS (default 100); None if not an integer."""
-    try:
-        limit = int(raw if raw is not None else "100")
-    except ValueError:
-        return None
-    return min(max(limit, 1), MAX_DEAD_LETTERS)
-
-
 async def dead_letters_response(request: web.Request, backend: ServiceBackend) -> web.Response:
-    limit = dead_letter_limit(request.query.get("limit"))
-    if limit is None:
-        body = '{"error": "invalid_limit", "message": "limit must be an integer"}'
+    """`?limit=` as `GET /jobs` reads it (listing.parse_limit): 1 to 1000, else 400 in words."""
+    try:
+        limit = parse_limit(request.query.getall("limit", []))
+    except BadQuery as exc:
+        body = ErrorBody(error="invalid_query", message=str(exc)).model_dump_json()
         return web.Response(text=body, status=400, content_type="application/json")
     listed = DeadLettersBody(dead_letters=await backend.dead_letters(limit))
     return web.json_response(text=listed.model_dump_json())
