@@ -47,9 +47,12 @@ CURRENT_WORKERS = Gauge(
 BUSY_WORKERS = Gauge(
     "ffpool_operator_busy_workers", "Worker pods with a job in flight", ["namespace", "pool"]
 )
-WORKER_RESTARTS = Gauge(
+# Not a gauge of the pods' summed restartCount: that drops when a pod goes (a scale-down, a
+# rollout), which `increase()` reads as a counter reset and counts as restarts. This counter only
+# ever adds the restarts the operator saw happen (RestartTracker, docs/monitoring.md).
+WORKER_RESTARTS = Counter(
     "ffpool_operator_worker_restarts",
-    "Container restarts of the pool's worker pods (sum of restartCount; pods replaced start at 0)",
+    "Worker container restarts the operator saw happen (restartCount growth per pod)",
     ["namespace", "pool"],
 )
 
@@ -61,6 +64,70 @@ def restart_count(pods: list[dict[str, Any]]) -> int:
         for pod in pods
         for c in ((pod.get("status") or {}).get("containerStatuses") or [])
     )
+
+
+def pod_restarts(pods: list[dict[str, Any]]) -> dict[str, int]:
+    """restart_count per pod uid (pods without a uid are left out: they cannot be followed)."""
+    return {
+        uid: restart_count([pod])
+        for pod in pods
+        if (uid := str((pod.get("metadata") or {}).get("uid") or ""))
+    }
+
+
+class RestartTracker:
+    """The restartCount last seen per pod uid, per pool, to count restarts as they happen.
+
+    A pod the operator already knew adds what its count grew by. A pod first seen on a later
+    poll of its pool (created since the operator began watching it) adds its whole count: its
+    restarts happened while we watched. On a pool's first poll after the operator starts, all
+    counts are a baseline and add nothing: those restarts may be days old. Pods gone are
+    forgotten at each poll, so the memory is the pool's current pods."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str], dict[str, int]] = {}
+
+    def update(self, namespace: str, pool: str, counts: dict[str, int]) -> int:
+        """The restarts since the last poll of (namespace, pool); remembers `counts`."""
+        before = self._seen.get((namespace, pool))
+        self._seen[(namespace, pool)] = dict(counts)
+        if before is None:
+            return 0
+        return sum(max(n - before.get(uid, 0), 0) for uid, n in counts.items())
+
+    def forget(self, namespace: str, pool: str) -> None:
+        self._seen.pop((namespace, pool), None)
+
+
+RESTARTS = RestartTracker()
+
+
+def observe_restarts(namespace: str, pool: str, pods: list[dict[str, Any]]) -> None:
+    """The restarts one poll's worker pods show since the last poll."""
+    counter = WORKER_RESTARTS.labels(namespace, pool)  # exported at 0 from the first poll
+    counter.inc(RESTARTS.update(namespace, pool, pod_restarts(pods)))
+
+
+PER_POOL = (
+    DECISIONS,
+    QUEUE_READY,
+    QUEUE_UNACKED,
+    DESIRED_WORKERS,
+    RECONCILE_ERRORS,
+    METRICS_FAILURES,
+    MAX_WORKERS,
+    CURRENT_WORKERS,
+    BUSY_WORKERS,
+    WORKER_RESTARTS,
+)
+
+
+def forget_pool(namespace: str, pool: str) -> None:
+    """Drops every series of a deleted pool (else dashboards show it forever at its last
+    values), whatever its other labels (`direction`, `stage`)."""
+    for metric in PER_POOL:
+        metric.remove_by_labels({"namespace": namespace, "pool": pool})
+    RESTARTS.forget(namespace, pool)
 
 
 def observe_workers(namespace: str, pool: str, *, maximum: int, current: int, busy: int) -> None:

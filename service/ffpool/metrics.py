@@ -22,8 +22,13 @@ log = logs.get(__name__)
 CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 # FFmpeg jobs range from a 0.1 s thumbnail to an hour-long transcode.
 DURATION_BUCKETS: Final = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
-# A job waits from milliseconds (idle workers) to the queue's TTL (1 h) under a backlog.
-WAIT_BUCKETS: Final = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600)
+# A job waits from milliseconds (idle workers) to a day under a backlog: the wait alert's
+# threshold goes up to 24 h (prometheusRule.thresholds.queueWaitMinutes, docs/monitoring.md),
+# and a quantile can never exceed the largest finite bucket.
+WAIT_BUCKETS: Final = (
+    *(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600),
+    *(7200, 14400, 28800, 86400),
+)
 # Media seconds per wall second: a thumbnail's is small, a stream copy's in the hundreds.
 SPEED_BUCKETS: Final = (0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128, 256)
 STATS_TIMEOUT_SECONDS: Final = 5.0

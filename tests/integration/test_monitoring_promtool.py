@@ -33,6 +33,8 @@ from tests.integration.service import service
 
 DASHBOARD = CHART / "dashboards" / "ffpool.json"
 ALERTS_TEST = ROOT / "tests" / "promtool" / "alerts_test.yaml"
+# The wait alert with a threshold past the old largest wait bucket (an hour).
+WAIT90_TEST = ROOT / "tests" / "promtool" / "alerts_wait90_test.yaml"
 VERSIONS = ROOT / "cluster" / "versions.env"
 # Grafana's variables, as Grafana would expand them for a query (all pools, a 5-minute rate).
 GRAFANA_VARIABLES = {
@@ -64,11 +66,10 @@ def run_promtool(*args: str, cwd: Path) -> str:
     return done.stdout
 
 
-def rendered_rules() -> dict[str, Any]:
+def rendered_rules(thresholds: dict[str, int] | None = None) -> dict[str, Any]:
     """The rules file the chart ships, as the Prometheus Operator hands it to Prometheus."""
-    [rule] = helmchart.of_kind(
-        helmchart.manifests({"prometheusRule": {"enabled": True}}), "PrometheusRule"
-    )
+    values = {"prometheusRule": {"enabled": True, "thresholds": thresholds or {}}}
+    [rule] = helmchart.of_kind(helmchart.manifests(values), "PrometheusRule")
     return {"groups": rule["spec"]["groups"]}
 
 
@@ -92,7 +93,10 @@ def expanded(expr: str) -> str:
 @pytest.fixture
 def rules_dir(tmp_path: Path) -> Path:
     (tmp_path / "ffpool-alerts.yaml").write_text(yaml.safe_dump(rendered_rules()))
-    shutil.copy(ALERTS_TEST, tmp_path / ALERTS_TEST.name)
+    long_wait = rendered_rules({"queueWaitMinutes": 90})
+    (tmp_path / "ffpool-alerts-wait90.yaml").write_text(yaml.safe_dump(long_wait))
+    for test in (ALERTS_TEST, WAIT90_TEST):
+        shutil.copy(test, tmp_path / test.name)
     return tmp_path
 
 
@@ -103,6 +107,10 @@ def test_the_shipped_rules_load(rules_dir: Path) -> None:
 
 def test_each_alert_fires_on_trouble_and_not_when_healthy(rules_dir: Path) -> None:
     run_promtool("test", "rules", ALERTS_TEST.name, cwd=rules_dir)
+
+
+def test_waits_longer_than_an_hour_alert(rules_dir: Path) -> None:
+    run_promtool("test", "rules", WAIT90_TEST.name, cwd=rules_dir)
 
 
 def test_every_dashboard_query_parses(tmp_path: Path) -> None:
@@ -149,5 +157,10 @@ async def test_queries_name_only_exported_metrics(media_root: Path) -> None:
     for expr in queries:  # every selector is one of ours, not some other exporter's
         for name in SELECTOR.findall(expr):
             assert name.startswith("ffpool_"), f"{name} in {expr}"
-    wanted = {"ffpool_queue_wait_seconds_bucket", "ffpool_operator_max_workers"}
+    wanted = {
+        "ffpool_queue_wait_seconds_bucket",
+        "ffpool_operator_max_workers",
+        "ffpool_operator_queue_ready",
+        "ffpool_operator_worker_restarts_total",
+    }
     assert wanted <= used

@@ -110,8 +110,6 @@ async def test_the_autoscaler_exports_worker_limits_and_restarts(
 ) -> None:
     """What the alerts "waiting with workers at max" and "crash looping" read (the operator runs
     in this process: its metrics are in the default registry)."""
-    await kube.create(secret())
-    await kube.create(pool(broker, autoscaling={"maxReplicas": 7}))
     labels = {names.LABEL_POOL: "pool", names.LABEL_COMPONENT: names.COMPONENT_WORKER}
     worker = {
         "apiVersion": "v1",
@@ -119,14 +117,20 @@ async def test_the_autoscaler_exports_worker_limits_and_restarts(
         "metadata": {"name": "pool-worker-a", "namespace": NS, "labels": labels},
         "spec": {"containers": [{"name": "worker", "image": "ffpool:test"}]},
     }
-    await kube.create(worker)
-    restarted = {"containerStatuses": [{"name": "worker", "restartCount": 4}]}
-    await kube.patch("Pod", NS, "pool-worker-a", {"status": restarted}, sub="status")
+    await kube.create(worker)  # before the pool: its first poll sees it (a baseline of 0)
+    await kube.create(secret())
+    await kube.create(pool(broker, autoscaling={"maxReplicas": 7}))
     await eventually(
         lambda: sample("ffpool_operator_max_workers") == 7, timeout=15, what="max workers 7"
     )
+    before = sample("ffpool_operator_worker_restarts_total")
+    assert before is not None
+    restarted = {"containerStatuses": [{"name": "worker", "restartCount": 4}]}
+    await kube.patch("Pod", NS, "pool-worker-a", {"status": restarted}, sub="status")
     await eventually(
-        lambda: sample("ffpool_operator_worker_restarts") == 4, timeout=15, what="4 restarts"
+        lambda: sample("ffpool_operator_worker_restarts_total") == before + 4,
+        timeout=15,
+        what="4 restarts counted",
     )
     assert sample("ffpool_operator_current_workers") is not None
     assert sample("ffpool_operator_busy_workers") is not None

@@ -11,6 +11,7 @@ from typing import Any
 import helm_python
 import pytest
 
+from ffpool.metrics import WAIT_BUCKETS
 from tests import helmchart
 from tests.helmchart import CHART, manifests, of_kind
 
@@ -114,3 +115,21 @@ def test_values_schema_rejects(values: dict[str, Any], where: str) -> None:
     with pytest.raises(helm_python.HelmValuesError) as info:
         helmchart.render(values)
     assert where in str(info.value)
+
+
+def test_the_wait_buckets_reach_the_largest_wait_threshold() -> None:
+    """histogram_quantile never returns more than the largest finite bucket: a threshold above
+    it could never fire on the p95 (docs/monitoring.md, "Alerts")."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    rule = schema["properties"]["prometheusRule"]["properties"]["thresholds"]["properties"]
+    assert rule["queueWaitMinutes"]["maximum"] * 60 <= max(WAIT_BUCKETS)
+
+
+def test_the_restart_alert_reads_the_counter() -> None:
+    [rule] = of_kind(manifests({"prometheusRule": {"enabled": True}}), "PrometheusRule")
+    alerts = {r["alert"]: r for r in rule["spec"]["groups"][0]["rules"]}
+    restarts = alerts["FFpoolWorkersCrashLooping"]["expr"]
+    assert "increase(ffpool_operator_worker_restarts_total[15m])" in restarts
+    waiting = alerts["FFpoolJobsWaitingAtMaxWorkers"]
+    assert "ffpool_operator_queue_ready" in waiting["expr"]
+    assert waiting["for"] == "5m"

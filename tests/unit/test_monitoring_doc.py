@@ -68,6 +68,7 @@ def test_the_operator_exports_what_the_doc_lists() -> None:
     operator_metrics.DECISIONS.labels(**labels, direction="up").inc(0)
     operator_metrics.RECONCILE_ERRORS.labels(**labels, stage="reconcile").inc(0)
     operator_metrics.METRICS_FAILURES.labels(**labels).inc(0)
+    operator_metrics.WORKER_RESTARTS.labels(**labels).inc(0)
     for gauge in (
         operator_metrics.QUEUE_READY,
         operator_metrics.QUEUE_UNACKED,
@@ -75,7 +76,6 @@ def test_the_operator_exports_what_the_doc_lists() -> None:
         operator_metrics.MAX_WORKERS,
         operator_metrics.CURRENT_WORKERS,
         operator_metrics.BUSY_WORKERS,
-        operator_metrics.WORKER_RESTARTS,
     ):
         gauge.labels(**labels).set(0)
     text = generate_latest(REGISTRY).decode()

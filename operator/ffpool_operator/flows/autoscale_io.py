@@ -106,7 +106,7 @@ async def worker_pods(kube: Kube, pool: PoolRef) -> list[victims.WorkerPod]:
         if wanted.items() <= ((p.get("metadata") or {}).get("labels") or {}).items()
         and not (p.get("metadata") or {}).get("deletionTimestamp")
     ]
-    metrics.WORKER_RESTARTS.labels(pool.namespace, pool.name).set(metrics.restart_count(mine))
+    metrics.observe_restarts(pool.namespace, pool.name, mine)
     return [_pod(p) for p in mine]
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import kopf
 
+from ffpool_operator import metrics
 from ffpool_operator.broker import queue_rename, topology
 from ffpool_operator.decisions import drift
 from ffpool_operator.decisions.broker_model import BrokerError, BrokerNotFound, BrokerRejected
@@ -41,6 +42,7 @@ async def run_delete(
         events.LIMITER.forget(pool.uid)
         queue_rename.WATCH.forget(topology.policy_name(pool))
         drift.MEMORY.forget(pool.uid)
+        metrics.forget_pool(pool.namespace, pool.name)  # no ghost pools on dashboards
 
 
 async def _delete_queues(runtime: Runtime, pool: PoolRef, spec: PoolSpec, body: Any) -> None:

@@ -11,9 +11,11 @@ from ffpool.domain.events import CancelledEvent, CompletedEvent, FailedEvent, Jo
 from ffpool.domain.jobs import Job
 
 
-def started(metrics: JobMetrics, job: Job) -> None:
-    """The job's wait from submit to start (wall clock: its submit time is in the job)."""
-    if job.chunk is None:
+def started(metrics: JobMetrics, job: Job, attempt: int = 1) -> None:
+    """The job's wait from submit to start (wall clock: its submit time is in the job), on its
+    first attempt only: a retry's time since submit includes its earlier runs, which were not
+    waiting (docs/monitoring.md)."""
+    if job.chunk is None and attempt == 1:
         waited = time.time() - job.created_at.timestamp()
         metrics.observe_started(job.spec.operation.op, max(waited, 0.0))
 

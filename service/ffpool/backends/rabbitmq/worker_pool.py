@@ -221,7 +221,7 @@ class WorkerPool:
         progress = ProgressSender(send, state_event(run, JobState.RUNNING), publish_last=send)
         log.info("job started", job_id=job.id, attempt=run.attempt, worker=run.worker)
         await self._settler.started(run)
-        job_metrics.started(self._metrics, job)
+        job_metrics.started(self._metrics, job, run.attempt)
         outcome = await execute(run, self._executor, progress, self._limit_s)
         await progress.close(self._timeout)
         if isinstance(outcome, CompletedEvent):
