@@ -47,6 +47,18 @@ CURRENT_WORKERS = Gauge(
 BUSY_WORKERS = Gauge(
     "ffpool_operator_busy_workers", "Worker pods with a job in flight", ["namespace", "pool"]
 )
+# status.autoscaling as series (docs/monitoring.md): a paused pool or one on its fallback count
+# does not follow its queue, which an alert should say.
+AUTOSCALING_PAUSED = Gauge(
+    "ffpool_operator_autoscaling_paused",
+    "1 while a pause annotation holds the pool's worker count, else 0",
+    ["namespace", "pool"],
+)
+FALLBACK_ACTIVE = Gauge(
+    "ffpool_operator_fallback_active",
+    "1 while fallbackReplicas is in force (queue metrics missing too long), else 0",
+    ["namespace", "pool"],
+)
 # Not a gauge of the pods' summed restartCount: that drops when a pod goes (a scale-down, a
 # rollout), which `increase()` reads as a counter reset and counts as restarts. This counter only
 # ever adds the restarts the operator saw happen (RestartTracker, docs/monitoring.md).
@@ -119,6 +131,8 @@ PER_POOL = (
     CURRENT_WORKERS,
     BUSY_WORKERS,
     WORKER_RESTARTS,
+    AUTOSCALING_PAUSED,
+    FALLBACK_ACTIVE,
 )
 
 
@@ -134,3 +148,8 @@ def observe_workers(namespace: str, pool: str, *, maximum: int, current: int, bu
     MAX_WORKERS.labels(namespace, pool).set(maximum)
     CURRENT_WORKERS.labels(namespace, pool).set(current)
     BUSY_WORKERS.labels(namespace, pool).set(busy)
+
+
+def observe_autoscaling(namespace: str, pool: str, *, paused: bool, fallback: bool) -> None:
+    AUTOSCALING_PAUSED.labels(namespace, pool).set(int(paused))
+    FALLBACK_ACTIVE.labels(namespace, pool).set(int(fallback))

@@ -89,6 +89,52 @@ CEL_CASES = [
         "spec.servers.podDisruptionBudget",
         "set at most one of maxUnavailable and minAvailable",
     ),
+    # An int-or-string field's schema is the marker alone: a CEL rule on the field checks it.
+    *(
+        (
+            f"budget-{case}",
+            {"servers": {"podDisruptionBudget": {"maxUnavailable": value}}},
+            "spec.servers.podDisruptionBudget.maxUnavailable",
+            "a count from 0 to 10000 or a percentage from 0% to 100%",
+        )
+        for case, value in [("abc", "abc"), ("space", "25 %"), ("150", "150%"), ("neg", -1)]
+    ),
+    (
+        "budget-min-abc",
+        {"workers": {"podDisruptionBudget": {"minAvailable": "abc"}}},
+        "spec.workers.podDisruptionBudget.minAvailable",
+        "a count from 0 to 10000 or a percentage from 0% to 100%",
+    ),
+    (
+        "budget-max-zero",
+        {"servers": {"podDisruptionBudget": {"maxUnavailable": 0}}},
+        "spec.servers.podDisruptionBudget",
+        "maxUnavailable 0 would block every drain",
+    ),
+    (
+        "budget-max-zero-percent",
+        {"workers": {"podDisruptionBudget": {"maxUnavailable": "0%"}}},
+        "spec.workers.podDisruptionBudget",
+        "maxUnavailable 0 would block every drain",
+    ),
+    (
+        "budget-min-all",
+        {"servers": {"podDisruptionBudget": {"minAvailable": "100%"}}},
+        "spec.servers.podDisruptionBudget",
+        "minAvailable 100% would block every drain",
+    ),
+    (
+        "budget-min-servers",
+        {"servers": {"replicas": 2, "podDisruptionBudget": {"minAvailable": 2}}},
+        "spec.servers",
+        "podDisruptionBudget.minAvailable at or above replicas would block every drain",
+    ),
+    (
+        "budget-min-workers",
+        {"workers": {"podDisruptionBudget": {"enabled": True, "minAvailable": 1}}},
+        "spec",
+        "workers.podDisruptionBudget.minAvailable at or above autoscaling.minReplicas",
+    ),
 ]
 # (case, spec overrides, what the API server says): bounds, enums and patterns of field types.
 SCHEMA_CASES = [
@@ -176,8 +222,23 @@ def refusal(plane: ControlPlane, case: str, overrides: dict[str, Any]) -> str:
     return answer
 
 
+def _leaf(node: Any, path: str = "spec") -> tuple[str, Any]:
+    """The one value a case sets, and its path."""
+    while isinstance(node, dict) and len(node) == 1:
+        [(key, node)] = node.items()
+        path = f"{path}.{key}"
+    return path, node
+
+
 def _cel_refusals() -> list[tuple[str, dict[str, Any], str]]:
-    return [(c, o, f"{where}: Invalid value: {message}") for c, o, where, message in CEL_CASES]
+    """A rule on an object says `Invalid value: message`; one on the scalar field a case sets
+    (the budgets' int-or-string limits) shows the value too: `Invalid value: "abc": message`."""
+    out = []
+    for case, overrides, where, message in CEL_CASES:
+        path, value = _leaf(overrides)
+        shown = "" if isinstance(value, dict) or path != where else f"{json.dumps(value)}: "
+        out.append((case, overrides, f"{where}: Invalid value: {shown}{message}"))
+    return out
 
 
 @pytest.mark.parametrize(("case", "overrides", "expected"), _cel_refusals() + SCHEMA_CASES)
@@ -230,3 +291,36 @@ def test_the_example_pools_are_accepted(
         "apply", "--server-side", "--dry-run=server", "-f", "-", input_text=json.dumps(example)
     )
     assert "serverside-applied (server dry run)" in answer
+
+
+def test_budgets_that_leave_a_pod_to_evict_are_accepted(
+    control_plane: ControlPlane, established: None
+) -> None:
+    """The budget rules refuse only what blocks every drain; ClusterDefault (leave the eviction
+    policy out, for clusters before 1.27) is a valid value."""
+    budgets = {
+        "servers": {
+            "replicas": 3,
+            "podDisruptionBudget": {
+                "minAvailable": 2,
+                "unhealthyPodEvictionPolicy": "ClusterDefault",
+            },
+        },
+        "workers": {"podDisruptionBudget": {"enabled": True, "minAvailable": 1}},
+        "autoscaling": {"minReplicas": 2},
+    }
+    answer = control_plane.kubectl(
+        "apply",
+        "--server-side",
+        "--dry-run=server",
+        "-o",
+        "json",
+        "-f",
+        "-",
+        input_text=pool("budget-edges", {**SPEC, **budgets}),
+    )
+    stored = json.loads(answer)["spec"]
+    assert stored["servers"]["podDisruptionBudget"]["unhealthyPodEvictionPolicy"] == (
+        "ClusterDefault"
+    )
+    PoolSpec.model_validate(stored)  # and the operator takes what the API server stored

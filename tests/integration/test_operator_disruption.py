@@ -25,7 +25,8 @@ def limits(kmock: Any, name: str) -> dict[str, Any] | None:
     found = pdb(kmock, name)
     if found is None:
         return None
-    return {k: v for k, v in dict(found["spec"]).items() if k != "selector"}
+    skip = ("selector", "unhealthyPodEvictionPolicy")
+    return {k: v for k, v in dict(found["spec"]).items() if k not in skip}
 
 
 async def respec(kube: Any, spec: dict[str, Any]) -> None:
@@ -44,6 +45,8 @@ async def test_budgets_follow_the_spec(
         names.LABEL_COMPONENT: names.COMPONENT_SERVER,
     }
     assert limits(kube_api, SERVER_PDB) == {"maxUnavailable": 1}
+    # Not ready pods may always be evicted: a crash-looping pod must not block a drain.
+    assert server["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
     [owner] = server["metadata"]["ownerReferences"]
     assert owner["kind"] == names.CRD_KIND
     assert pdb(kube_api, WORKER_PDB) is None  # off by default

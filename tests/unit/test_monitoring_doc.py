@@ -76,6 +76,8 @@ def test_the_operator_exports_what_the_doc_lists() -> None:
         operator_metrics.MAX_WORKERS,
         operator_metrics.CURRENT_WORKERS,
         operator_metrics.BUSY_WORKERS,
+        operator_metrics.AUTOSCALING_PAUSED,
+        operator_metrics.FALLBACK_ACTIVE,
     ):
         gauge.labels(**labels).set(0)
     text = generate_latest(REGISTRY).decode()

@@ -60,12 +60,29 @@ def test_one_limit_validates_against_policy_v1(
     s = spec(
         servers={"podDisruptionBudget": budget},
         workers={"podDisruptionBudget": {"enabled": True, **budget}},
+        autoscaling={"minReplicas": 2},  # above minAvailable: a drain can evict one
     )
     for component in (SERVER, WORKER):
         pdb = disruption.budget(POOL, s, component)
         assert pdb is not None
-        assert {k: v for k, v in pdb["spec"].items() if k != "selector"} == limit
+        assert {k: v for k, v in pdb["spec"].items() if k != "selector"} == {
+            **limit,
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        }
         kubernetes_validate.validate(pdb, "1.30", strict=True)
+
+
+def test_the_unhealthy_pod_eviction_policy_can_be_left_out() -> None:
+    """ClusterDefault leaves the field out (clusters before 1.27 do not know it); the default
+    lets a drain evict pods that are not ready, which a budget would otherwise count against."""
+    off = spec(servers={"podDisruptionBudget": {"unhealthyPodEvictionPolicy": "ClusterDefault"}})
+    pdb = disruption.budget(POOL, off, SERVER)
+    assert pdb is not None
+    assert "unhealthyPodEvictionPolicy" not in pdb["spec"]
+    kubernetes_validate.validate(pdb, "1.25", strict=True)
+    on = disruption.budget(POOL, spec(), SERVER)
+    assert on is not None
+    assert on["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
 
 
 def test_disabled_servers_budget() -> None:

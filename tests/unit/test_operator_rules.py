@@ -49,8 +49,13 @@ def test_rules_sit_where_the_models_declare_them() -> None:
         "spec.servers.service",
         "spec.env",
         "spec.storage",
+        "spec.servers",
         "spec.servers.podDisruptionBudget",
         "spec.workers.podDisruptionBudget",
+        "spec.servers.podDisruptionBudget.maxUnavailable",
+        "spec.servers.podDisruptionBudget.minAvailable",
+        "spec.workers.podDisruptionBudget.maxUnavailable",
+        "spec.workers.podDisruptionBudget.minAvailable",
     }
     assert [m.split(" (")[0] for m in rules["spec.storage"]] == [
         "set exactly one of claimName",
@@ -59,7 +64,33 @@ def test_rules_sit_where_the_models_declare_them() -> None:
     assert rules["spec.autoscaling"] == ["minReplicas must not exceed maxReplicas"]
     # On the spec, not on `auth`: a rule on an absent object never runs, and a pool without
     # `auth` must be refused too.
-    assert [m.split(":")[0] for m in rules["spec"]] == ["auth"]
+    assert [m.split(":")[0].split(" ")[0] for m in rules["spec"]] == [
+        "auth",
+        "workers.podDisruptionBudget.minAvailable",
+    ]
+    assert [m.split(" would")[0] for m in rules["spec.servers.podDisruptionBudget"]] == [
+        "set at most one of maxUnavailable and minAvailable (neither means maxUnavailable 1)",
+        "maxUnavailable 0",
+        "minAvailable 100%",
+    ]
+
+
+def test_budget_limits_are_checked_by_the_api_server() -> None:
+    """An int-or-string schema is that marker alone: a CEL rule bounds the value, or "abc"
+    would be stored and the operator would refuse the whole pool."""
+    nodes = _spec_nodes()
+    for component in ("servers", "workers"):
+        for limit in ("maxUnavailable", "minAvailable"):
+            node = nodes[f"spec.{component}.podDisruptionBudget.{limit}"]
+            assert node["x-kubernetes-int-or-string"] is True
+            [rule] = node[VALIDATIONS]
+            assert rule["rule"] == (
+                "type(self) == int ? self >= 0 && self <= 10000"
+                " : self.matches('^(100|[1-9]?[0-9])%$')"
+            )
+            assert "percentage" in rule["message"]
+    [servers] = nodes["spec.servers"][VALIDATIONS]
+    assert "self.podDisruptionBudget.minAvailable >= self.replicas" in servers["rule"]
 
 
 def test_the_schema_uses_nothing_the_api_server_forbids() -> None:
@@ -99,7 +130,39 @@ def test_the_schema_uses_nothing_the_api_server_forbids() -> None:
             {"servers": {"podDisruptionBudget": {"maxUnavailable": 1, "minAvailable": 1}}},
             "at most one of maxUnavailable and minAvailable",
         ),
-        ({"workers": {"podDisruptionBudget": {"minAvailable": "150%"}}}, "pattern"),
+        ({"workers": {"podDisruptionBudget": {"minAvailable": "150%"}}}, "a count from 0"),
+        ({"servers": {"podDisruptionBudget": {"maxUnavailable": "abc"}}}, "or a percentage"),
+        ({"servers": {"podDisruptionBudget": {"maxUnavailable": "25 %"}}}, "or a percentage"),
+        ({"servers": {"podDisruptionBudget": {"maxUnavailable": -1}}}, "a count from 0"),
+        ({"servers": {"podDisruptionBudget": {"maxUnavailable": 0}}}, "block every drain"),
+        ({"workers": {"podDisruptionBudget": {"maxUnavailable": "0%"}}}, "block every drain"),
+        ({"servers": {"podDisruptionBudget": {"minAvailable": "100%"}}}, "block every drain"),
+        ({"servers": {"podDisruptionBudget": {"minAvailable": 2}}}, "at or above replicas"),
+        (
+            {"servers": {"replicas": 3, "podDisruptionBudget": {"minAvailable": 5}}},
+            "at or above replicas",
+        ),
+        (
+            {"workers": {"podDisruptionBudget": {"enabled": True, "minAvailable": 1}}},
+            "at or above autoscaling.minReplicas",
+        ),
+        (
+            {
+                "workers": {"podDisruptionBudget": {"enabled": True, "minAvailable": 2}},
+                "autoscaling": {"minReplicas": 2},
+            },
+            "at or above autoscaling.minReplicas",
+        ),
+        (
+            {
+                "workers": {
+                    "replicas": 3,
+                    "podDisruptionBudget": {"enabled": True, "minAvailable": 3},
+                },
+                "autoscaling": {"enabled": False, "minReplicas": 5},
+            },
+            "or workers.replicas without autoscaling",
+        ),
         ({"autoscaling": {"fallbackFailureThreshold": 0}}, "greater than or equal to 1"),
     ],
 )
@@ -121,6 +184,17 @@ def test_valid_edges_pass() -> None:
     budgets = {"servers": {"podDisruptionBudget": {"minAvailable": "50%"}}}
     PoolSpec.model_validate(spec_dict(workers={"podDisruptionBudget": {"maxUnavailable": 2}}))
     PoolSpec.model_validate(spec_dict(**budgets))
+    # Budgets that leave a pod to evict; a disabled one blocks nothing.
+    servers = {"replicas": 3, "podDisruptionBudget": {"minAvailable": 2}}
+    PoolSpec.model_validate(spec_dict(servers=servers))
+    PoolSpec.model_validate(
+        spec_dict(servers={"replicas": 0, "podDisruptionBudget": {"minAvailable": 1}})
+    )
+    workers = {"podDisruptionBudget": {"enabled": True, "minAvailable": 1}}
+    PoolSpec.model_validate(spec_dict(workers=workers, autoscaling={"minReplicas": 2}))
+    off = {"podDisruptionBudget": {"enabled": False, "minAvailable": 1}}
+    PoolSpec.model_validate(spec_dict(workers=off))
+    PoolSpec.model_validate(spec_dict(workers={"podDisruptionBudget": {"minAvailable": 0}}))
     PoolSpec.model_validate(spec_dict(auth={"tokensSecret": "t", "allowAnonymous": False}))
     s3 = {"bucket": "b-1", "endpoint": "http://[fd00::1]:9000", "prefix": ""}
     PoolSpec.model_validate(spec_dict(storage={"s3": s3, "scratchSizeLimit": "500Mi"}))

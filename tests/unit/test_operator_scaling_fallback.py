@@ -65,3 +65,47 @@ def test_metrics_back_mean_no_fallback() -> None:
     spec = auto(fallbackReplicas=4, fallbackFailureThreshold=1)
     d = decide(QueueStats(ready=2, unacked=0), 0, 0, spec, 1, OLD, now=0.0, failed_polls=0)
     assert (d.desired, d.fallback, d.metrics_available) == (2, False, True)
+
+
+def _run(spec: AutoscalingSpec, good: list[bool], backlog: int, step: float = 5.0) -> list[int]:
+    """The worker count poll after poll; `good[i]`: poll i read the queue (a backlog of
+    `backlog` in flight), else it failed."""
+    history, current, failed, counts = History(since=0.0), 1, 0, []
+    for i, ok in enumerate(good):
+        now = 1000.0 + step * (i + 1)
+        stats = QueueStats(ready=0, unacked=backlog) if ok else None
+        failed = failures_after(stats, failed)
+        d = decide(stats, current, 0, spec, 1, history, now=now, failed_polls=failed)
+        history, current = d.history, d.desired
+        counts.append(current)
+    return counts
+
+
+def test_an_intermittent_outage_does_not_flap_the_fallback() -> None:
+    """3 polls of 4 failing (the review's sequence): once in fallback the pool stays there,
+    since each good poll finds the fallback's samples in the scale-down window."""
+    spec = auto(fallbackReplicas=8, fallbackFailureThreshold=3, scaleDownStabilizationSeconds=60)
+    counts = _run(spec, [i % 4 == 3 for i in range(40)], backlog=1)
+    assert counts[:2] == [1, 1]
+    assert counts[2:] == [8] * 38, counts
+
+
+def test_after_the_outage_the_count_comes_down_through_the_window() -> None:
+    spec = auto(fallbackReplicas=8, fallbackFailureThreshold=3, scaleDownStabilizationSeconds=60)
+    good = [False] * 5 + [True] * 20  # polls 5 s apart: the window is 12 polls
+    counts = _run(spec, good, backlog=1)
+    assert counts[2:5] == [8, 8, 8]
+    last_fallback = 1000.0 + 5 * 5
+    down = next(i for i, c in enumerate(counts) if c == 1 and i > 2)
+    assert 1000.0 + 5 * (down + 1) - last_fallback > 60  # not before a whole window
+    assert counts[down:] == [1] * (len(counts) - down)
+    assert set(counts[2:down]) == {8}  # no flip back and forth on the way
+
+
+def test_a_hold_counts_as_a_sample_too() -> None:
+    """Without a fallback, the held count is what the pool ran: it is in the window."""
+    spec = auto(scaleDownStabilizationSeconds=60)
+    d = decide(None, 5, 0, spec, 1, OLD, now=0.0, failed_polls=1)
+    assert d.history.within(0.0, 60) == [5]
+    back = decide(QueueStats(ready=0, unacked=1), 5, 0, spec, 1, d.history, now=5.0)
+    assert back.desired == 5

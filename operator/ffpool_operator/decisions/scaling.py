@@ -9,7 +9,9 @@ Rules (docs/design/autoscaling.md for why):
   the whole scale-down window, so zero needs a whole window of nothing ready or in flight.
 - Never below the busy workers; missing metrics never scale down: hold, or raise to the fallback
   once metrics were missing `fallbackFailureThreshold` polls in a row (KEDA's failureThreshold:
-  one lost poll is not an outage).
+  one lost poll is not an outage). What a poll without metrics decides is recorded in the
+  history as a sample: when metrics return, the count comes down from the fallback through the
+  scale-down window (as KEDA's fallback does through the HPA's), not at the first good poll.
 - Never above the max, at once when it is lowered (busy workers still kept).
 """
 
@@ -92,8 +94,17 @@ def fallback_due(spec: AutoscalingSpec, failed_polls: int) -> bool:
     return spec.fallback_replicas is not None and failed_polls >= spec.fallback_failure_threshold
 
 
+def _keep_seconds(spec: AutoscalingSpec) -> float:
+    return max(spec.scale_up_stabilization_seconds, spec.scale_down_stabilization_seconds)
+
+
 def _hold(
-    current: int, busy: int, spec: AutoscalingSpec, history: History, failed_polls: int
+    current: int,
+    busy: int,
+    spec: AutoscalingSpec,
+    history: History,
+    now: float,
+    failed_polls: int,
 ) -> Decision:
     fallback = spec.fallback_replicas if fallback_due(spec, failed_polls) else None
     floor = max(spec.min_replicas, min(fallback, spec.max_replicas) if fallback is not None else 0)
@@ -107,7 +118,7 @@ def _hold(
         desired=desired,
         current=current,
         reason=reason,
-        history=history,
+        history=history.record(now, desired, _keep_seconds(spec)),
         metrics_available=False,
         fallback=fallback is not None,
     )
@@ -141,10 +152,9 @@ def decide(
 ) -> Decision:
     """`failed_polls`: consecutive polls without metrics, this one included (failures_after)."""
     if stats is None:
-        return _hold(current, busy, spec, history, failed_polls)
+        return _hold(current, busy, spec, history, now, failed_polls)
     rec = recommend(stats, current, spec, per_worker)
-    keep = max(spec.scale_up_stabilization_seconds, spec.scale_down_stabilization_seconds)
-    history = history.record(now, rec, keep)
+    history = history.record(now, rec, _keep_seconds(spec))
     target = _target(rec, current, spec, history, now)
     desired = max(target, min(busy, current))
     reason = f"queue {stats.ready} ready + {stats.unacked} in flight → {desired} workers"

@@ -20,7 +20,7 @@ from ffpool_operator.kube import events
 from ffpool_operator.kube.client import KubeError
 from ffpool_operator.manifests import objects
 from ffpool_operator.spec.autoscaling_status import AutoscalingStatus
-from ffpool_operator.spec.pool import Condition, PoolRef, WorkersStatus
+from ffpool_operator.spec.pool import Condition, PoolRef, PoolSpec, WorkersStatus
 
 log = logs.get(__name__)
 
@@ -30,8 +30,9 @@ async def autoscale_once(
 ) -> float:
     """One poll; returns the seconds to wait before the next. Never raises for API trouble:
     the daemon keeps polling (a failed poll changes nothing)."""
+    state = runtime.state(pool)
     try:
-        return await _poll(runtime, pool, spec, status, body)
+        return await _poll(runtime, state, pool, spec, status, body)
     except KubeError as exc:
         metrics.RECONCILE_ERRORS.labels(pool.namespace, pool.name, "autoscale").inc()
         log.warning("autoscaling poll failed", pool=pool.name, error=str(exc))
@@ -40,9 +41,16 @@ async def autoscale_once(
         )
         events.post(pool, [warning], time.monotonic(), repeat=events.REPEAT_SECONDS)
         return 5.0
+    finally:
+        if state.deleted:
+            # The pool was deleted while this poll was in flight: its gauges, set after the
+            # delete handler dropped them, would bring back a ghost pool on the dashboards.
+            metrics.forget_pool(pool.namespace, pool.name)
 
 
-async def _poll(runtime: Runtime, pool: PoolRef, spec: Any, status: Any, body: Any) -> float:
+async def _poll(
+    runtime: Runtime, state: PoolState, pool: PoolRef, spec: Any, status: Any, body: Any
+) -> float:
     try:
         parsed = reconcile_io.parse_spec(spec)
     except ValueError:
@@ -54,11 +62,36 @@ async def _poll(runtime: Runtime, pool: PoolRef, spec: Any, status: Any, body: A
         await _workers_missing(runtime, pool, status)
         return parsed.autoscaling.polling_interval_seconds
     seen = DeploymentSeen.parse(deployment)
-    state = runtime.state(pool)
-    history = state.history or History(since=time.monotonic())
-    # The clients the last reconcile or drift check read: none yet means no metrics.
-    source = state.broker.stats if state.broker is not None else None
     pause = pausing.parse((body.get("metadata") or {}).get("annotations"))
+    result = await read_and_decide(runtime, state, pool, parsed, seen, status, pause)
+    decision = result.decision
+    _observe(pool, result.stats)
+    await autoscale_io.apply(runtime.kube, pool, decision, result.pods)
+    if decision.changed:
+        kopf.info(body, reason="Scaled", message=decision.reason)
+    _announce_pause(pool, state, pause, status)
+    metrics.observe_autoscaling(
+        pool.namespace, pool.name, paused=decision.paused, fallback=decision.fallback
+    )
+    await _report(runtime, pool, parsed, status, result, seen, pause)
+    return parsed.autoscaling.polling_interval_seconds
+
+
+async def read_and_decide(
+    runtime: Runtime,
+    state: PoolState,
+    pool: PoolRef,
+    parsed: PoolSpec,
+    seen: DeploymentSeen,
+    status: Any,
+    pause: Pause,
+) -> autoscale_io.PollResult:
+    """Reads the queue and decides; keeps what the next poll needs in the pool's state."""
+    if state.history is None:
+        state.failed_polls = restored_failed_polls(status)
+    history = state.history or History(since=time.monotonic())
+    # The clients the last reconcile or drift check read: none yet means not started yet.
+    source = state.broker.stats if state.broker is not None else None
     result = await autoscale_io.poll(
         runtime.kube,
         source,
@@ -70,14 +103,28 @@ async def _poll(runtime: Runtime, pool: PoolRef, spec: Any, status: Any, body: A
         state.failed_polls,
         pause,
     )
-    decision = result.decision
-    state.history, state.idle = decision.history, result.idle
+    state.history, state.idle = result.decision.history, result.idle
     state.failed_polls = result.failed_polls
-    _observe(pool, result.stats)
-    await autoscale_io.apply(runtime.kube, pool, decision, result.pods)
-    if decision.changed:
-        kopf.info(body, reason="Scaled", message=decision.reason)
-    _announce_pause(pool, state, pause, status)
+    return result
+
+
+def restored_failed_polls(status: Any) -> int:
+    """The failed-poll count the status kept, on a pool's first poll since the operator
+    started: a restart in an outage must not restart the count at 0 (and leave the fallback)."""
+    said = reconcile_io.parse_status(status).autoscaling
+    return 0 if said is None else said.failed_polls
+
+
+async def _report(
+    runtime: Runtime,
+    pool: PoolRef,
+    parsed: PoolSpec,
+    status: Any,
+    result: autoscale_io.PollResult,
+    seen: DeploymentSeen,
+    pause: Pause,
+) -> None:
+    decision = result.decision
     busy = victims.busy_count(result.pods)
     top = parsed.autoscaling.max_replicas if parsed.autoscaling.enabled else parsed.workers.replicas
     metrics.observe_workers(pool.namespace, pool.name, maximum=top, current=seen.current, busy=busy)
@@ -85,7 +132,6 @@ async def _poll(runtime: Runtime, pool: PoolRef, spec: Any, status: Any, body: A
     written, extra = _scaling_status(known, decision, result.stats, seen, busy, pool)
     extra["autoscaling"] = _autoscaling_status(pause, decision, result.failed_polls)
     await reporting.report(runtime, pool, written, extra)
-    return parsed.autoscaling.polling_interval_seconds
 
 
 def _autoscaling_status(pause: Pause, decision: Decision, failed_polls: int) -> dict[str, Any]:
@@ -109,7 +155,11 @@ def pause_events(was_paused: bool, pause: Pause) -> list[events.PoolEvent]:
         message = f"autoscaling paused by annotation: the worker count is held {held}"
         out.append(events.PoolEvent(type=normal, reason="AutoscalingPaused", message=message))
     elif was_paused and not pause.paused:
-        message = "pause annotations removed: autoscaling resumed"
+        message = (
+            "pause annotation invalid: autoscaling resumed"
+            if pause.problems
+            else "pause annotations removed: autoscaling resumed"
+        )
         out.append(events.PoolEvent(type=normal, reason="AutoscalingResumed", message=message))
     return out
 

@@ -186,7 +186,9 @@ async def poll(
         spec.rabbitmq.statistics_interval_seconds,
     )
     busy = current if activity is None else victims.busy_count(pods)
-    failed = failures_after(stats, failed_polls)
+    # No broker clients yet (before the first reconcile read the Secret): not started, not
+    # failed; a restart in an outage keeps the count the status held (flows/autoscale.py).
+    failed = failed_polls if source is None else failures_after(stats, failed_polls)
     if not spec.autoscaling.enabled:
         decision = pinned_decision(spec, current, history, stats)
     else:

@@ -54,15 +54,7 @@ async def run_reconcile(
         reporting.known_conditions(runtime, pool, status), report, generation
     )
     written = topology.overrides_condition(written, report, generation)
-    problem: BrokerProblem | AuthProblem | None = (
-        report.problem
-        or broker_status.pods_secret_problem(
-            parsed.rabbitmq.secret_name,
-            parsed.rabbitmq.amqp_url_key,
-            runtime.state(pool).has_amqp_url,
-        )
-        or tokens
-    )
+    problem = _problem(runtime, pool, parsed, report.problem, tokens)
     written = _ready(written, problem, generation)
     conflict = drift.trouble(plan.conflicts, [], None)
     written, memory.saved_ready = drift.with_trouble(written, conflict, None)
@@ -80,6 +72,25 @@ async def run_reconcile(
         raise kopf.TemporaryError(upgrade.message, delay=rollout.POLL_SECONDS)
     if watched is not None and not watched.ready:  # the pool works: only its scrape waits
         raise kopf.TemporaryError(watched.message, delay=monitoring.RETRY_SECONDS)
+
+
+def _problem(
+    runtime: Runtime,
+    pool: PoolRef,
+    spec: PoolSpec,
+    topology_problem: BrokerProblem | None,
+    tokens: AuthProblem | None,
+) -> BrokerProblem | AuthProblem | None:
+    """What keeps the pool from Ready: the broker first, then the pods' Secret, then auth."""
+    return (
+        topology_problem
+        or broker_status.pods_secret_problem(
+            spec.rabbitmq.secret_name,
+            spec.rabbitmq.amqp_url_key,
+            runtime.state(pool).has_amqp_url,
+        )
+        or tokens
+    )
 
 
 async def _apply_workloads(

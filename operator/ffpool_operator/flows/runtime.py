@@ -40,6 +40,8 @@ class PoolState:
     broker: BrokerClients | None = None
     """As the last reconcile or drift check read the Secret: the autoscaling poll and the repair
     pass use these instead of reading it themselves."""
+    deleted: bool = False
+    """Set when the pool is deleted: a poll still in flight then drops the series it set."""
     conditions: list[Condition] | None = None
     """The authoritative conditions: reconcile and daemon both write the whole list (a merge
     patch replaces lists), so they share it here instead of each re-reading a stale body."""
@@ -73,7 +75,9 @@ class Runtime:
         return state.conditions
 
     def forget(self, pool: PoolRef) -> None:
-        self.pools.pop((pool.namespace, pool.name), None)
+        state = self.pools.pop((pool.namespace, pool.name), None)
+        if state is not None:
+            state.deleted = True
 
     async def credentials(self, pool: PoolRef, spec: PoolSpec) -> BrokerCredentials:
         secret = await self.kube.get("Secret", pool.namespace, spec.rabbitmq.secret_name)

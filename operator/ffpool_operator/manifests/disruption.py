@@ -32,5 +32,9 @@ def budget(pool: PoolRef, spec: PoolSpec, component: str) -> Manifest | None:
         "apiVersion": "policy/v1",
         "kind": KIND,
         "metadata": metadata(pool, budget_name(pool, component), component),
-        "spec": {"selector": {"matchLabels": selector(pool, component)}, **wanted.limit()},
+        "spec": {
+            "selector": {"matchLabels": selector(pool, component)},
+            **wanted.limit(),
+            **wanted.policy(),
+        },
     }

@@ -12,7 +12,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from ffpool.topology import Topology
 from ffpool_operator.spec.autoscaling_status import AutoscalingStatus
 from ffpool_operator.spec.camel import Camel, K8sName
-from ffpool_operator.spec.disruption import ServerDisruptionBudget, WorkerDisruptionBudget
+from ffpool_operator.spec.disruption import (
+    SERVERS_RULE,
+    WORKERS_RULE,
+    ServerDisruptionBudget,
+    WorkerDisruptionBudget,
+)
 from ffpool_operator.spec.monitoring import MonitoringSpec
 from ffpool_operator.spec.rules import Rule
 from ffpool_operator.spec.security import AUTH_RULE, AuthSpec, NetworkPolicySpec
@@ -129,6 +134,8 @@ class IngressSpec(Camel):
 
 
 class ServersSpec(Camel):
+    RULES = (SERVERS_RULE,)
+
     replicas: Annotated[int, Field(ge=0, le=100)] = 2
     resources: Resources = Field(default_factory=Resources)
     scheduling: Scheduling = Field(default_factory=Scheduling)
@@ -189,7 +196,7 @@ class AutoscalingSpec(Camel):
 
 
 class PoolSpec(Camel):
-    RULES = (AUTH_RULE,)
+    RULES = (AUTH_RULE, WORKERS_RULE)
 
     image: Annotated[str, Field(min_length=1)]
     image_pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT
