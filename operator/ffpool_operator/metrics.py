@@ -2,70 +2,67 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from prometheus_client import Counter, Gauge
 
-DECISIONS = Counter(
+# Every series here is per pool: `forget_pool` drops them all when the pool goes.
+PER_POOL: list[Counter | Gauge] = []
+POOL_LABELS: Final = ("namespace", "pool")
+
+
+def _counter(name: str, doc: str, *extra: str) -> Counter:
+    metric = Counter(name, doc, [*POOL_LABELS, *extra])
+    PER_POOL.append(metric)
+    return metric
+
+
+def _gauge(name: str, doc: str) -> Gauge:
+    metric = Gauge(name, doc, POOL_LABELS)
+    PER_POOL.append(metric)
+    return metric
+
+
+DECISIONS = _counter(
     "ffpool_operator_scaling_decisions_total",
     "Worker scaling decisions that changed the replica count",
-    ["namespace", "pool", "direction"],
+    "direction",
 )
-QUEUE_READY = Gauge(
-    "ffpool_operator_queue_ready", "Ready jobs seen in the pool's queue", ["namespace", "pool"]
-)
-QUEUE_UNACKED = Gauge(
-    "ffpool_operator_queue_unacked",
-    "In-flight jobs seen in the pool's queue",
-    ["namespace", "pool"],
-)
-DESIRED_WORKERS = Gauge(
-    "ffpool_operator_desired_workers", "Workers the autoscaler wants", ["namespace", "pool"]
-)
-RECONCILE_ERRORS = Counter(
+QUEUE_READY = _gauge("ffpool_operator_queue_ready", "Ready jobs seen in the pool's queue")
+QUEUE_UNACKED = _gauge("ffpool_operator_queue_unacked", "In-flight jobs seen in the pool's queue")
+DESIRED_WORKERS = _gauge("ffpool_operator_desired_workers", "Workers the autoscaler wants")
+RECONCILE_ERRORS = _counter(
     "ffpool_operator_reconcile_errors_total",
     "Reconcile or autoscaling failures (retried)",
-    ["namespace", "pool", "stage"],
+    "stage",
 )
-METRICS_FAILURES = Counter(
-    "ffpool_operator_metrics_failures_total",
-    "Polls where queue statistics were unavailable",
-    ["namespace", "pool"],
+METRICS_FAILURES = _counter(
+    "ffpool_operator_metrics_failures_total", "Polls where queue statistics were unavailable"
 )
 # What the autoscaling poll sees of the worker Deployment and its pods (docs/monitoring.md): the
 # dashboard's workers panel and the alerts "waiting with workers at max" and "crash loops".
-MAX_WORKERS = Gauge(
+MAX_WORKERS = _gauge(
     "ffpool_operator_max_workers",
     "Most workers the pool may run: maxReplicas, or workers.replicas with autoscaling off",
-    ["namespace", "pool"],
 )
-CURRENT_WORKERS = Gauge(
-    "ffpool_operator_current_workers",
-    "Worker pods that exist, ready or not",
-    ["namespace", "pool"],
-)
-BUSY_WORKERS = Gauge(
-    "ffpool_operator_busy_workers", "Worker pods with a job in flight", ["namespace", "pool"]
-)
+CURRENT_WORKERS = _gauge("ffpool_operator_current_workers", "Worker pods that exist, ready or not")
+BUSY_WORKERS = _gauge("ffpool_operator_busy_workers", "Worker pods with a job in flight")
 # status.autoscaling as series (docs/monitoring.md): a paused pool or one on its fallback count
 # does not follow its queue, which an alert should say.
-AUTOSCALING_PAUSED = Gauge(
+AUTOSCALING_PAUSED = _gauge(
     "ffpool_operator_autoscaling_paused",
     "1 while a pause annotation holds the pool's worker count, else 0",
-    ["namespace", "pool"],
 )
-FALLBACK_ACTIVE = Gauge(
+FALLBACK_ACTIVE = _gauge(
     "ffpool_operator_fallback_active",
     "1 while fallbackReplicas is in force (queue metrics missing too long), else 0",
-    ["namespace", "pool"],
 )
 # Not a gauge of the pods' summed restartCount: that drops when a pod goes (a scale-down, a
 # rollout), which `increase()` reads as a counter reset and counts as restarts. This counter only
 # ever adds the restarts the operator saw happen (RestartTracker, docs/monitoring.md).
-WORKER_RESTARTS = Counter(
+WORKER_RESTARTS = _counter(
     "ffpool_operator_worker_restarts",
     "Worker container restarts the operator saw happen (restartCount growth per pod)",
-    ["namespace", "pool"],
 )
 
 
@@ -118,22 +115,6 @@ def observe_restarts(namespace: str, pool: str, pods: list[dict[str, Any]]) -> N
     """The restarts one poll's worker pods show since the last poll."""
     counter = WORKER_RESTARTS.labels(namespace, pool)  # exported at 0 from the first poll
     counter.inc(RESTARTS.update(namespace, pool, pod_restarts(pods)))
-
-
-PER_POOL = (
-    DECISIONS,
-    QUEUE_READY,
-    QUEUE_UNACKED,
-    DESIRED_WORKERS,
-    RECONCILE_ERRORS,
-    METRICS_FAILURES,
-    MAX_WORKERS,
-    CURRENT_WORKERS,
-    BUSY_WORKERS,
-    WORKER_RESTARTS,
-    AUTOSCALING_PAUSED,
-    FALLBACK_ACTIVE,
-)
 
 
 def forget_pool(namespace: str, pool: str) -> None:

@@ -131,7 +131,7 @@ def test_query_commands_parse(home: Path) -> None:
     assert jobs.limit == 5
     assert parse(["jobs"]).state == frozenset()
     download = parse(["download", job, "-o", "x.jpg", "--output-dir", "out", "--http", "http://h"])
-    assert (str(download.exact), download.output_dir, download.http) == (
+    assert (str(download.out), download.output_dir, download.http) == (
         "x.jpg",
         Path("out"),
         "http://h",

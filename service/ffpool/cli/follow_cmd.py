@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-from pathlib import Path
 from typing import Any, Final
 
 from ffpool.cli.common import add_client_flags, add_reconnect_flag, open_client, seconds
@@ -13,6 +12,7 @@ from ffpool.cli.errors import ExitCode
 from ffpool.cli.interrupt import follow_job, interrupts, stop
 from ffpool.cli.outcome import finish, print_json
 from ffpool.cli.progress import JobBar, console, outcome_lines
+from ffpool.cli.saving import add_save_flags
 from ffpool.cli.untrusted import JOB_HELP, job_id_arg
 from ffpool.client.session import Client, ClientError
 from ffpool.domain.events import CancelledEvent, StateEvent
@@ -39,19 +39,11 @@ def add_parser(sub: Any) -> None:
     watch.add_argument(
         "--download", action="store_true", help="save the outputs when the job completes"
     )
-    watch.add_argument(
-        "--output-dir",
-        type=Path,
-        default=Path("."),
-        metavar="DIR",
-        help="with --download: save into DIR as <job>.<op>.<ext> (<job>: the id's first 8 "
+    add_save_flags(
+        watch,
+        out_help="with --download: save the output exactly here",
+        dir_help="with --download: save into DIR as <job>.<op>.<ext> (<job>: the id's first 8 "
         "characters), never over an earlier file (default: .)",
-    )
-    watch.add_argument(
-        "-o",
-        "--out",
-        metavar="PATH",
-        help="with --download: save the output exactly here",
     )
     cancel = sub.add_parser("cancel", help="cancel a job and wait for its outcome")
     cancel.set_defaults(run=run_cancel)

@@ -10,7 +10,6 @@ import argparse
 import json
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -19,7 +18,7 @@ from rich.console import Console
 from ffpool.cli.common import add_client_flags, open_client, whole
 from ffpool.cli.errors import ExitCode
 from ffpool.cli.query_views import dead_letters_table, jobs_table, size, status_lines
-from ffpool.cli.saving import local_target, save_outputs
+from ffpool.cli.saving import add_save_flags, local_target, save_outputs
 from ffpool.cli.untrusted import JOB_HELP, job_id_arg, shown
 from ffpool.client.session import Client, ClientError
 from ffpool.domain.events import JobRecord, JobState
@@ -74,18 +73,10 @@ def add_parser(sub: Any) -> None:
     download = sub.add_parser("download", help="save a completed job's outputs")
     download.set_defaults(run=run_download)
     download.add_argument("job_id", metavar="JOB", type=job_id_arg, help=JOB_HELP)
-    download.add_argument(
-        "-o",
-        dest="exact",
-        metavar="PATH",
-        help="save exactly here (replaces it); ending in '/': into that directory",
-    )
-    download.add_argument(
-        "--output-dir",
-        type=Path,
-        default=Path("."),
-        metavar="DIR",
-        help="else save into DIR as <job>.<op>.<ext>, never over an earlier file (default .)",
+    add_save_flags(
+        download,
+        out_help="save exactly here (replaces it); ending in '/': into that directory",
+        dir_help="else save into DIR as <job>.<op>.<ext>, never over an earlier file (default .)",
     )
     add_client_flags(download)
 
@@ -179,7 +170,7 @@ async def run_download(args: argparse.Namespace) -> int:
         if record.state is not JobState.COMPLETED or record.result is None:
             return _not_downloadable(args, record)
         outputs = list(record.result.outputs)
-        exact, output_dir = local_target(args.exact, args.output_dir, len(outputs))
+        exact, output_dir = local_target(args.out, args.output_dir, len(outputs))
         saved = await save_outputs(
             client,
             outputs,

@@ -9,6 +9,7 @@ it exclusively, so two runs at the same moment never pick the same name either.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
@@ -25,6 +26,13 @@ from ffpool.domain.events import OutputFile
 # Past this many earlier runs of the same input and operation, give up rather than loop on.
 MAX_NUMBERED: Final = 10_000
 FALLBACK_STEM: Final = "output"
+
+
+def add_save_flags(p: argparse.ArgumentParser, *, out_help: str, dir_help: str) -> None:
+    """`-o/--out PATH` (exact) and `--output-dir DIR` (never over an earlier file), the same
+    for every command that saves outputs; `local_target` reads them."""
+    p.add_argument("-o", "--out", metavar="PATH", help=out_help)
+    p.add_argument("--output-dir", type=Path, default=Path("."), metavar="DIR", help=dir_help)
 
 
 def input_stem(source: str) -> str:

@@ -22,7 +22,7 @@ from ffpool.cli.interrupt import Interrupts, follow_job, interrupts, stop
 from ffpool.cli.op_flags import add_operation_flags, operation_from
 from ffpool.cli.outcome import finish
 from ffpool.cli.progress import JobBar, console
-from ffpool.cli.saving import input_stem
+from ffpool.cli.saving import add_save_flags, input_stem
 from ffpool.client.session import Client
 from ffpool.domain.jobs import JobInput, JobSpec, Operation
 from ffpool.domain.protocol import Accepted
@@ -41,20 +41,13 @@ def add_parser(sub: Any) -> None:
     src.add_argument(
         "--s3", metavar="S3_URL", help="s3://bucket/key, read with the pool's credentials"
     )
-    p.add_argument(
-        "--output-dir",
-        type=Path,
-        default=Path("."),
-        metavar="DIR",
-        help="local directory for the outputs, saved as <input-stem>.<op>.<ext> (then .1, .2… "
-        "beside earlier runs'; several outputs: a directory <input-stem>.<op>/) (default: .)",
-    )
-    p.add_argument(
-        "-o",
-        "--out",
-        metavar="PATH",
-        help="save the output exactly here, overwriting; ending in '/': into that directory "
+    add_save_flags(
+        p,
+        out_help="save the output exactly here, overwriting; ending in '/': into that directory "
         "(several outputs: this directory)",
+        dir_help="local directory for the outputs, saved as <input-stem>.<op>.<ext> (then .1, "
+        ".2… beside earlier runs'; several outputs: a directory <input-stem>.<op>/) "
+        "(default: .)",
     )
     p.add_argument(
         "--output",
