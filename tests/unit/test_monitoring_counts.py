@@ -33,7 +33,7 @@ def test_the_first_poll_is_a_baseline_and_growth_counts() -> None:
 
 
 def test_a_scale_down_without_restarts_counts_nothing() -> None:
-    """The reviewer's case: 10 pods with 20 restarts down to 4 (the old gauge of summed
+    """A scale-down: 10 pods with 20 restarts down to 4 (the old gauge of summed
     restartCount fell from 20 to 8, which increase() read as a reset: 8 restarts)."""
     tracker = metrics.RestartTracker()
     ten = {f"p{i}": 2 for i in range(10)}

@@ -82,7 +82,7 @@ def _run(spec: AutoscalingSpec, good: list[bool], backlog: int, step: float = 5.
 
 
 def test_an_intermittent_outage_does_not_flap_the_fallback() -> None:
-    """3 polls of 4 failing (the review's sequence): once in fallback the pool stays there,
+    """3 polls of 4 failing (a flaky management API): once in fallback the pool stays there,
     since each good poll finds the fallback's samples in the scale-down window."""
     spec = auto(fallbackReplicas=8, fallbackFailureThreshold=3, scaleDownStabilizationSeconds=60)
     counts = _run(spec, [i % 4 == 3 for i in range(40)], backlog=1)
