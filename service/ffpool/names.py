@@ -13,6 +13,11 @@ JOB_ROUTING_KEY: Final = "ffmpeg_job"
 DLQ_QUEUE: Final = "ffmpeg_job_dlq"
 EVENTS_EXCHANGE: Final = "ffmpeg_job_events"
 CONTROL_EXCHANGE: Final = "ffmpeg_job_control"
+# QUEUE_TYPE values (docs/rabbitmq.md, "Quorum queues"): classic, one priority queue on one node;
+# quorum, replicated queues, one per priority band, named "<JOB_QUEUE><BAND_SUFFIX><lowest>".
+QUEUE_TYPE_CLASSIC: Final = "classic"
+QUEUE_TYPE_QUORUM: Final = "quorum"
+BAND_SUFFIX: Final = ".p"
 
 # Webhook deliveries (webhooks/): one durable queue, a single active consumer at a time, and its
 # dead-letter queue for deliveries that ran out of their retry window.
@@ -34,6 +39,8 @@ HEADER_ATTEMPT: Final = "x-ffpool-attempt"
 HEADER_FAILURE_CODE: Final = "x-ffpool-failure-code"
 HEADER_FAILURE_REASON: Final = "x-ffpool-failure-reason"
 HEADER_ORIGIN: Final = "x-ffpool-origin"
+# RabbitMQ's own: how often a quorum queue's message was returned to it (0 on a first delivery).
+HEADER_DELIVERY_COUNT: Final = "x-delivery-count"
 # "MAJOR.MINOR" of the message body's format, on every AMQP message (docs/rabbitmq.md,
 # "Wire format and upgrades").
 HEADER_WIRE: Final = "x-ffpool-wire"

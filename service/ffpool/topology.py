@@ -11,14 +11,23 @@ exchange carries jobs and dead letters alike.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import enum
+import math
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.fields import FieldInfo
 
 from ffpool import names
 
 AmqpName = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+class QueueType(enum.StrEnum):
+    """How the job queue is kept (docs/rabbitmq.md, "Quorum queues")."""
+
+    CLASSIC = names.QUEUE_TYPE_CLASSIC
+    QUORUM = names.QUEUE_TYPE_QUORUM
 
 
 def _env(variable: str, default: Any) -> Any:
@@ -56,6 +65,12 @@ class TopologyKnobs(BaseModel):
     """Top priority level of the job queue (x-max-priority); a job asking for more gets this."""
     max_attempts: Annotated[int, Field(ge=1, le=100)] = _env("MAX_ATTEMPTS", 3)
     """Runs a job may start (a crash counts, a drain does not) before it is dead-lettered."""
+    queue_type: QueueType = _env("QUEUE_TYPE", QueueType.CLASSIC)
+    """classic: one queue on one broker node, with priorities; quorum: the job queue and the DLQ
+    replicated over the cluster's nodes (survives a node), priorities kept as bands."""
+    priority_bands: Annotated[int, Field(ge=1, le=10)] = _env("QUEUE_PRIORITY_BANDS", 3)
+    """Quorum only: how many queues the priorities 0..QUEUE_MAX_PRIORITY are split into; a
+    worker always takes from the highest band that holds a job."""
 
 
 def env_variable(field: FieldInfo, name: str) -> str:
@@ -64,8 +79,78 @@ def env_variable(field: FieldInfo, name: str) -> str:
     return (alias if isinstance(alias, str) else name).upper()
 
 
+class Band(BaseModel):
+    """One priority band: the queue holding jobs of priority `lowest`..`highest`, and the
+    routing key they are published with. A classic topology has one band: the job queue."""
+
+    model_config = ConfigDict(frozen=True)
+
+    queue: str
+    routing_key: str
+    lowest: int
+    highest: int
+
+
 class Topology(TopologyKnobs):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _bands_fit(self) -> Self:
+        if self.queue_type is QueueType.QUORUM:
+            if self.priority_bands > self.max_priority + 1:
+                raise ValueError(
+                    f"QUEUE_PRIORITY_BANDS ({self.priority_bands}) cannot exceed the priority "
+                    f"levels 0..QUEUE_MAX_PRIORITY ({self.max_priority + 1})"
+                )
+            longest = max(len(b.queue) for b in self.bands())
+            if longest > 255 or max(len(b.routing_key) for b in self.bands()) > 255:
+                raise ValueError("a band's queue name or routing key is over 255 characters")
+        return self
+
+    @property
+    def quorum(self) -> bool:
+        return self.queue_type is QueueType.QUORUM
+
+    def bands(self) -> tuple[Band, ...]:
+        """Highest first: the order a free worker slot asks them in. Band 0, the lowest, is
+        JOB_QUEUE under JOB_ROUTING_KEY itself (where priority-0 jobs go, the default); band
+        k starts at ceil(k * levels / bands) and is named after it, e.g. `ffmpeg_job_queue.p7`
+        for priorities 7 to 9 of three bands."""
+        if not self.quorum:
+            return (
+                Band(
+                    queue=self.job_queue,
+                    routing_key=self.routing_key,
+                    lowest=0,
+                    highest=self.max_priority,
+                ),
+            )
+        levels, count = self.max_priority + 1, self.priority_bands
+        starts = [math.ceil(k * levels / count) for k in range(count)]
+        out = []
+        for k, lowest in enumerate(starts):
+            highest = (starts[k + 1] - 1) if k + 1 < count else self.max_priority
+            suffix = "" if k == 0 else f"{names.BAND_SUFFIX}{lowest}"
+            out.append(
+                Band(
+                    queue=self.job_queue + suffix,
+                    routing_key=self.routing_key + suffix,
+                    lowest=lowest,
+                    highest=highest,
+                )
+            )
+        return tuple(reversed(out))
+
+    def band_for(self, priority: int) -> Band:
+        """The band a job of `priority` goes to (above QUEUE_MAX_PRIORITY: the top one)."""
+        for band in self.bands():
+            if priority >= band.lowest:
+                return band
+        return self.bands()[-1]
+
+    def job_queues(self) -> tuple[str, ...]:
+        """Every queue jobs wait in, highest band first (one for a classic topology)."""
+        return tuple(b.queue for b in self.bands())
 
     @classmethod
     def from_settings(cls, s: TopologyKnobs) -> Topology:
@@ -73,20 +158,32 @@ class Topology(TopologyKnobs):
         return cls.model_validate({name: getattr(s, name) for name in TopologyKnobs.model_fields})
 
     def queue_arguments(self) -> dict[str, Any]:
-        """Arguments of the job queue. `reject-publish`: a full queue refuses new jobs (the
-        publisher gets a nack and the client an error) instead of the default `drop-head`,
-        which would silently evict the oldest accepted jobs."""
-        return {
+        """Arguments of the job queue (each band's, in quorum mode). `reject-publish`: a full
+        queue refuses new jobs (the publisher gets a nack and the client an error) instead of
+        the default `drop-head`, which would silently evict the oldest accepted jobs.
+
+        Quorum queues refuse `x-max-priority` (bands replace it). Their own delivery counter
+        dead-letters a job returned MAX_ATTEMPTS - 1 times (`x-delivery-limit`, reason
+        `delivery_limit`): a limit of N lets a message be delivered N + 1 times. At-least-once
+        dead-lettering (it needs `reject-publish`) keeps a dead letter until the DLQ has it."""
+        common = {
             "x-message-ttl": self.message_ttl_ms,
             "x-max-length": self.max_length,
             "x-overflow": "reject-publish",
-            "x-max-priority": self.max_priority,
             "x-dead-letter-exchange": self.job_exchange,
             "x-dead-letter-routing-key": self.dlq_queue,
         }
+        if not self.quorum:
+            return {**common, "x-max-priority": self.max_priority}
+        return {
+            **common,
+            "x-queue-type": names.QUEUE_TYPE_QUORUM,
+            "x-delivery-limit": self.max_attempts - 1,
+            "x-dead-letter-strategy": "at-least-once",
+        }
 
     def dlq_arguments(self) -> dict[str, Any]:
-        return {}
+        return {"x-queue-type": names.QUEUE_TYPE_QUORUM} if self.quorum else {}
 
     def env(self) -> dict[str, str]:
         """The environment that makes a service process use this topology (see Settings)."""

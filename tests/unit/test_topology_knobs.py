@@ -25,6 +25,8 @@ VARIABLES = {
     "max_length": "QUEUE_MAX_LENGTH",
     "max_priority": "QUEUE_MAX_PRIORITY",
     "max_attempts": "MAX_ATTEMPTS",
+    "queue_type": "QUEUE_TYPE",
+    "priority_bands": "QUEUE_PRIORITY_BANDS",
 }
 CUSTOM = Topology(
     job_exchange="ex.1",
@@ -37,6 +39,8 @@ CUSTOM = Topology(
     max_length=77,
     max_priority=4,
     max_attempts=6,
+    queue_type="quorum",
+    priority_bands=2,
 )
 
 
