@@ -2,6 +2,7 @@
 back to min after the window, busy-aware scale-down, and holding on missing metrics."""
 
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -64,7 +65,12 @@ async def test_burst_scales_up_then_back_to_min(
         timeout=15,
         what="status workers.desired == 10",
     )
-    assert status["lastScaleReason"] == "queue 40 ready + 0 in flight → 10 workers"
+    # A poll may land mid-publish: any depth that asks for 10 workers (37 to 40) is the decision.
+    reason = re.fullmatch(
+        r"queue (\d+) ready \+ 0 in flight → 10 workers", status["lastScaleReason"]
+    )
+    assert reason is not None, status["lastScaleReason"]
+    assert 37 <= int(reason.group(1)) <= 40, status["lastScaleReason"]
 
     def scaled_event() -> bool:
         events = [e for (r, _, _), e in kube_api.objects.items() if r.plural == "events"]

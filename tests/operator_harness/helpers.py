@@ -78,7 +78,8 @@ class Broker:
 
     async def cleanup(self) -> None:
         t, vh = self.topology, segment("/")
-        for q in (t["jobQueue"], t["dlqQueue"]):
+        bands = [f"{t['jobQueue']}{names.BAND_SUFFIX}{n}" for n in range(1, 10)]  # quorum mode
+        for q in (t["jobQueue"], t["dlqQueue"], *bands):
             await self.raw("DELETE", f"/queues/{vh}/{segment(q)}")
         await self.raw("DELETE", f"/exchanges/{vh}/{segment(t['jobExchange'])}")
         await self.raw("DELETE", f"/policies/{vh}/{segment('ffpool.' + NS + '.pool')}")

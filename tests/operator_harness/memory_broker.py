@@ -27,6 +27,8 @@ class InMemoryBroker:
         self.policies: dict[tuple[str, str], Policy] = {}
         self.worker_connections: list[BrokerConnection] = []
         self.worker_channels: list[BrokerChannel] = []
+        self.node = "rabbit@memory"
+        """The node quorum queues are placed on (their only member)."""
 
     def _check(self) -> None:
         if self.down:
@@ -60,8 +62,19 @@ class InMemoryBroker:
     async def declare_queue(self, vhost: str, name: str, arguments: dict[str, Any]) -> None:
         self._check()
         existing = self.queues.get((vhost, name))
+        kind = str(arguments.get("x-queue-type", "classic"))
         if existing is None:
-            self.queues[vhost, name] = QueueInfo(name=name, arguments=dict(arguments))
+            nodes = [self.node] if kind == "quorum" else []
+            self.queues[vhost, name] = QueueInfo(
+                name=name,
+                arguments=dict(arguments),
+                type=kind,
+                leader=nodes[0] if nodes else None,
+                members=nodes,
+                online=nodes,
+            )
+        elif existing.type != kind:
+            raise BrokerRejected(f"PRECONDITION_FAILED: inequivalent arg 'x-queue-type' for {name}")
         elif existing.arguments != arguments:
             raise BrokerRejected(f"PRECONDITION_FAILED: inequivalent arguments for {name}")
 

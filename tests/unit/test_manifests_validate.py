@@ -80,7 +80,7 @@ def _k8s_objects() -> list[tuple[str, dict[str, Any]]]:
         for o in manifests(values)
     ]
     out += [(f"chart crds/ {o['metadata']['name']}", o) for o in helmchart.crd_documents()]
-    for name in ("rabbitmq.yaml", "rabbitmq-secret.yaml", *POOL_EXAMPLES):
+    for name in ("rabbitmq.yaml", "rabbitmq-cluster.yaml", "rabbitmq-secret.yaml", *POOL_EXAMPLES):
         out += [(f"examples/{name} {o['kind']}", o) for o in _docs(name)]
     out += [(f"operator {o['kind']}/{o['metadata']['name']}", o) for o in _operator_objects()]
     # The Prometheus Operator's kinds (ServiceMonitor, PrometheusRule) have no schema here:

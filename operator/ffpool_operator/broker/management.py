@@ -41,7 +41,7 @@ log = logs.get(__name__)
 T = TypeVar("T")
 _QUEUE_COLUMNS = (
     "name,durable,arguments,messages_ready,messages_unacknowledged,consumers,"
-    "policy,operator_policy,effective_policy_definition"
+    "policy,operator_policy,effective_policy_definition,type,leader,members,online"
 )
 
 

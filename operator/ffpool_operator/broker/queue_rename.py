@@ -1,6 +1,6 @@
-"""A renamed job queue (`topology.jobQueue`, or the pool moved to another vhost): the old queue
-is left with the jobs it holds, so it is watched until it is empty, and unbound at once when it
-still sits where new jobs go.
+"""A renamed job queue (`topology.jobQueue`, the pool moved to another vhost, or priority
+bands that changed; each band's queue alike): the old queue is left with the jobs it holds, so
+it is watched until it is empty, and unbound at once when it still sits where new jobs go.
 
 Unbound, because a queue left bound to the job exchange with the job routing key gets a copy of
 every new job that no worker consumes; with `reject-publish`, once that copy fills it, RabbitMQ
@@ -36,21 +36,33 @@ class Retired(BaseModel):
     the rename: they lag by the statistics interval (`rabbitmq.statisticsIntervalSeconds`)."""
 
 
+def retired_all(old: PoolSpec, new: PoolSpec, now: float) -> list[Retired]:
+    """Every job queue (priority band) a spec change leaves behind: a renamed job queue, the
+    pool moved to another vhost, or bands that changed. Its successor is the new band that
+    takes the jobs of its lowest priority."""
+    before, after = old.topology.topology(), new.topology.topology()
+    v_old, v_new = old.rabbitmq.vhost, new.rabbitmq.vhost
+    kept = {(v_new, q) for q in after.job_queues()}
+    keys = {(v_new, after.job_exchange, b.routing_key) for b in after.bands()}
+    return [
+        Retired(
+            vhost=v_old,
+            queue=band.queue,
+            exchange=before.job_exchange,
+            routing_key=band.routing_key,
+            successor=after.band_for(band.lowest).queue,
+            takes_new_jobs=(v_old, before.job_exchange, band.routing_key) in keys,
+            counted_after=now + 2 * new.rabbitmq.statistics_interval_seconds,
+        )
+        for band in before.bands()
+        if (v_old, band.queue) not in kept
+    ]
+
+
 def retired(old: PoolSpec, new: PoolSpec, now: float) -> Retired | None:
-    """The queue a spec change leaves behind, None when the job queue stays where it was."""
-    before, after = old.topology, new.topology
-    if (old.rabbitmq.vhost, before.job_queue) == (new.rabbitmq.vhost, after.job_queue):
-        return None
-    return Retired(
-        vhost=old.rabbitmq.vhost,
-        queue=before.job_queue,
-        exchange=before.job_exchange,
-        routing_key=before.routing_key,
-        successor=after.job_queue,
-        takes_new_jobs=(old.rabbitmq.vhost, before.job_exchange, before.routing_key)
-        == (new.rabbitmq.vhost, after.job_exchange, after.routing_key),
-        counted_after=now + 2 * new.rabbitmq.statistics_interval_seconds,
-    )
+    """The (first) queue a spec change leaves behind, None when the job queues stay."""
+    gone = retired_all(old, new, now)
+    return gone[0] if gone else None
 
 
 def drained(r: Retired, info: QueueInfo | None, now: float) -> bool:
@@ -101,10 +113,11 @@ class Watch:
     def add(self, key: str, r: Retired) -> None:
         self._queues.setdefault(key, {})[r.vhost, r.queue] = r
 
-    def watching(self, key: str, current: tuple[str, str]) -> list[Retired]:
-        """A queue renamed back to is current again, not retired."""
+    def watching(self, key: str, *current: tuple[str, str]) -> list[Retired]:
+        """A queue renamed back to is current again (any band of it), not retired."""
         queues = self._queues.get(key, {})
-        queues.pop(current, None)
+        for name in current:
+            queues.pop(name, None)
         return list(queues.values())
 
     def drop(self, key: str, r: Retired) -> None:

@@ -1,10 +1,11 @@
 """The pool's RabbitMQ topology: a pure plan from the spec, and `ensure`, which declares what is
-missing through a BrokerAdmin and reports (never fails on) argument conflicts.
+missing through a BrokerAdmin and reports (never fails on) argument and type conflicts.
 
-RabbitMQ cannot change a declared queue's arguments, so a queue whose arguments differ from the
-spec is reported, not redeclared; the settings that *can* change live are also put in a policy
-owned by the pool. Note: where both set a limit, RabbitMQ applies the lower of the two
-(https://www.rabbitmq.com/docs/parameters#policies), so a policy lowers TTL/max-length live.
+RabbitMQ cannot change a declared queue's arguments or type, so a queue whose arguments or type
+differ from the spec is reported, not redeclared; the settings that *can* change live are also
+put in a policy owned by the pool. Note: where both set a limit, RabbitMQ applies the lower of
+the two (https://www.rabbitmq.com/docs/parameters#policies), so a policy lowers TTL/max-length
+live.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ffpool.topology import argument_differences
 from ffpool_operator.broker import queue_rename
-from ffpool_operator.decisions import policy_overrides
+from ffpool_operator.decisions import policy_overrides, quorum_health
 from ffpool_operator.decisions.broker_model import (
     Binding,
     BrokerAdmin,
@@ -28,14 +29,18 @@ from ffpool_operator.decisions.broker_model import (
 from ffpool_operator.decisions.broker_status import BrokerProblem
 from ffpool_operator.decisions.policy_overrides import Override
 from ffpool_operator.spec.pool import Condition, PoolRef, TopologySpec
+from ffpool_operator.spec.topology_status import QueueHealth, TopologyStatus
 
-# Queue argument → policy key, for the arguments a policy can also carry.
+# Queue argument → policy key, for the arguments a policy can also carry (a quorum queue on
+# RabbitMQ 3.10 takes all of these; a classic queue has no delivery limit or strategy).
 POLICY_KEYS = {
     "x-message-ttl": "message-ttl",
     "x-max-length": "max-length",
     "x-overflow": "overflow",
     "x-dead-letter-exchange": "dead-letter-exchange",
     "x-dead-letter-routing-key": "dead-letter-routing-key",
+    "x-delivery-limit": "delivery-limit",
+    "x-dead-letter-strategy": "dead-letter-strategy",
 }
 
 
@@ -45,7 +50,11 @@ class TopologyPlan(BaseModel):
     exchange: str
     exchange_kind: str = "direct"
     job_queue: str
+    job_queues: tuple[str, ...]
+    """Every priority band's queue, highest first (the job queue alone when classic)."""
     queues: dict[str, dict[str, Any]]
+    queue_type: str = "classic"
+    """The type every queue of the plan (bands and DLQ) must have."""
     bindings: tuple[Binding, ...]
     policy: Policy
 
@@ -62,11 +71,16 @@ class TopologyReport(BaseModel):
     policy_overrides."""
     stranded: list[str] = Field(default_factory=list)
     """Jobs left in a queue the spec renamed away from: see queue_rename."""
+    type_changes: list[str] = Field(default_factory=list)
+    """Queues that exist with another type than the spec's: never redeclared (see type_change)."""
+    queues: list[QueueHealth] = Field(default_factory=list)
+    """Each queue of the plan as the broker shows it (status.topology.queues)."""
 
     @property
     def ready(self) -> bool:
         return (
             not self.conflicts
+            and not self.type_changes
             and self.exchange_conflict is None
             and self.problem is None
             and not self.overrides
@@ -80,36 +94,78 @@ def overrides_condition(
     """Applied after reconcile.topology_condition: what the broker does unlike the spec (jobs
     left in a renamed queue, a policy override) is reported only over a topology otherwise
     declared (a broker problem or an argument conflict stays the reason)."""
-    if report.problem or report.conflicts or report.exchange_conflict is not None:
+    if report.problem or report.conflicts or report.type_changes or report.exchange_conflict:
         return conds
     if report.stranded:  # jobs that will not run come before limits that differ
         return queue_rename.condition(conds, report.stranded, generation)
     return policy_overrides.condition(conds, report.overrides, generation)
 
 
+def read_queues(report: TopologyReport) -> list[QueueHealth] | None:
+    """The queues as read, None when the broker could not be asked (status keeps its last)."""
+    if report.problem is not None or report.exchange_conflict is not None:
+        return None
+    return report.queues
+
+
+def health_condition(
+    conds: list[Condition], report: TopologyReport, quorum: bool, generation: int | None
+) -> list[Condition]:
+    return quorum_health.with_condition(conds, read_queues(report), quorum, generation)
+
+
+def status_of(report: TopologyReport) -> dict[str, Any]:
+    """`status.topology` to write (nothing when the queues were not read)."""
+    queues = read_queues(report)
+    if queues is None:
+        return {}
+    out = TopologyStatus(queues=queues).model_dump(by_alias=True, exclude_none=True, mode="json")
+    return {"topology": out}
+
+
 def policy_name(pool: PoolRef) -> str:
     return f"ffpool.{pool.namespace}.{pool.name}"
+
+
+def policy_pattern(queues: tuple[str, ...]) -> str:
+    """Exactly the job queues: one name, or an alternation of every band's."""
+    names = [re.escape(q) for q in queues]
+    return f"^{names[0]}$" if len(names) == 1 else f"^({'|'.join(names)})$"
 
 
 def plan(pool: PoolRef, spec: TopologySpec) -> TopologyPlan:
     topo = spec.topology()
     args = topo.queue_arguments()
     definition = {POLICY_KEYS[k]: v for k, v in args.items() if k in POLICY_KEYS}
+    bands = topo.bands()
+    queues = {b.queue: args for b in bands}
+    queues[topo.dlq_queue] = topo.dlq_arguments()
     return TopologyPlan(
         exchange=topo.job_exchange,
         job_queue=topo.job_queue,
-        queues={topo.job_queue: args, topo.dlq_queue: topo.dlq_arguments()},
+        job_queues=topo.job_queues(),
+        queues=queues,
+        queue_type=topo.queue_type.value,
         bindings=(
-            Binding(exchange=topo.job_exchange, queue=topo.job_queue, routing_key=topo.routing_key),
+            *(
+                Binding(exchange=topo.job_exchange, queue=b.queue, routing_key=b.routing_key)
+                for b in bands
+            ),
             # Dead letters come back through the job exchange keyed by the DLQ's name.
             Binding(exchange=topo.job_exchange, queue=topo.dlq_queue, routing_key=topo.dlq_queue),
         ),
         policy=Policy(
             name=policy_name(pool),
-            pattern=f"^{re.escape(topo.job_queue)}$",
+            pattern=policy_pattern(topo.job_queues()),
             definition=definition,
         ),
     )
+
+
+def type_change(queue: str, have: str, want: str) -> str:
+    """RabbitMQ refuses to redeclare a queue with another type (PRECONDITION_FAILED), and
+    deleting it would drop its jobs: the user chooses new names (docs/operator.md)."""
+    return f"queue {queue} is a {have} queue, the spec wants {want}"
 
 
 def in_use(info: QueueInfo) -> str | None:
@@ -132,6 +188,13 @@ async def _ensure_queues(
         if info is None:
             await admin.declare_queue(vhost, name, arguments)
             r.created.append(f"queue {name}")
+            # Read back for its leader and members (status.topology.queues).
+            info = await admin.queue(vhost, name)
+            r.queues.extend([quorum_health.health(info)] if info is not None else [])
+            continue
+        r.queues.append(quorum_health.health(info))
+        if info.type != p.queue_type:
+            r.type_changes.append(type_change(name, info.type, p.queue_type))
             continue
         r.conflicts.extend(f"{name} {d}" for d in argument_differences(arguments, info.arguments))
         if (override := policy_overrides.find(info, p.policy.name)) is not None:
@@ -141,7 +204,8 @@ async def _ensure_queues(
 async def _watch_retired(
     admin: BrokerAdmin, vhost: str, p: TopologyPlan, r: TopologyReport
 ) -> None:
-    for old in queue_rename.WATCH.watching(p.policy.name, (vhost, p.job_queue)):
+    current = [(vhost, q) for q in p.job_queues]
+    for old in queue_rename.WATCH.watching(p.policy.name, *current):
         info = await admin.queue(old.vhost, old.queue)
         if queue_rename.drained(old, info, time.monotonic()):
             queue_rename.WATCH.drop(p.policy.name, old)

@@ -56,11 +56,29 @@ class QueueInfo(BaseModel):
     operator_policy: str | None = None
     effective_policy_definition: dict[str, Any] = Field(default_factory=dict)
     """The keys the policies in force set (user and operator policy merged)."""
+    type: str = "classic"
+    """`classic` or `quorum` (fixed when the queue is declared)."""
+    leader: str | None = None
+    """Quorum only: the node leading the queue (absent while it has none)."""
+    members: list[str] = Field(default_factory=list)
+    """Quorum only: the nodes holding a replica."""
+    online: list[str] = Field(default_factory=list)
+    """Quorum only: the members that are up."""
 
     @field_validator("effective_policy_definition", mode="before")
     @classmethod
     def _no_policy(cls, value: Any) -> Any:
         return value if isinstance(value, dict) else {}  # `[]` on some versions, absent on others
+
+    @field_validator("leader", mode="before")
+    @classmethod
+    def _no_leader(cls, value: Any) -> Any:
+        return value if isinstance(value, str) and value else None
+
+    @field_validator("members", "online", mode="before")
+    @classmethod
+    def _no_nodes(cls, value: Any) -> Any:
+        return value if isinstance(value, list) else []
 
     def stats(self) -> QueueStats:
         return QueueStats(

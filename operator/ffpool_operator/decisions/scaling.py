@@ -36,6 +36,19 @@ class QueueStats(BaseModel):
         return self.ready + self.unacked
 
 
+def total(bands: list[QueueStats]) -> QueueStats | None:
+    """The pool's queue over its priority bands (quorum mode): every band's ready and in-flight
+    jobs are the backlog. Consumers: the most on one band, as a worker slot waiting for a job
+    may consume on several bands at once, and a slot running one holds no consumer."""
+    if not bands:
+        return None
+    return QueueStats(
+        ready=sum(b.ready for b in bands),
+        unacked=sum(b.unacked for b in bands),
+        consumers=max(b.consumers for b in bands),
+    )
+
+
 class Sample(BaseModel):
     model_config = ConfigDict(frozen=True)
 

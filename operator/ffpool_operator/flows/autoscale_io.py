@@ -18,6 +18,7 @@ from ffpool_operator.decisions.scaling import (
     QueueStats,
     decide,
     failures_after,
+    total,
 )
 from ffpool_operator.kube.client import Kube
 from ffpool_operator.manifests import deployments, objects
@@ -27,14 +28,18 @@ log = logs.get(__name__)
 
 
 async def read_stats(source: QueueStatsSource | None, spec: PoolSpec) -> QueueStats | None:
+    """Summed over the priority bands' queues (one when classic); None when none exists."""
     if source is None:
         return None
     try:
-        info = await source.queue(spec.rabbitmq.vhost, spec.topology.job_queue)
+        infos = [
+            await source.queue(spec.rabbitmq.vhost, queue)
+            for queue in spec.topology.topology().job_queues()
+        ]
     except BrokerError as exc:
         log.warning("queue statistics unavailable", error=str(exc))
         return None
-    return None if info is None else info.stats()
+    return total([info.stats() for info in infos if info is not None])
 
 
 class DeploymentSeen(BaseModel):

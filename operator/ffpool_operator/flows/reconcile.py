@@ -54,6 +54,7 @@ async def run_reconcile(
         reporting.known_conditions(runtime, pool, status), report, generation
     )
     written = topology.overrides_condition(written, report, generation)
+    written = topology.health_condition(written, report, parsed.topology.quorum, generation)
     problem = _problem(runtime, pool, parsed, report.problem, tokens)
     written = _ready(written, problem, generation)
     conflict = drift.trouble(plan.conflicts, [], None)
@@ -63,7 +64,11 @@ async def run_reconcile(
     written = monitoring.with_condition(written, watched, generation)
     runtime.state(pool).next_drift_check = time.monotonic() + parsed.topology.drift_check_seconds
     selector = objects.selector_text(pool, names.COMPONENT_WORKER)
-    extra = {"observedGeneration": generation, "workers": {"selector": selector}}
+    extra = {
+        "observedGeneration": generation,
+        "workers": {"selector": selector},
+        **topology.status_of(report),
+    }
     await reporting.report(runtime, pool, written, extra)
     # A foreign object can go away without the spec changing: retried with back-off too.
     if (trouble := conflict or problem) is not None:

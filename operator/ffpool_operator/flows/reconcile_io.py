@@ -73,11 +73,21 @@ _QUEUE_HINT = (
 )
 
 
+_TYPE_HINT = (
+    ". RabbitMQ cannot change a queue's type in place. To migrate, give the pool new queue"
+    " names (topology.jobQueue, topology.dlqQueue): the operator declares them with the new"
+    " type, the old queue is unbound and keeps its jobs until they drain (condition"
+    ' OldQueueNotEmpty), then delete it (docs/operator.md, "Quorum queues").'
+)
+
+
 def _topology_state(report: TopologyReport) -> tuple[bool | None, str, str]:
     if report.problem is not None:
         return report.problem.topology, report.problem.reason, report.problem.message
     if report.exchange_conflict is not None:
         return False, "ExchangeConflict", report.exchange_conflict + _EXCHANGE_HINT
+    if report.type_changes:
+        return False, "QueueTypeChange", "; ".join(report.type_changes) + _TYPE_HINT
     if report.conflicts:
         return False, "QueueArgumentsDiffer", "; ".join(report.conflicts) + _QUEUE_HINT
     return True, "Declared", ""

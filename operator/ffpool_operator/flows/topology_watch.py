@@ -64,20 +64,24 @@ async def _check(runtime: Runtime, pool: PoolRef, spec: PoolSpec, status: Any) -
     known = reporting.known_conditions(runtime, pool, status)
     written = reconcile_io.topology_condition(known, report, None)
     written = topology.overrides_condition(written, report, None)
-    await reporting.report(runtime, pool, written, {})
+    written = topology.health_condition(written, report, spec.topology.quorum, None)
+    await reporting.report(runtime, pool, written, topology.status_of(report))
 
 
 async def on_spec_change(runtime: Runtime, pool: PoolRef, old: Any, new: Any) -> None:
     """A renamed job queue: the old one is watched, and unbound where new jobs would reach it
     (queue_rename)."""
     try:
-        gone = queue_rename.retired(
+        retired = queue_rename.retired_all(
             reconcile_io.parse_spec(old), reconcile_io.parse_spec(new), time.monotonic()
         )
     except ValueError:
         return  # the reconcile reports an invalid spec; a valid old one has nothing to retire
-    if gone is None:
-        return
+    for gone in retired:
+        await _retire(runtime, pool, new, gone)
+
+
+async def _retire(runtime: Runtime, pool: PoolRef, new: Any, gone: queue_rename.Retired) -> None:
     queue_rename.WATCH.add(topology.policy_name(pool), gone)
     if gone.takes_new_jobs:
         await _unbind(runtime, pool, new, gone)

@@ -85,10 +85,17 @@ def _storage_egress(spec: PoolSpec) -> list[dict[str, Any]]:
     return [_rule("to", peers or _public_peers(), _ports(HTTPS_PORT))]
 
 
+def _broker_ports(spec: PoolSpec, broker_port: int | None) -> list[int]:
+    """The AMQP URL's port (unknown: the usual ones) and those of `rabbitmq.addresses`."""
+    ports = [broker_port] if broker_port else list(AMQP_PORTS)
+    extra = (int(a.rsplit(":", 1)[1]) for a in spec.rabbitmq.addresses)
+    return ports + sorted({p for p in extra if p not in ports and 0 < p < 65536})
+
+
 def _common_egress(spec: PoolSpec, broker_port: int | None) -> list[dict[str, Any]]:
     np = spec.network_policy
     dns = _ports(53, protocol="UDP") + _ports(53)
-    broker = _ports(*((broker_port,) if broker_port else AMQP_PORTS))
+    broker = _ports(*_broker_ports(spec, broker_port))
     return [_rule("to", np.dns_to, dns), _rule("to", np.broker_to, broker), *_storage_egress(spec)]
 
 

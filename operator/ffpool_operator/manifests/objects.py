@@ -87,6 +87,7 @@ def service_env(spec: PoolSpec) -> dict[str, str]:
         **({"ALLOWED_ORIGINS": ",".join(auth.allowed_origins)} if auth.allowed_origins else {}),
         "SIGNING_KEY_FILE": f"{SIGNING_DIR}/{SIGNING_KEY}",
         "BACKEND": names.BACKEND_RABBITMQ,
+        **_addresses(spec),
         "MAX_CONCURRENT_JOBS": str(spec.workers.jobs_per_worker),
         **storage.settings(spec),
         "DRAIN_SECONDS": str(spec.workers.drain_seconds),
@@ -94,6 +95,12 @@ def service_env(spec: PoolSpec) -> dict[str, str]:
         "HTTP_PORT": str(HTTP_PORT),
         "OPS_PORT": str(OPS_PORT),
     }
+
+
+def _addresses(spec: PoolSpec) -> dict[str, str]:
+    """The broker's other nodes, for servers and workers alike (docs/operator.md)."""
+    addresses = spec.rabbitmq.addresses
+    return {"RABBITMQ_ADDRESSES": ",".join(addresses)} if addresses else {}
 
 
 def config_hash(data: dict[str, str]) -> str:

@@ -104,6 +104,14 @@ def _printer_columns() -> list[dict[str, Any]]:
             ".status.autoscaling.fallback",
             description="fallbackReplicas in force: metrics unavailable for several polls",
         ),
+        col(
+            "Quorum",
+            "string",
+            '.status.conditions[?(@.type=="QuorumHealthy")].reason',
+            priority=1,
+            description="Quorum queues' members: AllMembersOnline, MembersOffline or"
+            " MajorityUnavailable (unset for classic queues)",
+        ),
         col("Reason", "string", ".status.lastScaleReason", priority=1),
         col("Age", "date", ".metadata.creationTimestamp"),
     ]

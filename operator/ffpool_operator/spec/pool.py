@@ -23,9 +23,13 @@ from ffpool_operator.spec.rules import Rule
 from ffpool_operator.spec.security import AUTH_RULE, AuthSpec, NetworkPolicySpec
 from ffpool_operator.spec.storage import StorageSpec
 from ffpool_operator.spec.tenants import TenantsSpec, WebhooksSpec
+from ffpool_operator.spec.topology_status import TopologyStatus
 
 Seconds = Annotated[float, Field(ge=0, le=24 * 3600)]
 ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
+HostPort = Annotated[
+    str, Field(max_length=261, pattern=r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$")
+]
 # Kubernetes rejects `patternProperties` in CRD schemas, so the names' pattern is a CEL rule; a
 # bounded map keeps the rule's estimated cost within the API server's budget (rules.py).
 EnvVars = Annotated[
@@ -70,6 +74,9 @@ class RabbitMQSpec(Camel):
     statistics_interval_seconds: Annotated[float, Field(ge=0, le=3600)] = 5.0
     """The broker's `collect_statistics_interval` (RabbitMQ's default 5 s): per-pod in-flight
     counts lag by this much, so a pod counts as idle only after being seen idle this long."""
+    addresses: Annotated[list[HostPort], Field(max_length=16)] = Field(default_factory=list)
+    """More nodes of the broker's cluster (host:port) the pods connect to when the AMQP URL's
+    host is down (RABBITMQ_ADDRESSES); the URL's credentials, vhost and TLS apply to each."""
 
 
 # The service's Topology (each knob's name, type, bounds, default and description defined once,
@@ -260,6 +267,7 @@ class PoolStatus(Camel):
     last_scale_time: str | None = None
     last_scale_reason: str | None = None
     autoscaling: AutoscalingStatus | None = None
+    topology: TopologyStatus | None = None
 
 
 class PoolRef(BaseModel):
