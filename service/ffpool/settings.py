@@ -10,6 +10,7 @@ from typing import Annotated
 from pydantic import AnyUrl, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from ffpool.broker_addresses import BrokerAddress, parse_addresses
 from ffpool.locations import checked_location
 from ffpool.topology import TopologyKnobs, env_variable
 
@@ -41,10 +42,18 @@ class Settings(BaseSettings, TopologyKnobs):
     QUEUE_MAX_PRIORITY, ...): `Topology.from_settings` turns them into the topology.
     """
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+    # An error names the field and the reason, never the value: a password put in the wrong
+    # variable (RABBITMQ_ADDRESSES) must not reach a log.
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     backend: BackendKind = BackendKind.MEMORY
     rabbitmq_url: SecretStr = SecretStr("amqp://guest:guest@localhost/")
+    rabbitmq_addresses: Annotated[tuple[BrokerAddress, ...], NoDecode] = ()
+    """More nodes of the broker's cluster, comma-separated `host:port`, tried after
+    RABBITMQ_URL's host (which keeps the credentials, vhost and TLS) on every (re)connect
+    (docs/rabbitmq.md, "Broker clusters")."""
     max_concurrent_jobs: Annotated[int, Field(ge=1, le=256)] = 4
 
     host: str = "0.0.0.0"  # noqa: S104 - a service; tests and the demo bind 127.0.0.1
@@ -240,6 +249,11 @@ class Settings(BaseSettings, TopologyKnobs):
     @classmethod
     def _check_output_url(cls, value: str | None) -> str | None:
         return None if value is None else checked_location(value)
+
+    @field_validator("rabbitmq_addresses", mode="before")
+    @classmethod
+    def _split_addresses(cls, value: object) -> object:
+        return parse_addresses(value) if isinstance(value, str) else value
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

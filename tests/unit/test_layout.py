@@ -34,7 +34,7 @@ SERVICE_LAYERS: tuple[tuple[str, ...], ...] = (
     # The topology's knobs are declared once in topology.py; Settings inherits them.
     ("ffpool.topology",),
     # s3:// locations as pure values: settings and the tenants file validate theirs at load.
-    ("ffpool.locations",),
+    ("ffpool.locations", "ffpool.broker_addresses"),
     ("ffpool.settings",),
     ("ffpool.domain",),
     # The tenants file's model: read by storage (who may read which bucket) and auth alike.

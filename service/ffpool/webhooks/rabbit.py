@@ -5,7 +5,9 @@ way every time: durable, single active consumer (one server sends at a time, in 
 order, so one job's deliveries stay in order; another takes over when it dies), and
 dead-lettering to `names.WEBHOOK_DLQ`. A delivery is acked once delivered (or refused with
 410) and nacked without requeue, i.e. dead-lettered, once its window is over. Unacked ones
-go back to the queue when their server stops or dies: deliveries survive restarts.
+go back to the queue when their server stops or dies: deliveries survive restarts. With
+QUEUE_TYPE=quorum both queues are quorum queues (they survive a broker node), when they are
+first declared: an existing queue keeps its type (docs/rabbitmq.md, "Broker clusters").
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ffpool import logs, names
 from ffpool.backends.base import BackendUnavailable
 from ffpool.backends.rabbitmq import connection
 from ffpool.settings import Settings
+from ffpool.topology import QueueType
 from ffpool.webhooks.dispatcher import Dispatcher, Item, Outcome
 from ffpool.webhooks.model import WebhookDelivery
 
@@ -36,19 +39,27 @@ PREFETCH_PER_SLOT: Final = 8
 MAX_PREFETCH: Final = 10_000
 
 
-def queue_arguments(dlq: str = names.WEBHOOK_DLQ) -> dict[str, Any]:
+def queue_arguments(dlq: str = names.WEBHOOK_DLQ, *, quorum: bool = False) -> dict[str, Any]:
     return {
         "x-single-active-consumer": True,
         "x-dead-letter-exchange": "",
         "x-dead-letter-routing-key": dlq,
+        **_queue_type(quorum),
     }
 
 
+def _queue_type(quorum: bool) -> dict[str, Any]:
+    """QUEUE_TYPE=quorum makes the webhook queues quorum queues too, when they are first
+    declared; existing ones keep their type (declare_queue uses them as they are)."""
+    return {"x-queue-type": names.QUEUE_TYPE_QUORUM} if quorum else {}
+
+
 async def declare(
-    channel: AbstractChannel, timeout: float, queue: str, dlq: str
+    channel: AbstractChannel, timeout: float, queue: str, dlq: str, *, quorum: bool = False
 ) -> aio_pika.abc.AbstractQueue:
-    await connection.declare_queue(channel, dlq, {}, timeout)
-    return await connection.declare_queue(channel, queue, queue_arguments(dlq), timeout)
+    await connection.declare_queue(channel, dlq, _queue_type(quorum), timeout)
+    arguments = queue_arguments(dlq, quorum=quorum)
+    return await connection.declare_queue(channel, queue, arguments, timeout)
 
 
 class RabbitQueue:
@@ -65,6 +76,8 @@ class RabbitQueue:
         self._queue = queue
         self._dlq = dlq
         self._url = settings.rabbitmq_url.get_secret_value()
+        self._addresses = settings.rabbitmq_addresses
+        self._quorum = settings.queue_type is QueueType.QUORUM
         self._name = CONNECTION_PREFIX + settings.instance_name
         self._timeout = settings.broker_timeout_seconds
         self._startup_wait_s = settings.broker_startup_wait_seconds
@@ -80,13 +93,15 @@ class RabbitQueue:
         self._channel = await connection.open_channel(
             self._conn, self._timeout, publisher_confirms=True, on_return_raises=True
         )
-        await declare(self._channel, self._timeout, self._queue, self._dlq)
+        await declare(self._channel, self._timeout, self._queue, self._dlq, quorum=self._quorum)
         if self.dispatcher is not None:
             consuming = await connection.open_channel(
                 self._conn, self._timeout, publisher_confirms=False
             )
             await consuming.set_qos(prefetch_count=self._prefetch, timeout=self._timeout)
-            queue = await declare(consuming, self._timeout, self._queue, self._dlq)
+            queue = await declare(
+                consuming, self._timeout, self._queue, self._dlq, quorum=self._quorum
+            )
             await queue.consume(self._on_message, timeout=self._timeout)
 
     async def _connect(self) -> AbstractRobustConnection:
@@ -98,7 +113,9 @@ class RabbitQueue:
         deadline, failures = loop.time() + wait_s, 0
         while True:
             try:
-                return await connection.connect(self._url, self._name, self._timeout)
+                return await connection.connect(
+                    self._url, self._name, self._timeout, self._addresses
+                )
             except (OSError, aio_pika.exceptions.AMQPError, aiormq.exceptions.AMQPError) as exc:
                 failures += 1
                 delay = connection.backoff_s(failures, random.random())  # noqa: S311 - jitter

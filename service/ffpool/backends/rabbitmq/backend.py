@@ -151,7 +151,13 @@ class _Base:
             # Serving clients: a clear error beats a silent wait; a worker may start first.
             wait_s = 0.0 if serves_clients else math.inf
         return Links(
-            self.url, publisher, consumers, self.timeout, wait_s, metrics.observe_reconnect
+            self.url,
+            publisher,
+            consumers,
+            self.timeout,
+            wait_s,
+            metrics.observe_reconnect,
+            self.settings.rabbitmq_addresses,
         )
 
     def feed(self, notifier: JobNotifier = NO_NOTIFIER) -> EventsFeed:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+from collections.abc import Sequence
 from typing import Any
 
 import aio_pika
@@ -20,10 +21,12 @@ from aio_pika.abc import (
     AbstractRobustChannel,
     AbstractRobustConnection,
 )
+from aio_pika.connection import make_url
 
 from ffpool import logs
 from ffpool.backends.base import BackendBusy, BackendUnavailable
 from ffpool.backends.rabbitmq.transport import CoalescingConnection
+from ffpool.broker_addresses import BrokerAddress, cluster, url_address
 from ffpool.topology import Topology
 
 log = logs.get(__name__)
@@ -61,15 +64,34 @@ class LinkState(enum.Enum):
     DOWN = "down"
 
 
-async def connect(url: str, name: str, timeout: float) -> AbstractRobustConnection:
-    """A connection that reconnects by itself (every 5 s) and restores its channels, queues,
-    bindings and consumers; `name` shows in the management API's connection list."""
-    return await aio_pika.connect_robust(
-        url,
-        timeout=timeout,
+# A cluster's other nodes, as callers pass them to `connect`.
+Addresses = Sequence[BrokerAddress]
+
+
+async def connect(
+    url: str, name: str, timeout: float, addresses: Addresses = ()
+) -> AbstractRobustConnection:
+    """A connection that reconnects by itself and restores its channels, queues, bindings
+    and consumers; `name` shows in the management API's connection list. `addresses`: the
+    cluster's other nodes (RABBITMQ_ADDRESSES), tried after the URL's host, every reconnect
+    starting from the node that last worked (transport.py)."""
+    # aio_pika.connect_robust spelled out: it would copy keywords of ours into the URL.
+    conn = CoalescingConnection(
+        make_url(url),
         client_properties={"connection_name": name},
-        connection_class=CoalescingConnection,
+        addresses=cluster(url_address(url), tuple(addresses)),
+        connect_timeout=timeout,
     )
+    await conn.connect(timeout=timeout)
+    return conn
+
+
+def cluster_mode(conn: AbstractRobustConnection, topo: Topology) -> bool:
+    """Whether this process may land on another broker node at its next reconnect (several
+    addresses, or quorum queues, which are only worth it on a cluster): then a per-server
+    queue must be exclusive, not durable (docs/rabbitmq.md, "Broker clusters")."""
+    rotation = getattr(conn, "rotation", None)
+    return topo.quorum or (rotation is not None and len(rotation.addresses) > 1)
 
 
 async def open_channel(
@@ -124,12 +146,15 @@ async def ensure_ready(conn: AbstractRobustConnection | None, wait_s: float) -> 
 
 
 async def declare_topology(channel: AbstractChannel, topo: Topology, timeout: float) -> None:
-    """Declare the shared topology (idempotent; same names and arguments as the operator)."""
+    """Declare the shared topology (idempotent; same names and arguments as the operator):
+    the job exchange, every band's queue bound with its routing key (one band, the job queue,
+    for a classic topology), the DLQ, the events and control exchanges."""
     jobs = await channel.declare_exchange(
         topo.job_exchange, aio_pika.ExchangeType.DIRECT, durable=True, timeout=timeout
     )
-    queue = await declare_queue(channel, topo.job_queue, topo.queue_arguments(), timeout)
-    await queue.bind(jobs, routing_key=topo.routing_key, timeout=timeout)
+    for band in topo.bands():
+        queue = await declare_queue(channel, band.queue, topo.queue_arguments(), timeout)
+        await queue.bind(jobs, routing_key=band.routing_key, timeout=timeout)
     dlq = await declare_queue(channel, topo.dlq_queue, topo.dlq_arguments(), timeout)
     await dlq.bind(jobs, routing_key=topo.dlq_queue, timeout=timeout)
     await events_exchange(channel, topo, timeout)

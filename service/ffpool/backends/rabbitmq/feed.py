@@ -8,7 +8,8 @@ reach whichever server holds the client's WebSocket, and every server can answer
 That events queue is durable with an idle expiry rather than exclusive: when the broker
 restarts or the network drops, outcomes that workers publish before this server has
 reconnected wait in its queue instead of being dropped; a server that dies for good leaves a
-queue the broker deletes after `SERVER_QUEUE_EXPIRES_MS`.
+queue the broker deletes after `SERVER_QUEUE_EXPIRES_MS`. On a broker cluster it is exclusive
+instead, so a node's death cannot leave the server deaf (docs/rabbitmq.md, "Broker clusters").
 
 Each server also watches the dead letters as they happen (a second such queue bound to
 the job exchange with the DLQ's routing key; the durable DLQ keeps its own copy). A job the
@@ -88,10 +89,17 @@ class EventsFeed:
     async def start(self, conn: AbstractRobustConnection) -> None:
         channel = await connection.open_channel(conn, self._timeout)
         token = uuid.uuid4().hex[:8]
+        # On a cluster a durable classic queue is tied to its node, and redeclaring it on a
+        # survivor fails while that node is down: exclusive, it goes with its connection (or
+        # node) and the robust channel declares it again on the survivor; events lost
+        # meanwhile are read from the jobs' files (resync_forever). Exclusive rather than
+        # merely non-durable: RabbitMQ 4.3 refuses transient non-exclusive queues.
+        cluster = connection.cluster_mode(conn, self._topo)
         exchange = await connection.events_exchange(channel, self._topo, self._timeout)
         events = await channel.declare_queue(
             f"{self._topo.events_exchange}:{self._instance}:{token}",
-            durable=True,
+            durable=not cluster,
+            exclusive=cluster,
             arguments=connection.server_queue_arguments(expires=True),
             timeout=self._timeout,
         )
@@ -100,7 +108,8 @@ class EventsFeed:
         jobs = await channel.get_exchange(self._topo.job_exchange, ensure=False)
         watch = await channel.declare_queue(
             f"{self._topo.dlq_queue}:watch:{self._instance}:{token}",
-            durable=True,
+            durable=not cluster,
+            exclusive=cluster,
             arguments=connection.server_queue_arguments(expires=True),
             timeout=self._timeout,
         )
@@ -211,7 +220,13 @@ class EventsFeed:
             return
         failure = attempts.dead_letter_failure(job.id, message.headers)
         log.info(
-            "job dead-lettered", job_id=job.id, code=failure.code.value, chunk=job.chunk is not None
+            "job dead-lettered",
+            job_id=job.id,
+            code=failure.code.value,
+            chunk=job.chunk is not None,
+            # The broker's own reason, if it dead-lettered the job: `expired`, or a quorum
+            # queue's `delivery_limit` (too_many_attempts, attempts.py).
+            broker_reason=attempts.death_reason(message.headers),
         )
         if job.chunk is None:  # a chunk job is no client's: only its marker tells its parent
             self.remember(JobRecord.queued(job))

@@ -32,8 +32,11 @@ class Links:
         timeout: float,
         startup_wait_s: float,
         on_reconnect: Callable[[], None] | None = None,
+        addresses: connection.Addresses = (),
     ) -> None:
-        """`on_reconnect`: told each time one of the connections comes back after a loss."""
+        """`on_reconnect`: told each time one of the connections comes back after a loss;
+        `addresses`: the broker cluster's other nodes (RABBITMQ_ADDRESSES)."""
+        self._addresses = addresses
         self._on_reconnect = on_reconnect
         self._url = url
         self.publisher = publisher
@@ -45,15 +48,19 @@ class Links:
     async def open(self) -> list[AbstractRobustConnection]:
         """The publisher's connection, then one per name (in order, returned); while the broker
         is unreachable retried with back-off for `startup_wait_s`, then BackendUnavailable."""
-        log.info("connecting to RabbitMQ", url=logs.mask_url(self._url))
+        log.info(
+            "connecting to RabbitMQ",
+            url=logs.mask_url(self._url),
+            addresses=[str(a) for a in self._addresses],
+        )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._startup_wait_s
         failures = 0
         while True:
             try:
-                await self.publisher.start()
+                await self.publisher.start(self._addresses)
                 for name in self._names:
-                    conn = await connection.connect(self._url, name, self._timeout)
+                    conn = await connection.connect(self._url, name, self._timeout, self._addresses)
                     self._conns.append(conn)
                 for opened in (self.publisher.conn, *self._conns):
                     if opened is not None:
