@@ -7,6 +7,12 @@ connection). It is not run from that delivery: it is republished with N+1 and th
 acked, so the next crash is counted again. Past `max_attempts` it goes to the DLQ with
 `too_many_attempts`. A voluntary hand-back (SIGTERM drain) republishes with the *same* N, so a
 scale-down never counts against a job. See docs/rabbitmq.md.
+
+A quorum queue counts for itself: every return of a message to the queue (a crash, a lost
+connection, a nack with requeue) adds one to its `x-delivery-count`. A delivery's attempt is
+then the header's plus that count, and it is run as that attempt, with no republish; past
+`max_attempts` the worker dead-letters it itself, and the broker's `x-delivery-limit` is the
+backstop (docs/rabbitmq.md, "Quorum queues").
 """
 
 from __future__ import annotations
@@ -55,6 +61,32 @@ def header_attempt(headers: Mapping[str, Any] | None) -> int:
     return max(1, value)
 
 
+def delivery_count(headers: Mapping[str, Any] | None) -> int:
+    """How often a quorum queue has had this message back (0 on its first delivery, and for
+    a classic queue, which never sets the header)."""
+    raw = (headers or {}).get(names.HEADER_DELIVERY_COUNT, 0)
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        return 0
+    return max(0, value)
+
+
+def current_attempt(headers: Mapping[str, Any] | None, quorum: bool) -> int:
+    """The attempt a delivery stands for: the header's, plus (quorum) the broker's count of
+    the returns since it was published. A delivery given back without being counted is
+    republished with this as its header and without `x-delivery-count`."""
+    return header_attempt(headers) + (delivery_count(headers) if quorum else 0)
+
+
+def broker_counted(headers: Mapping[str, Any] | None, quorum: bool) -> bool:
+    """Whether the broker counted this message's returns (`decide(counted=...)`): a quorum
+    topology whose delivery carries `x-delivery-count`. A classic queue in a quorum topology
+    (one declared before the switch, used as it is: connection.declare_queue) sets none, and
+    its redeliveries are counted the classic way, so a crashing job still ends as poison."""
+    return quorum and names.HEADER_DELIVERY_COUNT in (headers or {})
+
+
 def maybe_duplicate(redelivered: bool, headers: Mapping[str, Any] | None, keyed: bool) -> bool:
     """Whether a delivery can be a copy of a job that already ran, so the completed/cancelled
     markers must be read first: redeliveries, a worker's republishes, and jobs with an
@@ -62,17 +94,26 @@ def maybe_duplicate(redelivered: bool, headers: Mapping[str, Any] | None, keyed:
     cannot be, and skips the file-system check on the hot path."""
     origin = (headers or {}).get(names.HEADER_ORIGIN)
     origin = origin.decode() if isinstance(origin, bytes) else origin
-    return redelivered or keyed or origin == REPUBLISHED or header_attempt(headers) > 1
+    returned = header_attempt(headers) > 1 or delivery_count(headers) > 0
+    return redelivered or keyed or origin == REPUBLISHED or returned
 
 
 def decide(
-    *, redelivered: bool, attempt: int, max_attempts: int, completed: bool, cancelled: bool
+    *,
+    redelivered: bool,
+    attempt: int,
+    max_attempts: int,
+    completed: bool,
+    cancelled: bool,
+    counted: bool = False,
 ) -> Decision:
+    """`counted`: the broker already counted the returns into `attempt` (a quorum queue,
+    `current_attempt`), so a redelivery is run as it is, never republished (no RETRY)."""
     if completed:
         return Decision(Action.SKIP_COMPLETED, attempt)
     if cancelled:
         return Decision(Action.SKIP_CANCELLED, attempt)
-    if not redelivered:
+    if counted or not redelivered:
         if attempt > max_attempts:
             return Decision(Action.POISON, attempt)
         return Decision(Action.RUN, attempt)
@@ -110,7 +151,12 @@ _DEATH_CODES = {
     "expired": (FailureCode.EXPIRED, "the job waited in the queue longer than its TTL"),
     "maxlen": (FailureCode.INTERNAL_ERROR, "the job was evicted from a full queue"),
     "rejected": (FailureCode.INTERNAL_ERROR, "the job was rejected by a worker"),
-    "delivery_limit": (FailureCode.TOO_MANY_ATTEMPTS, "the broker's delivery limit was hit"),
+    "delivery_limit": (
+        FailureCode.TOO_MANY_ATTEMPTS,
+        "the job was interrupted too many times (worker crash, kill or lost connection): the "
+        "quorum queue's delivery limit (x-delivery-limit, MAX_ATTEMPTS - 1 returns) "
+        "dead-lettered it instead of running it again",
+    ),
 }
 
 

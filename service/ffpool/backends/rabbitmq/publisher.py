@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from ffpool import logs, names
 from ffpool.backends.base import BackendBusy, BackendUnavailable, QueueFull
-from ffpool.backends.rabbitmq import connection, wire
+from ffpool.backends.rabbitmq import attempts, connection, wire
 from ffpool.backends.rabbitmq.attempts import REPUBLISHED
 from ffpool.domain.events import JobEvent
 from ffpool.domain.jobs import Job
@@ -50,8 +50,13 @@ class Publisher:
         self._confirmed: AbstractChannel | None = None
         self._fast: AbstractChannel | None = None
 
-    async def start(self) -> None:
-        self.conn = await connection.connect(self._url, self._name, self._timeout)
+    @property
+    def quorum(self) -> bool:
+        """Whether the jobs are in quorum queues (which count returns: settler.py)."""
+        return self._topo.quorum
+
+    async def start(self, addresses: connection.Addresses = ()) -> None:
+        self.conn = await connection.connect(self._url, self._name, self._timeout, addresses)
         self._confirmed = await connection.open_channel(
             self.conn, self._timeout, publisher_confirms=True, on_return_raises=True
         )
@@ -82,21 +87,29 @@ class Publisher:
             },
         )
         body = job.model_dump_json().encode()
-        await self._confirm(self._topo.job_exchange, self._topo.routing_key, body, props, wait_s)
+        key = self._topo.band_for(job.priority).routing_key
+        await self._confirm(self._topo.job_exchange, key, body, props, wait_s)
 
     async def republish_unread(
         self, body: bytes, headers: dict[str, Any], priority: int | None, message_id: str | None
     ) -> None:
-        """A job this release cannot read (a newer wire major), back to the job queue as it
-        came: body, wire header and attempt unchanged, for a newer worker (wire.py)."""
+        """A job this release cannot read (a newer wire major), back to its band as it came:
+        body, wire header and attempt unchanged, for a newer worker (wire.py). In quorum mode
+        the attempt is the delivery's (`attempts.current_attempt`): the queue's count of
+        returns starts again at 0 on the new copy, so it is folded into the header here."""
+        carried = dict(headers)
+        if self._topo.quorum:
+            carried.pop(names.HEADER_DELIVERY_COUNT, None)
+            carried[names.HEADER_ATTEMPT] = attempts.current_attempt(headers, quorum=True)
         props = Properties(
             content_type=JSON,
             delivery_mode=PERSISTENT,
             priority=priority,
             message_id=message_id,
-            headers={**headers, names.HEADER_ORIGIN: REPUBLISHED},
+            headers={**carried, names.HEADER_ORIGIN: REPUBLISHED},
         )
-        await self._confirm(self._topo.job_exchange, self._topo.routing_key, body, props, None)
+        key = self._topo.band_for(priority or 0).routing_key
+        await self._confirm(self._topo.job_exchange, key, body, props, None)
 
     async def publish_dead_letter(self, job_body: bytes, headers: dict[str, Any]) -> None:
         props = Properties(

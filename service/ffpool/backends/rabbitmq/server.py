@@ -52,7 +52,8 @@ def answer_from(feed: EventsFeed, job_id: str) -> JobRecord | None:
 
 
 async def queued_jobs(publisher: Publisher, topo: Topology) -> int:
-    return await _depth(publisher, topo.job_queue)
+    """Jobs waiting in every band (the job queue alone for a classic topology)."""
+    return sum([await _depth(publisher, queue) for queue in topo.job_queues()])
 
 
 async def dead_lettered(publisher: Publisher, topo: Topology) -> int:

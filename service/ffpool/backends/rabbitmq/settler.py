@@ -73,7 +73,8 @@ class Settler:
                 log.warning(
                     "connection lost: job stopped, the broker redelivers it", job_id=run.job.id
                 )
-                await nack_all(run.deliveries, self._timeout)
+                if not await self._lost_copy(run):
+                    await nack_all(run.deliveries, self._timeout)
             case None:
                 await self.hand_back(run)
 
@@ -93,6 +94,20 @@ class Settler:
             log.info("job handed back to the queue", job_id=run.job.id, attempt=run.attempt)
             if run.notified:
                 await self._notify_state(run, JobState.QUEUED)
+
+    async def _lost_copy(self, run: Run) -> bool:
+        """Quorum: a copy redelivered while the lost run stopped already counts that run in
+        its `x-delivery-count`, and a nack would count it once more. It is republished with
+        its own attempt instead, then every delivery acked (the lost one's ack is a no-op on
+        its dead channel). False (nothing done) without such a copy: the broker has the job."""
+        copy = run.deliveries[-1]
+        if len(run.deliveries) < 2 or not self._publisher.quorum:
+            return False
+        if not attempts.broker_counted(copy.headers, quorum=True):
+            return False  # a classic queue kept as it is: a nack counts once there
+        run.attempt = attempts.current_attempt(copy.headers, quorum=True)
+        await self._republish(run, "lost", backoff_s=0.0)
+        return True
 
     async def retry(self, run: Run) -> None:
         """A redelivered job: republish it counted as the next attempt, then ack the copy.

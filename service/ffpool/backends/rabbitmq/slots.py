@@ -1,5 +1,8 @@
 """A worker's consumers on the job queue: one channel with prefetch 1 per slot (worker_pool.py).
 
+`make_slots` chooses them: these consumers for a single job queue (classic, or quorum with one
+band), band_slots.py's loops when a quorum topology has several priority bands.
+
 A slot may also be lent for a while (`lend`): a worker whose job waits for its chunk jobs
 (docs/chunks.md) keeps its machine busy through one consumer more. Lent slots are consumers
 like the others: a drain cancels them too, a lost connection stops their runs too; when the
@@ -25,6 +28,7 @@ from aio_pika.abc import (
 
 from ffpool import logs
 from ffpool.backends.rabbitmq import connection
+from ffpool.backends.rabbitmq.band_slots import BandSlots, GiveBack
 from ffpool.topology import Topology
 
 log = logs.get(__name__)
@@ -113,3 +117,17 @@ class Slots:
                 await channel.close()
         except Exception as exc:
             log.debug("lent channel not closed", error=type(exc).__name__)
+
+
+def make_slots(
+    topo: Topology,
+    timeout: float,
+    on_message: OnMessage,
+    give_back: GiveBack,
+    running: Handler,
+) -> Slots | BandSlots:
+    """The slots of a worker pool: `give_back` republishes a delivery not run (band slots
+    only), `running` gives the task handling a slot's delivery, if any."""
+    if len(topo.bands()) > 1:
+        return BandSlots(topo, timeout, on_message, give_back, running)
+    return Slots(topo, timeout, on_message)

@@ -1,12 +1,13 @@
 """Chunk sub-jobs on RabbitMQ: the `SubJobs` protocol (chunks/subjobs.py) on a worker's side.
 
-Chunk jobs are ordinary messages on the job queue (published with the newer wire major, so no
-older worker runs one, wire.py), carried by the ordinary machinery: attempts, redelivery after
-a worker died, poison → DLQ, all counted on the chunk. What differs is who hears of them: their
-events go to the events exchange under their parent's key (names.chunk_events_key), which only
-the parent's waiting worker binds (`watch`), never a server; their outcome is read from their
-markers (markers.py), written as for any job. A chunk the broker dead-letters has its failed
-marker written by the servers' dead-letter watch (feed.py), but no record a client could see.
+Chunk jobs are ordinary messages on the job queue (in their parent's priority band; published
+with the newer wire major, so no older worker runs one, wire.py), carried by the ordinary
+machinery: attempts, redelivery after a worker died, poison → DLQ, all counted on the chunk.
+What differs is who hears of them: their events go to the events exchange under their parent's
+key (names.chunk_events_key), which only the parent's waiting worker binds (`watch`), never a
+server; their outcome is read from their markers (markers.py), written as for any job. A chunk
+the broker dead-letters has its failed marker written by the servers' dead-letter watch
+(feed.py), but no record a client could see.
 """
 
 from __future__ import annotations
@@ -139,11 +140,16 @@ class RabbitSubJobs:
     async def capacity(self) -> int:
         """Idle slots: the job queue's consumers (every slot of every worker, lent ones and
         this caller's included) minus the ready messages waiting for one, at least 0; 0 too
-        when the broker cannot tell now (ChunkMode.AUTO then runs the job whole)."""
+        when the broker cannot tell now (ChunkMode.AUTO then runs the job whole).
+
+        With quorum bands a slot consumes on every band only while it waits, and always on
+        the lowest one, JOB_QUEUE: its consumers are the waiting slots, and the jobs ready in
+        any band are what they will take first (docs/rabbitmq.md, "Quorum queues")."""
         queue = self._topo.job_queue
         try:
             consumers = await self._publisher.consumer_count(queue)
-            waiting = await self._publisher.queue_depth(queue)
+            publisher = self._publisher
+            waiting = sum([await publisher.queue_depth(q) for q in self._topo.job_queues()])
         except Exception as exc:  # a passive declare fails in many ways: all mean "unknown"
             log.warning("job queue consumers unknown", error=type(exc).__name__)
             return 0

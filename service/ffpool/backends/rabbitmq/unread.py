@@ -1,7 +1,9 @@
 """A job this release cannot read (a newer wire major, wire.py), handed to a newer worker.
 
-Republished as it came, attempt unchanged, then acked: a nack would requeue it marked
-redelivered, which the next worker counts as a lost attempt (attempts.py). The slot holds it
+Republished as it came, attempt unchanged, to its band, then acked: a nack would requeue it
+marked redelivered, which the next worker counts as a lost attempt (attempts.py; a quorum
+queue counts it in `x-delivery-count`). Only when the republish is refused is it nacked, at
+that cost. The slot holds it
 `DELAY_S` first, so that while only older workers run the job circles the queue at that pace
 instead of in a hot loop.
 """

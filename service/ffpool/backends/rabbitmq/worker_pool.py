@@ -15,6 +15,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
@@ -30,7 +31,7 @@ from ffpool.backends.rabbitmq.publisher import Publisher
 from ffpool.backends.rabbitmq.run_events import RunEvents, routed, state_event
 from ffpool.backends.rabbitmq.runs import RunLedger
 from ffpool.backends.rabbitmq.settler import Settler, nack_all
-from ffpool.backends.rabbitmq.slots import Slots
+from ffpool.backends.rabbitmq.slots import make_slots
 from ffpool.domain.events import CancelledEvent, CompletedEvent, FailedEvent, JobRecord, JobState
 from ffpool.domain.jobs import Job
 from ffpool.settings import Settings
@@ -66,7 +67,13 @@ class WorkerPool:
         self._outbox = Outbox(publisher.publish_events, routed(publisher))
         self._events = RunEvents(publisher, self._outbox)
         self._settler = Settler(publisher, markers, self._timeout, self._outbox, notifier)
-        self._slots = Slots(topo, self._timeout, self._on_message)
+        self._slots = make_slots(
+            topo,
+            self._timeout,
+            self._on_message,
+            self._give_back,
+            lambda slot: self._busy_slots.get(slot),
+        )
         self._ledger = ledger
         self._runs = ledger.runs
         self._handlers: set[asyncio.Task[None]] = set()
@@ -88,6 +95,12 @@ class WorkerPool:
     def lend_slot(self) -> AbstractAsyncContextManager[None]:
         """One consumer more while inside (slots.py); none while draining."""
         return self._slots.lend(self._busy_slots.get, lambda: self._draining)
+
+    async def _give_back(
+        self, body: bytes, headers: dict[str, Any], priority: int | None, message_id: str | None
+    ) -> None:
+        """A delivery a band slot took but does not run, back to its band (band_slots.py)."""
+        await self._publisher.republish_unread(body, headers, priority, message_id)
 
     def _on_connection_lost(self, _sender: object, exc: BaseException | None) -> None:
         """The deliveries of the running jobs died with the connection and the broker requeues
@@ -151,7 +164,7 @@ class WorkerPool:
             # A copy of a job running here (redelivered after a reconnect): settle it together.
             running.deliveries.append(message)
             return
-        attempt = attempts.header_attempt(message.headers)
+        attempt = attempts.current_attempt(message.headers, self._topo.quorum)
         run = Run(job, attempt, f"{self._settings.instance_name}/{slot}", [message])
         if self._draining:
             await self._settler.hand_back(run)
@@ -187,6 +200,7 @@ class WorkerPool:
             max_attempts=self._topo.max_attempts,
             completed=self._ledger.completed(job.id) is not None or done is not None,
             cancelled=self._ledger.cancelled(job.id) or cancelled,
+            counted=attempts.broker_counted(message.headers, self._topo.quorum),
         )
         run.attempt = decision.attempt
         await self._dispatch(decision.action, run)

@@ -1,0 +1,46 @@
+"""A band slot's pure decisions (band_pick.py): which received delivery it runs, and how the
+others are given back without counting an attempt."""
+
+from __future__ import annotations
+
+from ffpool import names
+from ffpool.backends.rabbitmq.band_pick import give_back_headers, give_back_priority, pick
+from ffpool.topology import QueueType, Topology
+
+
+def test_the_first_delivery_of_the_highest_band_is_kept() -> None:
+    received = [(2, "low-a"), (0, "high-a"), (1, "mid"), (0, "high-b"), (2, "low-b")]
+    kept, extra = pick(received)
+    assert kept == "high-a"
+    assert extra == [(2, "low-a"), (1, "mid"), (0, "high-b"), (2, "low-b")]  # arrival order
+
+
+def test_a_single_delivery_is_kept_and_nothing_given_back() -> None:
+    assert pick([(1, "only")]) == ("only", [])
+    assert pick([]) == (None, [])
+
+
+def test_a_first_delivery_keeps_its_attempt_and_loses_no_header() -> None:
+    headers = {names.HEADER_ATTEMPT: 1, names.HEADER_WIRE: "1.0", names.HEADER_DELIVERY_COUNT: 0}
+    assert give_back_headers(headers) == {names.HEADER_ATTEMPT: 1, names.HEADER_WIRE: "1.0"}
+    assert give_back_headers(None) == {names.HEADER_ATTEMPT: 1}
+
+
+def test_a_returned_delivery_folds_the_broker_count_into_its_attempt() -> None:
+    """Returned twice (two runs lost): the copy carries attempt 3 and no delivery count, so the
+    broker's count starts again at 0 and the next run is attempt 3, not 4."""
+    headers = {names.HEADER_ATTEMPT: 1, names.HEADER_DELIVERY_COUNT: 2}
+    assert give_back_headers(headers) == {names.HEADER_ATTEMPT: 3}
+    again = give_back_headers(give_back_headers(headers))
+    assert again == {names.HEADER_ATTEMPT: 3}  # giving back a copy back adds nothing
+
+
+def test_a_copy_goes_back_to_the_band_it_came_from() -> None:
+    topo = Topology(queue_type=QueueType.QUORUM, priority_bands=3, max_priority=9)
+    top, middle, bottom = topo.bands()
+    assert give_back_priority(8, top) == 8
+    assert give_back_priority(None, top) == top.lowest == 7
+    assert give_back_priority(2, middle) == middle.lowest  # a priority off its band
+    assert give_back_priority(0, bottom) == 0
+    for band in topo.bands():
+        assert topo.band_for(give_back_priority(None, band)) == band
