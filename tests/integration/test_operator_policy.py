@@ -144,3 +144,32 @@ async def test_an_operator_policy_beside_the_pools_own_is_reported(
         timeout=20,
         what="TopologyReady condition True (Declared)",
     )
+
+
+async def test_a_site_policy_lowering_a_quorum_delivery_limit_is_reported(
+    kube_api: Any, kube: Any, broker: Broker, operator: None
+) -> None:
+    """Quorum bands: the lower delivery limit of argument and policy is in force, so a site
+    policy lowering it changes how often a job may run."""
+    queue = broker.topology["jobQueue"]
+    site = f"{broker.prefix}-site"
+    path = f"/policies/{segment('/')}/{segment(site)}"
+    await kube.create(secret())
+    await kube.create(pool(broker, topology={"queueType": "quorum", "priorityBands": 1}))
+    await eventually(
+        lambda: (topology(kube_api) or ("",))[0] == "True",
+        timeout=20,
+        what="TopologyReady condition True",
+    )
+    body = {
+        "pattern": f"^{queue}$",
+        "definition": {"delivery-limit": 0},
+        "priority": 1,
+        "apply-to": "queues",
+    }
+    assert await broker.raw("PUT", path, body) in (201, 204)
+    try:
+        found = await overridden(kube_api, timeout=20)
+        assert f"policy {site} sets delivery-limit 2 → 0" in found[2]
+    finally:
+        await broker.raw("DELETE", path)

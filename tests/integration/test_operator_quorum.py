@@ -15,6 +15,7 @@ from tests.operator_harness.helpers import (
     NS,
     Broker,
     condition,
+    obj,
     pool,
     secret,
     status_when,
@@ -113,8 +114,45 @@ async def test_a_classic_queue_is_not_switched_to_quorum(
     )
     assert queues_status(status)[job_queue] == {"name": job_queue, "type": "classic"} | {
         "membersOnline": 0,
+        "members": 0,
         "membersExpected": 0,
     }
+    # Quorum health names the queues that are not quorum queues yet.
+    health = await eventually(
+        lambda: condition(kube_api, "QuorumHealthy"), timeout=15, what="QuorumHealthy set"
+    )
+    assert (health["status"], health["reason"]) == ("False", "NotQuorum")
+    assert f"{job_queue} (classic)" in health["message"]
+
+
+async def test_delete_if_empty_deletes_empty_quorum_queues_and_keeps_busy_ones(
+    kube_api: Any, kube: Any, broker: Broker, operator: None
+) -> None:
+    """RabbitMQ refuses `if-empty` on a quorum queue: the operator unbinds, reads the counts
+    and deletes without it."""
+    await kube.create(secret())
+    await kube.create(pool(broker, topology=QUORUM | {"deletionPolicy": "DeleteIfEmpty"}))
+    await eventually(
+        lambda: (condition(kube_api, "TopologyReady") or {}).get("status") == "True",
+        timeout=20,
+        what="TopologyReady condition True",
+    )
+    conn = await aio_pika.connect(AMQP_URL)
+    async with conn:
+        channel = await conn.channel()
+        exchange = await channel.get_exchange(broker.topology["jobExchange"])
+        await exchange.publish(aio_pika.Message(b"{}"), routing_key=broker.topology["routingKey"])
+    await kube.delete(names.CRD_KIND, NS, "pool")
+    await eventually(
+        lambda: obj(kube_api, names.CRD_PLURAL, "pool") is None,
+        timeout=20,
+        what="FFmpegPool pool gone",
+    )
+    top, middle, base = bands(broker)
+    assert await broker.api.queue("/", top) is None
+    assert await broker.api.queue("/", middle) is None
+    assert await broker.api.queue("/", broker.topology["dlqQueue"]) is None
+    assert await broker.api.queue("/", base) is not None  # holds the job
 
 
 async def _worker(pod: str) -> Any:

@@ -29,6 +29,8 @@ class InMemoryBroker:
         self.worker_channels: list[BrokerChannel] = []
         self.node = "rabbit@memory"
         """The node quorum queues are placed on (their only member)."""
+        self.cluster_nodes = 1
+        """What `GET /api/nodes` would count."""
 
     def _check(self) -> None:
         if self.down:
@@ -78,10 +80,14 @@ class InMemoryBroker:
         elif existing.arguments != arguments:
             raise BrokerRejected(f"PRECONDITION_FAILED: inequivalent arguments for {name}")
 
-    async def delete_queue(self, vhost: str, name: str) -> None:
+    async def delete_queue(self, vhost: str, name: str, if_empty: bool = True) -> None:
         self._check()
         q = self.queues.get((vhost, name))
-        if q is not None and q.messages_ready > 0:  # like RabbitMQ's if-empty: ready only
+        if q is not None and if_empty and q.type == "quorum":  # as RabbitMQ answers (HTTP 400)
+            raise BrokerRejected("deleting queues with the if-empty flag set are not supported")
+        if (
+            q is not None and if_empty and q.messages_ready > 0
+        ):  # like RabbitMQ's if-empty: ready only
             raise BrokerRejected(f"queue {name} is not empty")
         self.queues.pop((vhost, name), None)
 
@@ -94,6 +100,14 @@ class InMemoryBroker:
     async def bind(self, vhost: str, binding: Binding) -> None:
         self._check()
         self.bound.add((vhost, binding))
+
+    async def unbind(self, vhost: str, binding: Binding) -> None:
+        self._check()
+        self.bound.discard((vhost, binding))
+
+    async def nodes(self) -> int:
+        self._check()
+        return self.cluster_nodes
 
     async def put_policy(self, vhost: str, policy: Policy) -> None:
         self._check()

@@ -59,7 +59,15 @@ CLIENT_MAY_IMPORT = ("ffpool.client", "ffpool.domain", "ffpool.names", "ffpool")
 
 OPERATOR_LAYERS: tuple[tuple[str, ...], ...] = (
     # What the service shares with the operator: names, the queue topology, one log format.
-    ("ffpool", "ffpool.names", "ffpool.logs", "ffpool.topology", "ffpool_operator"),
+    # Also the broker address parser the pods use (a spec's addresses are checked with it).
+    (
+        "ffpool",
+        "ffpool.names",
+        "ffpool.logs",
+        "ffpool.topology",
+        "ffpool.broker_addresses",
+        "ffpool_operator",
+    ),
     ("ffpool_operator.spec",),
     ("ffpool_operator.decisions", "ffpool_operator.manifests"),
     # The HTTP session lifecycle both API clients share.

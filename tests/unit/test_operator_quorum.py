@@ -90,6 +90,7 @@ async def test_ensure_declares_quorum_queues_and_reports_their_members() -> None
         type="quorum",
         leader="rabbit@memory",
         members_online=1,
+        members=1,
         members_expected=1,
     )
     status = topology.status_of(report)["topology"]["queues"][0]
@@ -98,6 +99,7 @@ async def test_ensure_declares_quorum_queues_and_reports_their_members() -> None
         "type": "quorum",
         "leader": "rabbit@memory",
         "membersOnline": 1,
+        "members": 1,
         "membersExpected": 1,
     }
     conds = topology.health_condition([], report, True, 3)
@@ -161,9 +163,16 @@ def test_health_from_the_management_apis_queue_info() -> None:
     assert (odd.leader, odd.members) == (None, [])
 
 
-def q(online: int, expected: int = 3, leader: str | None = "rabbit@a") -> QueueHealth:
+def q(
+    online: int, expected: int = 3, leader: str | None = "rabbit@a", nodes: int | None = None
+) -> QueueHealth:
     return QueueHealth(
-        name="jobs", type="quorum", leader=leader, members_online=online, members_expected=expected
+        name="jobs",
+        type="quorum",
+        leader=leader,
+        members_online=online,
+        members=expected,
+        members_expected=expected if nodes is None else nodes,
     )
 
 
@@ -176,14 +185,19 @@ def q(online: int, expected: int = 3, leader: str | None = "rabbit@a") -> QueueH
         ([q(2, expected=4)], False, "MajorityUnavailable"),
         ([q(3, leader=None)], False, "MajorityUnavailable"),
         ([q(1, expected=1)], True, "AllMembersOnline"),
-        ([QueueHealth(name="c", type="classic")], True, "AllMembersOnline"),
+        ([q(1, expected=1, nodes=3)], True, "UnderReplicated"),
+        ([q(2, expected=2, nodes=3)], True, "UnderReplicated"),
+        ([q(2, nodes=3)], True, "MembersOffline"),
+        ([q(3), QueueHealth(name="c", type="classic")], False, "NotQuorum"),
     ],
 )
 def test_quorum_verdict(queues: list[QueueHealth], status: bool, reason: str) -> None:
     got_status, got_reason, message = quorum_health.verdict(queues)
     assert (got_status, got_reason) == (status, reason)
     if reason == "MembersOffline":
-        assert "jobs: 2/3 members online, leader rabbit@a" in message
+        assert "jobs: 2/3 members online (3 replicas), leader rabbit@a" in message
+    if reason == "NotQuorum":
+        assert "c (classic)" in message
 
 
 async def test_depth_is_every_bands_jobs() -> None:
@@ -209,8 +223,8 @@ def test_renamed_bands_are_all_retired() -> None:
     ]
     fewer = queue_rename.retired_all(old, quorum_spec(priorityBands=2), 0.0)
     assert [(g.queue, g.successor, g.takes_new_jobs) for g in fewer] == [
-        ("ffmpeg_job_queue.p7", "ffmpeg_job_queue.p5", False),
-        ("ffmpeg_job_queue.p4", "ffmpeg_job_queue", False),
+        ("ffmpeg_job_queue.p7", "ffmpeg_job_queue.p5", True),
+        ("ffmpeg_job_queue.p4", "ffmpeg_job_queue", True),
     ]
     # The migration the type-switch refusal suggests: a new name, the old classic queue
     # unbound (its routing key is band 0's).
@@ -256,6 +270,10 @@ def test_the_cluster_example_is_a_quorum_pool_on_three_hardened_nodes() -> None:
     assert podsecurity.violations(nodes) == []
     config = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
     assert "rabbit_peer_discovery_k8s" in config["20-ffpool.conf"]
+    assert "continuous_membership_reconciliation.enabled = true" in config["20-ffpool.conf"]
+    [budget] = [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+    assert budget["spec"]["maxUnavailable"] == 1
+    assert budget["spec"]["selector"] == nodes["spec"]["selector"]
     [body] = [d for d in docs if d["kind"] == names.CRD_KIND]
     pool_spec = PoolSpec.model_validate(body["spec"])
     assert pool_spec.topology.quorum

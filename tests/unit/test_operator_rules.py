@@ -48,6 +48,7 @@ def test_rules_sit_where_the_models_declare_them() -> None:
         "spec.workers",
         "spec.servers.service",
         "spec.env",
+        "spec.topology",
         "spec.storage",
         "spec.servers",
         "spec.servers.podDisruptionBudget",
@@ -164,6 +165,14 @@ def test_the_schema_uses_nothing_the_api_server_forbids() -> None:
             "or workers.replicas without autoscaling",
         ),
         ({"autoscaling": {"fallbackFailureThreshold": 0}}, "greater than or equal to 1"),
+        # The pods' own parser: a port they would refuse (and crash-loop on) is refused here.
+        ({"rabbitmq": {"secretName": "rmq", "addresses": ["rmq-1:0"]}}, "pattern"),
+        ({"rabbitmq": {"secretName": "rmq", "addresses": ["rmq-1:99999"]}}, "pattern"),
+        ({"rabbitmq": {"secretName": "rmq", "addresses": ["-rmq-:5672"]}}, "not a host or IP"),
+        (
+            {"topology": {"queueType": "quorum", "maxPriority": 3, "priorityBands": 5}},
+            "cannot exceed",
+        ),
     ],
 )
 def test_pydantic_enforces_the_same_rules(overrides: dict[str, Any], message: str) -> None:
@@ -218,3 +227,17 @@ def test_a_pool_without_auth_is_refused() -> None:
     body = {k: v for k, v in spec_dict().items() if k != "auth"}
     with pytest.raises(ValidationError, match=r"exactly one of auth\.tokensSecret"):
         PoolSpec.model_validate(body)
+
+
+def test_the_crd_refuses_bad_broker_ports_and_too_many_bands() -> None:
+    import re
+
+    nodes = _spec_nodes()
+    pattern = nodes["spec.rabbitmq.addresses[]"]["pattern"]
+    for good in ("rmq-1.rmq:5672", "[fd00::2]:5671", "h:1", "h:65535"):
+        assert re.fullmatch(pattern, good), good
+    for bad in ("h:0", "h:65536", "h:99999", "h:05672", "h"):
+        assert not re.fullmatch(pattern, bad), bad
+    (rule,) = nodes["spec.topology"][VALIDATIONS]
+    assert "self.priorityBands" in rule["rule"]
+    assert "self.maxPriority" in rule["rule"]

@@ -171,9 +171,15 @@ class ManagementClient:
         body = {"durable": True, "auto_delete": False, "arguments": arguments}
         await self._call("PUT", f"/queues/{segment(vhost)}/{segment(name)}", body)
 
-    async def delete_queue(self, vhost: str, name: str) -> None:
+    async def delete_queue(self, vhost: str, name: str, if_empty: bool = True) -> None:
+        """`if_empty=False` for a quorum queue: RabbitMQ answers 400 to the flag there."""
         path = f"/queues/{segment(vhost)}/{segment(name)}"
-        await self._call("DELETE", path, params={"if-empty": "true"})
+        await self._call("DELETE", path, params={"if-empty": "true"} if if_empty else None)
+
+    async def nodes(self) -> int:
+        """`GET /api/nodes` lists every node of the cluster, running or not."""
+        data = await self._call("GET", "/nodes", params={"columns": "name"})
+        return len(_parse(list[dict[str, Any]], data or [], "/nodes"))
 
     async def bindings(self, vhost: str, exchange: str, queue: str) -> list[Binding]:
         path = f"/bindings/{segment(vhost)}/e/{segment(exchange)}/q/{segment(queue)}"

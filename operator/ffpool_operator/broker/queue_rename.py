@@ -1,20 +1,26 @@
-"""A renamed job queue (`topology.jobQueue`, the pool moved to another vhost, or priority
-bands that changed; each band's queue alike): the old queue is left with the jobs it holds, so
-it is watched until it is empty, and unbound at once when it still sits where new jobs go.
+"""A job queue the spec leaves behind: a renamed job queue (`topology.jobQueue`, the pool moved
+to another vhost) or a priority band that a change of `priorityBands`, `maxPriority` or the
+queue type retired (each band's queue alike). It is watched until it is empty.
 
-Unbound, because a queue left bound to the job exchange with the job routing key gets a copy of
-every new job that no worker consumes; with `reject-publish`, once that copy fills it, RabbitMQ
-nacks the publish and every submission fails (https://www.rabbitmq.com/docs/maxlength). Not
-consumed or moved by the operator: it runs no jobs, and moving them is the broker's shovel's
-work (docs/rabbitmq.md, "Renaming the job queue"). Watched from the operator's memory: a
-restart forgets the old name (the queue is unbound already), and the condition clears."""
+A renamed queue is unbound at once when it still sits where new jobs go: left bound to the job
+exchange with the job routing key, it gets a copy of every new job that no worker consumes; with
+`reject-publish`, once that copy fills it, RabbitMQ nacks the publish and every submission fails
+(https://www.rabbitmq.com/docs/maxlength). Its jobs are not moved: that is the broker's shovel's
+work (docs/rabbitmq.md, "Renaming the job queue").
+
+A retired band is the operator's to empty, since the pool's priorities still cover its jobs:
+its old routing key is bound to the band that now holds its lowest priority (servers not yet
+rolled keep feeding a live band), the queue itself unbound, its jobs moved into the bands their
+priorities now belong to (broker/job_mover.py), and the queue deleted once empty and unused.
+Watched from the operator's memory: a restart forgets the old name (the queue is unbound
+already, its key forwarded), and the condition clears."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
 from ffpool_operator.decisions import conditions
-from ffpool_operator.decisions.broker_model import QueueInfo
+from ffpool_operator.decisions.broker_model import Binding, QueueInfo
 from ffpool_operator.spec.pool import Condition, PoolSpec
 
 REASON = "OldQueueNotEmpty"
@@ -34,6 +40,25 @@ class Retired(BaseModel):
     counted_after: float
     """Monotonic time from which the management API's counts include the jobs published before
     the rename: they lag by the statistics interval (`rabbitmq.statisticsIntervalSeconds`)."""
+    band: bool = False
+    """A retired priority band in the pool's vhost: forwarded, moved and deleted (above)."""
+    forward: Binding | None = None
+    """Band: its old routing key bound to the successor (None when a new band has that key)."""
+    target_exchange: str = ""
+    """Band: the job exchange its jobs are republished to."""
+    routes: tuple[tuple[int, str], ...] = ()
+    """Band: each new band's lowest priority and routing key, highest band first."""
+    lowest: int = 0
+    """The lowest priority this queue held."""
+
+    def route(self, priority: int | None) -> str:
+        """The routing key of the band a job of `priority` now belongs to (no priority: the
+        band that holds this queue's lowest one, its successor)."""
+        wanted = self.lowest if priority is None else priority
+        for lowest, key in self.routes:
+            if wanted >= lowest:
+                return key
+        return self.routes[-1][1] if self.routes else self.routing_key
 
 
 def retired_all(old: PoolSpec, new: PoolSpec, now: float) -> list[Retired]:
@@ -44,19 +69,33 @@ def retired_all(old: PoolSpec, new: PoolSpec, now: float) -> list[Retired]:
     v_old, v_new = old.rabbitmq.vhost, new.rabbitmq.vhost
     kept = {(v_new, q) for q in after.job_queues()}
     keys = {(v_new, after.job_exchange, b.routing_key) for b in after.bands()}
-    return [
-        Retired(
-            vhost=v_old,
-            queue=band.queue,
-            exchange=before.job_exchange,
-            routing_key=band.routing_key,
-            successor=after.band_for(band.lowest).queue,
-            takes_new_jobs=(v_old, before.job_exchange, band.routing_key) in keys,
-            counted_after=now + 2 * new.rabbitmq.statistics_interval_seconds,
+    banded = (before.quorum or after.quorum) and v_old == v_new
+    out = []
+    for band in before.bands():
+        if (v_old, band.queue) in kept:
+            continue
+        successor = after.band_for(band.lowest)
+        takes_new_jobs = (v_old, before.job_exchange, band.routing_key) in keys
+        forward = Binding(
+            exchange=before.job_exchange, queue=successor.queue, routing_key=band.routing_key
         )
-        for band in before.bands()
-        if (v_old, band.queue) not in kept
-    ]
+        out.append(
+            Retired(
+                vhost=v_old,
+                queue=band.queue,
+                exchange=before.job_exchange,
+                routing_key=band.routing_key,
+                successor=successor.queue,
+                takes_new_jobs=takes_new_jobs or banded,
+                counted_after=now + 2 * new.rabbitmq.statistics_interval_seconds,
+                band=banded,
+                forward=forward if banded and not takes_new_jobs else None,
+                target_exchange=after.job_exchange,
+                routes=tuple((b.lowest, b.routing_key) for b in after.bands()),
+                lowest=band.lowest,
+            )
+        )
+    return out
 
 
 def retired(old: PoolSpec, new: PoolSpec, now: float) -> Retired | None:
@@ -79,6 +118,13 @@ def stranded(r: Retired, info: QueueInfo | None) -> str | None:
     jobs = info.messages_ready + info.messages_unacknowledged
     if jobs == 0:
         return None
+    if r.band:
+        return (
+            f"queue {r.queue} (a priority band the spec no longer has) still holds {jobs} jobs"
+            f" ({info.messages_ready} ready, {info.messages_unacknowledged} in flight,"
+            f" {info.consumers} consumers): the operator moves them into the bands that now"
+            f" hold their priorities ({r.successor} and others), then deletes {r.queue}"
+        )
     return (
         f"queue {r.queue} (the job queue before a rename to {r.successor}) still holds {jobs}"
         f" jobs ({info.messages_ready} ready, {info.messages_unacknowledged} in flight,"

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ffpool import names
 from ffpool.topology import argument_differences
 from ffpool_operator.broker import queue_rename
 from ffpool_operator.decisions import policy_overrides, quorum_health
@@ -183,6 +184,8 @@ def in_use(info: QueueInfo) -> str | None:
 async def _ensure_queues(
     admin: BrokerAdmin, vhost: str, p: TopologyPlan, r: TopologyReport
 ) -> None:
+    # Read once per pass: every quorum queue is held to the cluster's size (quorum_health).
+    nodes = await admin.nodes() if p.queue_type == names.QUEUE_TYPE_QUORUM else None
     for name, arguments in p.queues.items():
         info = await admin.queue(vhost, name)
         if info is None:
@@ -190,9 +193,9 @@ async def _ensure_queues(
             r.created.append(f"queue {name}")
             # Read back for its leader and members (status.topology.queues).
             info = await admin.queue(vhost, name)
-            r.queues.extend([quorum_health.health(info)] if info is not None else [])
+            r.queues.extend([quorum_health.health(info, nodes)] if info is not None else [])
             continue
-        r.queues.append(quorum_health.health(info))
+        r.queues.append(quorum_health.health(info, nodes))
         if info.type != p.queue_type:
             r.type_changes.append(type_change(name, info.type, p.queue_type))
             continue

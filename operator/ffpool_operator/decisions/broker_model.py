@@ -120,8 +120,15 @@ class BrokerAdmin(QueueStatsSource, Protocol):
 
     async def declare_queue(self, vhost: str, name: str, arguments: dict[str, Any]) -> None: ...
 
-    async def delete_queue(self, vhost: str, name: str) -> None:
-        """Deletes only an empty queue; raises BrokerRejected otherwise."""
+    async def delete_queue(self, vhost: str, name: str, if_empty: bool = True) -> None:
+        """`if_empty`: deletes only a queue without ready messages, raises BrokerRejected
+        otherwise (RabbitMQ refuses the flag itself on a quorum queue: the caller checks the
+        counts and deletes without it)."""
+
+    async def nodes(self) -> int:
+        """The cluster's node count: every node listed, running or not."""
+
+    async def unbind(self, vhost: str, binding: Binding) -> None: ...
 
     async def bindings(self, vhost: str, exchange: str, queue: str) -> list[Binding]: ...
 

@@ -19,8 +19,14 @@ from ffpool_operator.decisions.broker_model import QueueInfo
 from ffpool_operator.spec.pool import Condition
 
 # https://www.rabbitmq.com/docs/maxlength ("the minimum of the two values"), /docs/ttl (same).
-LOWER_WINS = frozenset({"message-ttl", "max-length", "max-length-bytes", "expires"})
-ARGUMENT_WINS = frozenset({"overflow", "dead-letter-exchange", "dead-letter-routing-key"})
+# Quorum queues: `delivery-limit` is the minimum too (checked on the broker: a policy's lower
+# limit dead-letters sooner), `dead-letter-strategy` the queue's argument.
+LOWER_WINS = frozenset(
+    {"message-ttl", "max-length", "max-length-bytes", "expires", "delivery-limit"}
+)
+ARGUMENT_WINS = frozenset(
+    {"overflow", "dead-letter-exchange", "dead-letter-routing-key", "dead-letter-strategy"}
+)
 REASON = "PolicyOverrides"
 
 

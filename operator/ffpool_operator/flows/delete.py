@@ -7,6 +7,7 @@ from typing import Any
 
 import kopf
 
+from ffpool import names
 from ffpool_operator import metrics
 from ffpool_operator.broker import queue_rename, topology
 from ffpool_operator.decisions import drift
@@ -49,19 +50,27 @@ async def _delete_queues(runtime: Runtime, pool: PoolRef, spec: PoolSpec, body: 
     """RabbitMQ's `if-empty` counts only ready messages: a queue with jobs in flight would go,
     and those jobs with it. So each queue is read first (exact ready/consumer counts over AMQP
     where possible, unacked from the management API) and kept unless all are zero;
-    `if-empty` still guards a publish racing the read."""
+    `if-empty` still guards a publish racing the read. A quorum queue refuses `if-empty` (HTTP
+    400), so it is unbound first (no new job reaches it), read again, and deleted without it."""
     clients = await runtime.broker_clients(pool, spec)
     plan = topology.plan(pool, spec.topology)
+    vhost = spec.rabbitmq.vhost
     kept = []
     for queue in plan.queues:
-        info = await clients.stats.queue(spec.rabbitmq.vhost, queue)
+        info = await clients.stats.queue(vhost, queue)
+        if info is not None and info.type == names.QUEUE_TYPE_QUORUM:
+            for binding in (b for b in plan.bindings if b.queue == queue):
+                await clients.admin.unbind(vhost, binding)
+            info = await clients.stats.queue(vhost, queue)
         if info is None:
             continue
         if (why := topology.in_use(info)) is not None:
             kept.append(f"{queue} ({why})")
             continue
         try:
-            await clients.admin.delete_queue(spec.rabbitmq.vhost, queue)
+            await clients.admin.delete_queue(
+                vhost, queue, if_empty=info.type != names.QUEUE_TYPE_QUORUM
+            )
         except BrokerNotFound:
             continue  # gone meanwhile
         except BrokerRejected:
@@ -69,4 +78,4 @@ async def _delete_queues(runtime: Runtime, pool: PoolRef, spec: PoolSpec, body: 
     if kept:
         kopf.warn(body, reason="QueuesKept", message=f"queues still in use, kept: {kept}")
     else:
-        await clients.admin.delete_policy(spec.rabbitmq.vhost, plan.policy.name)
+        await clients.admin.delete_policy(vhost, plan.policy.name)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pydantic import SecretStr
+
 from ffpool_operator.broker.amqp_depth import AmqpReadyProbe, FreshStats
 from ffpool_operator.broker.management import ManagementClient
 from ffpool_operator.decisions.scaling import History
@@ -25,6 +27,8 @@ class BrokerClients:
     """Whether the Secret holds the AMQP URL the pods get by secretKeyRef."""
     broker_port: int | None
     """The AMQP URL's port (the NetworkPolicy's egress to the broker)."""
+    amqp_url: SecretStr | None = None
+    """The Secret's AMQP URL, for moving a retired band's jobs (flows/band_moves.py)."""
 
 
 @dataclass
@@ -99,6 +103,7 @@ class Runtime:
             stats=FreshStats(admin, self._probe(creds, spec)),
             has_amqp_url=creds.amqp_url is not None,
             broker_port=creds.amqp_port,
+            amqp_url=creds.amqp_url,
         )
 
     def _probe(self, creds: BrokerCredentials, spec: PoolSpec) -> AmqpReadyProbe | None:

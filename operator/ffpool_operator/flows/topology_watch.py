@@ -13,10 +13,10 @@ import kopf
 from ffpool import logs
 from ffpool_operator import metrics
 from ffpool_operator.broker import queue_rename, topology
-from ffpool_operator.decisions.broker_model import Binding, BrokerError
-from ffpool_operator.flows import reconcile_io, reporting
+from ffpool_operator.decisions.broker_model import Binding, BrokerError, BrokerUnavailable
+from ffpool_operator.flows import band_moves, reconcile_io, reporting
 from ffpool_operator.flows.reconcile import declare_topology
-from ffpool_operator.flows.runtime import Runtime
+from ffpool_operator.flows.runtime import BrokerClients, Runtime
 from ffpool_operator.kube import events
 from ffpool_operator.kube.client import KubeError
 from ffpool_operator.spec.credentials import MissingSecret
@@ -59,6 +59,8 @@ async def drift_once(runtime: Runtime, pool: PoolRef, spec: Any, status: Any) ->
 
 async def _check(runtime: Runtime, pool: PoolRef, spec: PoolSpec, status: Any) -> None:
     report = await declare_topology(runtime, pool, spec)
+    if band_moves.declared(report):  # the bands the jobs move to exist and are bound
+        await band_moves.run(runtime, pool, spec)
     if report.problem is not None:
         log.warning("drift check failed", pool=pool.name, error=report.problem.message)
     known = reporting.known_conditions(runtime, pool, status)
@@ -69,7 +71,8 @@ async def _check(runtime: Runtime, pool: PoolRef, spec: PoolSpec, status: Any) -
 
 
 async def on_spec_change(runtime: Runtime, pool: PoolRef, old: Any, new: Any) -> None:
-    """A renamed job queue: the old one is watched, and unbound where new jobs would reach it
+    """A renamed job queue or a retired priority band: the old one is watched, and unbound
+    where new jobs would reach it; a band's old key is forwarded to its successor first
     (queue_rename)."""
     try:
         retired = queue_rename.retired_all(
@@ -85,24 +88,46 @@ async def _retire(runtime: Runtime, pool: PoolRef, new: Any, gone: queue_rename.
     queue_rename.WATCH.add(topology.policy_name(pool), gone)
     if gone.takes_new_jobs:
         await _unbind(runtime, pool, new, gone)
-    log.info("job queue renamed", pool=pool.name, old=gone.queue, new=gone.successor)
+    log.info("job queue retired", pool=pool.name, old=gone.queue, new=gone.successor)
+    events.post(pool, [_event(gone)], time.monotonic())
+
+
+def _event(gone: queue_rename.Retired) -> events.PoolEvent:
+    if gone.band:
+        forwarded = (
+            f"its key {gone.routing_key} now routes to {gone.successor}, " if gone.forward else ""
+        )
+        message = (
+            f"priority band {gone.queue} retired: {forwarded}the queue is unbound, and its jobs"
+            " move into the bands that hold their priorities (docs/operator.md)"
+        )
+        return events.PoolEvent(
+            type=events.EventType.NORMAL, reason="PriorityBandRetired", message=message
+        )
     unbound = f"unbound from {gone.exchange}" if gone.takes_new_jobs else "left bound to its key"
     message = (
         f"job queue {gone.queue} → {gone.successor}: {gone.queue} {unbound}, with the jobs it"
         " holds (docs/rabbitmq.md)"
     )
-    renamed = events.PoolEvent(
-        type=events.EventType.NORMAL, reason="JobQueueRenamed", message=message
-    )
-    events.post(pool, [renamed], time.monotonic())
+    return events.PoolEvent(type=events.EventType.NORMAL, reason="JobQueueRenamed", message=message)
 
 
 async def _unbind(runtime: Runtime, pool: PoolRef, new: Any, gone: queue_rename.Retired) -> None:
-    """Retried while the broker cannot be asked: left bound, it takes a copy of every job."""
+    """Retried while the broker cannot be asked: left bound, it takes a copy of every job. A
+    band's old key is bound to its successor first, so no job published with it is dropped."""
     binding = Binding(exchange=gone.exchange, queue=gone.queue, routing_key=gone.routing_key)
     try:
         clients = await runtime.broker_clients(pool, reconcile_io.parse_spec(new))
         runtime.state(pool).broker = clients  # read for the new spec: the poll uses it next
+        if gone.forward is not None:
+            await _forward(clients, gone.vhost, gone.forward)
         await clients.admin.unbind(gone.vhost, binding)
     except (MissingSecret, BrokerError, KubeError) as exc:
         raise kopf.TemporaryError(f"unbinding the old job queue: {exc}", delay=10) from exc
+
+
+async def _forward(clients: BrokerClients, vhost: str, binding: Binding) -> None:
+    """The successor may not be declared yet (the reconcile runs beside this handler)."""
+    if await clients.admin.queue(vhost, binding.queue) is None:
+        raise BrokerUnavailable(f"queue {binding.queue} not declared yet")
+    await clients.admin.bind(vhost, binding)

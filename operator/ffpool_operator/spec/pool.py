@@ -9,7 +9,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ffpool.topology import Topology
+from ffpool.topology import Topology, TopologyKnobs
+from ffpool_operator.spec.addresses import HostPort
 from ffpool_operator.spec.autoscaling_status import AutoscalingStatus
 from ffpool_operator.spec.camel import Camel, K8sName
 from ffpool_operator.spec.disruption import (
@@ -27,9 +28,6 @@ from ffpool_operator.spec.topology_status import TopologyStatus
 
 Seconds = Annotated[float, Field(ge=0, le=24 * 3600)]
 ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
-HostPort = Annotated[
-    str, Field(max_length=261, pattern=r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$")
-]
 # Kubernetes rejects `patternProperties` in CRD schemas, so the names' pattern is a CEL rule; a
 # bounded map keeps the rule's estimated cost within the API server's budget (rules.py).
 EnvVars = Annotated[
@@ -79,10 +77,23 @@ class RabbitMQSpec(Camel):
     host is down (RABBITMQ_ADDRESSES); the URL's credentials, vhost and TLS apply to each."""
 
 
+_BANDS = TopologyKnobs.model_fields["priority_bands"].default
+_MAX_PRIORITY = TopologyKnobs.model_fields["max_priority"].default
+
+
 # The service's Topology (each knob's name, type, bounds, default and description defined once,
 # in ffpool.topology.TopologyKnobs), spelled in camelCase, plus what only the operator needs. A
 # comment, not a docstring: a docstring would become the CRD field's description.
 class TopologySpec(Camel, Topology):
+    RULES = (
+        Rule(
+            cel=f"!has(self.queueType) || self.queueType != 'quorum'"
+            f" || (has(self.priorityBands) ? self.priorityBands : {_BANDS})"
+            f" <= (has(self.maxPriority) ? self.maxPriority : {_MAX_PRIORITY}) + 1",
+            message="in quorum mode priorityBands must not exceed maxPriority + 1 (the levels)",
+            holds=lambda t: not t.quorum or t.priority_bands <= t.max_priority + 1,
+        ),
+    )
     deletion_policy: DeletionPolicy = DeletionPolicy.RETAIN
     drift_check_seconds: Annotated[float, Field(ge=1, le=3600)] = 30.0
 
