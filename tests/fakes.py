@@ -149,6 +149,8 @@ class FakeDelivery:
 
 
 class FakePublisher:
+    quorum = False  # a classic topology: no started markers (settler.py)
+
     def __init__(self) -> None:
         self.events: list[JobEvent] = []
         self.jobs: list[str] = []

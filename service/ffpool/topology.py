@@ -20,6 +20,14 @@ from pydantic.fields import FieldInfo
 
 from ffpool import names
 
+# The quorum queues' x-delivery-limit is MAX_ATTEMPTS - 1 plus this. ffpool counts an attempt
+# when a run STARTS (recorded in the job's markers; attempts.py); RabbitMQ 3.10 counts every
+# return, also of deliveries that never ran: the in-flight delivery of a consumer a waiting band
+# slot cancels, the prefetched deliveries of a lost connection, a "slot busy" nack. The limit is
+# then only a backstop for a job whose deliveries keep dying before any start is recorded;
+# measured (docs/rabbitmq.md, "Quorum queues"): at most a few such returns per job.
+DELIVERY_LIMIT_SLACK = 20
+
 AmqpName = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
@@ -163,8 +171,9 @@ class Topology(TopologyKnobs):
         the default `drop-head`, which would silently evict the oldest accepted jobs.
 
         Quorum queues refuse `x-max-priority` (bands replace it). Their own delivery counter
-        dead-letters a job returned MAX_ATTEMPTS - 1 times (`x-delivery-limit`, reason
-        `delivery_limit`): a limit of N lets a message be delivered N + 1 times. At-least-once
+        dead-letters a job returned MAX_ATTEMPTS - 1 + DELIVERY_LIMIT_SLACK times
+        (`x-delivery-limit`, reason `delivery_limit`; a limit of N lets a message be delivered
+        N + 1 times): a backstop, since it also counts returns that never ran. At-least-once
         dead-lettering (it needs `reject-publish`) keeps a dead letter until the DLQ has it."""
         common = {
             "x-message-ttl": self.message_ttl_ms,
@@ -178,9 +187,20 @@ class Topology(TopologyKnobs):
         return {
             **common,
             "x-queue-type": names.QUEUE_TYPE_QUORUM,
-            "x-delivery-limit": self.max_attempts - 1,
+            "x-delivery-limit": self.max_attempts - 1 + DELIVERY_LIMIT_SLACK,
             "x-dead-letter-strategy": "at-least-once",
         }
+
+    def refused(self) -> str:
+        """What a publish the job queue nacked means, in words (AMQP gives no reason): a classic
+        queue refuses only when full (`reject-publish`); a quorum queue also while it elects a
+        new leader after a node loss (docs/rabbitmq.md, "Broker clusters")."""
+        if self.quorum:
+            return (
+                "the job queue refused the job: it is full, or electing a new leader after a "
+                "broker node was lost; try again shortly"
+            )
+        return "the job queue is full: try again later"
 
     def dlq_arguments(self) -> dict[str, Any]:
         return {"x-queue-type": names.QUEUE_TYPE_QUORUM} if self.quorum else {}

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from ffpool.topology import DELIVERY_LIMIT_SLACK
 from ffpool_operator.broker.management import segment
 from tests.integration.test_operator_events import pool_events
 from tests.kmock_ext import ApiServer
@@ -170,6 +171,7 @@ async def test_a_site_policy_lowering_a_quorum_delivery_limit_is_reported(
     assert await broker.raw("PUT", path, body) in (201, 204)
     try:
         found = await overridden(kube_api, timeout=20)
-        assert f"policy {site} sets delivery-limit 2 → 0" in found[2]
+        limit = 2 + DELIVERY_LIMIT_SLACK  # MAX_ATTEMPTS 3 - 1 + slack (topology.py)
+        assert f"policy {site} sets delivery-limit {limit} → 0" in found[2]
     finally:
         await broker.raw("DELETE", path)

@@ -1,9 +1,10 @@
 """QUEUE_TYPE=quorum on the normal broker (a single node is enough for a quorum queue): every
 band and the DLQ declared as quorum queues with the topology's arguments, jobs published to
 their priority's band, a job whose worker is killed (SIGKILL) mid-run run again as attempt 2
-(the broker's `x-delivery-count`), a job killed MAX_ATTEMPTS times dead-lettered by the queue's
-own delivery limit as too_many_attempts (or by the worker's own check, after a hand-back), a
-drain hand-back that does not count, and a job past its TTL reported `expired`.
+(its started marker: an attempt is a run that started), a job killed MAX_ATTEMPTS times
+dead-lettered by the worker's own check as too_many_attempts (the queue's delivery limit is a
+backstop with slack, far above), also after a hand-back, a drain hand-back that does not
+count, and a job past its TTL reported `expired`.
 Each test has its own topology, deleted at the end (docs/rabbitmq.md, "Quorum queues")."""
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from ffpool.backends.rabbitmq import build_server
 from ffpool.backends.rabbitmq.server import RabbitServer
 from ffpool.domain.events import FailureCode, JobState
 from ffpool.domain.jobs import Job, JobSpec, PathInput, ThumbnailOp
-from ffpool.topology import Topology
+from ffpool.topology import DELIVERY_LIMIT_SLACK, Topology
 from tests.conftest import make_clip
 from tests.fakes import FakeMetrics
 from tests.integration.rabbit_harness import (
@@ -107,7 +108,7 @@ async def test_bands_and_dlq_are_quorum_queues_and_jobs_land_in_their_band(
                 info = await queue_info(queue)
                 assert info["type"] == "quorum", queue
                 assert info["arguments"] == topo.queue_arguments(), queue
-                assert info["arguments"]["x-delivery-limit"] == 3
+                assert info["arguments"]["x-delivery-limit"] == 3 + DELIVERY_LIMIT_SLACK
             dlq = await queue_info(topo.dlq_queue)
             assert dlq["type"] == "quorum"
             # No worker: each job waits in its band.
@@ -213,37 +214,37 @@ async def test_a_job_whose_worker_is_killed_runs_again_as_attempt_2(
         p.flag.unlink()  # the next run is a real FFmpeg's
         await p.worker()
         record = await until_state(server, j.id, JobState.COMPLETED, timeout=60)
-        assert record.attempt == 2  # header attempt 1 + one return counted by the broker
+        assert record.attempt == 2  # attempt 1 started (its marker) and was lost
         assert p.runs() == 1
         dlq = Topology.from_settings(p.settings).dlq_queue
         assert await ready(dlq) == 0
 
 
 @pytest.mark.ffmpeg
-async def test_a_job_killed_max_attempts_times_is_dead_lettered_by_the_delivery_limit(
+async def test_a_job_killed_max_attempts_times_is_dead_lettered_by_the_worker(
     tmp_path: Path, ffmpeg_bin: str, ffprobe_bin: str
 ) -> None:
+    """Killed in both its runs (MAX_ATTEMPTS 2): the next worker reads 2 runs started, so the
+    delivery is attempt 3 and it dead-letters it with ffpool's headers; the broker's limit
+    (1 + DELIVERY_LIMIT_SLACK returns) is nowhere near."""
     async with pool(tmp_path, ffmpeg_bin, ffprobe_bin, max_attempts=2) as (p, server):
         p.flag.touch()  # every run hangs: each is killed
         j = thumbnail()
         await server.submit(j)
         await p.kill_mid_run(1)
-        await p.kill_mid_run(2)  # the second and last attempt (x-delivery-limit 1)
+        await p.kill_mid_run(2)  # the second and last attempt
+        await p.worker()
         record = await until_state(server, j.id, JobState.FAILED, timeout=30)
         assert record.failure is not None
         assert record.failure.code is FailureCode.TOO_MANY_ATTEMPTS
-        # The broker's limit fired, not the worker's own check: no worker saw a third
-        # delivery, and the dead letter carries the broker's reason, not ffpool's headers.
-        assert "x-delivery-limit" in record.failure.message
-        assert p.runs() == 2
+        assert p.runs() == 2  # never run a third time
         (dead,) = await server.dead_letters()
         assert dead.failure is not None
         assert dead.failure.code is FailureCode.TOO_MANY_ATTEMPTS
-        found = await server._publisher.peek(p.settings.dlq_queue, 5)
-        assert len(found) == 1
-        _, headers = found[0]
-        assert names.HEADER_FAILURE_CODE not in headers
-        assert headers["x-death"][0]["reason"] == "delivery_limit"
+        ((_, headers),) = await server._publisher.peek(p.settings.dlq_queue, 5)
+        assert headers[names.HEADER_FAILURE_CODE] == "too_many_attempts"
+        assert headers[names.HEADER_ATTEMPT] == 3
+        assert "x-death" not in headers
 
 
 @pytest.mark.ffmpeg
@@ -251,7 +252,7 @@ async def test_a_drain_hands_the_job_back_without_counting_it(
     tmp_path: Path, ffmpeg_bin: str, ffprobe_bin: str
 ) -> None:
     """Attempt 1 is killed, attempt 2 is handed back by a SIGTERM drain: with MAX_ATTEMPTS 2
-    the job still completes, as attempt 2 (the hand-back kept the broker's count)."""
+    the job still completes, as attempt 2 (the hand-back lowered its started marker to 1)."""
     async with pool(tmp_path, ffmpeg_bin, ffprobe_bin, max_attempts=2) as (p, server):
         p.flag.touch()
         j = thumbnail()
@@ -272,9 +273,9 @@ async def test_a_drain_hands_the_job_back_without_counting_it(
 async def test_past_max_attempts_after_a_hand_back_the_worker_dead_letters_it(
     tmp_path: Path, ffmpeg_bin: str, ffprobe_bin: str
 ) -> None:
-    """Killed at attempt 1, handed back at 2 (header 2, count 0), killed at 2 (count 1): the
-    next delivery is attempt 3 > MAX_ATTEMPTS 2 while the broker's limit (1) still lets it
-    through, so the worker's own check fires: ffpool's failure headers, no `x-death`."""
+    """Killed at attempt 1, handed back at 2 (header 2, started marker lowered to 1), run
+    again as 2 and killed (started 2): the next delivery is attempt 3 > MAX_ATTEMPTS 2, so the
+    worker's own check fires: ffpool's failure headers, no `x-death`."""
     async with pool(tmp_path, ffmpeg_bin, ffprobe_bin, max_attempts=2) as (p, server):
         p.flag.touch()
         j = thumbnail()

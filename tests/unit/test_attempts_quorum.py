@@ -1,7 +1,9 @@
-"""Attempts on a quorum queue (attempts.py): the broker counts a message's returns in
-`x-delivery-count`, a delivery runs as header attempt + that count, never republished to be
-counted; past MAX_ATTEMPTS it is poison, and the queue's own `delivery_limit` dead letter reads
-as too_many_attempts. Also where a quorum topology publishes and how it counts idle slots."""
+"""Attempts on a quorum queue (attempts.py): an attempt is a run that started, recorded in the
+job's markers; the broker's `x-delivery-count` (every return, also of deliveries that never
+ran) is not an attempt. A delivery that may have run is attempt max(header, started + 1), never
+republished to be counted; past MAX_ATTEMPTS it is poison, and the queue's own `delivery_limit`
+dead letter (a backstop with slack) reads as too_many_attempts. Also where a quorum topology
+publishes and how it counts idle slots."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from ffpool.backends.rabbitmq.subjobs import RabbitSubJobs
 from ffpool.backends.rabbitmq.worker_pool import WorkerPool
 from ffpool.domain.events import FailureCode
 from ffpool.domain.jobs import Job, JobSpec, PathInput, ProbeOp
-from ffpool.topology import QueueType, Topology
+from ffpool.topology import DELIVERY_LIMIT_SLACK, QueueType, Topology
 from tests.fakes import FakeDelivery, FakePublisher
 
 QUORUM = Topology(queue_type=QueueType.QUORUM)
@@ -45,8 +47,8 @@ def headers(attempt: int | None = None, count: int | None = None) -> dict[str, A
     [
         (headers(), True, 1),
         (headers(1, 0), True, 1),  # a first delivery
-        (headers(1, 2), True, 3),  # returned twice: the third attempt
-        (headers(2, 1), True, 3),  # handed back at 2 (not counted), then one crash
+        (headers(1, 2), True, 1),  # returned twice: returns are not attempts (the markers say)
+        (headers(2, 1), True, 2),
         (headers(2, 5), False, 2),  # a classic queue has no such count: the header alone
         ({names.HEADER_ATTEMPT: "x", names.HEADER_DELIVERY_COUNT: "y"}, True, 1),
         (headers(1, -3), True, 1),
@@ -55,6 +57,44 @@ def headers(attempt: int | None = None, count: int | None = None) -> dict[str, A
 )
 def test_current_attempt(found: dict[str, Any] | None, quorum: bool, attempt: int) -> None:
     assert attempts.current_attempt(found, quorum) == attempt
+
+
+@pytest.mark.parametrize(
+    ("header", "started", "attempt"),
+    [
+        (1, None, 1),  # a fresh first delivery: no read
+        (1, 0, 1),  # returned without ever running (a cancelled consumer, a lost prefetch)
+        (1, 1, 2),  # attempt 1 started and was lost (kill -9): this is attempt 2
+        (2, 1, 2),  # handed back at 2 (the marker lowered to 1): attempt 2 again
+        (2, 2, 3),  # handed back at 2, then the copy's run 2 was lost
+        (3, 1, 3),  # a header ahead of a marker whose write failed: the header wins
+        (1, 5, 6),
+    ],
+)
+def test_quorum_attempt_is_runs_started(header: int, started: int | None, attempt: int) -> None:
+    assert attempts.quorum_attempt(header, started) == attempt
+
+
+@given(st.integers(1, 50), st.integers(0, 50), st.integers(0, 200))
+def test_returns_that_never_ran_cost_nothing(header: int, started: int, returns: int) -> None:
+    """However often the broker returned a delivery that never ran (any x-delivery-count),
+    the attempt is the same: only the started marker and the header decide."""
+    found = headers(header, returns)
+    base = attempts.quorum_attempt(attempts.current_attempt(found, quorum=True), started)
+    assert base == max(header, started + 1)
+    assert base == attempts.quorum_attempt(header, started)
+
+
+def test_which_deliveries_may_have_run() -> None:
+    assert not attempts.may_have_run(False, headers(1, 0))  # the hot path: no marker read
+    assert not attempts.may_have_run(False, None)
+    assert attempts.may_have_run(True, headers(1, 0))
+    assert attempts.may_have_run(False, headers(1, 1))
+    assert attempts.may_have_run(False, headers(2, 0))
+    assert attempts.may_have_run(False, {names.HEADER_ORIGIN: b"republished"})
+    assert not attempts.may_have_run(False, {names.HEADER_ORIGIN: "server-1"})
+    # An idempotency key makes a possible duplicate, not a possible earlier run.
+    assert attempts.maybe_duplicate(False, headers(1, 0), keyed=True)
 
 
 def _counted(attempt: int, redelivered: bool = True, max_attempts: int = 3) -> Decision:
@@ -93,17 +133,22 @@ def test_counted_never_retries_and_runs_stay_bounded(
 
 
 @given(st.integers(1, 20))
-def test_the_native_limit_is_the_backstop_of_the_same_count(max_attempts: int) -> None:
-    """A job published at attempt 1 and returned every time: the broker's limit
-    (MAX_ATTEMPTS - 1 returns) lets exactly the deliveries the worker would run."""
+def test_the_native_limit_is_a_backstop_above_the_count(max_attempts: int) -> None:
+    """A job published at attempt 1 whose every run is lost: the worker runs MAX_ATTEMPTS of
+    them and dead-letters the next delivery itself, long before the broker's limit (which
+    lets limit + 1 deliveries through, and also counts returns that never ran)."""
     limit = Topology(queue_type=QueueType.QUORUM, max_attempts=max_attempts).queue_arguments()[
         "x-delivery-limit"
     ]
-    runs = 0
-    for count in range(limit + 1):  # the broker delivers while count <= limit
-        attempt = attempts.current_attempt(headers(1, count), quorum=True)
-        runs += _counted(attempt, count > 0, max_attempts).action is Action.RUN
+    assert limit == max_attempts - 1 + DELIVERY_LIMIT_SLACK
+    runs, started, count = 0, 0, 0
+    while count <= limit:  # the broker delivers while count <= limit
+        attempt = attempts.quorum_attempt(1, started if count else None)
+        if _counted(attempt, count > 0, max_attempts).action is not Action.RUN:
+            break  # poison: the worker dead-letters it
+        runs, started, count = runs + 1, attempt, count + 1  # started, then lost
     assert runs == max_attempts
+    assert count <= limit  # the worker's check fired, not the broker's limit
 
 
 def test_only_a_delivery_with_the_broker_count_is_counted_by_the_broker() -> None:
@@ -164,13 +209,14 @@ async def test_classic_publishes_to_the_job_queue_with_its_priority() -> None:
     assert props.headers[names.HEADER_ATTEMPT] == 2
 
 
-async def test_an_unread_job_keeps_its_count_in_quorum_mode_only() -> None:
+async def test_an_unread_job_keeps_its_header_attempt_in_either_mode() -> None:
+    """It never ran here: its broker count is dropped in quorum mode, not folded in."""
     came = {**headers(1, 2), names.HEADER_WIRE: "99.0"}
     pub, sent = _publisher(QUORUM)
     await pub.republish_unread(b"{}", came, 8, "m")
     ((_, key, props),) = sent.sent
     assert key == "ffmpeg_job.p7"
-    assert props.headers[names.HEADER_ATTEMPT] == 3
+    assert props.headers[names.HEADER_ATTEMPT] == 1
     assert names.HEADER_DELIVERY_COUNT not in props.headers
     assert props.headers[names.HEADER_WIRE] == "99.0"
     classic, sent = _publisher(Topology())

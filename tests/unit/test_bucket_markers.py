@@ -171,3 +171,28 @@ def test_the_backend_keeps_records_in_the_bucket_with_s3_storage(tmp_path: Path)
 def test_both_record_kinds_are_job_markers(tmp_path: Path) -> None:
     kinds: list[JobMarkers] = [Markers(tmp_path), markers(tmp_path)[0]]
     assert len(kinds) == 2
+
+
+async def test_started_attempts_in_both_record_kinds(tmp_path: Path) -> None:
+    """The highest attempt that started a run (quorum mode, attempts.py): 0 until recorded,
+    overwritten (a hand-back lowers it), 0 again when unreadable or unsafe; a write that
+    fails says so (False), never raises."""
+    bucket, store = markers(tmp_path)
+    for kind in (Markers(tmp_path / "files"), bucket):
+        assert await kind.started(JOB) == 0
+        assert await kind.mark_started(JOB, 2)
+        assert await kind.started(JOB) == 2
+        assert await kind.mark_started(JOB, 1)
+        assert await kind.started(JOB) == 1
+        assert not await kind.mark_started("../x", 3)
+        assert await kind.started("../x") == 0
+    assert f"ffpool/jobs/{JOB}/started.json" in store.objects(POOL)
+    assert (tmp_path / "files" / "jobs" / JOB / ".ffpool-started.json").exists()
+    await store.put_bytes(ObjectRef(POOL, f"ffpool/jobs/{JOB}/started.json"), b"{}")
+    assert await bucket.started(JOB) == 0
+    store.outage = True
+    assert not await bucket.mark_started(JOB, 3)
+    assert await bucket.started(JOB) == 0
+    store.outage = False
+    await bucket.remove(JOB)
+    assert await bucket.started(JOB) == 0

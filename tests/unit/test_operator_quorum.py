@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from ffpool import names
 from ffpool.broker_addresses import parse_addresses
-from ffpool.topology import Topology
+from ffpool.topology import DELIVERY_LIMIT_SLACK, Topology
 from ffpool_operator.broker import queue_rename, topology
 from ffpool_operator.decisions import quorum_health
 from ffpool_operator.decisions.broker_model import QueueInfo
@@ -74,7 +74,7 @@ def test_quorum_policy_covers_every_band_and_nothing_else() -> None:
         "overflow": "reject-publish",
         "dead-letter-exchange": names.JOB_EXCHANGE,
         "dead-letter-routing-key": "ffmpeg_job_dlq",
-        "delivery-limit": 3,
+        "delivery-limit": 3 + DELIVERY_LIMIT_SLACK,  # MAX_ATTEMPTS - 1 + slack (topology.py)
         "dead-letter-strategy": "at-least-once",
     }
 

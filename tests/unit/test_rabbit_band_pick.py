@@ -1,5 +1,6 @@
 """A band slot's pure decisions (band_pick.py): which received delivery it runs, and how the
-others are given back without counting an attempt."""
+others are given back without counting an attempt (the header attempt, never the broker's
+count of returns)."""
 
 from __future__ import annotations
 
@@ -26,13 +27,16 @@ def test_a_first_delivery_keeps_its_attempt_and_loses_no_header() -> None:
     assert give_back_headers(None) == {names.HEADER_ATTEMPT: 1}
 
 
-def test_a_returned_delivery_folds_the_broker_count_into_its_attempt() -> None:
-    """Returned twice (two runs lost): the copy carries attempt 3 and no delivery count, so the
-    broker's count starts again at 0 and the next run is attempt 3, not 4."""
+def test_a_returned_delivery_keeps_its_header_attempt() -> None:
+    """Returned twice by the broker (a cancelled consumer's in-flight delivery, a lost
+    prefetch): returns are not attempts, so the copy keeps header attempt 1 and drops the
+    count; runs that did start are in the job's started marker (attempts.quorum_attempt)."""
     headers = {names.HEADER_ATTEMPT: 1, names.HEADER_DELIVERY_COUNT: 2}
-    assert give_back_headers(headers) == {names.HEADER_ATTEMPT: 3}
+    assert give_back_headers(headers) == {names.HEADER_ATTEMPT: 1}
     again = give_back_headers(give_back_headers(headers))
-    assert again == {names.HEADER_ATTEMPT: 3}  # giving back a copy back adds nothing
+    assert again == {names.HEADER_ATTEMPT: 1}  # giving back a copy back adds nothing
+    handed = {names.HEADER_ATTEMPT: 2, names.HEADER_DELIVERY_COUNT: 5}
+    assert give_back_headers(handed) == {names.HEADER_ATTEMPT: 2}
 
 
 def test_a_copy_goes_back_to_the_band_it_came_from() -> None:

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from ffpool import names
-from ffpool.topology import Band, QueueType, Topology
+from ffpool.topology import DELIVERY_LIMIT_SLACK, Band, QueueType, Topology
 
 
 def quorum(**knobs: object) -> Topology:
@@ -77,7 +77,8 @@ def test_quorum_arguments_every_band_and_the_dlq() -> None:
         "x-overflow": "reject-publish",
         "x-dead-letter-exchange": names.JOB_EXCHANGE,
         "x-dead-letter-routing-key": "d",
-        "x-delivery-limit": 3,  # N returns allowed: MAX_ATTEMPTS deliveries in all
+        # The backstop: MAX_ATTEMPTS - 1 returns that ran, plus returns that never ran.
+        "x-delivery-limit": 3 + DELIVERY_LIMIT_SLACK,
         "x-dead-letter-strategy": "at-least-once",
     }
     assert "x-max-priority" not in topo.queue_arguments()  # a quorum queue refuses it
@@ -121,3 +122,10 @@ def test_env_round_trip_keeps_the_bands() -> None:
     assert env["QUEUE_PRIORITY_BANDS"] == "2"
     again = Topology.model_validate({k.lower(): v for k, v in env.items()})
     assert again.bands() == topo.bands()
+
+
+def test_a_refused_publish_is_explained_for_the_queue_type() -> None:
+    assert Topology().refused() == "the job queue is full: try again later"
+    quorum = Topology(queue_type=QueueType.QUORUM).refused()
+    assert "electing a new leader" in quorum
+    assert "full" in quorum

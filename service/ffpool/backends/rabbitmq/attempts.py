@@ -8,11 +8,13 @@ acked, so the next crash is counted again. Past `max_attempts` it goes to the DL
 `too_many_attempts`. A voluntary hand-back (SIGTERM drain) republishes with the *same* N, so a
 scale-down never counts against a job. See docs/rabbitmq.md.
 
-A quorum queue counts for itself: every return of a message to the queue (a crash, a lost
-connection, a nack with requeue) adds one to its `x-delivery-count`. A delivery's attempt is
-then the header's plus that count, and it is run as that attempt, with no republish; past
-`max_attempts` the worker dead-letters it itself, and the broker's `x-delivery-limit` is the
-backstop (docs/rabbitmq.md, "Quorum queues").
+A quorum queue counts every return of a message (`x-delivery-count`), also of deliveries that
+never ran (a cancelled consumer's, the prefetched ones of a lost connection), so there an
+attempt is a RUN THAT STARTED, recorded in the job's markers before FFmpeg starts
+(`JobMarkers.mark_started`): a delivery that may have run before is attempt
+max(header, started + 1) (`quorum_attempt`), run as it is with no republish; past
+`max_attempts` the worker dead-letters it. The broker's `x-delivery-limit` is only a backstop
+with slack (topology.py; docs/rabbitmq.md, "Quorum queues").
 """
 
 from __future__ import annotations
@@ -73,15 +75,33 @@ def delivery_count(headers: Mapping[str, Any] | None) -> int:
 
 
 def current_attempt(headers: Mapping[str, Any] | None, quorum: bool) -> int:
-    """The attempt a delivery stands for: the header's, plus (quorum) the broker's count of
-    the returns since it was published. A delivery given back without being counted is
-    republished with this as its header and without `x-delivery-count`."""
-    return header_attempt(headers) + (delivery_count(headers) if quorum else 0)
+    """The attempt a delivery's headers carry, in either mode: the header's. A quorum queue's
+    `x-delivery-count` is NOT added: it also counts returns that never ran (`quorum_attempt`
+    adds the runs that started); a delivery given back uncounted keeps this as its header."""
+    return header_attempt(headers)
+
+
+def may_have_run(redelivered: bool, headers: Mapping[str, Any] | None) -> bool:
+    """Whether a delivery's job may have started a run before: a redelivery, a return the
+    quorum queue counted, a worker's republish, a header past 1. A first delivery of a fresh
+    job cannot have, and skips the marker reads on the hot path."""
+    origin = (headers or {}).get(names.HEADER_ORIGIN)
+    origin = origin.decode() if isinstance(origin, bytes) else origin
+    returned = header_attempt(headers) > 1 or delivery_count(headers) > 0
+    return redelivered or origin == REPUBLISHED or returned
+
+
+def quorum_attempt(header: int, started: int | None) -> int:
+    """A quorum delivery's attempt: the header's, or one past the highest run recorded as
+    started (`started`, 0 if none; None when not read: a first delivery), whichever is more.
+    A return that never ran leaves `started` as it was, so it costs nothing."""
+    return header if started is None else max(header, started + 1)
 
 
 def broker_counted(headers: Mapping[str, Any] | None, quorum: bool) -> bool:
-    """Whether the broker counted this message's returns (`decide(counted=...)`): a quorum
-    topology whose delivery carries `x-delivery-count`. A classic queue in a quorum topology
+    """Whether a delivery is counted the quorum way, by runs started (`quorum_attempt`,
+    `decide(counted=...)`): a quorum topology whose delivery carries `x-delivery-count`, so
+    the broker's limit backs it up. A classic queue in a quorum topology
     (one declared before the switch, used as it is: connection.declare_queue) sets none, and
     its redeliveries are counted the classic way, so a crashing job still ends as poison."""
     return quorum and names.HEADER_DELIVERY_COUNT in (headers or {})
@@ -89,13 +109,10 @@ def broker_counted(headers: Mapping[str, Any] | None, quorum: bool) -> bool:
 
 def maybe_duplicate(redelivered: bool, headers: Mapping[str, Any] | None, keyed: bool) -> bool:
     """Whether a delivery can be a copy of a job that already ran, so the completed/cancelled
-    markers must be read first: redeliveries, a worker's republishes, and jobs with an
+    markers must be read first: one that may have run (`may_have_run`), and jobs with an
     idempotency key (resubmitted through another server). A first delivery of a fresh job
     cannot be, and skips the file-system check on the hot path."""
-    origin = (headers or {}).get(names.HEADER_ORIGIN)
-    origin = origin.decode() if isinstance(origin, bytes) else origin
-    returned = header_attempt(headers) > 1 or delivery_count(headers) > 0
-    return redelivered or keyed or origin == REPUBLISHED or returned
+    return keyed or may_have_run(redelivered, headers)
 
 
 def decide(
@@ -107,8 +124,8 @@ def decide(
     cancelled: bool,
     counted: bool = False,
 ) -> Decision:
-    """`counted`: the broker already counted the returns into `attempt` (a quorum queue,
-    `current_attempt`), so a redelivery is run as it is, never republished (no RETRY)."""
+    """`counted`: a quorum queue's delivery, whose `attempt` already counts the runs that
+    started (`quorum_attempt`), so a redelivery is run as it is, never republished (no RETRY)."""
     if completed:
         return Decision(Action.SKIP_COMPLETED, attempt)
     if cancelled:
@@ -154,8 +171,8 @@ _DEATH_CODES = {
     "delivery_limit": (
         FailureCode.TOO_MANY_ATTEMPTS,
         "the job was interrupted too many times (worker crash, kill or lost connection): the "
-        "quorum queue's delivery limit (x-delivery-limit, MAX_ATTEMPTS - 1 returns) "
-        "dead-lettered it instead of running it again",
+        "quorum queue's delivery limit (x-delivery-limit, MAX_ATTEMPTS - 1 returns plus "
+        "slack, the backstop) dead-lettered it instead of running it again",
     ),
 }
 

@@ -24,11 +24,13 @@ def pick(received: Sequence[tuple[int, M]]) -> tuple[M | None, list[tuple[int, M
 
 
 def give_back_headers(headers: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The headers of a delivery's uncounted copy: its attempt as it stands (the header's plus
-    the quorum queue's count of returns) and no `x-delivery-count`, which the broker starts
-    again at 0 on the copy; the attempt is unchanged, not one more."""
+    """The headers of a delivery's uncounted copy: its header attempt unchanged and no
+    `x-delivery-count` (the broker starts again at 0 on the copy). The count is not folded in:
+    it counts returns that never ran, and a delivery given back never started a run; the runs
+    that did are in the job's started marker, which the copy's next delivery reads
+    (attempts.quorum_attempt)."""
     out = {k: v for k, v in (headers or {}).items() if k != names.HEADER_DELIVERY_COUNT}
-    out[names.HEADER_ATTEMPT] = attempts.current_attempt(headers, quorum=True)
+    out[names.HEADER_ATTEMPT] = attempts.header_attempt(headers)
     return out
 
 

@@ -4,19 +4,20 @@ Quorum queues have no priorities, so each band is a queue of its own (topology.p
 slot must take from the highest band that holds a job. Consumers alone cannot do that: quorum
 queues refuse a per-channel (global) prefetch, and prefetch 1 per consumer on every band hands
 a free slot one job of EVERY non-empty band at once, while returning the extras with a nack
-counts as an attempt lost (`x-delivery-count`). So each slot is a task with its own channel:
+adds to their `x-delivery-count` (the delivery limit's count; not an attempt: attempts.py
+counts runs that started). So each slot is a task with its own channel:
 
 1. Free, it asks every band with basic.get, highest first, and runs the first job found; it
    waits for that delivery's handler to finish (the pool's `running`), then loops.
 2. When every band is empty it consumes on each (prefetch 1 per consumer) until the first
    delivery, then cancels its consumers (a delivery sent before a cancel-ok arrives before
    it), runs the highest-band one received and gives every other back UNCOUNTED: republished
-   to its band with its attempt as it stands and no `x-delivery-count` (band_pick.py),
+   to its band with its header attempt and no `x-delivery-count` (band_pick.py),
    confirmed, and only then the original acked. The copy joins the tail of its band.
 3. A drain (`cancel_all`) stops every loop from taking more; deliveries a waiting slot gets
    meanwhile are given back. A lent slot (`lend`) is a loop for the loan's length; any
    slot's channel is closed only once its delivery is settled (closing first would requeue
-   it, counted).
+   it, a return the broker counts).
 4. A failed broker call (a closed channel, a lost connection) closes the slot's channel and
    retries with a back-off until the robust connection is back; only a stop ends the loop.
 
@@ -265,7 +266,7 @@ class BandSlots:
             await self._give_back(message.body, headers, priority, message.message_id)
         except Exception as exc:
             log.warning(
-                "giving a delivery back failed: requeueing it (counted)",
+                "giving a delivery back failed: requeueing it",
                 message_id=message.message_id,
                 error=type(exc).__name__,
             )

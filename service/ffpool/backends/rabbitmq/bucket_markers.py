@@ -5,7 +5,8 @@
 job's failure) and `cancelled` (empty), with the semantics of the marker files: any server can
 tell what became of any job, and any worker recognises a redelivered copy of a finished job,
 also after the process that wrote them died. `completed.json` is only ever created if absent
-(the first commit wins, as the files' link(2)); the others are overwritten like the files.
+(the first commit wins, as the files' link(2)); the others are overwritten like the files,
+as is `started.json` (quorum mode: the highest attempt that started a run, attempts.py).
 
 Best effort like the files: a failed write is logged and dropped (the in-memory guards and the
 events exchange still hold), a failed read finds nothing. Every call is bounded by
@@ -23,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from ffpool import logs
 from ffpool.backends.rabbitmq import records
-from ffpool.backends.rabbitmq.markers import Outcome
+from ffpool.backends.rabbitmq.markers import Outcome, StartedRecord
 from ffpool.domain.events import CancelledEvent, CompletedEvent, FailedEvent, JobRecord
 from ffpool.domain.jobs import Job
 from ffpool.ffmpeg.bucket_commit import COMPLETED_RECORD, MAX_RECORD_BYTES, job_records
@@ -35,6 +36,7 @@ log = logs.get(__name__)
 ACCEPTED_RECORD: Final = "accepted.json"
 FAILED_RECORD: Final = "failed.json"
 CANCELLED_RECORD: Final = "cancelled"
+STARTED_RECORD: Final = "started.json"
 # Records of many jobs are read at once (a resync after a reconnect): a bounded number at a time.
 MAX_CONCURRENT_READS: Final = 16
 # Job ids are 32 hex digits; anything that could leave the job's prefix is never a key.
@@ -86,11 +88,12 @@ class BucketMarkers:
             return False
         return await self._call("head", job_id, self._objects.head(ref)) is not None
 
-    async def _write(self, job_id: str, name: str, body: bytes, *, if_absent: bool) -> None:
+    async def _write(self, job_id: str, name: str, body: bytes, *, if_absent: bool) -> bool:
         ref = self._ref(job_id, name)
-        if ref is not None:
-            put = self._objects.put_bytes(ref, body, if_absent=if_absent)
-            await self._call("write", job_id, put)
+        if ref is None:
+            return False
+        put = self._objects.put_bytes(ref, body, if_absent=if_absent)
+        return await self._call("write", job_id, put) is not None  # None: it failed
 
     async def completed(self, job_id: str) -> CompletedEvent | None:
         return await self._read(job_id, COMPLETED_RECORD, CompletedEvent)
@@ -117,6 +120,14 @@ class BucketMarkers:
 
     async def mark_cancelled(self, job_id: str) -> None:
         await self._write(job_id, CANCELLED_RECORD, b"", if_absent=False)
+
+    async def mark_started(self, job_id: str, attempt: int) -> bool:
+        body = StartedRecord(attempt=attempt).model_dump_json().encode()
+        return await self._write(job_id, STARTED_RECORD, body, if_absent=False)
+
+    async def started(self, job_id: str) -> int:
+        found = await self._read(job_id, STARTED_RECORD, StartedRecord)
+        return found.attempt if found is not None else 0
 
     async def remove(self, job_id: str) -> None:
         if _SAFE_ID.fullmatch(job_id):

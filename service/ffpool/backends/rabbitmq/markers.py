@@ -5,7 +5,9 @@ worker writes it again (the same event: an executor may not commit) before it ac
 `.ffpool-cancelled` is written by a server that cancels a queued job or by the worker that
 stopped a running one at its client's request. A redelivered or republished
 copy of the job is then recognised by its id on any worker sharing MEDIA_ROOT (outputs are
-there anyway) and is not transcoded twice. Dot names can never clash with output names.
+there anyway) and is not transcoded twice. In quorum mode a worker also records the attempt it
+starts (`.ffpool-started.json`): the attempt count is runs started (attempts.py). Dot names can
+never clash with output names.
 File I/O runs in one dedicated thread, never on the event loop, a batch per wake-up: with
 many slots finishing at once one thread hop serves them all (a hop per call through
 asyncio.to_thread cost about a third of dispatch throughput, bench/dispatch.py).
@@ -23,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from ffpool.backends.rabbitmq import records
 from ffpool.domain.events import CancelledEvent, CompletedEvent, FailedEvent, JobRecord
@@ -31,18 +33,27 @@ from ffpool.domain.jobs import Job
 from ffpool.ffmpeg.commit import COMPLETED, read_completed
 from ffpool.storage.media import JOBS_DIR
 
-__all__ = ["ACCEPTED", "CANCELLED", "COMPLETED", "FAILED", "JobMarkers", "Markers"]
+__all__ = ["ACCEPTED", "CANCELLED", "COMPLETED", "FAILED", "STARTED", "JobMarkers", "Markers"]
 CANCELLED = ".ffpool-cancelled"
 # The job as accepted (written by the accepting server after the broker's confirm, before the
 # client hears `accepted`) and a dead-lettered job's failure: with the two above, any server
 # can tell what became of any job still on disk, also after its accepting server died.
 ACCEPTED = ".ffpool-accepted.json"
 FAILED = ".ffpool-failed.json"
+# The highest attempt that started a run (quorum mode: an attempt is a run that started, not a
+# return the broker counted; attempts.quorum_attempt). JSON: {"attempt": N}.
+STARTED = ".ffpool-started.json"
 _SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")  # a job id (ids are 32 hex digits)
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 Outcome = CompletedEvent | FailedEvent | CancelledEvent
 _Call = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[], Any]]
+
+
+class StartedRecord(BaseModel):
+    """The body of STARTED (and of the bucket's `started.json`)."""
+
+    attempt: int = Field(ge=0)
 
 
 class FileThread:
@@ -115,6 +126,13 @@ class JobMarkers(Protocol):
     async def mark_failed(self, event: FailedEvent) -> None: ...
 
     async def mark_cancelled(self, job_id: str) -> None: ...
+
+    async def mark_started(self, job_id: str, attempt: int) -> bool:
+        """Record `attempt` as the highest that started a run (overwrites: a hand-back lowers
+        it again); False if it could not be written."""
+
+    async def started(self, job_id: str) -> int:
+        """The highest attempt recorded as started, 0 if none (or unreadable)."""
 
     async def record(self, job_id: str) -> JobRecord | None: ...
 
@@ -199,6 +217,18 @@ class Markers:
     async def mark_cancelled(self, job_id: str) -> None:
         await _FILES.run(lambda: self._write(job_id, CANCELLED, ""))
 
+    async def mark_started(self, job_id: str, attempt: int) -> bool:
+        if not _SAFE_ID.fullmatch(job_id):  # never a path out of MEDIA_ROOT/jobs/
+            return False
+        body = StartedRecord(attempt=attempt).model_dump_json()
+        return await _FILES.run(lambda: self._write(job_id, STARTED, body))
+
+    async def started(self, job_id: str) -> int:
+        if not _SAFE_ID.fullmatch(job_id):
+            return 0
+        found = await _FILES.run(lambda: self._read(job_id, STARTED, StartedRecord))
+        return found.attempt if found is not None else 0
+
     async def remove(self, job_id: str) -> None:
         if _SAFE_ID.fullmatch(job_id):  # never a path out of MEDIA_ROOT/jobs/
             await _FILES.run(lambda: shutil.rmtree(self._root / job_id, ignore_errors=True))
@@ -206,7 +236,7 @@ class Markers:
     def _read_completed(self, job_id: str) -> CompletedEvent | None:
         return read_completed(self._root / job_id)
 
-    def _write(self, job_id: str, name: str, text: str) -> None:
+    def _write(self, job_id: str, name: str, text: str) -> bool:
         final = self._path(job_id, name)
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
@@ -214,4 +244,5 @@ class Markers:
             temp.write_text(text)
             os.replace(temp, final)
         except OSError:
-            return  # best effort: the in-memory guards still hold on this worker
+            return False  # best effort: the in-memory guards still hold on this worker
+        return True

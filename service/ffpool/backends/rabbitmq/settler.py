@@ -3,8 +3,9 @@
 The outcome is recorded before the ack: `completed` is published with a confirm, batched with
 other slots' events (outbox.py; every server folds it into its records); a deterministic
 `failed` goes to the DLQ with its reason (confirmed) and is published. A hand-back
-(drain/stop) republishes the job with the same attempt. Only after that are the job's
-deliveries acked. A completed job's marker file is
+(drain/stop) republishes the job with the same attempt (in quorum mode, where an attempt is a
+run that started, its started marker lowered first: attempts.py). Only after that are the
+job's deliveries acked. A completed job's marker file is
 written before its outcome is published: a redelivered copy (broker trouble, or a crash between
 the confirm and the ack) is recognised by it on any worker sharing MEDIA_ROOT, else by asking
 the servers (see worker_pool.py).
@@ -76,7 +77,7 @@ class Settler:
                 if not await self._lost_copy(run):
                     await nack_all(run.deliveries, self._timeout)
             case None:
-                await self.hand_back(run)
+                await self.hand_back(run, ran=True)
 
     async def dead_letter(self, run: Run, failure: FailedEvent) -> None:
         headers = attempts.failure_headers(failure.code, failure.message, run.attempt)
@@ -88,24 +89,30 @@ class Settler:
         else:
             await nack_all(run.deliveries, self._timeout)
 
-    async def hand_back(self, run: Run) -> None:
-        """Back to the queue with the same attempt: a drain never counts against a job."""
+    async def hand_back(self, run: Run, *, ran: bool = False) -> None:
+        """Back to the queue with the same attempt: a drain never counts against a job. In
+        quorum mode a run that started (`ran`) recorded its attempt as started: that record is
+        lowered to attempt - 1 BEFORE the copy exists, so the copy is this attempt again
+        (attempts.quorum_attempt); a failed write makes the drain count, nothing worse."""
+        if ran and self._publisher.quorum:
+            await self._mark_started(run, run.attempt - 1)
         if await self._republish(run, "hand-back", backoff_s=0.0):
             log.info("job handed back to the queue", job_id=run.job.id, attempt=run.attempt)
             if run.notified:
                 await self._notify_state(run, JobState.QUEUED)
 
     async def _lost_copy(self, run: Run) -> bool:
-        """Quorum: a copy redelivered while the lost run stopped already counts that run in
-        its `x-delivery-count`, and a nack would count it once more. It is republished with
-        its own attempt instead, then every delivery acked (the lost one's ack is a no-op on
-        its dead channel). False (nothing done) without such a copy: the broker has the job."""
+        """Quorum: a copy redelivered while the lost run stopped is republished as the next
+        attempt (the lost run started: it counts once), then every delivery acked (the lost
+        one's ack is a no-op on its dead channel): a nack would add a return to the copy's
+        `x-delivery-count`, the backstop's count. False (nothing done) without such a copy:
+        the broker has the job."""
         copy = run.deliveries[-1]
         if len(run.deliveries) < 2 or not self._publisher.quorum:
             return False
         if not attempts.broker_counted(copy.headers, quorum=True):
             return False  # a classic queue kept as it is: a nack counts once there
-        run.attempt = attempts.current_attempt(copy.headers, quorum=True)
+        run.attempt += 1
         await self._republish(run, "lost", backoff_s=0.0)
         return True
 
@@ -117,8 +124,22 @@ class Settler:
             await self._notify_state(run, JobState.QUEUED)
 
     async def started(self, run: Run) -> None:
-        """The job's `running` webhook, before it runs (docs/webhooks.md)."""
+        """Before the job runs: in quorum mode its attempt recorded as started (the attempt
+        count, attempts.py), then its `running` webhook (docs/webhooks.md)."""
+        if self._publisher.quorum:
+            await self._mark_started(run, run.attempt)
         run.notified = await self._notify_state(run, JobState.RUNNING)
+
+    async def _mark_started(self, run: Run, attempt: int) -> None:
+        """Best effort: a run goes on without its record (the broker's delivery limit is the
+        backstop of a count that missed it)."""
+        try:
+            written = await self._markers.mark_started(run.job.id, attempt)
+        except Exception as exc:  # a marker store's bug must not cost the run
+            log.warning("start not recorded", job_id=run.job.id, error=type(exc).__name__)
+            return
+        if not written:
+            log.warning("start not recorded", job_id=run.job.id, attempt=attempt)
 
     async def _notify_state(self, run: Run, state: JobState) -> bool:
         """A state webhook, best effort: the job goes on whether or not it was queued."""

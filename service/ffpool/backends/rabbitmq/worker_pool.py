@@ -194,13 +194,17 @@ class WorkerPool:
         done, cancelled = await self._known_outcome(job.id, ask=ask)
         if done is None and not cancelled:
             cancelled = await self._orphan(job)
+        counted = attempts.broker_counted(message.headers, self._topo.quorum)
+        if counted and attempts.may_have_run(redelivered, message.headers):
+            # Quorum: runs started count, not the broker's returns (attempts.py).
+            attempt = attempts.quorum_attempt(attempt, await self.markers.started(job.id))
         decision = attempts.decide(
             redelivered=redelivered,
             attempt=attempt,
             max_attempts=self._topo.max_attempts,
             completed=self._ledger.completed(job.id) is not None or done is not None,
             cancelled=self._ledger.cancelled(job.id) or cancelled,
-            counted=attempts.broker_counted(message.headers, self._topo.quorum),
+            counted=counted,
         )
         run.attempt = decision.attempt
         await self._dispatch(decision.action, run)
