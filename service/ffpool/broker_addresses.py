@@ -2,14 +2,17 @@
 and the order a connection tries them in (docs/rabbitmq.md, "Broker clusters").
 
 RABBITMQ_URL keeps the credentials, virtual host, TLS and parameters; its host is the first
-address, and RABBITMQ_ADDRESSES adds the cluster's other nodes. Every connect and reconnect
+address, and RABBITMQ_ADDRESSES adds the cluster's other nodes. A connection's first attempt
+starts at a random address (the processes of a pool spread over the nodes); every reconnect
 tries the addresses in order, starting from the one that last worked, so a process whose node
 died lands on a surviving one.
 """
 
 from __future__ import annotations
 
+import random
 import re
+from collections.abc import Callable
 from typing import Annotated, Self
 from urllib.parse import urlsplit
 
@@ -86,6 +89,12 @@ def attempt_order(count: int, start: int) -> list[int]:
     if count <= 0:
         return []
     return [(start + step) % count for step in range(count)]
+
+
+def first_start(count: int, pick: Callable[[int], int] = random.randrange) -> int:
+    """Where a new connection's first round starts: a random address, so the processes of a
+    pool spread over the nodes (`pick(count)` is in 0..count-1)."""
+    return pick(count) if count > 1 else 0
 
 
 def next_start(count: int, last_good: int, unconfirmed: int | None) -> int:

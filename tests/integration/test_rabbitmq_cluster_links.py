@@ -2,10 +2,12 @@
 `ffpool server` and `ffpool worker` processes given the three nodes of the loopback cluster
 (tests/rabbit_cluster.py) in RABBITMQ_ADDRESSES move to a surviving node when theirs is killed.
 
-The server and one worker start on node 1 (their RABBITMQ_URL's host), another worker on
-node 2 runs a long job while node 1 is SIGKILLed: the processes on node 1 reconnect to a
-survivor (the time is printed: `pytest -s`), the long job's outcome still reaches the client,
-and a job submitted afterwards completes. Node 1 is restarted at the end, whatever happens.
+Each connection starts at a random address, so the node to kill is the one the server's named
+connections actually use (the management API's /api/connections). A worker pinned to another
+node (its only address) runs a long job while that node is SIGKILLed: the processes that had
+connections on it reconnect to a survivor (the time is printed: `pytest -s`), the long job's
+outcome still reaches the client, and a job submitted afterwards completes. The killed node is
+restarted at the end, whatever happens.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import pytest
 from tests.conftest import make_clip
 from tests.integration.rabbit_procs import Proc, client, procs, service_env
 from tests.polling import eventually
-from tests.rabbit_cluster import RabbitCluster
+from tests.rabbit_cluster import Node, RabbitCluster
 
 pytest_plugins = ["tests.integration.rabbit_cluster_fixtures"]
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.ffmpeg, pytest.mark.timeout(300)]
@@ -75,7 +77,8 @@ async def delete_topology(url: str, prefix: str) -> None:
 
 
 def reconnected(procs_on_dead: list[Proc], before: dict[int, int], dead: str) -> bool:
-    """Each process has as many connections on a survivor as it had on the dead node."""
+    """Each process has as many connections on a survivor as it had on the dead node (none
+    for a process whose connections all started elsewhere)."""
     for proc in procs_on_dead:
         after = nodes_of(proc)[before[id(proc)] :]
         lost = nodes_of(proc)[: before[id(proc)]].count(dead)
@@ -88,31 +91,64 @@ async def test_a_server_and_a_worker_move_to_a_surviving_node(
     rabbit_cluster: RabbitCluster, media_root: Path, ffmpeg_bin: str
 ) -> None:
     make_clip(ffmpeg_bin, media_root / "clips" / "long.mp4", seconds=12, size="640x480")
-    one, two, _ = rabbit_cluster.nodes
+    one = rabbit_cluster.nodes[0]
     everyone = ",".join(address(node.amqp_url) for node in rabbit_cluster.nodes)
-    dead = address(one.amqp_url)
     prefix = f"fftest.cl.{uuid.uuid4().hex[:8]}"
+    victim: Node | None = None
     try:
         async with (
-            procs(
-                ("server", env(prefix, media_root, "cl-server", one.amqp_url, everyone)),
-                ("worker", env(prefix, media_root, "cl-worker-2", two.amqp_url, everyone)),
-            ) as (server, survivor),
+            procs(("server", env(prefix, media_root, "cl-server", one.amqp_url, everyone))) as (
+                server,
+            ),
             client(server) as cl,
         ):
-            long_id = await cl.submit(LONG)
-            await running(cl, long_id)  # on the only worker, on node 2
-            async with procs(
-                ("worker", env(prefix, media_root, "cl-worker-1", one.amqp_url, everyone))
-            ) as (worker,):
-                assert set(nodes_of(server)) == {dead}, nodes_of(server)
-                assert set(nodes_of(worker)) == {dead}, nodes_of(worker)
-                assert set(nodes_of(survivor)) == {address(two.amqp_url)}
-                await survive_a_node(rabbit_cluster, one.name, [server, worker], cl, long_id)
+            victim = await node_of(rabbit_cluster, "ffpool-server:cl-server")
+            other = next(n for n in rabbit_cluster.nodes if n != victim)
+            pinned = env(prefix, media_root, "cl-worker-2", other.amqp_url, address(other.amqp_url))
+            async with procs(("worker", pinned)) as (survivor,):
+                long_id = await cl.submit(LONG)
+                await running(cl, long_id)  # on the only worker, pinned to a survivor
+                await survive_with(rabbit_cluster, victim, [server, survivor], cl, long_id)
     finally:
-        if rabbit_cluster.pid_of(one.name) is None:
-            print(f"\nnode {one.name} restarted in {await rabbit_cluster.restart(one.name):.1f} s")
-        await delete_topology(two.amqp_url, prefix)
+        if victim is not None and rabbit_cluster.pid_of(victim.name) is None:
+            took = await rabbit_cluster.restart(victim.name)
+            print(f"\nnode {victim.name} restarted in {took:.1f} s")
+        await delete_topology(next(iter(up(rabbit_cluster))).amqp_url, prefix)
+
+
+async def survive_with(
+    cluster: RabbitCluster, victim: Node, running_: list[Proc], cl: Any, long_id: str
+) -> None:
+    """Start a second worker (all addresses), then kill `victim` (survive_a_node)."""
+    server, survivor = running_
+    everyone = ",".join(address(node.amqp_url) for node in cluster.nodes)
+    other = address(survivor.env["RABBITMQ_URL"])
+    worker_env = {**survivor.env, "INSTANCE_NAME": "cl-worker-1", "RABBITMQ_ADDRESSES": everyone}
+    async with procs(("worker", worker_env)) as (worker,):
+        placed = {p.env["INSTANCE_NAME"]: nodes_of(p) for p in (server, worker, survivor)}
+        print(f"\nconnections' nodes: {placed}; killing {victim.name}")
+        assert address(victim.amqp_url) in nodes_of(server), placed
+        assert set(nodes_of(survivor)) == {other}, placed
+        await survive_a_node(cluster, victim.name, [server, worker], cl, long_id)
+
+
+def up(cluster: RabbitCluster) -> list[Node]:
+    return [n for n in cluster.nodes if cluster.pid_of(n.name) is not None]
+
+
+async def node_of(cluster: RabbitCluster, name: str) -> Node:
+    """The node holding the (first listed) broker connection named `name`: the management
+    API lists a connection a moment after it opens."""
+
+    async def found() -> Node | None:
+        listed = await cluster.api("connections", cluster.nodes[0]) or []
+        for conn in listed:
+            if conn.get("client_properties", {}).get("connection_name") == name:
+                return cluster.node(str(conn["node"]))
+        return None
+
+    node: Node = await eventually(found, timeout=15, what=f"the connection {name}")
+    return node
 
 
 async def running(cl: Any, job_id: str) -> None:

@@ -16,6 +16,7 @@ from ffpool.broker_addresses import (
     BrokerAddress,
     attempt_order,
     cluster,
+    first_start,
     next_start,
     parse_addresses,
     url_address,
@@ -108,9 +109,25 @@ def test_a_round_starts_where_the_last_connection_worked_unless_its_handshake_fa
     assert next_start(0, last_good=0, unconfirmed=None) == 0
 
 
+def test_a_new_connection_starts_at_a_random_address_so_a_pool_spreads_over_the_nodes() -> None:
+    assert first_start(3, pick=lambda n: n - 1) == 2
+    assert first_start(1, pick=lambda n: 5) == 0  # one address: no choice
+    assert first_start(0) == 0
+    nodes = [addr("n1:5701"), addr("n2:5702"), addr("n3:5703")]
+    firsts = {Rotation(nodes).order()[0] for _ in range(200)}
+    assert firsts == set(nodes)  # a node never drawn in 200: odds (2/3)**200
+    assert Rotation(nodes, start=1).order() == [nodes[1], nodes[2], nodes[0]]
+
+
+def test_the_urls_host_is_always_among_the_addresses() -> None:
+    url = "amqp://u:p@rabbit-0.rabbit:5672/v"
+    more = (addr("rabbit-1.rabbit"), addr("rabbit-2.rabbit"))
+    assert cluster(url_address(url), more)[0] == addr("rabbit-0.rabbit:5672")
+
+
 def test_a_connection_whose_node_died_moves_on_and_backs_off_only_when_it_fails() -> None:
     nodes = [addr("n1:5701"), addr("n2:5702"), addr("n3:5703")]
-    rotation = Rotation(nodes)
+    rotation = Rotation(nodes, start=0)
     assert rotation.order() == nodes
     rotation.reached(nodes[0])
     assert rotation.confirmed() == nodes[0]

@@ -80,3 +80,10 @@ def test_recovery_waits_for_a_submit_sent_after_the_last_refusal() -> None:
     lines = _lines([(9, 10.5)])
     (only,) = recoveries(lines, [Refusal("a", 11, "TimeoutError")], [Kill("ffp1", 10.0)])
     assert (only.first_accepted, only.submits_ok) == (None, None)  # the burst ended first
+
+
+def test_a_server_still_saying_running_for_a_completed_job_is_a_problem() -> None:
+    lines = _lines([(0, 1)])
+    lines[0].server_states = ["completed", "running"]
+    (found,) = problems(lines, [str(lines[0].job_id)], [], set())
+    assert "not every server says completed" in found

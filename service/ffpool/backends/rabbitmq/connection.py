@@ -23,7 +23,7 @@ from aio_pika.abc import (
 )
 from aio_pika.connection import make_url
 
-from ffpool import logs
+from ffpool import logs, names
 from ffpool.backends.base import BackendBusy, BackendUnavailable
 from ffpool.backends.rabbitmq.transport import CoalescingConnection
 from ffpool.broker_addresses import BrokerAddress, cluster, url_address
@@ -73,8 +73,8 @@ async def connect(
 ) -> AbstractRobustConnection:
     """A connection that reconnects by itself and restores its channels, queues, bindings
     and consumers; `name` shows in the management API's connection list. `addresses`: the
-    cluster's other nodes (RABBITMQ_ADDRESSES), tried after the URL's host, every reconnect
-    starting from the node that last worked (transport.py)."""
+    cluster's other nodes (RABBITMQ_ADDRESSES) besides the URL's host: the first attempt starts
+    at a random one, every reconnect at the node that last worked (transport.py)."""
     # aio_pika.connect_robust spelled out: it would copy keywords of ours into the URL.
     conn = CoalescingConnection(
         make_url(url),
@@ -209,6 +209,18 @@ def server_queue_arguments(*, expires: bool = False) -> dict[str, Any]:
     if expires:
         args["x-expires"] = SERVER_QUEUE_EXPIRES_MS
     return args
+
+
+def watch_queue(cluster: bool, *, quorum: bool) -> dict[str, Any]:
+    """How the dead-letter watch is declared. In quorum mode a durable quorum queue with the
+    idle expiry: dead letters wait for their server across its reconnect or a node's loss
+    (only the watch writes an expired job's failed marker and webhook). Else as the events
+    queue: durable on one broker, exclusive on a cluster of classic queues."""
+    arguments = server_queue_arguments(expires=True)
+    if quorum:
+        arguments["x-queue-type"] = names.QUEUE_TYPE_QUORUM
+        return {"durable": True, "exclusive": False, "arguments": arguments}
+    return {"durable": not cluster, "exclusive": cluster, "arguments": arguments}
 
 
 async def close_quietly(conn: AbstractRobustConnection | None, timeout: float) -> None:

@@ -9,14 +9,17 @@ That events queue is durable with an idle expiry rather than exclusive: when the
 restarts or the network drops, outcomes that workers publish before this server has
 reconnected wait in its queue instead of being dropped; a server that dies for good leaves a
 queue the broker deletes after `SERVER_QUEUE_EXPIRES_MS`. On a broker cluster it is exclusive
-instead, so a node's death cannot leave the server deaf (docs/rabbitmq.md, "Broker clusters").
+instead, so a node's death cannot leave the server deaf (docs/rabbitmq.md, "Broker clusters");
+after each reconnect the outcomes of every unfinished job held here are read from their files.
 
 Each server also watches the dead letters as they happen (a second such queue bound to
 the job exchange with the DLQ's routing key; the durable DLQ keeps its own copy). A job the
 broker dead-letters by itself, e.g. a requeued job whose original TTL ran out, never reached a
 worker that could report it: the watcher turns its `x-death` into a `failed` event (`expired`),
-so no job disappears without a trace. A chunk job (a parent's sub-job, chunks/subjobs.py) gets
-no record here, which a client could see: only its failed marker, read by its waiting parent.
+so no job disappears without a trace. In quorum mode the watch is a durable quorum queue with
+the idle expiry, also on a cluster: dead letters wait for their server. A chunk job (a
+parent's sub-job, chunks/subjobs.py) gets no record here: only its failed marker, read by its
+waiting parent.
 
 Events are transient (publisher.py), so a broker restart drops those it still held, and with
 them maybe the outcome a client waits for. Every outcome is also on disk (markers.py): every
@@ -44,6 +47,8 @@ from ffpool.topology import Topology
 
 log = logs.get(__name__)
 RESYNC_S = 2.0
+RESYNC_BATCH = 200  # unfinished jobs whose files one read covers after a reconnect
+CHECKED_MAX = 10_000  # jobs whose last `refreshed` read is remembered (bounded memory)
 _event_adapter: TypeAdapter[JobEvent] = TypeAdapter(JobEvent)
 _batch_adapter: TypeAdapter[list[JobEvent]] = TypeAdapter(list[JobEvent])
 
@@ -77,6 +82,8 @@ class EventsFeed:
         self._on_dead_letter_seen = on_dead_letter
         self._outcomes = outcomes
         self._resync: asyncio.Task[None] | None = None
+        self._catch_up: asyncio.Task[int] | None = None
+        self._checked: dict[str, float] = {}  # job → when `refreshed` last read its files
         self._topo = topo
         self._instance = instance
         self._timeout = timeout
@@ -92,8 +99,8 @@ class EventsFeed:
         # On a cluster a durable classic queue is tied to its node, and redeclaring it on a
         # survivor fails while that node is down: exclusive, it goes with its connection (or
         # node) and the robust channel declares it again on the survivor; events lost
-        # meanwhile are read from the jobs' files (resync_forever). Exclusive rather than
-        # merely non-durable: RabbitMQ 4.3 refuses transient non-exclusive queues.
+        # meanwhile are read from the jobs' files (`_reconnected`, resync_forever). Exclusive
+        # rather than merely non-durable: RabbitMQ 4.3 refuses transient non-exclusive queues.
         cluster = connection.cluster_mode(conn, self._topo)
         exchange = await connection.events_exchange(channel, self._topo, self._timeout)
         events = await channel.declare_queue(
@@ -108,25 +115,68 @@ class EventsFeed:
         jobs = await channel.get_exchange(self._topo.job_exchange, ensure=False)
         watch = await channel.declare_queue(
             f"{self._topo.dlq_queue}:watch:{self._instance}:{token}",
-            durable=not cluster,
-            exclusive=cluster,
-            arguments=connection.server_queue_arguments(expires=True),
+            **connection.watch_queue(cluster, quorum=self._topo.quorum),
             timeout=self._timeout,
         )
         await watch.bind(jobs, routing_key=self._topo.dlq_queue, timeout=self._timeout)
         await watch.consume(self._on_dead_letter, no_ack=True, timeout=self._timeout)
         self._queues = [events, watch]
+        if (callbacks := getattr(conn, "reconnect_callbacks", None)) is not None:  # a robust one
+            callbacks.add(self._reconnected)
         if self._resync is None:
             self._resync = asyncio.create_task(self.resync_forever(self._outcomes, RESYNC_S))
 
+    def _reconnected(self, *_: object) -> None:
+        """Events published while this connection was down are lost to it (an exclusive
+        events queue): read the outcomes of every unfinished job held here from their files."""
+        if self._catch_up is None or self._catch_up.done():
+            self._catch_up = asyncio.create_task(self.resync_unfinished())
+
+    async def resync_unfinished(self) -> int:
+        """Outcomes of every unfinished record, RESYNC_BATCH jobs per read; how many found."""
+        ids = [r.job_id for r in self.cache.records() if not r.state.terminal]
+        found = 0
+        for start in range(0, len(ids), RESYNC_BATCH):
+            try:
+                events = await self._outcomes(ids[start : start + RESYNC_BATCH])
+            except OSError as exc:
+                log.warning("job files unreadable", error=str(exc))
+                continue
+            for event in events:
+                self.ingest(event)
+            found += len(events)
+        log.info("resynced after a reconnect", unfinished=len(ids), outcomes=found)
+        return found
+
+    async def refreshed(self, record: JobRecord) -> JobRecord:
+        """An unfinished record, with its outcome from the job's files if they have one: read
+        at most every RESYNC_S per job (a client polling `GET /jobs/ID` of a job whose event
+        was lost learns the outcome within that)."""
+        if record.state.terminal:
+            return record
+        now = asyncio.get_running_loop().time()
+        if now - self._checked.get(record.job_id, -RESYNC_S) < RESYNC_S:
+            return record
+        if len(self._checked) >= CHECKED_MAX:  # a bound: at worst one more read per job
+            self._checked.clear()
+        self._checked[record.job_id] = now
+        try:
+            for event in await self._outcomes([record.job_id]):
+                self.ingest(event)
+        except OSError as exc:
+            log.warning("job files unreadable", error=str(exc))
+        return self.cache.get(record.job_id) or record
+
     async def stop(self) -> None:
         """Delete this server's queues (a crashed server's expire by themselves)."""
-        if self._resync is not None:
-            self._resync.cancel()
-            self._resync = None
+        for task in (self._resync, self._catch_up):
+            if task is not None:
+                task.cancel()
+        self._resync = self._catch_up = None
         for queue in self._queues:
-            try:
-                await queue.delete(if_unused=False, if_empty=False, timeout=self._timeout)
+            try:  # bounded: a robust channel waits for its connection without limit
+                async with asyncio.timeout(self._timeout):
+                    await queue.delete(if_unused=False, if_empty=False)
             except Exception as exc:  # the broker may be gone: the queue expires then
                 log.debug("events queue not deleted", error=type(exc).__name__)
         self._queues = []
@@ -203,8 +253,7 @@ class EventsFeed:
             # Advisory: an outcome missed here is read from the job's files (resync_forever).
             wire.warn_unreadable("an event", message.headers)
             return
-        events = parse_events(message.body)
-        if events is None:
+        if (events := parse_events(message.body)) is None:
             log.warning("ignored a malformed event", routing_key=message.routing_key)
             return
         for event in events:
@@ -215,8 +264,7 @@ class EventsFeed:
             # The durable DLQ keeps its copy for a newer server's /dead-letters.
             wire.warn_unreadable("a dead letter", message.headers)
             return
-        job = attempts.parse_job(message.body)
-        if job is None:
+        if (job := attempts.parse_job(message.body)) is None:
             return
         failure = attempts.dead_letter_failure(job.id, message.headers)
         log.info(

@@ -95,8 +95,8 @@ class Publisher:
     ) -> None:
         """A job this release cannot read (a newer wire major), back to its band as it came:
         body, wire header and attempt unchanged, for a newer worker (wire.py). In quorum mode
-        the attempt is the delivery's (`attempts.current_attempt`): the queue's count of
-        returns starts again at 0 on the new copy, so it is folded into the header here."""
+        the queue's `x-delivery-count` is dropped: the new copy's starts again at 0, and the
+        attempt is the header's (`attempts.current_attempt`)."""
         carried = dict(headers)
         if self._topo.quorum:
             carried.pop(names.HEADER_DELIVERY_COUNT, None)
@@ -121,11 +121,10 @@ class Publisher:
 
     async def publish_event(self, event: JobEvent, *, confirm: bool) -> None:
         """Terminal events are confirmed (a worker acks its job only after); progress and
-        state events are fire-and-forget: the next one supersedes a lost one.
-
-        Transient even when confirmed: the confirm is what lets the worker ack, and a
-        transient message still waits in a server's durable events queue while that server
-        reconnects; writing every event to disk would cut dispatch throughput."""
+        state events are fire-and-forget: the next one supersedes a lost one. Transient even
+        when confirmed: the confirm is what lets the worker ack, and a transient message still
+        waits in a server's durable events queue while that server reconnects; writing every
+        event to disk would cut dispatch throughput."""
         body = event.model_dump_json().encode()
         props = Properties(content_type=JSON, headers=wire.headers())
         exchange = self._topo.events_exchange
@@ -191,12 +190,13 @@ class Publisher:
         wait_s: float | None,
         mandatory: bool,
     ) -> None:
-        """Publish on the low-level channel with `wait=False`: aio-pika's publish holds the
-        channel lock until the frame is on the socket, which serialises concurrent publishes
-        (the confirm is still awaited, outside the lock)."""
-        await connection.ensure_ready(self.conn, self._timeout if wait_s is None else wait_s)
+        """Publish on the low-level channel, `wait=False`: aio-pika's publish holds the channel
+        lock until the frame is sent, serialising publishes (the confirm is awaited outside)."""
+        budget = self._timeout if wait_s is None else wait_s
+        deadline = asyncio.get_running_loop().time() + budget
+        await connection.ensure_ready(self.conn, budget)
         # The concrete aiormq channel takes `wait`; its abstract base does not declare it.
-        underlay = cast(aiormq.Channel, await self._require(channel).get_underlay_channel())
+        underlay = cast(aiormq.Channel, await self._underlay(channel, deadline))
         await underlay.basic_publish(
             body,
             exchange=exchange,
@@ -206,6 +206,18 @@ class Publisher:
             timeout=self._timeout,
             wait=False,
         )
+
+    async def _underlay(
+        self, channel: AbstractChannel | None, deadline: float | None = None
+    ) -> aiormq.abc.AbstractChannel:
+        """The robust channel's low-level one. aio-pika waits for a reconnect without limit:
+        bounded here (until `deadline`, loop time, else for BROKER_TIMEOUT_SECONDS)."""
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout_at(deadline or loop.time() + self._timeout):
+                return await self._require(channel).get_underlay_channel()
+        except TimeoutError as exc:
+            raise BackendUnavailable("the message broker is unreachable (reconnecting)") from exc
 
     async def _confirm(
         self,
@@ -223,7 +235,7 @@ class Publisher:
         except aiormq.exceptions.PublishError as exc:
             raise Unroutable(f"no queue is bound for {routing_key!r} on {exchange!r}") from exc
         except aiormq.exceptions.DeliveryError as exc:
-            raise QueueFull("the job queue is full: try again later") from exc
+            raise QueueFull(self._topo.refused()) from exc
         except TimeoutError as exc:
             raise BackendUnavailable(
                 "the broker did not confirm in time; the job may or may not be queued "
@@ -256,15 +268,15 @@ class Publisher:
                 )
 
     async def queue_depth(self, queue_name: str) -> int:
-        """Ready messages, exact and at once (a passive declare; the management API lags).
-        On the low-level channel: a robust channel may hand back a cached queue object."""
-        channel = await self._require(self._fast).get_underlay_channel()
+        """Ready messages, exact and at once (a passive declare; the management API lags), on
+        the low-level channel (a robust channel may hand back a cached queue object)."""
+        channel = await self._underlay(self._fast)
         declared = await channel.queue_declare(queue_name, passive=True, timeout=self._timeout)
         return int(declared.message_count or 0)
 
     async def consumer_count(self, queue_name: str) -> int:
         """Consumers of a queue now, from a passive declare (as `queue_depth`)."""
-        channel = await self._require(self._fast).get_underlay_channel()
+        channel = await self._underlay(self._fast)
         declared = await channel.queue_declare(queue_name, passive=True, timeout=self._timeout)
         return int(declared.consumer_count or 0)
 
@@ -277,7 +289,8 @@ class Publisher:
         try:
             queue = await channel.get_queue(queue_name, ensure=False)
             for _ in range(limit):
-                message = await queue.get(no_ack=False, fail=False, timeout=self._timeout)
+                async with asyncio.timeout(self._timeout):  # its channel wait is unbounded
+                    message = await queue.get(no_ack=False, fail=False)
                 if message is None:
                     break
                 found.append((message.body, dict(message.headers or {})))

@@ -170,7 +170,7 @@ class RabbitServer:
         events: each counts a tenant's active jobs (TENANT_MAX_ACTIVE_JOBS) from its cache."""
         try:
             await self._publisher.publish_event(records.queued_event(job), confirm=False)
-        except (BackendError, TimeoutError) as exc:
+        except Exception as exc:  # the job is queued: a lost announcement must not fail it
             log.debug("queued event not published", job_id=job.id, error=type(exc).__name__)
 
     async def _notify(self, job: Job, event: StateEvent | CancelledEvent) -> None:
@@ -209,7 +209,9 @@ class RabbitServer:
             found = found or await self._markers.record(job_id)
             if found is not None:
                 record = self._feed.remember(found)
-        return record
+        # An outcome whose event this server missed (it reconnected meanwhile) is in the
+        # job's files: read at most every RESYNC_S per job (feed.py).
+        return None if record is None else await self._feed.refreshed(record)
 
     def tenant_of(self, job_id: str) -> str | None:
         record = self._feed.cache.get(job_id)

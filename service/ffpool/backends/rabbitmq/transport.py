@@ -24,7 +24,7 @@ from aiormq.connection import SSLContextProvider, TransportFactory
 from yarl import URL
 
 from ffpool import logs
-from ffpool.broker_addresses import BrokerAddress, attempt_order, next_start
+from ffpool.broker_addresses import BrokerAddress, attempt_order, first_start, next_start
 
 log = logs.get(__name__)
 
@@ -83,11 +83,13 @@ class CoalescingWriter(asyncio.StreamWriter):
 
 class Rotation:
     """A connection's broker addresses and where its next round of attempts starts
-    (broker_addresses.next_start): one per connection, so each finds a survivor itself."""
+    (broker_addresses.next_start): one per connection, so each finds a survivor itself.
+    The first round starts at a random address: processes given the same list spread over
+    the nodes instead of all crowding (and all losing) the URL's."""
 
-    def __init__(self, addresses: Sequence[BrokerAddress]) -> None:
+    def __init__(self, addresses: Sequence[BrokerAddress], start: int | None = None) -> None:
         self.addresses = list(addresses)
-        self.last_good = 0
+        self.last_good = first_start(len(self.addresses)) if start is None else start
         self.unconfirmed: int | None = None
         self.failed_rounds = 0
 
