@@ -30,10 +30,19 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import aio_pika
 from websockets.asyncio.client import connect
 
+from bench.measure import (
+    JOB,
+    broker_pid,
+    cpu_snapshot,
+    figures,
+    run_raw,
+    start_process,
+    stop,
+)
 from ffpool import logs
 from ffpool.backends.base import JobBackend, ServiceBackend
 from ffpool.backends.memory import MemoryBackend
@@ -45,8 +54,6 @@ from ffpool.server.ws import start_ws_server
 from ffpool.settings import Settings
 from tests.integration.rabbit_harness import AMQP_URL, delete_topology, topology_env
 
-JOB = {"input": {"kind": "path", "path": "clips/none.mp4"}, "operation": {"op": "probe"}}
-
 
 class NoopExecutor:
     async def execute(
@@ -55,14 +62,17 @@ class NoopExecutor:
         return CompletedEvent(job_id=job.id, processing_time_s=0.0)
 
 
-async def serve(prefix: str, slots: int, role: str) -> None:
+async def serve(
+    prefix: str, slots: int, role: str, url: str = AMQP_URL, env: dict[str, Any] | None = None
+) -> None:
     """The service side, in its own process: backend (+ WebSocket server), no-op FFmpeg.
-    `serve` = server and workers in one process; `server` / `worker` = one side each."""
+    `serve` = server and workers in one process; `server` / `worker` = one side each. `env`:
+    the topology and any other settings (default: the local broker's topology for `prefix`)."""
     logs.configure("WARNING")
     media = Path(tempfile.mkdtemp(prefix="ffpool-bench-"))
     settings = Settings(
         backend="rabbitmq",
-        rabbitmq_url=AMQP_URL,
+        rabbitmq_url=url,
         host="127.0.0.1",
         ws_port=0,
         media_root=media,
@@ -74,7 +84,7 @@ async def serve(prefix: str, slots: int, role: str) -> None:
         tenant_max_active_jobs=1_000_000,
         tenant_max_connections=100_000,
         max_retained_bytes=1 << 30,
-        **topology_env(prefix),
+        **(topology_env(prefix) if env is None else env),
     )
     metrics = Metrics()
     backend: ServiceBackend
@@ -99,57 +109,11 @@ async def serve(prefix: str, slots: int, role: str) -> None:
 
 async def spawn(prefix: str, slots: int, role: str) -> tuple[asyncio.subprocess.Process, int]:
     profile = ["--profile", PROFILE] if PROFILE else []
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench.dispatch",
-        "--serve",
-        prefix,
-        "--slots",
-        str(slots),
-        "--role",
-        role,
-        *profile,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert proc.stdout is not None
-    line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
-    return proc, int(line.split()[1])
+    args = ["--serve", prefix, "--slots", str(slots), "--role", role, *profile]
+    return await start_process("bench.dispatch", args, role)
 
 
 PROFILE = ""  # set from --profile: the service processes write cProfile stats there
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def broker_pid() -> int | None:
-    """The local RabbitMQ node's Erlang VM, to show how much CPU the broker spends."""
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() == "beam.smp":
-                    return int(entry.name)
-            except OSError:
-                continue
-    return None
-
-
-def cpu_snapshot(pids: dict[str, int | None]) -> dict[str, float]:
-    return {name: cpu_seconds(pid) for name, pid in pids.items() if pid is not None}
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
 async def ws_client(
@@ -175,6 +139,23 @@ async def ws_client(
                     break
 
 
+async def drive(
+    url: str, jobs: int, clients: int, pids: dict[str, int | None], warmup: int, interval: float
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Warm up, then `clients` clients submit `jobs` in all: the figures of the timed phase and
+    the CPU seconds each of `pids` spent over it."""
+    await asyncio.gather(*(ws_client(url, warmup, [], []) for _ in range(clients)))
+    accepted: list[float] = []
+    done: list[float] = []
+    cpu0 = cpu_snapshot(pids)
+    t0 = time.perf_counter()
+    per = jobs // clients
+    await asyncio.gather(*(ws_client(url, per, accepted, done, interval) for _ in range(clients)))
+    elapsed = time.perf_counter() - t0
+    cpu = {k: v - cpu0[k] for k, v in cpu_snapshot(pids).items()}
+    return figures(accepted, done, elapsed), {k: v / elapsed for k, v in cpu.items()}
+
+
 async def run_service(
     jobs: int, clients: int, slots: int, split: bool, rate: float = 0.0, memory: bool = False
 ) -> dict[str, float]:
@@ -183,86 +164,15 @@ async def run_service(
     started = [await spawn(prefix, slots, role) for role in roles]
     try:
         url = f"ws://127.0.0.1:{started[0][1]}/ws"
-        await asyncio.gather(*(ws_client(url, 5, [], []) for _ in range(clients)))  # warm-up
-        accepted: list[float] = []
-        done: list[float] = []
         services = {role: proc.pid for role, (proc, _) in zip(roles, started, strict=True)}
         pids = {"clients": os.getpid(), **services, "broker": broker_pid()}
-        cpu0 = cpu_snapshot(pids)
-        t0 = time.perf_counter()
-        per = jobs // clients
         interval = clients / rate if rate else 0.0
-        await asyncio.gather(
-            *(ws_client(url, per, accepted, done, interval) for _ in range(clients))
-        )
-        elapsed = time.perf_counter() - t0
-        cpu = {k: v - cpu0[k] for k, v in cpu_snapshot(pids).items()}
+        res, cpu = await drive(url, jobs, clients, pids, 5, interval)
     finally:
-        for proc, _ in started:
-            assert proc.stdin is not None
-            proc.stdin.close()
-            await asyncio.wait_for(proc.wait(), 30)
+        await stop(started)
         if not memory:
             await delete_topology(prefix)
-    return {
-        **{f"cpu_{k}": v / elapsed for k, v in cpu.items()},
-        "jobs_s": len(done) / elapsed,
-        "acc_p50": pct(accepted, 0.5),
-        "acc_p99": pct(accepted, 0.99),
-        "done_p50": pct(done, 0.5),
-        "done_p99": pct(done, 0.99),
-    }
-
-
-async def run_raw(jobs: int, clients: int, prefetch: int) -> dict[str, float]:
-    """Baseline: publish persistent with confirms → consume with ack, closed loop per client."""
-    name = f"ffbench.raw.{uuid.uuid4().hex[:8]}"
-    pub_conn = await aio_pika.connect(AMQP_URL)
-    con_conn = await aio_pika.connect(AMQP_URL)
-    waiting: dict[str, asyncio.Future[None]] = {}
-    try:
-        pub = await pub_conn.channel(publisher_confirms=True)
-        queue = await pub.declare_queue(name, durable=True)
-        con = await con_conn.channel()
-        await con.set_qos(prefetch_count=prefetch)
-
-        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            await message.ack()
-            fut = waiting.pop(message.message_id or "", None)
-            if fut is not None and not fut.done():
-                fut.set_result(None)
-
-        await (await con.get_queue(name)).consume(on_message)
-        done: list[float] = []
-
-        async def producer(count: int) -> None:
-            for _ in range(count):
-                mid = uuid.uuid4().hex
-                fut = waiting[mid] = asyncio.get_running_loop().create_future()
-                t0 = time.perf_counter()
-                body = json.dumps({"id": mid, "spec": JOB}).encode()
-                await pub.default_exchange.publish(
-                    aio_pika.Message(body, message_id=mid, delivery_mode=2), routing_key=name
-                )
-                await fut
-                done.append(time.perf_counter() - t0)
-
-        pids = {"bench": os.getpid(), "broker": broker_pid()}
-        cpu0 = cpu_snapshot(pids)
-        t0 = time.perf_counter()
-        await asyncio.gather(*(producer(jobs // clients) for _ in range(clients)))
-        elapsed = time.perf_counter() - t0
-        cpu = {k: v - cpu0[k] for k, v in cpu_snapshot(pids).items()}
-        await queue.delete(if_unused=False, if_empty=False)
-    finally:
-        await pub_conn.close()
-        await con_conn.close()
-    return {
-        **{f"cpu_{k}": v / elapsed for k, v in cpu.items()},
-        "jobs_s": len(done) / elapsed,
-        "done_p50": pct(done, 0.5),
-        "done_p99": pct(done, 0.99),
-    }
+    return {**{f"cpu_{k}": v for k, v in cpu.items()}, **res}
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -21,25 +21,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aio_pika
-
-from bench.dispatch import NoopExecutor, cpu_seconds, pct, ws_client
-from ffpool import logs
-from ffpool.backends.base import JobBackend, ServiceBackend
-from ffpool.backends.rabbitmq import build_server, build_worker
-from ffpool.metrics import Metrics
-from ffpool.server.ws import start_ws_server
-from ffpool.settings import Settings
-from ffpool.topology import Topology
-from tests.integration.rabbit_harness import topology_env
+from bench.dispatch import drive, serve
+from bench.measure import run_raw, start_process, stop
+from tests.integration.rabbit_harness import delete_topology, topology_env
 from tests.rabbit_cluster import RabbitCluster, default_dir
 
 
@@ -58,45 +48,14 @@ CONFIGS = (
 SLOTS = 16
 
 
-def topology(prefix: str, cfg: Config) -> dict[str, Any]:
-    return topology_env(prefix, queue_type=cfg.queue_type, queue_priority_bands=cfg.bands)
+def knobs(cfg: Config) -> dict[str, Any]:
+    return {"queue_type": cfg.queue_type, "queue_priority_bands": cfg.bands}
 
 
-async def serve(prefix: str, url: str, role: str, cfg: Config) -> None:
-    """One service process (`server` or `worker`) until its stdin closes."""
-    logs.configure("WARNING")
-    settings = Settings(
-        backend="rabbitmq",
-        rabbitmq_url=url,
-        host="127.0.0.1",
-        ws_port=0,
-        media_root=Path(tempfile.mkdtemp(prefix="ffpool-bench-")),
-        instance_name=f"bench-{role}",
-        max_concurrent_jobs=SLOTS,
-        max_retained_jobs=100_000,
-        # One anonymous tenant sends everything: its limits are not what is measured.
-        tenant_submits_per_second=100_000,
-        tenant_max_active_jobs=1_000_000,
-        tenant_max_connections=100_000,
-        max_retained_bytes=1 << 30,
-        job_timeout_seconds=600,  # under the broker's consumer timeout: no warning printed
-        **topology(prefix, cfg),
-    )
-    metrics = Metrics()
-    backend: ServiceBackend
-    jobs: JobBackend | None = None
-    if role == "server":
-        backend = jobs = build_server(settings, metrics)
-    else:
-        backend = build_worker(settings, metrics, NoopExecutor())
-    await backend.start()
-    ws = await start_ws_server(jobs, settings, metrics) if jobs is not None else None
-    port = next(iter(ws.sockets)).getsockname()[1] if ws else 0
-    print(f"READY {port}", flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until EOF
-    if ws is not None:
-        ws.close()
-    await backend.stop()
+def service_env(prefix: str, cfg: Config) -> dict[str, Any]:
+    """What a service process sets beyond bench/dispatch.py's settings: the configuration's
+    topology, and a job timeout under the broker's consumer timeout (no warning printed)."""
+    return {**topology_env(prefix, **knobs(cfg)), "job_timeout_seconds": 600}
 
 
 LOGS = Path(tempfile.gettempdir()) / "ffpool-bench-quorum"
@@ -107,35 +66,9 @@ async def spawn(
 ) -> tuple[asyncio.subprocess.Process, int]:
     """A service process; its stderr goes to LOGS/<prefix>.<role>.log (shown if it fails)."""
     LOGS.mkdir(exist_ok=True)
+    args = ["--serve", prefix, "--url", url, "--role", role, "--config", str(CONFIGS.index(cfg))]
     log = LOGS / f"{prefix}.{role}.log"
-    with log.open("wb") as err:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bench.quorum",
-            "--serve",
-            prefix,
-            "--url",
-            url,
-            "--role",
-            role,
-            "--config",
-            str(CONFIGS.index(cfg)),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=err,
-        )
-    assert proc.stdout is not None
-    line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
-    if not line.startswith("READY"):
-        raise SystemExit(f"{role} did not start ({cfg.name}):\n{log.read_text()[-3000:]}")
-    return proc, int(line.split()[1])
-
-
-def broker_cpu(cluster: RabbitCluster) -> float:
-    """CPU seconds of the three nodes' Erlang VMs so far."""
-    pids = [cluster.pid_of(node.name) for node in cluster.nodes]
-    return sum(cpu_seconds(pid) for pid in pids if pid is not None)
+    return await start_process("bench.quorum", args, f"{role} ({cfg.name})", log, timeout=60)
 
 
 async def run_service(
@@ -147,103 +80,30 @@ async def run_service(
     started.append(await spawn(prefix, urls[1], "worker", cfg))
     try:
         ws = f"ws://127.0.0.1:{started[0][1]}/ws"
-        await asyncio.gather(*(ws_client(ws, 2, [], []) for _ in range(clients)))  # warm-up
-        accepted: list[float] = []
-        done: list[float] = []
-        pids = [proc.pid for proc, _ in started]
-        cpu0 = broker_cpu(cluster)
-        svc0 = [cpu_seconds(pid) for pid in pids]
-        t0 = time.perf_counter()
-        await asyncio.gather(
-            *(ws_client(ws, jobs // clients, accepted, done) for _ in range(clients))
-        )
-        elapsed = time.perf_counter() - t0
-        cpu = broker_cpu(cluster) - cpu0
-        server, worker = (cpu_seconds(pid) - c0 for pid, c0 in zip(pids, svc0, strict=True))
+        nodes = {node.name: cluster.pid_of(node.name) for node in cluster.nodes}
+        pids = {**nodes, "server": started[0][0].pid, "worker": started[1][0].pid}
+        res, cpu = await drive(ws, jobs, clients, pids, warmup=2, interval=0.0)
     finally:
-        for proc, _ in started:
-            assert proc.stdin is not None
-            proc.stdin.close()
-            await asyncio.wait_for(proc.wait(), 30)
-        await delete_topology(urls[0], prefix, cfg)
+        await stop(started)
+        await delete_topology(prefix, urls[0], **knobs(cfg))
+    # `drive` gives CPU seconds per second; per job = that / jobs per second.
+    per_job = {k: v / res["jobs_s"] * 1000 for k, v in cpu.items()}
     return {
-        "jobs_s": len(done) / elapsed,
-        "acc_p50": pct(accepted, 0.5),
-        "acc_p99": pct(accepted, 0.99),
-        "done_p50": pct(done, 0.5),
-        "done_p99": pct(done, 0.99),
-        "broker_ms": cpu / len(done) * 1000,
-        "server_ms": server / len(done) * 1000,
-        "worker_ms": worker / len(done) * 1000,
+        **res,
+        "broker_ms": sum(per_job.get(name, 0.0) for name in nodes),
+        "server_ms": per_job["server"],
+        "worker_ms": per_job["worker"],
     }
 
 
-async def delete_topology(url: str, prefix: str, cfg: Config) -> None:
-    topo = Topology.model_validate(topology(prefix, cfg))
-    conn = await aio_pika.connect(url, timeout=5)
-    async with conn:
-        channel = await conn.channel()
-        for queue in (*topo.job_queues(), topo.dlq_queue):
-            await channel.queue_delete(queue, timeout=10)
-        for exchange in (topo.job_exchange, topo.events_exchange, topo.control_exchange):
-            await channel.exchange_delete(exchange, timeout=10)
-
-
-async def run_raw(
+async def run_raw_quorum(
     cluster: RabbitCluster, queue_type: str, count: int, producers: int
 ) -> dict[str, float]:
-    """Publish persistent with confirms to ffp1 → consume with ack on ffp2, closed loop per
-    producer: the broker's own cost of the queue type."""
-    name = f"ffbench.raw.{queue_type}.{uuid.uuid4().hex[:8]}"
+    """bench/dispatch.py's raw baseline across nodes: publish with confirms to ffp1 → consume
+    with ack on ffp2, closed loop per producer: the broker's own cost of the queue type."""
     urls = cluster.amqp_urls()
-    pub_conn = await aio_pika.connect(urls[0], timeout=5)
-    con_conn = await aio_pika.connect(urls[1], timeout=5)
-    waiting: dict[str, asyncio.Future[None]] = {}
-    confirms: list[float] = []
-    done: list[float] = []
-    try:
-        pub = await pub_conn.channel(publisher_confirms=True)
-        queue = await pub.declare_queue(
-            name, durable=True, arguments={"x-queue-type": queue_type}, timeout=10
-        )
-        con = await con_conn.channel()
-        await con.set_qos(prefetch_count=SLOTS)
-
-        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            await message.ack()
-            fut = waiting.pop(message.message_id or "", None)
-            if fut is not None and not fut.done():
-                fut.set_result(None)
-
-        consumed = await con.get_queue(name)
-        tag = await consumed.consume(on_message)
-
-        async def producer(n: int) -> None:
-            for _ in range(n):
-                mid = uuid.uuid4().hex
-                fut = waiting[mid] = asyncio.get_running_loop().create_future()
-                t0 = time.perf_counter()
-                message = aio_pika.Message(b"{}", message_id=mid, delivery_mode=2)
-                await pub.default_exchange.publish(message, routing_key=name, timeout=10)
-                confirms.append(time.perf_counter() - t0)
-                await asyncio.wait_for(fut, 10)
-                done.append(time.perf_counter() - t0)
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(producer(count // producers) for _ in range(producers)))
-        elapsed = time.perf_counter() - t0
-        await consumed.cancel(tag, timeout=10)
-        await queue.delete(if_unused=False, if_empty=False, timeout=10)
-    finally:
-        await pub_conn.close()
-        await con_conn.close()
-    return {
-        "jobs_s": len(done) / elapsed,
-        "acc_p50": pct(confirms, 0.5),
-        "acc_p99": pct(confirms, 0.99),
-        "done_p50": pct(done, 0.5),
-        "done_p99": pct(done, 0.99),
-    }
+    pair = (urls[0], urls[1])
+    return await run_raw(count, producers, SLOTS, pair, queue_type, pids={})
 
 
 ROWS = (
@@ -293,7 +153,9 @@ async def measure(cluster: RabbitCluster, args: argparse.Namespace) -> None:
                 flush=True,
             )
         for queue_type in raw:
-            raw[queue_type].append(await run_raw(cluster, queue_type, args.jobs, args.clients))
+            raw[queue_type].append(
+                await run_raw_quorum(cluster, queue_type, args.jobs, args.clients)
+            )
     svc = {name: medians(results) for name, results in runs.items()}
     base = svc[CONFIGS[0].name]
     print(
@@ -334,6 +196,7 @@ if __name__ == "__main__":
     parser.add_argument("--config", type=int, default=0, help=argparse.SUPPRESS)
     ns = parser.parse_args()
     if ns.serve:
-        asyncio.run(serve(ns.serve, ns.url, ns.role, CONFIGS[ns.config]))
+        env = service_env(ns.serve, CONFIGS[ns.config])
+        asyncio.run(serve(ns.serve, SLOTS, ns.role, ns.url, env))
     else:
         asyncio.run(main(ns))

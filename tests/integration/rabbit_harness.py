@@ -4,13 +4,16 @@ for the fake executor (tests/fakes.py), and broker clean-up."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import aio_pika
+import aiohttp
 
 from ffpool.backends.base import JobBackend, ServiceBackend
 from ffpool.domain.events import (
@@ -24,6 +27,9 @@ from tests.conftest import broker_reachable, require
 from tests.polling import eventually
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+MGMT = "http://127.0.0.1:15672/api"
+GUEST = {"Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()}
+QUORUM = {"queue_type": "quorum"}
 _B = TypeVar("_B", bound=ServiceBackend)
 
 
@@ -79,24 +85,27 @@ async def until_state(
     )
 
 
-async def delete_topology(prefix: str) -> None:
-    topo = Topology(**topology_env(prefix))
-    conn = await aio_pika.connect(AMQP_URL, timeout=5)
+async def delete_topology(prefix: str, url: str = AMQP_URL, **extra: Any) -> None:
+    """Delete the queues (every band and the DLQ) and exchanges of the topology `prefix` with
+    `extra` knobs (queue_type, queue_priority_bands: the bands' names depend on them)."""
+    topo = Topology(**topology_env(prefix, **extra))
+    conn = await aio_pika.connect(url, timeout=5)
     async with conn:
         channel = await conn.channel()
-        for queue in (topo.job_queue, topo.dlq_queue):
+        for queue in (*topo.job_queues(), topo.dlq_queue):
             await channel.queue_delete(queue, timeout=5)
         for exchange in (topo.job_exchange, topo.events_exchange, topo.control_exchange):
             await channel.exchange_delete(exchange, timeout=5)
 
 
 @asynccontextmanager
-async def prefix_for_test() -> AsyncIterator[str]:
-    prefix = f"fftest.{uuid.uuid4().hex[:10]}"
+async def prefix_for_test(tag: str = "", **extra: Any) -> AsyncIterator[str]:
+    """A unique topology prefix; its topology (with `extra` knobs) deleted at the end."""
+    prefix = f"fftest.{tag}{uuid.uuid4().hex[:10]}"
     try:
         yield prefix
     finally:
-        await delete_topology(prefix)
+        await delete_topology(prefix, **extra)
 
 
 @asynccontextmanager
@@ -112,3 +121,43 @@ async def started(backend: _B) -> AsyncIterator[_B]:
 async def raw_channel(url: str = AMQP_URL) -> tuple[aio_pika.abc.AbstractConnection, Any]:
     conn = await aio_pika.connect(url, timeout=5)
     return conn, await conn.channel()
+
+
+async def message_count(queue: str) -> int:
+    """Ready messages in `queue` now (a passive declare: the management API's counts lag)."""
+    conn = await aio_pika.connect(AMQP_URL, timeout=5)
+    async with conn:
+        channel = await conn.channel()
+        declared = await channel.declare_queue(queue, passive=True, timeout=5)
+        return int(declared.declaration_result.message_count or 0)
+
+
+def _management() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(headers=GUEST, timeout=aiohttp.ClientTimeout(total=5))
+
+
+async def queue_info(queue: str) -> dict[str, Any]:
+    """The management API's view of `queue` (type, arguments, consumers)."""
+    url = f"{MGMT}/queues/%2F/{quote(queue, safe='')}"
+    async with _management() as http, http.get(url) as resp:
+        resp.raise_for_status()
+        info: dict[str, Any] = await resp.json()
+        return info
+
+
+async def close_connections(name: str) -> int:
+    """Close (management API) every broker connection whose client-given name contains `name`;
+    how many there were (0: none up yet, so it suits `eventually`)."""
+    async with _management() as http:
+        async with http.get(f"{MGMT}/connections") as resp:
+            resp.raise_for_status()
+            listed: list[dict[str, Any]] = await resp.json()
+        found = [
+            c["name"]
+            for c in listed
+            if name in str(c.get("client_properties", {}).get("connection_name", ""))
+        ]
+        for conn in found:
+            async with http.delete(f"{MGMT}/connections/{quote(conn, safe='')}") as resp:
+                assert resp.status in (204, 404), resp.status  # 404: it closed meanwhile
+    return len(found)

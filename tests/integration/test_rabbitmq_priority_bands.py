@@ -14,10 +14,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import aio_pika
-import aiohttp
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
@@ -30,9 +28,11 @@ from ffpool.topology import Topology
 from tests.fakes import FakeExecutor, FakeMetrics
 from tests.integration.rabbit_harness import (
     AMQP_URL,
+    close_connections,
     job,
     make_settings,
     need_broker,
+    prefix_for_test,
     started,
     topology_env,
     until_state,
@@ -42,7 +42,6 @@ from tests.polling import eventually
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.timeout(120)]
 BANDS = {"queue_type": "quorum", "max_attempts": 1}
 BACKLOG = 3
-MANAGEMENT = "http://127.0.0.1:15672/api"
 
 
 @pytest.fixture(autouse=True)
@@ -53,18 +52,10 @@ def _broker() -> None:
 @asynccontextmanager
 async def band_topology() -> AsyncIterator[Topology]:
     """A unique quorum topology with three bands; every queue and exchange deleted after."""
-    topo = Topology(**topology_env(f"fftest.b{uuid.uuid4().hex[:10]}"), **BANDS)
-    assert len(topo.bands()) == 3
-    try:
+    async with prefix_for_test("b", **BANDS) as prefix:
+        topo = Topology(**topology_env(prefix, **BANDS))
+        assert len(topo.bands()) == 3
         yield topo
-    finally:
-        conn = await aio_pika.connect(AMQP_URL, timeout=5)
-        async with conn:
-            channel = await conn.channel()
-            for queue in (*topo.job_queues(), topo.dlq_queue):
-                await channel.queue_delete(queue, timeout=5)
-            for exchange in (topo.job_exchange, topo.events_exchange, topo.control_exchange):
-                await channel.exchange_delete(exchange, timeout=5)
 
 
 async def test_a_high_priority_job_starts_next_behind_a_backlog(tmp_path: Path) -> None:
@@ -212,7 +203,7 @@ async def test_a_slot_survives_its_connection_being_closed(
             await slots.start(conn, 1)
             bottom = topo.bands()[-1].queue
             await eventually(lambda: _consumed(probe, bottom), timeout=15, what="consumers")
-            await eventually(lambda: _close_connection(name), timeout=15, what="the kill")
+            await eventually(lambda: close_connections(name), timeout=15, what="the kill")
             after = job(priority=5)
             await publisher.publish_job(after, 1)
             await eventually(lambda: ran == [after.id], timeout=60, what="the job after")
@@ -222,23 +213,6 @@ async def test_a_slot_survives_its_connection_being_closed(
             await probe.close()
             await connection.close_quietly(conn, 5.0)
             await publisher.stop()
-
-
-async def _close_connection(name: str) -> bool:
-    """Close the connection named `name` from the broker's side (management API)."""
-    headers = {"Authorization": aiohttp.encode_basic_auth("guest", "guest")}
-    async with aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(5)) as http:
-        async with http.get(MANAGEMENT + "/connections") as resp:
-            listed = await resp.json()
-        found = [
-            c["name"]
-            for c in listed
-            if c.get("client_properties", {}).get("connection_name") == name
-        ]
-        for broker_name in found:
-            async with http.delete(f"{MANAGEMENT}/connections/{quote(broker_name, safe='')}"):
-                pass
-        return bool(found)
 
 
 async def test_a_lent_slot_takes_jobs_for_the_loan_only() -> None:

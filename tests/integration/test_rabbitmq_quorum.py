@@ -10,17 +10,12 @@ Each test has its own topology, deleted at the end (docs/rabbitmq.md, "Quorum qu
 from __future__ import annotations
 
 import asyncio
-import base64
 import signal
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-import aio_pika
-import aiohttp
 import pytest
 
 from ffpool import names
@@ -33,11 +28,14 @@ from tests.conftest import make_clip
 from tests.fakes import FakeMetrics
 from tests.integration.rabbit_harness import (
     AMQP_URL,
+    QUORUM,
     job,
     make_settings,
+    message_count,
     need_broker,
+    prefix_for_test,
+    queue_info,
     started,
-    topology_env,
     until_state,
 )
 from tests.integration.rabbit_procs import Proc, service_env
@@ -45,61 +43,16 @@ from tests.polling import eventually
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.timeout(180)]
 
-MGMT = "http://127.0.0.1:15672/api"
-QUORUM = {"queue_type": "quorum"}
-GUEST = {"Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()}
-
 
 @pytest.fixture(autouse=True)
 def _broker() -> None:
     need_broker()
 
 
-@asynccontextmanager
-async def quorum_prefix() -> AsyncIterator[str]:
-    prefix = f"fftest.q{uuid.uuid4().hex[:10]}"
-    try:
-        yield prefix
-    finally:
-        await delete_quorum_topology(prefix)
-
-
-async def delete_quorum_topology(prefix: str) -> None:
-    topo = Topology(**topology_env(prefix), **QUORUM)
-    conn = await aio_pika.connect(AMQP_URL, timeout=5)
-    async with conn:
-        channel = await conn.channel()
-        for queue in (*topo.job_queues(), topo.dlq_queue):
-            await channel.queue_delete(queue, timeout=5)
-        for exchange in (topo.job_exchange, topo.events_exchange, topo.control_exchange):
-            await channel.exchange_delete(exchange, timeout=5)
-
-
-async def queue_info(queue: str) -> dict[str, Any]:
-    timeout = aiohttp.ClientTimeout(total=5)
-    url = f"{MGMT}/queues/%2F/{quote(queue, safe='')}"
-    async with (
-        aiohttp.ClientSession(headers=GUEST, timeout=timeout) as http,
-        http.get(url) as resp,
-    ):
-        resp.raise_for_status()
-        info: dict[str, Any] = await resp.json()
-        return info
-
-
-async def ready(queue: str) -> int:
-    """Ready messages now (a passive declare: the management API's counts lag)."""
-    conn = await aio_pika.connect(AMQP_URL, timeout=5)
-    async with conn:
-        channel = await conn.channel()
-        declared = await channel.declare_queue(queue, passive=True, timeout=5)
-        return int(declared.declaration_result.message_count or 0)
-
-
 async def test_bands_and_dlq_are_quorum_queues_and_jobs_land_in_their_band(
     tmp_path: Path,
 ) -> None:
-    async with quorum_prefix() as prefix:
+    async with prefix_for_test("q", **QUORUM) as prefix:
         settings = make_settings(prefix, tmp_path, "server1", **QUORUM, max_attempts=4)
         topo = Topology.from_settings(settings)
         async with started(build_server(settings, FakeMetrics())) as server:
@@ -115,12 +68,12 @@ async def test_bands_and_dlq_are_quorum_queues_and_jobs_land_in_their_band(
             for priority in (0, 2, 5, 9, 8):
                 await server.submit(job("ok", priority=priority))
             high, mid, low = topo.job_queues()
-            assert [await ready(q) for q in (high, mid, low)] == [2, 1, 2]
+            assert [await message_count(q) for q in (high, mid, low)] == [2, 1, 2]
             assert (await server.stats()).queued_jobs == 5
 
 
 async def test_an_expired_job_is_reported_expired(tmp_path: Path) -> None:
-    async with quorum_prefix() as prefix:
+    async with prefix_for_test("q", **QUORUM) as prefix:
         settings = make_settings(prefix, tmp_path, "server1", **QUORUM, queue_message_ttl_ms=1000)
         async with started(build_server(settings, FakeMetrics())) as server:
             j = job("ok", priority=9)  # the top band expires as the lowest does
@@ -180,20 +133,41 @@ class Pool:
         proc.signal(signal.SIGKILL)
         assert await proc.wait(10) == -signal.SIGKILL
 
+    async def drain_mid_run(self, run: int) -> None:
+        """Start a worker, wait until it is in the `run`-th FFmpeg run, drain it (SIGTERM,
+        DRAIN_SECONDS=0: stopped and the job handed back at once)."""
+        draining = await self.worker()
+        await eventually(lambda: self.runs() >= run, timeout=60, what=f"run {run}")
+        draining.signal(signal.SIGTERM)
+        assert await draining.wait(30) == 0
+
     async def stop(self) -> None:
         await asyncio.gather(*(p.stop() for p in self.workers), return_exceptions=True)
 
 
-def thumbnail() -> Job:
+async def assert_dead_lettered_by_worker(server: RabbitServer, dlq: str) -> None:
+    """The DLQ's one message carries ffpool's failure headers (attempt 3), no `x-death`: the
+    worker's own check dead-lettered it, not the broker's delivery limit."""
+    ((_, headers),) = await server._publisher.peek(dlq, 5)
+    assert headers[names.HEADER_FAILURE_CODE] == "too_many_attempts"
+    assert headers[names.HEADER_ATTEMPT] == 3
+    assert "x-death" not in headers
+
+
+async def submit_hanging(p: Pool, server: RabbitServer) -> Job:
+    """A thumbnail job submitted while every FFmpeg run hangs (until the flag is removed)."""
+    p.flag.touch()
     spec = JobSpec(input=PathInput(path="clips/sample.mp4"), operation=ThumbnailOp(time=0.5))
-    return Job(spec=spec)
+    j = Job(spec=spec)
+    await server.submit(j)
+    return j
 
 
 @asynccontextmanager
 async def pool(
     tmp_path: Path, ffmpeg_bin: str, ffprobe_bin: str, **extra: Any
 ) -> AsyncIterator[tuple[Pool, RabbitServer]]:
-    async with quorum_prefix() as prefix:
+    async with prefix_for_test("q", **QUORUM) as prefix:
         p = Pool(prefix, tmp_path, ffmpeg_bin, ffprobe_bin, **extra)
         try:
             async with started(build_server(p.settings, FakeMetrics())) as server:
@@ -207,9 +181,7 @@ async def test_a_job_whose_worker_is_killed_runs_again_as_attempt_2(
     tmp_path: Path, ffmpeg_bin: str, ffprobe_bin: str
 ) -> None:
     async with pool(tmp_path, ffmpeg_bin, ffprobe_bin, max_attempts=3) as (p, server):
-        p.flag.touch()
-        j = thumbnail()
-        await server.submit(j)
+        j = await submit_hanging(p, server)
         await p.kill_mid_run(1)
         p.flag.unlink()  # the next run is a real FFmpeg's
         await p.worker()
@@ -217,7 +189,7 @@ async def test_a_job_whose_worker_is_killed_runs_again_as_attempt_2(
         assert record.attempt == 2  # attempt 1 started (its marker) and was lost
         assert p.runs() == 1
         dlq = Topology.from_settings(p.settings).dlq_queue
-        assert await ready(dlq) == 0
+        assert await message_count(dlq) == 0
 
 
 @pytest.mark.ffmpeg
@@ -228,9 +200,7 @@ async def test_a_job_killed_max_attempts_times_is_dead_lettered_by_the_worker(
     delivery is attempt 3 and it dead-letters it with ffpool's headers; the broker's limit
     (1 + DELIVERY_LIMIT_SLACK returns) is nowhere near."""
     async with pool(tmp_path, ffmpeg_bin, ffprobe_bin, max_attempts=2) as (p, server):
-        p.flag.touch()  # every run hangs: each is killed
-        j = thumbnail()
-        await server.submit(j)
+        j = await submit_hanging(p, server)  # every run hangs: each is killed
         await p.kill_mid_run(1)
         await p.kill_mid_run(2)  # the second and last attempt
         await p.worker()
@@ -241,10 +211,7 @@ async def test_a_job_killed_max_attempts_times_is_dead_lettered_by_the_worker(
         (dead,) = await server.dead_letters()
         assert dead.failure is not None
         assert dead.failure.code is FailureCode.TOO_MANY_ATTEMPTS
-        ((_, headers),) = await server._publisher.peek(p.settings.dlq_queue, 5)
-        assert headers[names.HEADER_FAILURE_CODE] == "too_many_attempts"
-        assert headers[names.HEADER_ATTEMPT] == 3
-        assert "x-death" not in headers
+        await assert_dead_lettered_by_worker(server, p.settings.dlq_queue)
 
 
 @pytest.mark.ffmpeg
@@ -254,19 +221,14 @@ async def test_a_drain_hands_the_job_back_without_counting_it(
     """Attempt 1 is killed, attempt 2 is handed back by a SIGTERM drain: with MAX_ATTEMPTS 2
     the job still completes, as attempt 2 (the hand-back lowered its started marker to 1)."""
     async with pool(tmp_path, ffmpeg_bin, ffprobe_bin, max_attempts=2) as (p, server):
-        p.flag.touch()
-        j = thumbnail()
-        await server.submit(j)
+        j = await submit_hanging(p, server)
         await p.kill_mid_run(1)
-        draining = await p.worker()
-        await eventually(lambda: p.runs() >= 2, timeout=60, what="run 2")
-        draining.signal(signal.SIGTERM)  # DRAIN_SECONDS=0: stopped and handed back at once
-        assert await draining.wait(30) == 0
+        await p.drain_mid_run(2)
         p.flag.unlink()
         await p.worker()
         record = await until_state(server, j.id, JobState.COMPLETED, timeout=60)
         assert record.attempt == 2
-        assert await ready(p.settings.dlq_queue) == 0
+        assert await message_count(p.settings.dlq_queue) == 0
 
 
 @pytest.mark.ffmpeg
@@ -277,21 +239,13 @@ async def test_past_max_attempts_after_a_hand_back_the_worker_dead_letters_it(
     again as 2 and killed (started 2): the next delivery is attempt 3 > MAX_ATTEMPTS 2, so the
     worker's own check fires: ffpool's failure headers, no `x-death`."""
     async with pool(tmp_path, ffmpeg_bin, ffprobe_bin, max_attempts=2) as (p, server):
-        p.flag.touch()
-        j = thumbnail()
-        await server.submit(j)
+        j = await submit_hanging(p, server)
         await p.kill_mid_run(1)
-        draining = await p.worker()
-        await eventually(lambda: p.runs() >= 2, timeout=60, what="run 2")
-        draining.signal(signal.SIGTERM)
-        assert await draining.wait(30) == 0
+        await p.drain_mid_run(2)
         await p.kill_mid_run(3)
         await p.worker()
         record = await until_state(server, j.id, JobState.FAILED, timeout=60)
         assert record.failure is not None
         assert record.failure.code is FailureCode.TOO_MANY_ATTEMPTS
         assert p.runs() == 3  # never run a fourth time
-        ((_, headers),) = await server._publisher.peek(p.settings.dlq_queue, 5)
-        assert headers[names.HEADER_FAILURE_CODE] == "too_many_attempts"
-        assert headers[names.HEADER_ATTEMPT] == 3
-        assert "x-death" not in headers
+        await assert_dead_lettered_by_worker(server, p.settings.dlq_queue)
