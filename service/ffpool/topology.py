@@ -31,6 +31,14 @@ DELIVERY_LIMIT_SLACK = 20
 AmqpName = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
+# Said alike by the service (QUEUE_*) and the API server (the CRD's CEL rule on the pool's
+# topology), so it names both spellings; no regular-expression characters, as tests match it.
+BANDS_OVER_LEVELS = (
+    "in quorum mode priorityBands, or QUEUE_PRIORITY_BANDS, must not exceed the priority "
+    "levels: maxPriority, or QUEUE_MAX_PRIORITY, plus one"
+)
+
+
 class QueueType(enum.StrEnum):
     """How the job queue is kept (docs/rabbitmq.md, "Quorum queues")."""
 
@@ -107,8 +115,8 @@ class Topology(TopologyKnobs):
         if self.queue_type is QueueType.QUORUM:
             if self.priority_bands > self.max_priority + 1:
                 raise ValueError(
-                    f"QUEUE_PRIORITY_BANDS ({self.priority_bands}) cannot exceed the priority "
-                    f"levels 0..QUEUE_MAX_PRIORITY ({self.max_priority + 1})"
+                    f"{BANDS_OVER_LEVELS}: {self.priority_bands} bands, "
+                    f"{self.max_priority + 1} levels"
                 )
             longest = max(len(b.queue) for b in self.bands())
             if longest > 255 or max(len(b.routing_key) for b in self.bands()) > 255:

@@ -16,6 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from ffpool import names
+from ffpool.topology import BANDS_OVER_LEVELS
 from ffpool_operator.spec import crd
 from ffpool_operator.spec.pool import PoolSpec
 from ffpool_operator.spec.rules import VALIDATIONS
@@ -135,6 +136,12 @@ CEL_CASES = [
         "spec",
         "workers.podDisruptionBudget.minAvailable at or above autoscaling.minReplicas",
     ),
+    (
+        "bands-over-levels",
+        {"topology": {"queueType": "quorum", "maxPriority": 1, "priorityBands": 3}},
+        "spec.topology",
+        BANDS_OVER_LEVELS,
+    ),
 ]
 # (case, spec overrides, what the API server says): bounds, enums and patterns of field types.
 SCHEMA_CASES = [
@@ -162,6 +169,11 @@ SCHEMA_CASES = [
         "deletion-policy",
         {"topology": {"deletionPolicy": "Delete"}},
         'spec.topology.deletionPolicy: Unsupported value: "Delete"',
+    ),
+    (
+        "address-port",
+        {"rabbitmq": {"secretName": "rmq", "addresses": ["rabbit-0.rabbit:99999"]}},
+        "spec.rabbitmq.addresses[0] in body should match",
     ),
     (
         "claim-name",

@@ -171,7 +171,7 @@ def test_the_schema_uses_nothing_the_api_server_forbids() -> None:
         ({"rabbitmq": {"secretName": "rmq", "addresses": ["-rmq-:5672"]}}, "not a host or IP"),
         (
             {"topology": {"queueType": "quorum", "maxPriority": 3, "priorityBands": 5}},
-            "cannot exceed",
+            "must not exceed the priority levels",
         ),
     ],
 )

@@ -49,7 +49,7 @@ def test_one_band_per_level_and_a_single_band() -> None:
 @given(st.integers(1, 9), st.integers(1, 10))
 def test_bands_cover_every_level_once_highest_first(max_priority: int, count: int) -> None:
     if count > max_priority + 1:
-        with pytest.raises(ValidationError, match="cannot exceed the priority levels"):
+        with pytest.raises(ValidationError, match="must not exceed the priority levels"):
             quorum(max_priority=max_priority, priority_bands=count)
         return
     topo = quorum(max_priority=max_priority, priority_bands=count)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ffpool.topology import Topology, TopologyKnobs
+from ffpool.topology import BANDS_OVER_LEVELS, Topology, TopologyKnobs
 from ffpool_operator.spec.addresses import HostPort
 from ffpool_operator.spec.autoscaling_status import AutoscalingStatus
 from ffpool_operator.spec.camel import Camel, K8sName
@@ -90,7 +90,7 @@ class TopologySpec(Camel, Topology):
             cel=f"!has(self.queueType) || self.queueType != 'quorum'"
             f" || (has(self.priorityBands) ? self.priorityBands : {_BANDS})"
             f" <= (has(self.maxPriority) ? self.maxPriority : {_MAX_PRIORITY}) + 1",
-            message="in quorum mode priorityBands must not exceed maxPriority + 1 (the levels)",
+            message=BANDS_OVER_LEVELS,
             holds=lambda t: not t.quorum or t.priority_bands <= t.max_priority + 1,
         ),
     )
