@@ -22,6 +22,7 @@ from ffpool_operator.decisions.victims import BrokerChannel, BrokerConnection
 log = logs.get(__name__)
 _AMQP_ERRORS = (
     OSError,
+    RuntimeError,  # aio-pika's "connection closed"
     TimeoutError,
     aio_pika.exceptions.AMQPException,
     aiormq.exceptions.AMQPError,
@@ -46,7 +47,16 @@ class AmqpReadyProbe:
         return self._conn
 
     async def counts(self, queue: str) -> tuple[int, int] | None:
-        """(ready, consumers), or None when the probe cannot tell (the caller falls back)."""
+        """(ready, consumers), or None when the probe cannot tell (the caller falls back).
+        A failure drops the connection and the probe tries once more on a new one: a caller
+        cancelled mid-call (a daemon stopping) can leave the shared connection unusable."""
+        for _ in range(2):
+            if (counts := await self._counts(queue)) is not None:
+                return counts
+            await self.close()
+        return None
+
+    async def _counts(self, queue: str) -> tuple[int, int] | None:
         try:
             conn = await self._connection()
             channel = await asyncio.wait_for(conn.channel(), self._timeout)
@@ -66,9 +76,12 @@ class AmqpReadyProbe:
         return int(ok.message_count or 0), int(ok.consumer_count or 0)
 
     async def close(self) -> None:
-        if self._conn is not None and not self._conn.is_closed:
-            await self._conn.close()
-        self._conn = None
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.is_closed:
+            try:
+                await asyncio.wait_for(conn.close(), self._timeout)
+            except _AMQP_ERRORS as exc:
+                log.debug("AMQP depth probe connection not closed", error=type(exc).__name__)
 
 
 class FreshStats:

@@ -10,7 +10,6 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ffpool import logs
-from ffpool.backends.base import BackendError
 from ffpool.backends.rabbitmq.job_run import Run
 from ffpool.backends.rabbitmq.outbox import Outbox, PublishRouted, route_of
 from ffpool.backends.rabbitmq.publisher import Publisher
@@ -55,5 +54,5 @@ class RunEvents:
                 await self._publisher.publish_event(event, confirm=False)
             else:
                 await self._publisher.publish_chunk_events(parent_id, [event], confirm=False)
-        except (BackendError, TimeoutError) as exc:
+        except Exception as exc:  # a channel closed under it, too: never the job's failure
             log.debug("event not published", job_id=event.job_id, error=type(exc).__name__)

@@ -99,7 +99,7 @@ class WorkerPool:
     async def _give_back(
         self, body: bytes, headers: dict[str, Any], priority: int | None, message_id: str | None
     ) -> None:
-        """A delivery a band slot took but does not run, back to its band (band_slots.py)."""
+        """A delivery a slot took but does not run, back to its band (band_slots.py)."""
         await self._publisher.republish_unread(body, headers, priority, message_id)
 
     def _on_connection_lost(self, _sender: object, exc: BaseException | None) -> None:
@@ -139,19 +139,30 @@ class WorkerPool:
             await asyncio.wait(set(self._handlers), timeout=grace)
 
     async def _on_message(self, slot: int, message: AbstractIncomingMessage) -> None:
-        if slot in self._busy_slots:
-            # A delivery restored after a reconnect while the slot's lost job still stops:
-            # a slot never runs two jobs, so it goes back to the queue.
-            log.info("slot busy: requeueing a delivery", slot=slot, message_id=message.message_id)
-            await nack_all([message], self._timeout)
-            return
-        task = asyncio.create_task(self._handle(slot, message))
+        before = self._busy_slots.get(slot)
+        if before is not None:
+            # A delivery restored after a reconnect while the slot's lost job still stops: a
+            # slot never runs two jobs, so it waits for that one to settle. Handing it back
+            # would bring it straight back to this consumer, round and round, and a nack
+            # would also count against its job.
+            log.info(
+                "slot busy: the delivery waits for it", slot=slot, message_id=message.message_id
+            )
+        task = asyncio.create_task(self._handle(slot, message, after=before))
         self._busy_slots[slot] = task
         self._handlers.add(task)
         task.add_done_callback(self._handlers.discard)
-        task.add_done_callback(lambda _: self._busy_slots.pop(slot, None))
+        task.add_done_callback(lambda done: self._free(slot, done))
 
-    async def _handle(self, slot: int, message: AbstractIncomingMessage) -> None:
+    def _free(self, slot: int, done: asyncio.Task[None]) -> None:
+        if self._busy_slots.get(slot) is done:
+            del self._busy_slots[slot]
+
+    async def _handle(
+        self, slot: int, message: AbstractIncomingMessage, after: asyncio.Task[None] | None = None
+    ) -> None:
+        if after is not None:
+            await asyncio.wait({after})
         if not wire.readable(message.headers):
             await unread.leave_for_newer(self._publisher, message, self._timeout)
             return
