@@ -1,6 +1,6 @@
-"""Regression tests for the review of the operator's quorum mode (issue 18): cluster size
-against a queue's members, a type change in place, an unreachable broker, DeleteIfEmpty on a
-quorum queue, and the delivery limit a site policy lowers."""
+"""The operator's quorum mode at its edges: cluster size against a queue's members, a type
+change in place, an unreachable broker, DeleteIfEmpty on a quorum queue, and the delivery limit
+a site policy lowers."""
 
 from __future__ import annotations
 
