@@ -4,12 +4,16 @@ that detects twin runs, process inspection, and the ledger's checks (pure, unit-
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from websockets.exceptions import WebSocketException
+
+from ffpool.client.session import Client
 from ffpool.domain.jobs import (
     JobSpec,
     PathInput,
@@ -167,3 +171,23 @@ async def watchdog(after_s: float, main: asyncio.Task[None]) -> None:
         if task is not asyncio.current_task():
             task.print_stack(limit=12, file=sys.stderr)
     main.cancel(f"the run took over {after_s:.0f} s")
+
+
+async def follow_outcome(order: list[str], job_id: str, timeout: float) -> str:
+    """The outcome a client following `job_id` sees, asking the servers of `order` in turn while
+    one is down; "no outcome in time" or "no server answered" when there is none to see."""
+    for attempt in range(50):
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                client = await stack.enter_async_context(
+                    Client(order[attempt % len(order)], timeout=10)
+                )
+            except (OSError, TimeoutError, WebSocketException):  # its server is down: the next
+                await asyncio.sleep(0.5)
+                continue
+            try:
+                outcome = await client.follow(job_id, timeout=timeout, ws_urls=order)
+            except TimeoutError:  # no outcome reached the client in time: the ledger says so
+                return "no outcome in time"
+            return str(outcome.type)
+    return "no server answered"

@@ -174,26 +174,10 @@ async def submit(run: Burst, line: Line, first: int) -> None:
 async def follow(run: Burst, line: Line, first: int) -> None:
     assert line.job_id is not None
     urls = [run.url(name) for name in SERVERS]
-    order = urls[first:] + urls[:first]
-    for attempt in range(50):
-        async with contextlib.AsyncExitStack() as stack:
-            try:
-                client = await stack.enter_async_context(
-                    Client(order[attempt % len(order)], timeout=10)
-                )
-            except (OSError, TimeoutError, WebSocketException):
-                await asyncio.sleep(0.5)
-                continue
-            try:
-                outcome = await client.follow(line.job_id, timeout=FOLLOW_S, ws_urls=order)
-            except TimeoutError:
-                line.outcomes.append("no outcome in time")
-                return
-            line.outcomes.append(outcome.type)
-            if outcome.type == "completed":
-                line.completed_at = time.monotonic()
-            return
-    line.outcomes.append("no server answered")
+    outcome = await faults.follow_outcome(urls[first:] + urls[:first], line.job_id, FOLLOW_S)
+    line.outcomes.append(outcome)
+    if outcome == "completed":
+        line.completed_at = time.monotonic()
 
 
 async def one_job(run: Burst, line: Line, n: int, lanes: asyncio.Semaphore) -> None:

@@ -157,22 +157,7 @@ async def submit(urls: list[str], p: Planned, first: int) -> tuple[str, bool]:
 async def follow(urls: list[str], entry: Entry, first: int) -> None:
     assert entry.job_id is not None
     order = urls[first:] + urls[:first]
-    for attempt in range(50):
-        async with contextlib.AsyncExitStack() as stack:
-            try:
-                client = await stack.enter_async_context(
-                    Client(order[attempt % len(order)], timeout=10)
-                )
-            except (OSError, TimeoutError, WebSocketException):  # its server is down: the next
-                await asyncio.sleep(0.5)
-                continue
-            try:
-                outcome = await client.follow(entry.job_id, timeout=FOLLOW_S, ws_urls=order)
-                entry.outcomes.append(outcome.type)
-            except TimeoutError:  # no outcome reached the client in time: the ledger says so
-                entry.outcomes.append("no outcome in time")
-            return
-    entry.outcomes.append("no server answered")
+    entry.outcomes.append(await faults.follow_outcome(order, entry.job_id, FOLLOW_S))
 
 
 async def run_client(urls: list[str], work: asyncio.Queue[Entry], n: int, done: list[int]) -> None:
